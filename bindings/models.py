@@ -1,0 +1,614 @@
+"""Binding Health's data: configuration (edited in the admin), observed state (written only by the
+poller, keyed on Kubernetes uids and AWS ids), analysis results and poll records.
+
+Observed rows carry typed columns for what the analysis reads; small nested lists (ports, IPs,
+security-group ids) are JSON. `bindings.inventory` turns rows back into the analysis' dataclasses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+# --- validators -------------------------------------------------------------------------------
+
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
+CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+def validate_region(value: str) -> None:
+    if not REGION_RE.match(value or ""):
+        raise ValidationError(f"{value!r} is not an AWS region name such as us-east-1.")
+
+
+def validate_role_arn(value: str) -> None:
+    if value and not ROLE_ARN_RE.match(value):
+        raise ValidationError(f"{value!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/name).")
+
+
+def validate_account_id(value: str) -> None:
+    if not ACCOUNT_ID_RE.match(value or ""):
+        raise ValidationError(f"{value!r} is not a 12-digit AWS account id.")
+
+
+def validate_cidr(value: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not a CIDR block: {exc}") from None
+
+
+def parse_cidr_list(text: str) -> list[str]:
+    """Split a comma/space/newline separated list of CIDRs, validating each."""
+    items = [item for item in re.split(r"[\s,]+", text or "") if item]
+    errors = []
+    for item in items:
+        try:
+            validate_cidr(item)
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+    if errors:
+        raise ValidationError(errors)
+    return items
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+class PolledSource(models.Model):
+    """What clusters and AWS accounts share: a cadence and the outcome of their last poll."""
+
+    enabled = models.BooleanField(default=True)
+    poll_interval_seconds = models.PositiveIntegerField(
+        default=300, help_text="How often to poll this source (seconds, at least 30)."
+    )
+    next_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        super().clean()
+        if self.poll_interval_seconds is not None and self.poll_interval_seconds < 30:
+            raise ValidationError({"poll_interval_seconds": "Poll at most every 30 seconds."})
+
+    @property
+    def is_stale(self) -> bool:
+        """Stale = no successful poll within three intervals (DESIGN.md STALE_DATA)."""
+        if self.last_success_at is None:
+            return True
+        return timezone.now() - self.last_success_at > timedelta(seconds=3 * self.poll_interval_seconds)
+
+
+class AwsAccount(PolledSource):
+    """An AWS account and region whose load balancers serve the clusters' bindings."""
+
+    name = models.CharField(max_length=100, unique=True)
+    account_id = models.CharField(max_length=12, validators=[validate_account_id])
+    region = models.CharField(max_length=32, validators=[validate_region])
+    role_arn = models.CharField(
+        max_length=2048,
+        blank=True,
+        validators=[validate_role_arn],
+        help_text="Optional role to assume (cross-account). Empty: the worker's own credentials.",
+    )
+    external_id = models.CharField(max_length=1224, blank=True)
+    endpoint_url = models.URLField(blank=True, help_text="Only for emulators (moto). Empty for real AWS.")
+
+    class Meta:
+        verbose_name = "AWS account"
+        constraints = [models.UniqueConstraint(fields=["account_id", "region"], name="uniq_account_region")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_id}/{self.region})"
+
+
+class Cluster(PolledSource):
+    """A Kubernetes cluster running the AWS Load Balancer Controller."""
+
+    class Connection(models.TextChoices):
+        KUBECONFIG = "kubeconfig", "kubeconfig file"
+        IN_CLUSTER = "in_cluster", "in-cluster service account"
+        URL = "url", "API URL + token file"
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="The EKS cluster name: the controller matches kubernetes.io/cluster/<name> tags.",
+    )
+    connection = models.CharField(max_length=20, choices=Connection, default=Connection.KUBECONFIG)
+    kubeconfig_path = models.CharField(max_length=1024, blank=True)
+    kube_context = models.CharField(max_length=255, blank=True)
+    api_url = models.URLField(blank=True)
+    token_file = models.CharField(
+        max_length=1024, blank=True, help_text="Path of a file holding a bearer token (read per poll)."
+    )
+    ca_file = models.CharField(max_length=1024, blank=True)
+    verify_ssl = models.BooleanField(default=True)
+    aws_account = models.ForeignKey(
+        AwsAccount, on_delete=models.PROTECT, related_name="clusters", null=True, blank=True
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        from pathlib import Path
+
+        if not CLUSTER_NAME_RE.match(self.name or ""):
+            raise ValidationError({"name": "Use letters, digits, '-' and '_' (an EKS cluster name)."})
+        if self.connection == self.Connection.KUBECONFIG:
+            if not self.kubeconfig_path:
+                raise ValidationError({"kubeconfig_path": "A kubeconfig connection needs a path."})
+            path = Path(self.kubeconfig_path).expanduser()
+            if not path.is_file():
+                raise ValidationError({"kubeconfig_path": f"{path} is not a readable file."})
+        if self.connection == self.Connection.URL and not self.api_url:
+            raise ValidationError({"api_url": "A URL connection needs the API server URL."})
+        if self.token_file and not Path(self.token_file).expanduser().is_file():
+            raise ValidationError({"token_file": f"{self.token_file} is not a readable file."})
+
+    def client_cidrs(self) -> list[str]:
+        return [network.cidr for network in self.client_networks.all()]
+
+
+class ClientNetwork(models.Model):
+    """An address range the clusters' clients come from (overrides the scheme's default)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="client_networks")
+    cidr = models.CharField(max_length=64, validators=[validate_cidr])
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cluster", "cidr"], name="uniq_client_cidr")]
+
+    def __str__(self) -> str:
+        return self.cidr
+
+
+# --- observed: Kubernetes ---------------------------------------------------------------------
+
+
+class KubeObject(models.Model):
+    """Common columns of rows mirrored from one cluster, keyed by the object's uid."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
+    uid = models.CharField(max_length=255)
+    namespace = models.CharField(max_length=253, blank=True)
+    name = models.CharField(max_length=253)
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+class TargetGroupBinding(KubeObject):
+    """A TargetGroupBinding as last read from the cluster."""
+
+    api_version = models.CharField(max_length=64)
+    resource_version = models.CharField(max_length=64, blank=True)
+    generation = models.BigIntegerField(null=True)
+    observed_generation = models.BigIntegerField(null=True)
+    target_group_arn = models.CharField(max_length=2048, blank=True, db_index=True)
+    target_group_name = models.CharField(max_length=255, blank=True)
+    target_type = models.CharField(max_length=32, blank=True)
+    target_group_protocol = models.CharField(max_length=32, blank=True)
+    ip_address_type = models.CharField(max_length=16, blank=True)
+    service_name = models.CharField(max_length=253, blank=True)
+    service_port = models.CharField(max_length=64, blank=True)
+    service_port_is_number = models.BooleanField(default=False)
+    networking = models.JSONField(null=True, blank=True)  # None = no spec.networking
+    annotations = models.JSONField(default=dict, blank=True)
+    client_cidrs = models.JSONField(null=True, blank=True)
+    events = models.JSONField(default=list, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "TargetGroupBinding"
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_tgb_uid")]
+        indexes = [models.Index(fields=["cluster", "namespace", "name"])]
+        ordering = ["namespace", "name"]
+
+
+class KubeService(KubeObject):
+    type = models.CharField(max_length=32, blank=True)
+    ports = models.JSONField(default=list, blank=True)  # [{name, protocol, port, targetPort, nodePort}]
+    selector = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "Service"
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_svc_uid")]
+
+
+class KubeEndpointSlice(KubeObject):
+    service_name = models.CharField(max_length=253, blank=True)
+    address_type = models.CharField(max_length=16, blank=True)
+    ports = models.JSONField(default=list, blank=True)
+    endpoints = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "EndpointSlice"
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_eps_uid")]
+
+
+class KubePod(KubeObject):
+    node_name = models.CharField(max_length=253, blank=True)
+    ips = models.JSONField(default=list, blank=True)
+    ready = models.BooleanField(default=False)
+    container_ports = models.JSONField(default=list, blank=True)
+    pod_eni = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "Pod"
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_pod_uid")]
+
+
+class KubeNode(KubeObject):
+    provider_id = models.CharField(max_length=512, blank=True)
+    instance_id = models.CharField(max_length=64, blank=True)
+    zone = models.CharField(max_length=64, blank=True)
+    internal_ips = models.JSONField(default=list, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    ready = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "Node"
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_node_uid")]
+
+
+# --- observed: AWS ------------------------------------------------------------------------------
+
+
+class AwsObject(models.Model):
+    account = models.ForeignKey(AwsAccount, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class TargetGroup(AwsObject):
+    arn = models.CharField(max_length=2048)
+    name = models.CharField(max_length=255, blank=True)
+    protocol = models.CharField(max_length=16, blank=True)
+    port = models.IntegerField(null=True)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    target_type = models.CharField(max_length=16, blank=True)
+    ip_address_type = models.CharField(max_length=16, blank=True)
+    health_check_protocol = models.CharField(max_length=16, blank=True)
+    health_check_port = models.CharField(max_length=16, blank=True)
+    health_check_enabled = models.BooleanField(null=True)
+    health_check_interval = models.IntegerField(null=True)
+    health_check_timeout = models.IntegerField(null=True)
+    healthy_threshold = models.IntegerField(null=True)
+    unhealthy_threshold = models.IntegerField(null=True)
+    health_check_path = models.CharField(max_length=1024, blank=True)
+    matcher = models.CharField(max_length=255, blank=True)
+    load_balancer_arns = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(null=True, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "arn"], name="uniq_tg_arn")]
+
+    def __str__(self) -> str:
+        return self.name or self.arn
+
+    @property
+    def preserve_client_ip(self) -> str | None:
+        return (self.attributes or {}).get("preserve_client_ip.enabled")
+
+
+class RegisteredTarget(AwsObject):
+    target_group_arn = models.CharField(max_length=2048, db_index=True)
+    target_id = models.CharField(max_length=255)
+    port = models.IntegerField(null=True)
+    availability_zone = models.CharField(max_length=64, blank=True)
+    health_check_port = models.CharField(max_length=16, blank=True)
+    state = models.CharField(max_length=32)
+    reason = models.CharField(max_length=128, blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "target_group_arn", "target_id", "port"], name="uniq_target"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_id}:{self.port} {self.state}"
+
+
+class LoadBalancer(AwsObject):
+    arn = models.CharField(max_length=2048)
+    name = models.CharField(max_length=255, blank=True)
+    type = models.CharField(max_length=32, blank=True)
+    scheme = models.CharField(max_length=32, blank=True)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=32, blank=True)
+    ip_address_type = models.CharField(max_length=32, blank=True)
+    dns_name = models.CharField(max_length=512, blank=True)
+    security_groups = models.JSONField(default=list, blank=True)
+    zones = models.JSONField(default=list, blank=True)  # [{zone_name, subnet_id, addresses}]
+    attributes = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "arn"], name="uniq_lb_arn")]
+
+    def __str__(self) -> str:
+        return self.name or self.arn
+
+
+class Listener(AwsObject):
+    arn = models.CharField(max_length=2048)
+    load_balancer_arn = models.CharField(max_length=2048)
+    port = models.IntegerField(null=True)
+    protocol = models.CharField(max_length=16, blank=True)
+    target_group_arns = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "arn"], name="uniq_listener_arn")]
+
+    def __str__(self) -> str:
+        return f"{self.protocol}:{self.port}"
+
+
+class NetworkInterface(AwsObject):
+    eni_id = models.CharField(max_length=64)
+    interface_type = models.CharField(max_length=64, blank=True)
+    description = models.TextField(blank=True)
+    subnet_id = models.CharField(max_length=64, blank=True)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    availability_zone = models.CharField(max_length=64, blank=True)
+    private_ips = models.JSONField(default=list, blank=True)
+    ipv6_addresses = models.JSONField(default=list, blank=True)
+    ipv4_prefixes = models.JSONField(default=list, blank=True)
+    ipv6_prefixes = models.JSONField(default=list, blank=True)
+    security_group_ids = models.JSONField(default=list, blank=True)
+    instance_id = models.CharField(max_length=64, blank=True)
+    device_index = models.IntegerField(null=True)
+
+    class Meta:
+        verbose_name = "network interface"
+        constraints = [models.UniqueConstraint(fields=["account", "eni_id"], name="uniq_eni")]
+
+    def __str__(self) -> str:
+        return self.eni_id
+
+
+class Instance(AwsObject):
+    instance_id = models.CharField(max_length=64)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    subnet_id = models.CharField(max_length=64, blank=True)
+    availability_zone = models.CharField(max_length=64, blank=True)
+    private_ip = models.CharField(max_length=64, blank=True)
+    network_interface_ids = models.JSONField(default=list, blank=True)
+    primary_network_interface_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "instance_id"], name="uniq_instance")]
+
+    def __str__(self) -> str:
+        return self.instance_id
+
+
+class SecurityGroup(AwsObject):
+    group_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "group_id"], name="uniq_sg")]
+
+    def __str__(self) -> str:
+        return f"{self.group_id} ({self.name})" if self.name else self.group_id
+
+
+class SecurityGroupRule(models.Model):
+    """One permission for one source, as AWS evaluates it (ingress or egress)."""
+
+    security_group = models.ForeignKey(SecurityGroup, on_delete=models.CASCADE, related_name="rules")
+    egress = models.BooleanField(default=False)
+    protocol = models.CharField(max_length=16)
+    from_port = models.IntegerField(null=True)
+    to_port = models.IntegerField(null=True)
+    source_kind = models.CharField(max_length=16)
+    source = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+    rule_id = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        ports = "all" if self.from_port is None else f"{self.from_port}-{self.to_port}"
+        return f"{self.protocol} {ports} from {self.source}"
+
+
+class Subnet(AwsObject):
+    subnet_id = models.CharField(max_length=64)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    cidr = models.CharField(max_length=64, blank=True)
+    ipv6_cidrs = models.JSONField(default=list, blank=True)
+    availability_zone = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "subnet_id"], name="uniq_subnet")]
+
+    def __str__(self) -> str:
+        return self.subnet_id
+
+
+class Vpc(AwsObject):
+    vpc_id = models.CharField(max_length=64)
+    cidrs = models.JSONField(default=list, blank=True)
+    ipv6_cidrs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "VPC"
+        constraints = [models.UniqueConstraint(fields=["account", "vpc_id"], name="uniq_vpc")]
+
+    def __str__(self) -> str:
+        return self.vpc_id
+
+
+class NetworkAcl(AwsObject):
+    acl_id = models.CharField(max_length=64)
+    vpc_id = models.CharField(max_length=64, blank=True)
+    is_default = models.BooleanField(default=False)
+    subnet_ids = models.JSONField(default=list, blank=True)
+    entries = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "network ACL"
+        constraints = [models.UniqueConstraint(fields=["account", "acl_id"], name="uniq_nacl")]
+
+    def __str__(self) -> str:
+        return self.acl_id
+
+
+class SourceSnapshot(models.Model):
+    """The raw payload of a source's last successful poll, for bundle export (support, bugs).
+
+    Rewritten only when its digest changes, so an unchanged poll writes nothing here.
+    """
+
+    cluster = models.OneToOneField(
+        Cluster, on_delete=models.CASCADE, null=True, blank=True, related_name="snapshot"
+    )
+    account = models.OneToOneField(
+        AwsAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="snapshot"
+    )
+    collected_at = models.DateTimeField()
+    digest = models.CharField(max_length=64)
+    payload = models.JSONField()
+
+
+# --- polls --------------------------------------------------------------------------------------
+
+
+class PollRun(models.Model):
+    """One poll of one source: the audit trail of what the poller did and what it cost."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCESS = "success"
+        FAILED = "failed"
+
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, null=True, blank=True, related_name="polls"
+    )
+    account = models.ForeignKey(
+        AwsAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="polls"
+    )
+    trigger = models.CharField(max_length=32, default="schedule")
+    status = models.CharField(max_length=16, choices=Status, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    api_calls = models.JSONField(default=dict, blank=True)
+    rows_written = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.source_label} {self.status} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def source_label(self) -> str:
+        if self.cluster_id:
+            return f"cluster {self.cluster}"
+        return f"AWS {self.account}"
+
+    @property
+    def total_api_calls(self) -> int:
+        return sum(self.api_calls.values()) if isinstance(self.api_calls, dict) else 0
+
+
+# --- analysis results ---------------------------------------------------------------------------
+
+VERDICT_RANK = {"reachable": 0, "not_offered": 1, "unknown": 2, "partial": 3, "blocked": 4}
+SEVERITY_RANK = {"": 0, "info": 1, "warning": 2, "critical": 3}
+
+
+class BindingResult(models.Model):
+    """The latest analysis of one binding. `data` is the full result (report shape)."""
+
+    binding = models.OneToOneField(TargetGroupBinding, on_delete=models.CASCADE, related_name="result")
+    analyzed_at = models.DateTimeField()
+    changed_at = models.DateTimeField()
+    worst_verdict = models.CharField(max_length=16, db_index=True)
+    max_severity = models.CharField(max_length=16, blank=True, db_index=True)
+    healthy = models.PositiveIntegerField(default=0)
+    unhealthy = models.PositiveIntegerField(default=0)
+    other = models.PositiveIntegerField(default=0)
+    digest = models.CharField(max_length=64)
+    data = models.JSONField()
+
+
+class ProtocolVerdict(models.Model):
+    binding = models.ForeignKey(TargetGroupBinding, on_delete=models.CASCADE, related_name="verdicts")
+    protocol = models.CharField(max_length=8)
+    port = models.IntegerField(null=True)
+    verdict = models.CharField(max_length=16, db_index=True)
+    targets_total = models.PositiveIntegerField(default=0)
+    targets_admitted = models.PositiveIntegerField(default=0)
+    reasons = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["binding", "protocol"], name="uniq_binding_protocol")]
+
+
+class Finding(models.Model):
+    binding = models.ForeignKey(TargetGroupBinding, on_delete=models.CASCADE, related_name="findings")
+    code = models.CharField(max_length=64, db_index=True)
+    severity = models.CharField(max_length=16, db_index=True)
+    protocol = models.CharField(max_length=8, blank=True)
+    message = models.TextField()
+    evidence = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.code}"
+
+
+class HistorySample(models.Model):
+    """One point per binding and poll, for the timeline; pruned after the retention period."""
+
+    binding = models.ForeignKey(TargetGroupBinding, on_delete=models.CASCADE, related_name="history")
+    at = models.DateTimeField(db_index=True)
+    verdicts = models.JSONField(default=dict)  # {"UDP": "blocked"}
+    healthy = models.PositiveIntegerField(default=0)
+    unhealthy = models.PositiveIntegerField(default=0)
+    other = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["at"]
+
+
+class VerdictTransition(models.Model):
+    """A verdict change of one binding and protocol: feeds alerts and the timeline."""
+
+    binding = models.ForeignKey(TargetGroupBinding, on_delete=models.CASCADE, related_name="transitions")
+    protocol = models.CharField(max_length=8)
+    at = models.DateTimeField(db_index=True)
+    old = models.CharField(max_length=16, blank=True)
+    new = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["-at"]

@@ -1,0 +1,168 @@
+"""Store analysis results: the latest result per binding, its verdicts and findings, a history
+sample per poll, and a record of every verdict transition.
+
+Unchanged results write nothing (digest comparison); history samples are written when something
+changed or when the newest sample is older than BH_HISTORY_SAMPLE_SECONDS, so a steady state
+costs one small row per binding per sample period instead of a full rewrite per poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from bindings import models as m
+from bindings.analysis import model as am
+from bindings.sync import SyncStats, digest, jsonable
+
+
+def worst_verdict(result: am.BindingResult) -> str:
+    if not result.protocols:
+        return "unknown"
+    return max((p.verdict for p in result.protocols), key=lambda v: m.VERDICT_RANK.get(v, 2))
+
+
+def max_severity(result: am.BindingResult) -> str:
+    if not result.findings:
+        return ""
+    return max((f.severity for f in result.findings), key=lambda s: m.SEVERITY_RANK.get(s, 0))
+
+
+def health_counts(result: am.BindingResult) -> tuple[int, int, int]:
+    hc = result.health_check
+    if hc is None:
+        return 0, 0, 0
+    return hc.healthy, hc.unhealthy, hc.other
+
+
+def results_store(*, cluster: m.Cluster, results: Iterable[am.BindingResult], now: datetime) -> SyncStats:
+    """Persist `results` for `cluster` in one transaction; returns the rows written."""
+    stats = SyncStats()
+    sample_every = timedelta(seconds=getattr(settings, "BH_HISTORY_SAMPLE_SECONDS", 300))
+    with transaction.atomic():
+        bindings = {b.uid: b for b in m.TargetGroupBinding.objects.filter(cluster=cluster)}
+        current = {
+            r.binding_id: r
+            for r in m.BindingResult.objects.filter(binding__cluster=cluster).only(
+                "pk", "binding_id", "digest"
+            )
+        }
+        old_verdicts: dict[int, dict[str, str]] = {}
+        for v in m.ProtocolVerdict.objects.filter(binding__cluster=cluster).only(
+            "binding_id", "protocol", "verdict"
+        ):
+            old_verdicts.setdefault(v.binding_id, {})[v.protocol] = v.verdict
+        last_sample = dict(
+            m.HistorySample.objects.filter(binding__cluster=cluster)
+            .values("binding_id")
+            .annotate(at=Max("at"))
+            .values_list("binding_id", "at")
+        )
+        new_verdicts, new_findings, transitions, samples = [], [], [], []
+        changed_ids = []
+        for result in results:
+            row = bindings.get(result.uid)
+            if row is None:
+                continue
+            data = jsonable(result)
+            new_digest = digest(data)
+            healthy, unhealthy, other = health_counts(result)
+            verdicts = {p.protocol: p.verdict for p in result.protocols}
+            existing = current.get(row.pk)
+            changed = existing is None or existing.digest != new_digest
+            if changed:
+                changed_ids.append(row.pk)
+                m.BindingResult.objects.update_or_create(
+                    binding=row,
+                    defaults={
+                        "analyzed_at": now,
+                        "changed_at": now,
+                        "worst_verdict": worst_verdict(result),
+                        "max_severity": max_severity(result),
+                        "healthy": healthy,
+                        "unhealthy": unhealthy,
+                        "other": other,
+                        "digest": new_digest,
+                        "data": data,
+                    },
+                )
+                stats.updated += 1
+                for p in result.protocols:
+                    new_verdicts.append(
+                        m.ProtocolVerdict(
+                            binding=row,
+                            protocol=p.protocol,
+                            port=p.port,
+                            verdict=p.verdict,
+                            targets_total=p.targets_total,
+                            targets_admitted=p.targets_admitted,
+                            reasons=list(p.reasons),
+                        )
+                    )
+                for f in result.findings:
+                    new_findings.append(
+                        m.Finding(
+                            binding=row,
+                            code=f.code,
+                            severity=f.severity,
+                            protocol=f.protocol or "",
+                            message=f.message,
+                            evidence=jsonable(f.evidence),
+                        )
+                    )
+                before = old_verdicts.get(row.pk, {})
+                for protocol, verdict in verdicts.items():
+                    if before.get(protocol) != verdict:
+                        transitions.append(
+                            m.VerdictTransition(
+                                binding=row,
+                                protocol=protocol,
+                                at=now,
+                                old=before.get(protocol, ""),
+                                new=verdict,
+                            )
+                        )
+            last = last_sample.get(row.pk)
+            if changed or last is None or now - last >= sample_every:
+                samples.append(
+                    m.HistorySample(
+                        binding=row,
+                        at=now,
+                        verdicts=verdicts,
+                        healthy=healthy,
+                        unhealthy=unhealthy,
+                        other=other,
+                    )
+                )
+        if changed_ids:
+            m.ProtocolVerdict.objects.filter(binding_id__in=changed_ids).delete()
+            m.Finding.objects.filter(binding_id__in=changed_ids).delete()
+        m.ProtocolVerdict.objects.bulk_create(new_verdicts, batch_size=500)
+        m.Finding.objects.bulk_create(new_findings, batch_size=500)
+        m.VerdictTransition.objects.bulk_create(transitions, batch_size=500)
+        m.HistorySample.objects.bulk_create(samples, batch_size=500)
+        stats.created += len(new_verdicts) + len(new_findings) + len(transitions) + len(samples)
+    return stats
+
+
+def history_prune(*, before: datetime, batch_size: int = 5000) -> int:
+    """Delete history older than `before` in small batches, so no long lock is held."""
+    total = 0
+    for model in (m.HistorySample, m.VerdictTransition):
+        while True:
+            ids = list(model.objects.filter(at__lt=before).values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            model.objects.filter(pk__in=ids).delete()
+            total += len(ids)
+    while True:
+        ids = list(m.PollRun.objects.filter(started_at__lt=before).values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        m.PollRun.objects.filter(pk__in=ids).delete()
+        total += len(ids)
+    return total

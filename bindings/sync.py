@@ -1,0 +1,508 @@
+"""Write what a collector returned into the database, idempotently.
+
+Each `<entity>_sync` runs in ONE transaction: a crash part-way leaves the previous state whole.
+Rows are keyed on Kubernetes uids and AWS ids; a row is written only when a column changed, so
+re-running a poll over unchanged data writes nothing, and rows whose object vanished are deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import models, transaction
+
+from bindings import models as m
+from bindings.analysis import model as am
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncStats:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def rows_written(self) -> int:
+        return self.created + self.updated + self.deleted
+
+    def add(self, other: SyncStats) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+
+
+def _values(container: Any) -> Iterable[Any]:
+    if container is None:
+        return ()
+    if isinstance(container, Mapping):
+        return container.values()
+    return container
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses/tuples/datetimes -> JSON values, so JSON columns compare equal on re-read."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def digest(payload: Any) -> str:
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def upsert(
+    model: type[models.Model],
+    *,
+    scope: dict[str, Any],
+    key: tuple[str, ...],
+    rows: Iterable[dict[str, Any]],
+) -> SyncStats:
+    """Make the rows of `model` within `scope` equal to `rows` (dicts of column values).
+
+    1. Load the existing rows in scope once. 2. Create rows whose key is new, update rows whose
+    columns differ (only those), delete rows whose key disappeared. Duplicate keys in the input
+    keep the last one: AWS and Kubernetes can both repeat an object across pages.
+    """
+    stats = SyncStats()
+    wanted: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        wanted[tuple(row[k] for k in key)] = row
+    existing = {tuple(getattr(obj, k) for k in key): obj for obj in model.objects.filter(**scope)}
+    to_create, to_update, changed_fields = [], [], set()
+    for row_key, row in wanted.items():
+        obj = existing.pop(row_key, None)
+        if obj is None:
+            to_create.append(model(**scope, **row))
+            continue
+        dirty = False
+        for field, value in row.items():
+            if getattr(obj, field) != value:
+                setattr(obj, field, value)
+                changed_fields.add(field)
+                dirty = True
+        if dirty:
+            to_update.append(obj)
+    if to_create:
+        model.objects.bulk_create(to_create, batch_size=500)
+    if to_update:
+        model.objects.bulk_update(to_update, sorted(changed_fields), batch_size=500)
+    if existing:
+        model.objects.filter(pk__in=[obj.pk for obj in existing.values()]).delete()
+    stats.created, stats.updated, stats.deleted = len(to_create), len(to_update), len(existing)
+    return stats
+
+
+def _problems(record: Any) -> list:
+    return jsonable(getattr(record, "problems", []) or [])
+
+
+def _port_text(port: int | str | None) -> tuple[str, bool]:
+    if port is None:
+        return "", False
+    return str(port), isinstance(port, int) and not isinstance(port, bool)
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+
+
+def binding_row(b: am.Binding) -> dict[str, Any]:
+    port, is_number = _port_text(b.service_port)
+    return {
+        "uid": b.uid,
+        "namespace": b.namespace,
+        "name": b.name,
+        "api_version": b.api_version or "",
+        "resource_version": b.resource_version or "",
+        "generation": b.generation,
+        "observed_generation": b.observed_generation,
+        "target_group_arn": b.target_group_arn or "",
+        "target_group_name": b.target_group_name or "",
+        "target_type": b.target_type or "",
+        "target_group_protocol": b.target_group_protocol or "",
+        "ip_address_type": b.ip_address_type or "",
+        "service_name": b.service_name or "",
+        "service_port": port,
+        "service_port_is_number": is_number,
+        "networking": None if b.networking is None else jsonable(b.networking),
+        "annotations": jsonable(b.annotations or {}),
+        "client_cidrs": None if b.client_cidrs is None else list(b.client_cidrs),
+        "events": jsonable(b.events),
+        "raw": jsonable(b.raw or {}),
+        "problems": _problems(b),
+    }
+
+
+def cluster_sync(*, cluster: m.Cluster, records: Any) -> SyncStats:
+    """Mirror one cluster's normalised Kubernetes records (`normalize_kubernetes` output)."""
+    stats = SyncStats()
+    scope = {"cluster": cluster}
+    with transaction.atomic():
+        stats.add(
+            upsert(
+                m.TargetGroupBinding,
+                scope=scope,
+                key=("uid",),
+                rows=(binding_row(b) for b in _values(records.bindings)),
+            )
+        )
+        stats.add(
+            upsert(
+                m.KubeService,
+                scope=scope,
+                key=("uid",),
+                rows=(
+                    {
+                        "uid": s.uid,
+                        "namespace": s.namespace,
+                        "name": s.name,
+                        "type": s.type or "",
+                        "ports": jsonable(s.ports),
+                        "selector": jsonable(s.selector or {}),
+                        "problems": _problems(s),
+                    }
+                    for s in _values(records.services)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.KubeEndpointSlice,
+                scope=scope,
+                key=("uid",),
+                rows=(
+                    {
+                        "uid": e.uid,
+                        "namespace": e.namespace,
+                        "name": e.name,
+                        "service_name": e.service_name or "",
+                        "address_type": e.address_type or "",
+                        "ports": jsonable(e.ports),
+                        "endpoints": jsonable(e.endpoints),
+                    }
+                    for e in _values(records.endpoint_slices)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.KubePod,
+                scope=scope,
+                key=("uid",),
+                rows=(
+                    {
+                        "uid": p.uid,
+                        "namespace": p.namespace,
+                        "name": p.name,
+                        "node_name": p.node_name or "",
+                        "ips": list(p.ips),
+                        "ready": bool(p.ready),
+                        "container_ports": jsonable(p.container_ports),
+                        "pod_eni": p.pod_eni or "",
+                    }
+                    for p in _values(records.pods)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.KubeNode,
+                scope=scope,
+                key=("uid",),
+                rows=(
+                    {
+                        "uid": n.uid,
+                        "namespace": "",
+                        "name": n.name,
+                        "provider_id": n.provider_id or "",
+                        "instance_id": n.instance_id or "",
+                        "zone": n.zone or "",
+                        "internal_ips": list(n.internal_ips),
+                        "labels": jsonable(n.labels or {}),
+                        "ready": bool(n.ready),
+                    }
+                    for n in _values(records.nodes)
+                ),
+            )
+        )
+    return stats
+
+
+# --- AWS ----------------------------------------------------------------------------------------
+
+
+def _rules(sg: am.SecurityGroup) -> Iterable[dict[str, Any]]:
+    for egress, rules in ((False, sg.ingress), (True, sg.egress)):
+        for r in rules:
+            yield {
+                "egress": egress,
+                "protocol": r.protocol,
+                "from_port": r.from_port,
+                "to_port": r.to_port,
+                "source_kind": r.source_kind,
+                "source": r.source,
+                "description": r.description or "",
+                "rule_id": r.rule_id or "",
+            }
+
+
+def account_sync(*, account: m.AwsAccount, records: Any) -> SyncStats:
+    """Mirror one account's normalised AWS records (`normalize_aws` output)."""
+    stats = SyncStats()
+    scope = {"account": account}
+    with transaction.atomic():
+        stats.add(
+            upsert(
+                m.TargetGroup,
+                scope=scope,
+                key=("arn",),
+                rows=(
+                    {
+                        "arn": tg.arn,
+                        "name": tg.name or "",
+                        "protocol": tg.protocol or "",
+                        "port": tg.port,
+                        "vpc_id": tg.vpc_id or "",
+                        "target_type": tg.target_type or "",
+                        "ip_address_type": tg.ip_address_type or "",
+                        "health_check_protocol": tg.health_check_protocol or "",
+                        "health_check_port": tg.health_check_port or "",
+                        "health_check_enabled": tg.health_check_enabled,
+                        "health_check_interval": tg.health_check_interval,
+                        "health_check_timeout": tg.health_check_timeout,
+                        "healthy_threshold": tg.healthy_threshold,
+                        "unhealthy_threshold": tg.unhealthy_threshold,
+                        "health_check_path": tg.health_check_path or "",
+                        "matcher": tg.matcher or "",
+                        "load_balancer_arns": list(tg.load_balancer_arns),
+                        "attributes": None if tg.attributes is None else dict(tg.attributes),
+                        "problems": _problems(tg),
+                    }
+                    for tg in _values(records.target_groups)
+                ),
+            )
+        )
+        health_rows = []
+        for tg_arn, targets in (records.target_health or {}).items():
+            for t in targets:
+                health_rows.append(
+                    {
+                        "target_group_arn": tg_arn,
+                        "target_id": t.target_id,
+                        "port": t.port,
+                        "availability_zone": t.availability_zone or "",
+                        "health_check_port": t.health_check_port or "",
+                        "state": t.state or "",
+                        "reason": t.reason or "",
+                        "description": t.description or "",
+                    }
+                )
+        stats.add(
+            upsert(
+                m.RegisteredTarget,
+                scope=scope,
+                key=("target_group_arn", "target_id", "port"),
+                rows=health_rows,
+            )
+        )
+        stats.add(
+            upsert(
+                m.LoadBalancer,
+                scope=scope,
+                key=("arn",),
+                rows=(
+                    {
+                        "arn": lb.arn,
+                        "name": lb.name or "",
+                        "type": lb.type or "",
+                        "scheme": lb.scheme or "",
+                        "vpc_id": lb.vpc_id or "",
+                        "state": lb.state or "",
+                        "ip_address_type": lb.ip_address_type or "",
+                        "dns_name": lb.dns_name or "",
+                        "security_groups": list(lb.security_groups),
+                        "zones": jsonable(lb.zones),
+                        "attributes": None if lb.attributes is None else dict(lb.attributes),
+                    }
+                    for lb in _values(records.load_balancers)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.Listener,
+                scope=scope,
+                key=("arn",),
+                rows=(
+                    {
+                        "arn": li.arn,
+                        "load_balancer_arn": li.load_balancer_arn or "",
+                        "port": li.port,
+                        "protocol": li.protocol or "",
+                        "target_group_arns": list(li.target_group_arns),
+                    }
+                    for li in _values(records.listeners)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.NetworkInterface,
+                scope=scope,
+                key=("eni_id",),
+                rows=(
+                    {
+                        "eni_id": e.id,
+                        "interface_type": e.interface_type or "",
+                        "description": e.description or "",
+                        "subnet_id": e.subnet_id or "",
+                        "vpc_id": e.vpc_id or "",
+                        "availability_zone": e.availability_zone or "",
+                        "private_ips": list(e.private_ips),
+                        "ipv6_addresses": list(e.ipv6_addresses),
+                        "ipv4_prefixes": list(e.ipv4_prefixes),
+                        "ipv6_prefixes": list(e.ipv6_prefixes),
+                        "security_group_ids": list(e.security_group_ids),
+                        "instance_id": e.instance_id or "",
+                        "device_index": e.device_index,
+                    }
+                    for e in _values(records.network_interfaces)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.Instance,
+                scope=scope,
+                key=("instance_id",),
+                rows=(
+                    {
+                        "instance_id": i.id,
+                        "vpc_id": i.vpc_id or "",
+                        "subnet_id": i.subnet_id or "",
+                        "availability_zone": i.availability_zone or "",
+                        "private_ip": i.private_ip or "",
+                        "network_interface_ids": list(i.network_interface_ids),
+                        "primary_network_interface_id": i.primary_network_interface_id or "",
+                    }
+                    for i in _values(records.instances)
+                ),
+            )
+        )
+        groups = list(_values(records.security_groups))
+        stats.add(
+            upsert(
+                m.SecurityGroup,
+                scope=scope,
+                key=("group_id",),
+                rows=(
+                    {
+                        "group_id": sg.id,
+                        "name": sg.name or "",
+                        "vpc_id": sg.vpc_id or "",
+                        "tags": dict(sg.tags or {}),
+                    }
+                    for sg in groups
+                ),
+            )
+        )
+        sg_rows = {
+            sg.group_id: sg
+            for sg in m.SecurityGroup.objects.filter(account=account).prefetch_related("rules")
+        }
+        for sg in groups:
+            stats.add(_sync_rules(sg_rows[sg.id], list(_rules(sg))))
+        stats.add(
+            upsert(
+                m.Subnet,
+                scope=scope,
+                key=("subnet_id",),
+                rows=(
+                    {
+                        "subnet_id": s.id,
+                        "vpc_id": s.vpc_id or "",
+                        "cidr": s.cidr or "",
+                        "ipv6_cidrs": list(s.ipv6_cidrs),
+                        "availability_zone": s.availability_zone or "",
+                    }
+                    for s in _values(records.subnets)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.Vpc,
+                scope=scope,
+                key=("vpc_id",),
+                rows=(
+                    {"vpc_id": v.id, "cidrs": list(v.cidrs), "ipv6_cidrs": list(v.ipv6_cidrs)}
+                    for v in _values(records.vpcs)
+                ),
+            )
+        )
+        stats.add(
+            upsert(
+                m.NetworkAcl,
+                scope=scope,
+                key=("acl_id",),
+                rows=(
+                    {
+                        "acl_id": n.id,
+                        "vpc_id": n.vpc_id or "",
+                        "is_default": bool(n.is_default),
+                        "subnet_ids": list(n.subnet_ids),
+                        "entries": jsonable(n.entries),
+                    }
+                    for n in _values(records.network_acls)
+                ),
+            )
+        )
+    return stats
+
+
+RULE_FIELDS = (
+    "egress",
+    "protocol",
+    "from_port",
+    "to_port",
+    "source_kind",
+    "source",
+    "description",
+    "rule_id",
+)
+
+
+def _sync_rules(sg: m.SecurityGroup, rules: list[dict[str, Any]]) -> SyncStats:
+    """Rules have no stable id in DescribeSecurityGroups: compare the whole set, rewrite if it differs."""
+    current = sorted(digest({f: getattr(r, f) for f in RULE_FIELDS}) for r in sg.rules.all())
+    if current == sorted(digest(r) for r in rules):
+        return SyncStats()
+    deleted, _ = sg.rules.all().delete()
+    m.SecurityGroupRule.objects.bulk_create([m.SecurityGroupRule(security_group=sg, **r) for r in rules])
+    return SyncStats(created=len(rules), deleted=deleted)
+
+
+def snapshot_store(*, payload: Any, collected_at: datetime, **owner: Any) -> bool:
+    """Keep the raw payload of a successful poll (for export); write only when it changed."""
+    new_digest = digest(payload)
+    snap = m.SourceSnapshot.objects.filter(**owner).only("pk", "digest").first()
+    if snap is not None and snap.digest == new_digest:
+        return False
+    m.SourceSnapshot.objects.update_or_create(
+        **owner, defaults={"collected_at": collected_at, "digest": new_digest, "payload": payload}
+    )
+    return True

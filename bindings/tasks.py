@@ -1,0 +1,127 @@
+"""Celery tasks: thin. Fetch by id, take the per-source lock, call `bindings.polling`.
+
+The schedule is data: `dispatch_due_polls_task` runs every few seconds (CELERY_BEAT_SCHEDULE) and
+fans out the sources whose `next_poll_at` has passed. A compare-and-set on `next_poll_at` means two
+beats (or a beat and an admin "Poll now") never enqueue the same source twice per period, and the
+cache lock means one poll per source at a time even if they do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from bindings import models as m
+from bindings import polling
+from bindings.errors import SourceError, TransientSourceError
+from bindings.results import history_prune
+
+task_logger = get_task_logger(__name__)
+
+# A lock outlives the hard time limit so a killed worker's lock expires soon after.
+LOCK_TTL = settings.BH_POLL_SOFT_TIME_LIMIT + 120
+DISPATCH_BATCH = 200
+
+
+@contextmanager
+def source_lock(kind: str, pk: int) -> Iterator[bool]:
+    key = f"bh:poll-lock:{kind}:{pk}"
+    token = uuid.uuid4().hex
+    acquired = cache.add(key, token, LOCK_TTL)
+    try:
+        yield acquired
+    finally:
+        # Only release our own lock: after a timeout another worker may hold a new one.
+        if acquired and cache.get(key) == token:
+            cache.delete(key)
+
+
+def _claim_due(model: type[m.PolledSource], now) -> list[int]:
+    """Claim due sources by moving next_poll_at forward; the rowcount says who won the race."""
+    claimed = []
+    due = (
+        model.objects.filter(enabled=True)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .order_by("last_polled_at", "pk")
+        .values_list("pk", "next_poll_at", "poll_interval_seconds")[:DISPATCH_BATCH]
+    )
+    for pk, old, interval in due:
+        new = now + timedelta(seconds=interval)
+        if model.objects.filter(pk=pk, next_poll_at=old).update(next_poll_at=new) == 1:
+            claimed.append(pk)
+    return claimed
+
+
+@shared_task(name="bindings.tasks.dispatch_due_polls_task", ignore_result=True)
+def dispatch_due_polls_task() -> dict[str, list[int]]:
+    now = timezone.now()
+    clusters = _claim_due(m.Cluster, now)
+    accounts = _claim_due(m.AwsAccount, now)
+    for pk in clusters:
+        poll_cluster_task.delay(pk)
+    for pk in accounts:
+        poll_account_task.delay(pk)
+    if clusters or accounts:
+        task_logger.info("dispatched polls: clusters=%s accounts=%s", clusters, accounts)
+    return {"clusters": clusters, "accounts": accounts}
+
+
+_POLL_OPTIONS = {
+    "autoretry_for": (TransientSourceError,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 120,
+    "max_retries": 3,
+    "soft_time_limit": settings.BH_POLL_SOFT_TIME_LIMIT,
+    "time_limit": settings.BH_POLL_SOFT_TIME_LIMIT + 30,
+    "ignore_result": True,
+    "acks_late": True,
+}
+
+
+@shared_task(name="bindings.tasks.poll_cluster_task", **_POLL_OPTIONS)
+def poll_cluster_task(cluster_id: int, trigger: str = "schedule") -> str:
+    cluster = m.Cluster.objects.select_related("aws_account").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "gone"
+    with source_lock("cluster", cluster_id) as acquired:
+        if not acquired:
+            return "locked"
+        try:
+            polling.cluster_poll(cluster=cluster, trigger=trigger)
+        except TransientSourceError:
+            raise
+        except SourceError:
+            return "failed"  # recorded on the PollRun and the cluster; a retry would not help
+    return "ok"
+
+
+@shared_task(name="bindings.tasks.poll_account_task", **_POLL_OPTIONS)
+def poll_account_task(account_id: int, trigger: str = "schedule") -> str:
+    account = m.AwsAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return "gone"
+    with source_lock("account", account_id) as acquired:
+        if not acquired:
+            return "locked"
+        try:
+            polling.account_poll(account=account, trigger=trigger)
+        except TransientSourceError:
+            raise
+        except SourceError:
+            return "failed"
+    return "ok"
+
+
+@shared_task(name="bindings.tasks.prune_history_task", ignore_result=True, soft_time_limit=600)
+def prune_history_task() -> int:
+    before = timezone.now() - timedelta(days=settings.BH_HISTORY_RETENTION_DAYS)
+    return history_prune(before=before)
