@@ -26,7 +26,7 @@ def _ago(value) -> str:
 
 
 class PolledSourceAdmin(admin.ModelAdmin):
-    readonly_fields = ("last_polled_at", "last_success_at", "next_poll_at", "last_error")
+    readonly_fields = ("last_polled_at", "last_success_at", "next_poll_at", "last_error", "problems")
     actions = ("poll_now",)
 
     @admin.display(description="last success")

@@ -120,6 +120,7 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
         now=now,
         client_cidrs=tuple(cluster.client_cidrs()) or None,
         sources=source_statuses(cluster),
+        problems=_problems(cluster.problems),
     )
     inv.bindings = [binding_record(r) for r in m.TargetGroupBinding.objects.filter(cluster=cluster)]
     for s in m.KubeService.objects.filter(cluster=cluster):
@@ -195,6 +196,7 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
     if account is None or account.last_success_at is None:
         inv.aws_complete = False
     if account is not None:
+        inv.problems.extend(_problems(account.problems))
         _add_aws(inv, account)
     return inv
 

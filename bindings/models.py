@@ -73,6 +73,8 @@ class PolledSource(models.Model):
     last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
+    # Problems of the last poll tied to no binding (malformed objects, unknown kinds).
+    problems = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         abstract = True

@@ -25,7 +25,7 @@ from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
 from bindings.results import results_store
-from bindings.sync import SyncStats, account_sync, cluster_sync, snapshot_store
+from bindings.sync import SyncStats, account_sync, cluster_sync, jsonable, snapshot_store
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,13 @@ def _finish(
     source.save(update_fields=fields)
 
 
+def problems_store(source: m.PolledSource, problems: list) -> None:
+    value = jsonable(problems)
+    if source.problems != value:
+        source.problems = value
+        source.save(update_fields=["problems"])
+
+
 def cluster_analyze(*, cluster: m.Cluster, now: datetime | None = None) -> SyncStats:
     """Re-run the analysis of every binding of `cluster` from the database and store the results."""
     now = now or timezone.now()
@@ -108,6 +115,7 @@ def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
         with transaction.atomic():
             stats = cluster_sync(cluster=cluster, records=records)
             snapshot_store(cluster=cluster, payload={"objects": snap.objects}, collected_at=now)
+            problems_store(cluster, records.problems)
     except Exception as exc:
         error = exc
         logger.warning("poll of cluster %s failed: %s", cluster.name, _short_error(exc))
@@ -182,6 +190,7 @@ def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollR
         with transaction.atomic():
             stats = account_sync(account=account, records=records)
             snapshot_store(account=account, payload=snap.responses, collected_at=now)
+            problems_store(account, records.problems)
     except Exception as exc:
         error = exc
         logger.warning("poll of AWS account %s failed: %s", account.name, _short_error(exc))

@@ -96,11 +96,15 @@ def poll_cluster_task(cluster_id: int, trigger: str = "schedule") -> str:
         if not acquired:
             return "locked"
         try:
-            polling.cluster_poll(cluster=cluster, trigger=trigger)
+            run = polling.cluster_poll(cluster=cluster, trigger=trigger)
         except TransientSourceError:
             raise
         except SourceError:
             return "failed"  # recorded on the PollRun and the cluster; a retry would not help
+    if run.rows_written and cluster.aws_account_id:
+        # New or changed bindings/nodes reference AWS resources the account poll has not seen:
+        # fetch them now instead of waiting for the account's next turn.
+        poll_account_task.delay(cluster.aws_account_id, "cluster-changed")
     return "ok"
 
 

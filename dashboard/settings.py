@@ -54,6 +54,7 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 DEBUG = envbool("DEBUG", False)
 DATA_DIR = Path(os.environ.get("BH_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 # The fallback key only serves a local first run; `check --deploy` flags it in production.
 SECRET_KEY = envsecret("SECRET_KEY") or "insecure-dev-key-binding-health-change-me-0123456789"
@@ -154,6 +155,9 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
     _broker_dir = DATA_DIR / "broker"
+    # kombu's filesystem transport expects its folders to exist.
+    (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
