@@ -111,10 +111,12 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
+            "NAME": os.environ.get("BH_SQLITE_PATH") or DATA_DIR / "db.sqlite3",
             # SQLite serialises writers; a wait beats "database is locked" when worker and web
             # write at once in the demo.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # A file, not memory, so a worker process started by a test shares the test database.
+            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
         }
     }
 
@@ -158,11 +160,14 @@ else:
     # kombu's filesystem transport expects its folders to exist.
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast (pidbox) messages: without this kombu writes ./control in the working dir.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)

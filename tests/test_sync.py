@@ -26,6 +26,14 @@ def blocked_bundle():
     return load_bundle(SCENARIOS / "dns-udp-blocked")
 
 
+def _flat(objects):
+    """The bundle keeps `kind: List` documents; tests edit single objects."""
+    out = []
+    for o in copy.deepcopy(objects):
+        out.extend(o["items"] if o.get("kind") == "List" else [o])
+    return out
+
+
 def _sync_all(cluster, kube_objects, aws):
     stats = sync.cluster_sync(cluster=cluster, records=normalize_kubernetes(kube_objects, cluster=cluster.name))
     stats.add(sync.account_sync(account=cluster.aws_account, records=normalize_aws(aws)))
@@ -83,7 +91,7 @@ def test_it_deletes_a_binding_that_vanished_from_kubernetes(cluster, blocked_bun
     _sync_all(cluster, blocked_bundle.kube_objects, blocked_bundle.aws)
     objects = [
         o
-        for o in copy.deepcopy(blocked_bundle.kube_objects)
+        for o in _flat(blocked_bundle.kube_objects)
         if not (o.get("kind") == "TargetGroupBinding" and o["metadata"]["name"] == "coredns-tcp")
     ]
 
@@ -96,7 +104,7 @@ def test_it_deletes_a_binding_that_vanished_from_kubernetes(cluster, blocked_bun
 def test_it_keeps_the_previous_state_when_sync_crashes_midway(cluster, blocked_bundle):
     _sync_all(cluster, blocked_bundle.kube_objects, blocked_bundle.aws)
     before = sorted(m.TargetGroupBinding.objects.values_list("name", "resource_version"))
-    objects = copy.deepcopy(blocked_bundle.kube_objects)
+    objects = _flat(blocked_bundle.kube_objects)
     for o in objects:
         o["metadata"]["resourceVersion"] = "9999"
     objects = [o for o in objects if o.get("kind") != "Pod"]  # the crash must also undo deletions
@@ -115,7 +123,7 @@ def test_it_keeps_the_previous_state_when_sync_crashes_midway(cluster, blocked_b
 
 
 def test_it_stores_malformed_bindings_with_their_problems_without_aborting(cluster, blocked_bundle):
-    objects = copy.deepcopy(blocked_bundle.kube_objects)
+    objects = _flat(blocked_bundle.kube_objects)
     broken = copy.deepcopy(next(o for o in objects if o.get("kind") == "TargetGroupBinding"))
     broken["metadata"].update(name="no-service-ref", uid="uid-broken-1")
     del broken["spec"]["serviceRef"]

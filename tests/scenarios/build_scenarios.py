@@ -1,0 +1,950 @@
+"""Generate the scenario bundles from the `dns-udp-blocked` base by small, named mutations.
+
+Run `python tests/scenarios/build_scenarios.py` from the project root; it rewrites every folder it
+owns (never the two hand-written originals). Each scenario's `expected.json` is written here,
+next to the mutation, and comes from the documented semantics (DESIGN.md "Vocabulary" and
+`nlb-udp-facts.md`), never from running the engine, so the bundles can catch engine mistakes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+BASE = HERE / "dns-udp-blocked"
+ORIGINALS = frozenset({"dns-udp-blocked", "dns-udp-fixed"})
+
+ACCOUNT = "123456789012"
+LB_ARN = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/net/dns-nlb/2c404b1a74052ed7"
+UDP_TG = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/k8s-dns-udp/97044aff375392b7"
+TCP_TG = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/k8s-dns-tcp/f55c9a8764aece4f"
+TCPUDP_TG = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/k8s-dns-tcpudp/0d1e2f3a4b5c6d7e"
+NODE_SG = "sg-0node00000000000a"
+NODE_B_SG = "sg-0nodeb0000000000b"
+EXTRA_SG = "sg-0extra0000000000c"
+NLB_SG = "sg-0nlb00000000000d1"
+VPC = "vpc-0a1b2c3d4e5f60718"
+VPC_CIDR = "10.0.0.0/16"
+VPC_V6 = "2600:1f18:1234:5600::/56"
+CONTROLLER = "elbv2.k8s.aws/targetGroupBinding=shared"
+NODE_ENIS = ("eni-00000000000000001", "eni-00000000000000002")
+INSTANCES = ("i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2")
+
+
+@dataclass
+class Scenario:
+    """One bundle under construction: the base, mutated in place by the scenario function."""
+
+    kube: dict
+    aws: dict
+    meta: dict
+    expected: dict = field(default_factory=lambda: {"bindings": {}})
+
+    # --- Kubernetes ---------------------------------------------------------------------------
+    @property
+    def items(self) -> list[dict]:
+        return self.kube["items"]
+
+    def obj(self, kind: str, name: str) -> dict:
+        return next(i for i in self.items if i["kind"] == kind and i["metadata"]["name"] == name)
+
+    def tgb(self, name: str) -> dict:
+        return self.obj("TargetGroupBinding", name)
+
+    def drop(self, kind: str, name: str) -> None:
+        self.kube["items"] = [
+            i for i in self.items if not (i["kind"] == kind and i["metadata"]["name"] == name)
+        ]
+
+    def add_tgb(self, name: str, spec: dict, annotations: dict | None = None) -> dict:
+        tgb = {
+            "apiVersion": "elbv2.k8s.aws/v1beta1",
+            "kind": "TargetGroupBinding",
+            "metadata": {
+                "name": name,
+                "namespace": "kube-system",
+                "uid": f"uid-tgb-{name}",
+                "resourceVersion": "5002",
+                "generation": 1,
+            },
+            "spec": spec,
+            "status": {"observedGeneration": 1},
+        }
+        if annotations:
+            tgb["metadata"]["annotations"] = annotations
+        self.items.append(tgb)
+        return tgb
+
+    def event(self, tgb: str, reason: str, message: str) -> None:
+        self.items.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{tgb}.1", "namespace": "kube-system", "uid": f"uid-ev-{tgb}"},
+                "involvedObject": {
+                    "apiVersion": "elbv2.k8s.aws/v1beta1",
+                    "kind": "TargetGroupBinding",
+                    "name": tgb,
+                    "namespace": "kube-system",
+                    "uid": f"uid-tgb-{tgb}",
+                },
+                "type": "Warning",
+                "reason": reason,
+                "message": message,
+                "count": 3,
+                "lastTimestamp": "2026-11-26T05:58:00Z",
+            }
+        )
+
+    # --- AWS ----------------------------------------------------------------------------------
+    def tg(self, arn: str) -> dict:
+        return next(t for t in self.aws["DescribeTargetGroups"]["TargetGroups"] if t["TargetGroupArn"] == arn)
+
+    def sg(self, group_id: str) -> dict:
+        return next(
+            g for g in self.aws["DescribeSecurityGroups"]["SecurityGroups"] if g["GroupId"] == group_id
+        )
+
+    def enis(self) -> list[dict]:
+        return self.aws["DescribeNetworkInterfaces"]["NetworkInterfaces"]
+
+    def eni(self, eni_id: str) -> dict:
+        return next(e for e in self.enis() if e["NetworkInterfaceId"] == eni_id)
+
+    def instance_enis(self, eni_id: str) -> list[dict]:
+        """The copies of an ENI inside DescribeInstances (kept in step with DescribeNetworkInterfaces)."""
+        found = []
+        for reservation in self.aws.get("DescribeInstances", {}).get("Reservations", []):
+            for instance in reservation["Instances"]:
+                found += [e for e in instance["NetworkInterfaces"] if e["NetworkInterfaceId"] == eni_id]
+        return found
+
+    def set_eni_groups(self, eni_id: str, groups: list[str]) -> None:
+        for eni in [self.eni(eni_id), *self.instance_enis(eni_id)]:
+            eni["Groups"] = [{"GroupId": g, "GroupName": g} for g in groups]
+
+    def add_sg(self, group_id: str, name: str, ingress: list[dict], tags: dict | None = None) -> None:
+        self.aws["DescribeSecurityGroups"]["SecurityGroups"].append(
+            {
+                "GroupId": group_id,
+                "GroupName": name,
+                "Description": name,
+                "VpcId": VPC,
+                "OwnerId": ACCOUNT,
+                "IpPermissions": ingress,
+                "IpPermissionsEgress": [perm("-1", None, cidrs=["0.0.0.0/0"], description="")],
+                "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            }
+        )
+
+    def health(self, arn: str, state: str, reason: str | None = None, only: str | None = None) -> None:
+        for description in self.aws["DescribeTargetHealth"][arn]["TargetHealthDescriptions"]:
+            if only and description["Target"]["Id"] != only:
+                continue
+            description["TargetHealth"] = {"State": state}
+            if reason:
+                description["TargetHealth"]["Reason"] = reason
+                description["TargetHealth"]["Description"] = {
+                    "Target.FailedHealthChecks": "Health checks failed",
+                    "Target.NotInUse": "Target group is not configured to receive traffic from the load "
+                    "balancer",
+                }.get(reason, reason)
+
+    # --- expectations -------------------------------------------------------------------------
+    def expect(
+        self,
+        key: str,
+        protocols: dict[str, str],
+        require: list[str] = (),  # type: ignore[assignment]
+        forbid: list[str] = (),  # type: ignore[assignment]
+        admitted: dict[str, list[int]] | None = None,
+    ) -> None:
+        entry: dict = {"protocols": protocols, "require": list(require), "forbid": list(forbid)}
+        if admitted:
+            entry["admitted"] = admitted
+        self.expected["bindings"][f"kube-system/{key}"] = entry
+
+
+def perm(
+    protocol: str,
+    port: int | None,
+    *,
+    cidrs: list[str] = (),  # type: ignore[assignment]
+    groups: list[str] = (),  # type: ignore[assignment]
+    description: str = CONTROLLER,
+) -> dict:
+    """One IpPermissions entry as DescribeSecurityGroups returns it (v4 and v6 CIDRs split)."""
+    entry: dict = {
+        "IpProtocol": protocol,
+        "IpRanges": [{"CidrIp": c, "Description": description} for c in cidrs if ":" not in c],
+        "Ipv6Ranges": [{"CidrIpv6": c, "Description": description} for c in cidrs if ":" in c],
+        "PrefixListIds": [],
+        "UserIdGroupPairs": [{"GroupId": g, "UserId": ACCOUNT, "Description": description} for g in groups],
+    }
+    if port is not None:
+        entry["FromPort"] = entry["ToPort"] = port
+    return entry
+
+
+def ingress(*rules: tuple[list[str], list[tuple[str, int]]], groups: bool = False) -> dict:
+    """spec.networking from (peers, [(protocol, port)]) pairs; peers are CIDRs or SG ids."""
+    out = []
+    for peers, ports in rules:
+        source = [
+            {"securityGroup": {"groupID": p}} if p.startswith("sg-") else {"ipBlock": {"cidr": p}}
+            for p in peers
+        ]
+        out.append({"from": source, "ports": [{"protocol": proto, "port": port} for proto, port in ports]})
+    return {"ingress": out}
+
+
+def base() -> Scenario:
+    kube = yaml.safe_load((BASE / "kubernetes.yaml").read_text())
+    aws = json.loads((BASE / "aws.json").read_text())
+    meta = json.loads((BASE / "bundle.json").read_text())
+    # Deep copies: the base YAML shares the pod label mapping through an anchor.
+    return Scenario(kube=copy.deepcopy(kube), aws=aws, meta=meta)
+
+
+def udp_only(s: Scenario) -> Scenario:
+    """Keep only the UDP binding: most scenarios are about it, and fewer bindings, fewer doubts."""
+    s.drop("TargetGroupBinding", "coredns-tcp")
+    return s
+
+
+def fixed_udp(s: Scenario) -> Scenario:
+    """The `dns-udp-fixed` state for the UDP binding: networking and controller rules in place."""
+    udp_only(s)
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 53), ("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    return s
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+# Each returns (description for README.md, scenario). Comments give the semantic reason for every
+# expectation; `nlb-udp-facts` sections are cited as §n.
+
+
+def udp_rule_all_protocols() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    # A hand-made `-1` rule from 10.0.0.0/8 admits every protocol and port from a superset of the
+    # internal NLB's client ranges (the VPC, 10.0.0.0/16) and of its node addresses.
+    s.sg(NODE_SG)["IpPermissions"].append(perm("-1", None, cidrs=["10.0.0.0/8"], description="corp"))
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_PROTOCOL_MISMATCH", "MISSING_NETWORKING_RULE"],  # no networking at all
+        forbid=[
+            "TRAFFIC_BLOCKED",
+            "HEALTH_CHECK_MASKS_TRAFFIC",
+            "HEALTH_CHECK_BLOCKED",
+            "OVERLY_BROAD_SOURCE",
+            "CLIENT_RANGES_NOT_COVERED",
+        ],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "UDP group whose only UDP-capable rule is `-1` from 10.0.0.0/8: reachable (protocol -1 and a "
+        "covering supernet count), yet no networking rule declares it.",
+        s,
+    )
+
+
+def partial_two_rules() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # Two UDP rules cover 10.0.0.0/17 and 10.0.128.0/18: together 3/4 of the VPC client range.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(
+        (["10.0.0.0/17", "10.0.128.0/18"], [("UDP", 53)]), ([VPC_CIDR], [("TCP", 53)])
+    )
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", 53, cidrs=["10.0.0.0/17"]),
+        perm("udp", 53, cidrs=["10.0.128.0/18"]),
+        perm("tcp", 53, cidrs=[VPC_CIDR]),
+    ]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=[
+            "MISSING_NETWORKING_RULE",
+            "NETWORKING_NOT_RECONCILED",
+            "HEALTH_CHECK_BLOCKED",
+            "ALL_TARGETS_UNHEALTHY",
+        ],
+    )
+    return (
+        "two UDP rules (10.0.0.0/17 + 10.0.128.0/18) cover only part of the VPC client range: partial, "
+        "client ranges not covered, health check green.",
+        s,
+    )
+
+
+def two_rules_cover() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # 10.0.0.0/17 + 10.0.128.0/17 = 10.0.0.0/16: coverage is set arithmetic across rules. One
+    # permission spells UDP as the protocol number "17", as rules created by number may read.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(
+        (["10.0.0.0/17", "10.0.128.0/17"], [("UDP", 53)]), ([VPC_CIDR], [("TCP", 53)])
+    )
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", 53, cidrs=["10.0.0.0/17"]),
+        perm("17", 53, cidrs=["10.0.128.0/17"]),
+        perm("tcp", 53, cidrs=[VPC_CIDR]),
+    ]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=[
+            "TRAFFIC_BLOCKED",
+            "CLIENT_RANGES_NOT_COVERED",
+            "HEALTH_CHECK_MASKS_TRAFFIC",
+            "MISSING_NETWORKING_RULE",
+        ],
+        admitted={"UDP": [2, 2]},
+    )
+    return 'two UDP rules (one written as protocol "17") whose /17s add up to the VPC: reachable.', s
+
+
+def partial_one_target() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # The second node's ENI carries its own group, which the controller never updated: one of two
+    # targets admits UDP 53 (partial); both still pass the TCP health check.
+    s.add_sg(
+        NODE_B_SG,
+        "eks-node-b",
+        [perm("tcp", 53, cidrs=[VPC_CIDR], description="dns over tcp")],
+        tags={"kubernetes.io/cluster/demo": "owned"},
+    )
+    s.set_eni_groups(NODE_ENIS[1], [NODE_B_SG])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "NETWORKING_NOT_RECONCILED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["MISSING_NETWORKING_RULE", "HEALTH_CHECK_BLOCKED", "ALL_TARGETS_UNHEALTHY"],
+        admitted={"UDP": [1, 2]},
+    )
+    return (
+        "one of two targets sits behind a security group without the UDP rule: partial, 1 of 2 admitted.",
+        s,
+    )
+
+
+def not_reconciled() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    # Networking declares UDP 53 but the node group still has only the hand-made TCP rule.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 53), ("TCP", 53)]))
+    s.event(
+        "coredns-udp",
+        "FailedNetworkReconcile",
+        "UnauthorizedOperation: not authorized to perform: ec2:AuthorizeSecurityGroupIngress",
+    )
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["TRAFFIC_BLOCKED", "NETWORKING_NOT_RECONCILED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["MISSING_NETWORKING_RULE", "HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "networking declares UDP 53 but the controller failed to write it (FailedNetworkReconcile event): "
+        "blocked, not reconciled.",
+        s,
+    )
+
+
+def empty_ports() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    # `ports: []` is documented as "all TCP ports" but the controller creates no rule (§2.3 bug).
+    s.tgb("coredns-udp")["spec"]["networking"] = {
+        "ingress": [{"from": [{"ipBlock": {"cidr": VPC_CIDR}}], "ports": []}]
+    }
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["EMPTY_PORTS_LIST", "TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return "networking rule with `ports: []`, which the controller turns into no rule: blocked.", s
+
+
+def _instance(s: Scenario, port: int) -> Scenario:
+    """Instance targets: NodePort Service, targets are the nodes' instances on the NodePort."""
+    udp_only(s)
+    service = s.obj("Service", "coredns-external")
+    service["spec"]["type"] = "NodePort"
+    service["spec"]["ports"][0]["nodePort"] = 30053
+    service["spec"]["ports"][1]["nodePort"] = 30054
+    spec = s.tgb("coredns-udp")["spec"]
+    spec["targetType"] = "instance"
+    spec["networking"] = ingress(([VPC_CIDR], [("UDP", port), ("TCP", port)]))
+    group = s.tg(UDP_TG)
+    group["TargetType"] = "instance"
+    group["Port"] = 30053
+    for description, instance in zip(
+        s.aws["DescribeTargetHealth"][UDP_TG]["TargetHealthDescriptions"], INSTANCES, strict=True
+    ):
+        description["Target"]["Id"] = instance
+        description["Target"]["Port"] = 30053
+        description["HealthCheckPort"] = "30053"
+    # The controller writes exactly the port the networking names (§2.3, [I#1712]).
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", port, cidrs=[VPC_CIDR]),
+        perm("tcp", port, cidrs=[VPC_CIDR]),
+    ]
+    return s
+
+
+def instance_nodeport() -> tuple[str, Scenario]:
+    s = _instance(base(), 30053)
+    # Instance targets preserve the client IP; clients (the VPC) and the NLB nodes are covered on
+    # the NodePort for UDP (data) and TCP (health check on traffic-port = 30053).
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=[
+            "INSTANCE_PORT_NOT_NODEPORT",
+            "TRAFFIC_BLOCKED",
+            "MISSING_NETWORKING_RULE",
+            "NETWORKING_NOT_RECONCILED",
+            "HEALTH_CHECK_BLOCKED",
+        ],
+        admitted={"UDP": [2, 2]},
+    )
+    return "instance targets on NodePort 30053 with networking on the NodePort: reachable.", s
+
+
+def instance_service_port() -> tuple[str, Scenario]:
+    s = _instance(base(), 53)
+    # Networking names the service port 53; the targets listen on NodePort 30053, so neither UDP
+    # data nor the TCP health check is admitted, and every target fails its health check.
+    s.health(UDP_TG, "unhealthy", "Target.FailedHealthChecks")
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=[
+            "INSTANCE_PORT_NOT_NODEPORT",
+            "TRAFFIC_BLOCKED",
+            "HEALTH_CHECK_BLOCKED",
+            "ALL_TARGETS_UNHEALTHY",
+        ],
+        forbid=["HEALTH_CHECK_MASKS_TRAFFIC", "NETWORKING_NOT_RECONCILED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "instance targets whose networking uses the service port 53 instead of NodePort 30053: blocked, "
+        "health checks blocked, all targets unhealthy.",
+        s,
+    )
+
+
+def health_check_port_mismatch() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    group = s.tg(UDP_TG)
+    group["HealthCheckPort"] = "8080"
+    for description in s.aws["DescribeTargetHealth"][UDP_TG]["TargetHealthDescriptions"]:
+        description["HealthCheckPort"] = "8080"
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 53), ("TCP", 8080)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 8080, cidrs=[VPC_CIDR])]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_PORT_MISMATCH", "HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=["HEALTH_CHECK_BLOCKED", "TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "UDP 53 checked by TCP on port 8080, both admitted: reachable, health-check port mismatch.", s
+
+
+def health_check_blocked() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    # Only UDP 53 is admitted; the TCP health check on traffic-port 53 is not, so all targets are
+    # unhealthy, and the NLB fails open (§3.2): UDP is still admitted everywhere.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR])]
+    s.health(UDP_TG, "unhealthy", "Target.FailedHealthChecks")
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_BLOCKED", "ALL_TARGETS_UNHEALTHY", "HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "UDP admitted but the TCP health check is not: health check blocked, all targets unhealthy "
+        "(fail-open).",
+        s,
+    )
+
+
+def unhealthy_some() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.health(UDP_TG, "unhealthy", "Target.FailedHealthChecks", only="10.0.2.25")
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["UNHEALTHY_TARGETS"],
+        forbid=["ALL_TARGETS_UNHEALTHY", "TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "rules fine, one target fails its health check (the app, not the network): unhealthy targets only.",
+        s,
+    )
+
+
+def no_listener() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # The UDP listener is gone and the group is attached to no load balancer.
+    s.aws["DescribeListeners"]["Listeners"] = [
+        lst for lst in s.aws["DescribeListeners"]["Listeners"] if lst["Protocol"] != "UDP"
+    ]
+    s.tg(UDP_TG)["LoadBalancerArns"] = []
+    s.health(UDP_TG, "unused", "Target.NotInUse")
+    s.expect(
+        "coredns-udp",
+        {"UDP": "not_offered"},
+        require=["NO_LISTENER"],
+        forbid=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "ALL_TARGETS_UNHEALTHY"],
+    )
+    return "no listener forwards to the UDP group (targets unused): not offered.", s
+
+
+def tg_not_found() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    s.tgb("coredns-udp")["spec"]["targetGroupARN"] = (
+        f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/k8s-dns-gone/0123456789abcdef"
+    )
+    s.expect("coredns-udp", {"*": "unknown"}, require=["TARGET_GROUP_NOT_FOUND"], forbid=["TRAFFIC_BLOCKED"])
+    return (
+        "the TGB's target group does not exist in the (complete) AWS data: unknown, target group not found.",
+        s,
+    )
+
+
+def eni_not_found() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # Neither DescribeNetworkInterfaces nor DescribeInstances knows the targets' interfaces.
+    s.aws["DescribeNetworkInterfaces"]["NetworkInterfaces"] = [
+        e for e in s.enis() if e["NetworkInterfaceId"] not in NODE_ENIS
+    ]
+    del s.aws["DescribeInstances"]
+    s.expect("coredns-udp", {"UDP": "unknown"}, require=["INVALID_SPEC"], forbid=["TRAFFIC_BLOCKED"])
+    return "the targets' network interfaces are missing from the AWS data: unknown (ENI not found).", s
+
+
+def target_drift() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # A third CoreDNS pod is ready in the EndpointSlice but was never registered.
+    pod = copy.deepcopy(s.obj("Pod", "coredns-6d4b75cb6d-a1b2c"))
+    pod["metadata"].update(name="coredns-6d4b75cb6d-x9y8z", uid="uid-coredns-6d4b75cb6d-x9y8z")
+    pod["status"].update(podIP="10.0.1.16", podIPs=[{"ip": "10.0.1.16"}])
+    s.items.append(pod)
+    endpoint = copy.deepcopy(s.obj("EndpointSlice", "coredns-external-abcde")["endpoints"][0])
+    endpoint["addresses"] = ["10.0.1.16"]
+    endpoint["targetRef"]["name"] = "coredns-6d4b75cb6d-x9y8z"
+    s.obj("EndpointSlice", "coredns-external-abcde")["endpoints"].append(endpoint)
+    for eni in [s.eni(NODE_ENIS[0]), *s.instance_enis(NODE_ENIS[0])]:
+        eni["PrivateIpAddresses"].append({"Primary": False, "PrivateIpAddress": "10.0.1.16"})
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["TARGET_DRIFT"],
+        forbid=["TRAFFIC_BLOCKED", "ALL_TARGETS_UNHEALTHY"],
+    )
+    return "a ready endpoint (10.0.1.16) is not registered in the target group: target drift.", s
+
+
+def sg_tag_ambiguous() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 53), ("TCP", 53)]))
+    # Both groups on each node ENI carry the cluster tag, so the controller cannot pick one (§2.2).
+    s.add_sg(
+        EXTRA_SG,
+        "eks-extra",
+        [perm("tcp", 22, cidrs=["10.0.0.0/24"], description="ssh")],
+        tags={"kubernetes.io/cluster/demo": "shared"},
+    )
+    for eni in NODE_ENIS:
+        s.set_eni_groups(eni, [NODE_SG, EXTRA_SG])
+    s.event(
+        "coredns-udp",
+        "FailedNetworkReconcile",
+        f"expected exactly one securityGroup tagged with kubernetes.io/cluster/demo for eni {NODE_ENIS[0]}, "
+        f"got: [{NODE_SG} {EXTRA_SG}] (clusterName: demo)",
+    )
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
+        forbid=["MISSING_NETWORKING_RULE"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "node ENIs carry two cluster-tagged groups, so the controller cannot apply networking: blocked, "
+        "tag ambiguous.",
+        s,
+    )
+
+
+def overly_broad() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(
+        (["0.0.0.0/0"], [("UDP", 53)]), ([VPC_CIDR], [("TCP", 53)])
+    )
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=["0.0.0.0/0"]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["OVERLY_BROAD_SOURCE"],
+        forbid=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "UDP 53 open to 0.0.0.0/0 for an internal NLB: reachable, overly broad source.", s
+
+
+def service_protocol_mismatch() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # A UDP group bound to the TCP ServicePort; and a second TGB with numeric port 53, which
+    # matches both the UDP and the TCP ServicePort (the controller takes the first, §2.6).
+    s.tgb("coredns-udp")["spec"]["serviceRef"]["port"] = "dns-tcp"
+    numeric = copy.deepcopy(s.tgb("coredns-udp")["spec"])
+    numeric["serviceRef"]["port"] = 53
+    s.add_tgb("coredns-udp-numeric", numeric)
+    for key in ("coredns-udp", "coredns-udp-numeric"):
+        s.expect(key, {"UDP": "reachable"}, require=["SERVICE_PROTOCOL_MISMATCH"], forbid=["TRAFFIC_BLOCKED"])
+    return (
+        "UDP group bound to the TCP ServicePort, and one bound by a numeric port matching TCP and UDP: "
+        "service protocol mismatch (rules themselves fine).",
+        s,
+    )
+
+
+def _tcp_udp(s: Scenario, ports: list[tuple[str, int]]) -> Scenario:
+    """One TCP_UDP listener and group replace the two single-protocol ones."""
+    s.drop("TargetGroupBinding", "coredns-tcp")
+    group = copy.deepcopy(s.tg(UDP_TG))
+    group.update(TargetGroupArn=TCPUDP_TG, TargetGroupName="k8s-dns-tcpudp", Protocol="TCP_UDP")
+    s.aws["DescribeTargetGroups"]["TargetGroups"] = [group]
+    s.aws["DescribeTargetHealth"] = {TCPUDP_TG: s.aws["DescribeTargetHealth"][UDP_TG]}
+    s.aws["DescribeTargetGroupAttributes"] = {TCPUDP_TG: s.aws["DescribeTargetGroupAttributes"][UDP_TG]}
+    listener = s.aws["DescribeListeners"]["Listeners"][0]
+    listener["Protocol"] = "TCP_UDP"
+    # Forward target only through ForwardConfig, as weighted forward actions spell it.
+    action = listener["DefaultActions"][0]
+    del action["TargetGroupArn"]
+    action["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"] = TCPUDP_TG
+    s.aws["DescribeListeners"]["Listeners"] = [listener]
+    spec = s.tgb("coredns-udp")["spec"]
+    spec.update(targetGroupARN=TCPUDP_TG, targetGroupProtocol="TCP_UDP")
+    spec["networking"] = ingress(([VPC_CIDR], ports))
+    s.sg(NODE_SG)["IpPermissions"] = [perm(p.lower(), n, cidrs=[VPC_CIDR]) for p, n in ports]
+    return s
+
+
+def tcp_udp() -> tuple[str, Scenario]:
+    s = _tcp_udp(base(), [("UDP", 53), ("TCP", 53)])
+    s.expect(
+        "coredns-udp",
+        {"TCP": "reachable", "UDP": "reachable"},
+        require=["HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=["TRAFFIC_BLOCKED", "MISSING_NETWORKING_RULE", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"TCP": [2, 2], "UDP": [2, 2]},
+    )
+    return "TCP_UDP listener and group, UDP and TCP 53 admitted from the VPC: two results, both reachable.", s
+
+
+def tcp_udp_udp_blocked() -> tuple[str, Scenario]:
+    s = _tcp_udp(base(), [("TCP", 53)])
+    s.expect(
+        "coredns-udp",
+        {"TCP": "reachable", "UDP": "blocked"},
+        require=[
+            "TRAFFIC_BLOCKED",
+            "HEALTH_CHECK_MASKS_TRAFFIC",
+            "MISSING_NETWORKING_RULE",
+            "HEALTH_CHECK_PROTOCOL_MISMATCH",
+        ],
+        forbid=["HEALTH_CHECK_BLOCKED"],
+        admitted={"TCP": [2, 2], "UDP": [0, 2]},
+    )
+    return "TCP_UDP group with networking for TCP only: TCP reachable, UDP blocked, health check green.", s
+
+
+def _internet_facing(s: Scenario) -> Scenario:
+    s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]["Scheme"] = "internet-facing"
+    return s
+
+
+def internet_facing_vpc_only() -> tuple[str, Scenario]:
+    s = _internet_facing(fixed_udp(base()))
+    # Internet-facing, no NLB security group: clients default to 0.0.0.0/0 and their IPs are
+    # preserved, but the rules admit the VPC only.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["CLIENT_RANGES_NOT_COVERED", "TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["HEALTH_CHECK_BLOCKED", "MISSING_NETWORKING_RULE", "NETWORKING_NOT_RECONCILED"],
+    )
+    return (
+        "internet-facing NLB without security groups, UDP admitted from the VPC only: partial, client "
+        "ranges not covered.",
+        s,
+    )
+
+
+def internet_facing_nlb_sg() -> tuple[str, Scenario]:
+    s = _internet_facing(udp_only(base()))
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    s.add_sg(
+        NLB_SG,
+        "k8s-kubesyst-corednse",
+        [
+            perm("udp", 53, cidrs=["0.0.0.0/0"], description="dns"),
+            perm("tcp", 53, cidrs=["0.0.0.0/0"], description="dns"),
+        ],
+    )
+    for eni in s.enis():
+        if eni["InterfaceType"] == "network_load_balancer":
+            eni["Groups"] = [{"GroupId": NLB_SG, "GroupName": "k8s-kubesyst-corednse"}]
+    # The target rule references the NLB's group: it admits that NLB's traffic, data and health
+    # checks, whatever the client address (DESIGN "Expected sources", §3.4).
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([NLB_SG], [("UDP", 53), ("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, groups=[NLB_SG]), perm("tcp", 53, groups=[NLB_SG])]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=[
+            "TRAFFIC_BLOCKED",
+            "CLIENT_RANGES_NOT_COVERED",
+            "HEALTH_CHECK_BLOCKED",
+            "MISSING_NETWORKING_RULE",
+            "NETWORKING_NOT_RECONCILED",
+        ],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "internet-facing NLB with a security group that the target rule references: reachable for "
+        "every client.",
+        s,
+    )
+
+
+def _ipv6(s: Scenario, udp_sources: list[str]) -> Scenario:
+    fixed_udp(s)
+    v6 = {"a": "2600:1f18:1234:5601", "b": "2600:1f18:1234:5602"}
+    pod_ips = {"10.0.1.15": f"{v6['a']}:a::15", "10.0.2.25": f"{v6['b']}:b::25"}
+    vpc = s.aws["DescribeVpcs"]["Vpcs"][0]
+    vpc["Ipv6CidrBlockAssociationSet"] = [
+        {
+            "AssociationId": "vpc-cidr-assoc-6",
+            "Ipv6CidrBlock": VPC_V6,
+            "Ipv6CidrBlockState": {"State": "associated"},
+        }
+    ]
+    for subnet, zone in zip(s.aws["DescribeSubnets"]["Subnets"], "ab", strict=True):
+        subnet["Ipv6CidrBlockAssociationSet"] = [
+            {"Ipv6CidrBlock": f"{v6[zone]}::/64", "Ipv6CidrBlockState": {"State": "associated"}}
+        ]
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["IpAddressType"] = "dualstack"
+    lb["EnablePrefixForIpv6SourceNat"] = "on"  # required for UDP over IPv6 (§2.5C)
+    for zone, letter in zip(lb["AvailabilityZones"], "ab", strict=True):
+        zone["LoadBalancerAddresses"][0]["IPv6Address"] = f"{v6[letter]}::200"
+    for eni in s.enis():
+        letter = "a" if eni["SubnetId"].startswith("subnet-0aaa") else "b"
+        if eni["InterfaceType"] == "network_load_balancer":
+            eni["Ipv6Addresses"] = [{"Ipv6Address": f"{v6[letter]}::200"}]
+    # Pod IPv6 addresses come from prefixes delegated to the node ENIs (VPC CNI IPv6 mode).
+    for eni_id, letter in zip(NODE_ENIS, "ab", strict=True):
+        for eni in [s.eni(eni_id), *s.instance_enis(eni_id)]:
+            eni["Ipv6Prefixes"] = [{"Ipv6Prefix": f"{v6[letter]}:{letter}::/80"}]
+    for pod in (i for i in s.items if i["kind"] == "Pod"):
+        ip = pod_ips[pod["status"]["podIP"]]
+        pod["status"].update(podIP=ip, podIPs=[{"ip": ip}])
+    eps = s.obj("EndpointSlice", "coredns-external-abcde")
+    eps["addressType"] = "IPv6"
+    for endpoint in eps["endpoints"]:
+        endpoint["addresses"] = [pod_ips[endpoint["addresses"][0]]]
+    s.obj("Service", "coredns-external")["spec"]["ipFamilies"] = ["IPv6"]
+    group = s.tg(UDP_TG)
+    group["IpAddressType"] = "ipv6"
+    for description in s.aws["DescribeTargetHealth"][UDP_TG]["TargetHealthDescriptions"]:
+        description["Target"]["Id"] = pod_ips[description["Target"]["Id"]]
+    tgb = s.tgb("coredns-udp")
+    tgb["spec"]["ipAddressType"] = "ipv6"
+    # Clients: the VPC's IPv6 range and an on-premises IPv6 range, set by the TGB annotation.
+    tgb["metadata"]["annotations"] = {"binding-health/client-cidrs": f"{VPC_V6}, 2001:db8:100::/48"}
+    tgb["spec"]["networking"] = ingress((udp_sources, [("UDP", 53)]), ([VPC_V6, VPC_CIDR], [("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", 53, cidrs=udp_sources),
+        perm("tcp", 53, cidrs=[VPC_V6, VPC_CIDR]),
+    ]
+    return s
+
+
+def ipv6_reachable() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=[
+            "TRAFFIC_BLOCKED",
+            "CLIENT_RANGES_NOT_COVERED",
+            "HEALTH_CHECK_BLOCKED",
+            "OVERLY_BROAD_SOURCE",
+        ],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "IPv6 ip targets (pod IPs from delegated prefixes), client ranges from the TGB annotation, "
+        "covered by Ipv6Ranges rules: reachable.",
+        s,
+    )
+
+
+def ipv6_blocked() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_CIDR])
+    # An IPv4 rule never covers IPv6 clients.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return "IPv6 targets whose UDP rule admits the IPv4 VPC range only: blocked for the IPv6 clients.", s
+
+
+def client_cidrs_bundle() -> tuple[str, Scenario]:
+    s = base()
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 53), ("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    # Clients also come over a VPN from 192.168.0.0/16 (bundle.json clientCidrs). UDP preserves
+    # their IPs (partial); the TCP ip group does not, so its sources stay the NLB's addresses.
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["CLIENT_RANGES_NOT_COVERED", "TRAFFIC_BLOCKED"],
+        forbid=["NETWORKING_NOT_RECONCILED", "MISSING_NETWORKING_RULE"],
+    )
+    s.expect(
+        "coredns-tcp",
+        {"TCP": "reachable"},
+        forbid=["CLIENT_RANGES_NOT_COVERED", "TRAFFIC_BLOCKED"],
+        admitted={"TCP": [2, 2]},
+    )
+    return (
+        "bundle.json clientCidrs adds a VPN range: UDP (client IP preserved) partial, TCP (not preserved) "
+        "still reachable.",
+        s,
+    )
+
+
+def malformed_objects() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    healthy = s.tgb("coredns-udp")["spec"]
+    no_ref = copy.deepcopy(healthy)
+    del no_ref["serviceRef"]
+    s.add_tgb("broken-no-service-ref", no_ref)
+    bad_cidr = copy.deepcopy(healthy)
+    bad_cidr["networking"] = ingress((["10.0.0.0/33"], [("UDP", 53)]))
+    s.add_tgb("broken-cidr", bad_cidr)
+    missing_service = copy.deepcopy(healthy)
+    missing_service["serviceRef"] = {"name": "does-not-exist", "port": "dns-udp"}
+    s.add_tgb("broken-missing-service", missing_service)
+    # Junk next to them: a list item that is no object, and a TGB whose spec is a list.
+    s.items.append("not an object")  # type: ignore[arg-type]
+    s.add_tgb("broken-spec-type", [])  # type: ignore[arg-type]
+    for key in ("broken-no-service-ref", "broken-cidr", "broken-missing-service", "broken-spec-type"):
+        s.expect(key, {}, require=["INVALID_SPEC"])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "malformed TGBs (no serviceRef, CIDR 10.0.0.0/33, missing Service, spec of the wrong type) and a "
+        "junk list item next to a healthy binding: invalid spec for each, the healthy one still reachable.",
+        s,
+    )
+
+
+SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
+    "udp-rule-all-protocols": udp_rule_all_protocols,
+    "udp-partial-two-rules": partial_two_rules,
+    "udp-two-rules-cover": two_rules_cover,
+    "udp-partial-one-target": partial_one_target,
+    "udp-not-reconciled": not_reconciled,
+    "udp-empty-ports": empty_ports,
+    "instance-nodeport": instance_nodeport,
+    "instance-service-port": instance_service_port,
+    "health-check-port-mismatch": health_check_port_mismatch,
+    "health-check-blocked": health_check_blocked,
+    "unhealthy-some-targets": unhealthy_some,
+    "no-listener": no_listener,
+    "target-group-not-found": tg_not_found,
+    "eni-not-found": eni_not_found,
+    "target-drift": target_drift,
+    "sg-tag-ambiguous": sg_tag_ambiguous,
+    "overly-broad-source": overly_broad,
+    "service-protocol-mismatch": service_protocol_mismatch,
+    "tcp-udp": tcp_udp,
+    "tcp-udp-udp-blocked": tcp_udp_udp_blocked,
+    "internet-facing-vpc-only": internet_facing_vpc_only,
+    "internet-facing-nlb-sg": internet_facing_nlb_sg,
+    "ipv6-reachable": ipv6_reachable,
+    "ipv6-blocked": ipv6_blocked,
+    "client-cidrs-bundle": client_cidrs_bundle,
+    "malformed-objects": malformed_objects,
+}
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """kubectl never prints anchors; neither do we."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def write(name: str, scenario: Scenario) -> None:
+    folder = HERE / name
+    folder.mkdir(exist_ok=True)
+    (folder / "kubernetes.yaml").write_text(
+        yaml.dump(scenario.kube, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+    )
+    for file, data in (
+        ("aws.json", scenario.aws),
+        ("bundle.json", scenario.meta),
+        ("expected.json", scenario.expected),
+    ):
+        (folder / file).write_text(json.dumps(data, indent=1) + "\n")
+
+
+def main() -> int:
+    lines = []
+    for name, build in SCENARIOS.items():
+        assert name not in ORIGINALS
+        description, scenario = build()
+        write(name, scenario)
+        lines.append(f"- `{name}` — {description}")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
