@@ -72,7 +72,9 @@ def test_it_writes_no_rows_on_a_second_unchanged_poll(demo_cluster, demo_account
 
     assert again_cluster.rows_written == 0
     assert again_account.rows_written == 0
-    assert again_account.api_calls.get("DescribeTargetGroupAttributes", 0) == 0, "attributes come from the cache"
+    assert again_account.api_calls.get("DescribeTargetGroupAttributes", 0) == 0, (
+        "attributes come from the cache"
+    )
 
 
 def test_it_records_an_unreachable_account_as_failed_and_keeps_polling_others(demo_cluster, demo_account):
@@ -82,7 +84,9 @@ def test_it_records_an_unreachable_account_as_failed_and_keeps_polling_others(de
     broken = m.AwsAccount.objects.create(
         name="gone", account_id="210987654321", region="eu-west-1", endpoint_url="http://127.0.0.1:9"
     )
-    other = m.Cluster.objects.create(name="other", connection="url", api_url="http://127.0.0.1:9", aws_account=broken)
+    other = m.Cluster.objects.create(
+        name="other", connection="url", api_url="http://127.0.0.1:9", aws_account=broken
+    )
     m.TargetGroupBinding.objects.create(
         cluster=other,
         uid="uid-x",

@@ -35,7 +35,9 @@ def _flat(objects):
 
 
 def _sync_all(cluster, kube_objects, aws):
-    stats = sync.cluster_sync(cluster=cluster, records=normalize_kubernetes(kube_objects, cluster=cluster.name))
+    stats = sync.cluster_sync(
+        cluster=cluster, records=normalize_kubernetes(kube_objects, cluster=cluster.name)
+    )
     stats.add(sync.account_sync(account=cluster.aws_account, records=normalize_aws(aws)))
     return stats
 
@@ -57,7 +59,10 @@ def test_it_stores_every_kind_of_object_from_a_bundle(cluster, blocked_bundle):
     assert m.KubeNode.objects.filter(instance_id="i-0aaaaaaaaaaaaaaa1").exists()
     assert m.TargetGroup.objects.get(protocol="UDP").health_check_protocol == "TCP"
     assert m.RegisteredTarget.objects.filter(state="healthy").count() == 4
-    assert m.NetworkInterface.objects.get(eni_id="eni-00000000000000001").private_ips == ["10.0.1.10", "10.0.1.15"]
+    assert m.NetworkInterface.objects.get(eni_id="eni-00000000000000001").private_ips == [
+        "10.0.1.10",
+        "10.0.1.15",
+    ]
     node_sg = m.SecurityGroup.objects.get(group_id="sg-0node00000000000a")
     assert {(r.protocol, r.from_port, r.source) for r in node_sg.rules.filter(egress=False)} == {
         ("tcp", 53, "10.0.0.0/16"),
@@ -79,12 +84,17 @@ def test_it_writes_only_the_changed_rows(cluster, blocked_bundle):
     _sync_all(cluster, blocked_bundle.kube_objects, blocked_bundle.aws)
     aws = copy.deepcopy(blocked_bundle.aws)
     health = next(iter(aws["DescribeTargetHealth"].values()))
-    health["TargetHealthDescriptions"][0]["TargetHealth"] = {"State": "unhealthy", "Reason": "Target.FailedHealthChecks"}
+    health["TargetHealthDescriptions"][0]["TargetHealth"] = {
+        "State": "unhealthy",
+        "Reason": "Target.FailedHealthChecks",
+    }
 
     stats = sync.account_sync(account=cluster.aws_account, records=normalize_aws(aws))
 
     assert (stats.created, stats.updated, stats.deleted) == (0, 1, 0)
-    assert m.RegisteredTarget.objects.filter(state="unhealthy", reason="Target.FailedHealthChecks").count() == 1
+    assert (
+        m.RegisteredTarget.objects.filter(state="unhealthy", reason="Target.FailedHealthChecks").count() == 1
+    )
 
 
 def test_it_deletes_a_binding_that_vanished_from_kubernetes(cluster, blocked_bundle):
@@ -131,7 +141,9 @@ def test_it_stores_malformed_bindings_with_their_problems_without_aborting(clust
     bad_cidr["metadata"].update(name="bad-cidr", uid="uid-broken-2")
     bad_cidr["spec"]["serviceRef"] = {"name": "does-not-exist", "port": 53}
     bad_cidr["spec"]["targetGroupProtocol"] = "SCTP_OVER_PIGEON"
-    bad_cidr["spec"]["networking"] = {"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}], "ports": []}]}
+    bad_cidr["spec"]["networking"] = {
+        "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}], "ports": []}]
+    }
     objects += [broken, bad_cidr]
 
     sync.cluster_sync(cluster=cluster, records=normalize_kubernetes(objects, cluster="demo"))
@@ -182,7 +194,10 @@ def test_it_stores_results_once_and_records_verdict_transitions(cluster, blocked
     assert udp.verdicts.get(protocol="UDP").verdict == "blocked"
     assert udp.result.worst_verdict == "blocked"
     assert udp.result.max_severity == "critical"
-    assert set(udp.findings.values_list("code", flat=True)) >= {"TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"}
+    assert set(udp.findings.values_list("code", flat=True)) >= {
+        "TRAFFIC_BLOCKED",
+        "HEALTH_CHECK_MASKS_TRAFFIC",
+    }
     assert list(udp.transitions.values_list("old", "new")) == [("", "blocked")]
     assert udp.history.count() == 1
 

@@ -47,8 +47,21 @@ def worker():
         env["BH_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
     log = open(Path(settings.DATA_DIR) / "test-worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "--pool", "solo",
-         "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "dashboard",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -85,7 +98,9 @@ def test_a_real_worker_polls_the_sources_the_dispatcher_enqueued(worker):
             assert worker.poll() is None, (Path(settings.DATA_DIR) / "test-worker.log").read_text()[-3000:]
             time.sleep(0.5)
         else:
-            pytest.fail("no poll landed: " + (Path(settings.DATA_DIR) / "test-worker.log").read_text()[-3000:])
+            pytest.fail(
+                "no poll landed: " + (Path(settings.DATA_DIR) / "test-worker.log").read_text()[-3000:]
+            )
 
     assert m.TargetGroupBinding.objects.count() == 2
     assert m.TargetGroup.objects.count() == 2
