@@ -140,6 +140,11 @@ class Cluster(PolledSource):
     aws_account = models.ForeignKey(
         AwsAccount, on_delete=models.PROTECT, related_name="clusters", null=True, blank=True
     )
+    allow_apply_fix = models.BooleanField(
+        default=False,
+        help_text="Let users with the 'apply fix' permission patch TGBs in this cluster "
+        "(needs the optional patch RBAC role). Off: fixes are shown, never applied.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -223,6 +228,7 @@ class TargetGroupBinding(KubeObject):
     class Meta:
         verbose_name = "TargetGroupBinding"
         constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_tgb_uid")]
+        permissions = [("apply_fix", "Can apply generated fixes to a cluster")]
         indexes = [models.Index(fields=["cluster", "namespace", "name"])]
         ordering = ["namespace", "name"]
 
@@ -611,6 +617,109 @@ class VerdictTransition(models.Model):
     at = models.DateTimeField(db_index=True)
     old = models.CharField(max_length=16, blank=True)
     new = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["-at"]
+
+
+# --- access, alerts, audit ----------------------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A bearer token for scripts. Only a SHA-256 digest is stored; the token is shown once."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "read-only"
+        WRITE = "write", "read-write"
+
+    name = models.CharField(max_length=100)
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(max_length=8, choices=Scope, default=Scope.READ)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AlertHook(models.Model):
+    """Where alerts go. The URL itself is a secret, so it is read from a file or variable."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "generic JSON webhook"
+        SLACK = "slack", "Slack-compatible incoming webhook"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind, default=Kind.WEBHOOK)
+    url_file = models.CharField(max_length=1024, blank=True, help_text="Path of a file holding the URL.")
+    url_env = models.CharField(
+        max_length=128, blank=True, help_text="Name of an environment variable holding the URL."
+    )
+    enabled = models.BooleanField(default=True)
+    on_transitions = models.BooleanField(default=True, help_text="Alert when a verdict changes.")
+    on_stale = models.BooleanField(default=True, help_text="Alert when a source goes stale.")
+    clusters = models.ManyToManyField(Cluster, blank=True, help_text="Empty: every cluster.")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if bool(self.url_file) == bool(self.url_env):
+            raise ValidationError("Give exactly one of: a URL file, or an environment variable name.")
+
+
+class AlertDelivery(models.Model):
+    """One alert to one hook. `event_key` is unique per hook: one alert per transition."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    hook = models.ForeignKey(AlertHook, on_delete=models.CASCADE, related_name="deliveries")
+    event_key = models.CharField(max_length=255)
+    transition = models.ForeignKey(VerdictTransition, on_delete=models.SET_NULL, null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "alert deliveries"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["hook", "event_key"], name="uniq_alert_event")]
+
+
+class FixApplication(models.Model):
+    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result."""
+
+    class Status(models.TextChoices):
+        DRY_RUN = "dry_run", "dry-run"
+        APPLIED = "applied"
+        CONFLICT = "conflict"
+        FAILED = "failed"
+        DENIED = "denied"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.SET_NULL, null=True, related_name="+")
+    binding = models.ForeignKey(TargetGroupBinding, on_delete=models.SET_NULL, null=True, blank=True)
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    user = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True)
+    at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=Status)
+    manifest = models.JSONField(default=dict)
+    diff = models.TextField(blank=True)
+    message = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-at"]
