@@ -151,7 +151,9 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns at start-up when it is miss
 FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6.0's default, adopted now
 STATICFILES_DIRS = [BASE_DIR / "static"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery -------------------------------------------------------------------------------------
 if REDIS_URL:
@@ -187,6 +189,11 @@ CELERY_BEAT_SCHEDULE = {
     # dispatches what is due. `expires` keeps a backlog from running stale ticks.
     "dispatch-due-polls": {
         "task": "bindings.tasks.dispatch_due_polls_task",
+        "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
+        "options": {"expires": 14},
+    },
+    "send-alerts": {
+        "task": "bindings.alerts.send_alerts_task",
         "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
         "options": {"expires": 14},
     },
