@@ -1,0 +1,667 @@
+"""AWS collector: describes only what the TargetGroupBindings reference, in the bundle `aws.json` shape.
+
+`collect_account` starts from the bindings' target groups and follows references outwards:
+target groups → their health, attributes and load balancers → listeners and load-balancer ENIs →
+the ENIs/instances holding the targets → security groups, subnets, VPCs and network ACLs of all of
+those. The result is a dict keyed by AWS operation name (DESIGN.md, "Bundles"): list-shaped calls
+are merged into one response, per-resource calls are keyed by ARN, datetimes become ISO strings and
+``ResponseMetadata`` / paging tokens are dropped. No boto3 object leaves this module.
+
+Call economy (DESIGN.md, "Performance budget"): target groups and load balancers are described 20 per
+call (the API maximum), health once per target group, attributes served from a cache for
+`attribute_ttl` seconds, EC2 lookups batched (199 filter values + the vpc-id filter, as the controller
+does), and every paginated call is followed with boto3 paginators. Retries use botocore's adaptive
+mode; `before_call` sees every HTTP attempt (retries included) so that a shared rate limiter counts
+what AWS's token buckets count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from bindings.errors import AwsError, AwsThrottled, AwsUnavailable
+
+TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 20 ARNs
+FILTER_BATCH = 199  # 200 filter values per call, minus the vpc-id value (as the controller chunks)
+ID_BATCH = 200  # ids per EC2 Describe* call: keeps requests and NotFound bisection small
+SESSION_NAME = "binding-health"
+THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
+UNAVAILABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "InternalFailure", "Unavailable"})
+
+RESPONSE_KEYS = (
+    "DescribeLoadBalancers",
+    "DescribeListeners",
+    "DescribeTargetGroups",
+    "DescribeTargetHealth",
+    "DescribeTargetGroupAttributes",
+    "DescribeLoadBalancerAttributes",
+    "DescribeNetworkInterfaces",
+    "DescribeInstances",
+    "DescribeSecurityGroups",
+    "DescribeSubnets",
+    "DescribeVpcs",
+    "DescribeNetworkAcls",
+)
+
+
+class Cache(Protocol):
+    """The subset of Django's cache API the collector uses."""
+
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any, timeout: float | None = ...) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """One AWS account and region to poll.
+
+    Credentials come from the default chain (environment, shared config, instance/pod role); with
+    `role_arn` the collector assumes that role first (`external_id` optional). `endpoint_url` goes to
+    every client (moto in tests and the demo). The timeouts and `max_attempts` feed botocore's config.
+    """
+
+    account_id: str
+    region: str
+    role_arn: str | None = None
+    external_id: str | None = None
+    endpoint_url: str | None = None
+    max_attempts: int = 6
+    connect_timeout: float = 5
+    read_timeout: float = 20
+
+
+@dataclass
+class AwsSnapshot:
+    """What one poll of an account returned: plain dicts only."""
+
+    responses: dict[str, Any]
+    api_calls: dict[str, int] = field(default_factory=dict)
+    missing_target_groups: list[str] = field(default_factory=list)
+
+
+# -- sessions ----------------------------------------------------------------------------------------
+_session_lock = threading.Lock()
+_assumed_sessions: dict[tuple[Any, ...], tuple[boto3.session.Session, dt.datetime]] = {}
+_SESSION_MARGIN = dt.timedelta(minutes=5)  # renew before expiry so no call runs on expiring creds
+
+
+def _new_session(**kwargs: Any) -> boto3.session.Session:
+    """A boto3 session; a seam for tests that register botocore event handlers on it."""
+    return boto3.session.Session(**kwargs)
+
+
+def _botocore_config(target: AwsTarget) -> Config:
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": target.max_attempts},
+        connect_timeout=target.connect_timeout,
+        read_timeout=target.read_timeout,
+        user_agent_extra="binding-health",
+    )
+
+
+def clear_session_cache() -> None:
+    """Forget assumed-role sessions (tests; credential rotation)."""
+    with _session_lock:
+        _assumed_sessions.clear()
+
+
+class _Calls:
+    """Creates clients wired for counting, rate limiting and error translation."""
+
+    def __init__(self, target: AwsTarget, before_call: Callable[[str], None] | None) -> None:
+        self.target = target
+        self.before_call = before_call
+        self.counts: dict[str, int] = {}
+        self.config = _botocore_config(target)
+        self._clients: dict[str, Any] = {}
+        self._session: boto3.session.Session | None = None
+
+    # Logical calls (one per API call, whatever the retries) go to api_calls; HTTP attempts go to
+    # before_call, which is what a rate limiter shared with the controller must see.
+    def _count(self, model: Any = None, **_: Any) -> None:
+        name = getattr(model, "name", "Unknown")
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def _attempt(self, event_name: str = "", **_: Any) -> None:
+        if self.before_call is not None:
+            self.before_call(event_name.rsplit(".", 1)[-1])
+
+    def _wire(self, client: Any) -> Any:
+        client.meta.events.register("before-call", self._count)
+        client.meta.events.register("before-send", self._attempt)
+        return client
+
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            self._session = self._make_session()
+        return self._session
+
+    def _make_session(self) -> boto3.session.Session:
+        target = self.target
+        if not target.role_arn:
+            return _new_session(region_name=target.region)
+        key = (target.role_arn, target.external_id, target.region, target.endpoint_url)
+        now = dt.datetime.now(dt.UTC)
+        with _session_lock:
+            cached = _assumed_sessions.get(key)
+            if cached is not None and cached[1] - _SESSION_MARGIN > now:
+                return cached[0]
+        base = _new_session(region_name=target.region)
+        sts = self._wire(
+            base.client(
+                "sts", region_name=target.region, endpoint_url=target.endpoint_url, config=self.config
+            )
+        )
+        params: dict[str, Any] = {"RoleArn": target.role_arn, "RoleSessionName": SESSION_NAME}
+        if target.external_id:
+            params["ExternalId"] = target.external_id
+        creds = self.run("AssumeRole", sts.assume_role, **params)["Credentials"]
+        session = _new_session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=target.region,
+        )
+        expiry = creds["Expiration"]
+        if isinstance(expiry, str):
+            expiry = dt.datetime.fromisoformat(expiry)
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=dt.UTC)
+        with _session_lock:
+            _assumed_sessions[key] = (session, expiry)
+        return session
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            client = self.session().client(
+                service,
+                region_name=self.target.region,
+                endpoint_url=self.target.endpoint_url,
+                config=self.config,
+            )
+            self._clients[service] = self._wire(client)
+        return self._clients[service]
+
+    def run(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call `fn`, translating botocore failures into our error classes."""
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            raise _translate(exc, operation) from exc
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
+            raise AwsUnavailable(
+                f"{operation}: AWS endpoint unreachable: {exc}", operation=operation
+            ) from exc
+        except NoCredentialsError as exc:
+            raise AwsError(f"{operation}: no AWS credentials found", operation=operation) from exc
+        except BotoCoreError as exc:
+            raise AwsError(f"{operation}: {exc}", operation=operation) from exc
+
+    def pages(self, service: str, operation: str, method: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Pages of a paginated call, with error translation around every page fetch."""
+        paginator = self.client(service).get_paginator(method)
+        iterator = iter(paginator.paginate(**kwargs))
+        while True:
+            page = self.run(operation, next, iterator, None)
+            if page is None:
+                return
+            yield page
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(exc: ClientError, operation: str) -> AwsError | AwsThrottled | AwsUnavailable:
+    code = _error_code(exc)
+    message = exc.response.get("Error", {}).get("Message", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    text = f"{operation}: {code}: {message}"
+    if code in THROTTLE_CODES:
+        return AwsThrottled(f"{text} (still throttled after retries)", operation=operation, code=code)
+    if code in UNAVAILABLE_CODES or status >= 500:
+        return AwsUnavailable(text, operation=operation, code=code)
+    return AwsError(text, operation=operation, code=code)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(i for i in items if i))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of a boto3 response: ISO datetimes, no metadata or paging tokens."""
+    if isinstance(value, dict):
+        return {
+            k: _plain(v)
+            for k, v in value.items()
+            if k not in ("ResponseMetadata", "NextToken", "NextMarker", "Marker")
+        }
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _describe_with_bisect(
+    calls: _Calls,
+    ids: Sequence[str],
+    batch: int,
+    fetch: Callable[[list[str]], list[dict[str, Any]]],
+    not_found: Callable[[AwsError], bool],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Describe `ids` in batches; when a batch fails because some id doesn't exist, bisect it.
+
+    AWS fails the whole request for one unknown id, so halving finds the missing ones in
+    O(missing · log batch) extra calls instead of one call per id.
+    """
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+
+    def describe(group: list[str]) -> None:
+        try:
+            found.extend(fetch(group))
+        except AwsError as exc:
+            if not not_found(exc):
+                raise
+            if len(group) == 1:
+                missing.append(group[0])
+                return
+            mid = len(group) // 2
+            describe(group[:mid])
+            describe(group[mid:])
+
+    for group in _chunks(_unique(ids), batch):
+        describe(group)
+    return found, missing
+
+
+def _code_in(*codes: str) -> Callable[[AwsError], bool]:
+    return lambda exc: exc.code in codes or any(exc.code and exc.code.startswith(c) for c in codes)
+
+
+# -- the collector -----------------------------------------------------------------------------------
+def collect_account(
+    target: AwsTarget,
+    *,
+    target_group_arns: Iterable[str],
+    target_group_names: Iterable[str] = (),
+    node_instance_ids: Iterable[str] = (),
+    pod_eni_ids: Iterable[str] = (),
+    cache: Cache | None = None,
+    attribute_ttl: float = 600,
+    before_call: Callable[[str], None] | None = None,
+) -> AwsSnapshot:
+    """Describe the AWS side of the given target groups (by ARN or name) in one account and region.
+
+    `node_instance_ids` are the cluster's EC2 nodes (from providerIDs): ip targets are first looked up
+    among their ENIs' secondary IPs and prefixes, like the controller does. `pod_eni_ids` are
+    security-groups-for-pods branch ENIs (pod annotation ``vpc.amazonaws.com/pod-eni``). Target IPs
+    found in neither are searched with DescribeNetworkInterfaces address filters.
+
+    Raises `AwsThrottled` / `AwsUnavailable` (retry later) or `AwsError` (names the operation).
+    """
+    calls = _Calls(target, before_call)
+    out: dict[str, Any] = {
+        "DescribeLoadBalancers": {"LoadBalancers": []},
+        "DescribeListeners": {"Listeners": []},
+        "DescribeTargetGroups": {"TargetGroups": []},
+        "DescribeTargetHealth": {},
+        "DescribeTargetGroupAttributes": {},
+        "DescribeLoadBalancerAttributes": {},
+        "DescribeNetworkInterfaces": {"NetworkInterfaces": []},
+        "DescribeInstances": {"Reservations": []},
+        "DescribeSecurityGroups": {"SecurityGroups": []},
+        "DescribeSubnets": {"Subnets": []},
+        "DescribeVpcs": {"Vpcs": []},
+        "DescribeNetworkAcls": {"NetworkAcls": []},
+    }
+    cache_prefix = f"binding-health:aws:{target.account_id}:{target.region}"
+
+    # 1. Target groups, by ARN then by name.
+    tgs, missing = _describe_target_groups(calls, list(target_group_arns), list(target_group_names))
+    out["DescribeTargetGroups"]["TargetGroups"] = tgs
+
+    # 2. Health (never cached: it is the live signal) and attributes (cached: they rarely change).
+    ip_targets: dict[str, str] = {}  # target IP -> VPC of its target group
+    instance_targets: list[str] = []
+    for tg in tgs:
+        arn = tg["TargetGroupArn"]
+        try:
+            health = calls.run(
+                "DescribeTargetHealth", calls.client("elbv2").describe_target_health, TargetGroupArn=arn
+            )
+        except AwsError as exc:
+            if exc.code != "TargetGroupNotFound":
+                raise
+            missing.append(arn)  # deleted between the two calls
+            continue
+        out["DescribeTargetHealth"][arn] = _plain(health)
+        for desc in health.get("TargetHealthDescriptions", []):
+            target_id = desc.get("Target", {}).get("Id", "")
+            if tg.get("TargetType") == "ip":
+                ip_targets.setdefault(target_id, tg.get("VpcId", ""))
+            elif tg.get("TargetType") == "instance":
+                instance_targets.append(target_id)
+        out["DescribeTargetGroupAttributes"][arn] = _cached(
+            cache,
+            f"{cache_prefix}:tg-attributes:{arn}",
+            attribute_ttl,
+            lambda arn=arn: _plain(
+                calls.run(
+                    "DescribeTargetGroupAttributes",
+                    calls.client("elbv2").describe_target_group_attributes,
+                    TargetGroupArn=arn,
+                )
+            ),
+        )
+    missing_set = set(missing)
+    out["DescribeTargetGroups"]["TargetGroups"] = [t for t in tgs if t["TargetGroupArn"] not in missing_set]
+
+    # 3. Load balancers of those target groups, their attributes and listeners.
+    lb_arns = _unique(arn for tg in tgs for arn in tg.get("LoadBalancerArns", []))
+    lbs, _ = _describe_with_bisect(
+        calls,
+        lb_arns,
+        TG_BATCH,
+        lambda group: [
+            lb
+            for page in calls.pages(
+                "elbv2", "DescribeLoadBalancers", "describe_load_balancers", LoadBalancerArns=group
+            )
+            for lb in _plain(page).get("LoadBalancers", [])
+        ],
+        _code_in("LoadBalancerNotFound"),
+    )
+    out["DescribeLoadBalancers"]["LoadBalancers"] = lbs
+    for lb in lbs:
+        lb_arn = lb["LoadBalancerArn"]
+        out["DescribeLoadBalancerAttributes"][lb_arn] = _cached(
+            cache,
+            f"{cache_prefix}:lb-attributes:{lb_arn}",
+            attribute_ttl,
+            lambda lb_arn=lb_arn: _plain(
+                calls.run(
+                    "DescribeLoadBalancerAttributes",
+                    calls.client("elbv2").describe_load_balancer_attributes,
+                    LoadBalancerArn=lb_arn,
+                )
+            ),
+        )
+        for page in calls.pages("elbv2", "DescribeListeners", "describe_listeners", LoadBalancerArn=lb_arn):
+            out["DescribeListeners"]["Listeners"].extend(_plain(page).get("Listeners", []))
+
+    # 4. Instances: the nodes (to find pod IPs on their ENIs) and instance targets.
+    instance_ids = _unique([*node_instance_ids, *instance_targets])
+    reservations = _describe_instances(calls, instance_ids)
+    out["DescribeInstances"]["Reservations"] = reservations
+    instances = [i for r in reservations for i in r.get("Instances", [])]
+
+    # 5. ENIs: those holding ip targets (node secondary IPs/prefixes), pod branch ENIs, instance
+    #    targets' primary ENIs, then a filtered search for target IPs still unaccounted for.
+    eni_ids: list[str] = list(pod_eni_ids)
+    unresolved = set(ip_targets)
+    instance_target_set = set(instance_targets)
+    for instance in instances:
+        for eni in instance.get("NetworkInterfaces", []):
+            held = _eni_holds(eni, unresolved)
+            is_target_primary = (
+                instance.get("InstanceId") in instance_target_set
+                and eni.get("Attachment", {}).get("DeviceIndex") == 0
+            )
+            if held or is_target_primary:
+                eni_ids.append(eni["NetworkInterfaceId"])
+                unresolved -= held
+    enis: dict[str, dict[str, Any]] = {}
+    found, _ = _describe_with_bisect(
+        calls,
+        eni_ids,
+        ID_BATCH,
+        lambda group: _enis_by(calls, NetworkInterfaceIds=group),
+        _code_in("InvalidNetworkInterfaceID"),
+    )
+    for eni in found:
+        enis[eni["NetworkInterfaceId"]] = eni
+        unresolved -= _eni_holds(eni, unresolved)
+    for eni in _enis_by_ip(calls, {ip: ip_targets[ip] for ip in unresolved}):
+        enis.setdefault(eni["NetworkInterfaceId"], eni)
+    # The load balancers' own ENIs: their private addresses are the health-check (and, without
+    # client IP preservation, data) sources. Description is "ELB " + the "net/<name>/<id>" ARN part.
+    lb_descriptions = [
+        "ELB " + lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]
+        for lb in lbs
+        if lb.get("LoadBalancerArn")
+    ]
+    for group in _chunks(_unique(lb_descriptions), FILTER_BATCH):
+        for eni in _enis_by(calls, Filters=[{"Name": "description", "Values": group}]):
+            enis.setdefault(eni["NetworkInterfaceId"], eni)
+    out["DescribeNetworkInterfaces"]["NetworkInterfaces"] = list(enis.values())
+
+    # 6. Security groups, subnets, VPCs and NACLs of everything collected so far.
+    sg_ids = _unique(
+        [
+            *(g.get("GroupId") for eni in enis.values() for g in eni.get("Groups", [])),
+            *(sg for lb in lbs for sg in lb.get("SecurityGroups", []) or []),
+            *(g.get("GroupId") for i in instances for g in i.get("SecurityGroups", [])),
+            *(
+                g.get("GroupId")
+                for i in instances
+                for e in i.get("NetworkInterfaces", [])
+                for g in e.get("Groups", [])
+            ),
+        ]
+    )
+    out["DescribeSecurityGroups"]["SecurityGroups"], _ = _describe_with_bisect(
+        calls,
+        sg_ids,
+        ID_BATCH,
+        lambda group: _paged(
+            calls,
+            "ec2",
+            "DescribeSecurityGroups",
+            "describe_security_groups",
+            "SecurityGroups",
+            GroupIds=group,
+        ),
+        _code_in("InvalidGroup.NotFound", "InvalidGroupId"),
+    )
+    subnet_ids = _unique(
+        [
+            *(eni.get("SubnetId") for eni in enis.values()),
+            *(az.get("SubnetId") for lb in lbs for az in lb.get("AvailabilityZones", [])),
+            *(i.get("SubnetId") for i in instances),
+        ]
+    )
+    out["DescribeSubnets"]["Subnets"], _ = _describe_with_bisect(
+        calls,
+        subnet_ids,
+        ID_BATCH,
+        lambda group: _paged(calls, "ec2", "DescribeSubnets", "describe_subnets", "Subnets", SubnetIds=group),
+        _code_in("InvalidSubnetID"),
+    )
+    vpc_ids = _unique(
+        [
+            *(tg.get("VpcId") for tg in out["DescribeTargetGroups"]["TargetGroups"]),
+            *(lb.get("VpcId") for lb in lbs),
+            *(eni.get("VpcId") for eni in enis.values()),
+            *(s.get("VpcId") for s in out["DescribeSubnets"]["Subnets"]),
+        ]
+    )
+    out["DescribeVpcs"]["Vpcs"], _ = _describe_with_bisect(
+        calls,
+        vpc_ids,
+        ID_BATCH,
+        lambda group: _paged(calls, "ec2", "DescribeVpcs", "describe_vpcs", "Vpcs", VpcIds=group),
+        _code_in("InvalidVpcID"),
+    )
+    acls: dict[str, dict[str, Any]] = {}
+    for group in _chunks(subnet_ids, FILTER_BATCH):
+        for acl in _paged(
+            calls,
+            "ec2",
+            "DescribeNetworkAcls",
+            "describe_network_acls",
+            "NetworkAcls",
+            Filters=[{"Name": "association.subnet-id", "Values": group}],
+        ):
+            acls.setdefault(acl["NetworkAclId"], acl)
+    out["DescribeNetworkAcls"]["NetworkAcls"] = list(acls.values())
+
+    return AwsSnapshot(responses=out, api_calls=dict(calls.counts), missing_target_groups=_unique(missing))
+
+
+def _cached(cache: Cache | None, key: str, ttl: float, fetch: Callable[[], Any]) -> Any:
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    value = fetch()
+    if cache is not None:
+        cache.set(key, value, ttl)
+    return value
+
+
+def _paged(calls: _Calls, service: str, operation: str, method: str, key: str, **kwargs: Any) -> list[Any]:
+    return [
+        item
+        for page in calls.pages(service, operation, method, **kwargs)
+        for item in _plain(page).get(key, [])
+    ]
+
+
+def _describe_target_groups(
+    calls: _Calls, arns: list[str], names: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Target groups by ARN (≤ 20 per call) and by name; returns (found, missing ARNs/names)."""
+    not_found = _code_in("TargetGroupNotFound")
+
+    def by(param: str) -> Callable[[list[str]], list[dict[str, Any]]]:
+        return lambda group: _paged(
+            calls, "elbv2", "DescribeTargetGroups", "describe_target_groups", "TargetGroups", **{param: group}
+        )
+
+    found, missing = _describe_with_bisect(calls, arns, TG_BATCH, by("TargetGroupArns"), not_found)
+    known_names = {tg.get("TargetGroupName") for tg in found}
+    more, missing_names = _describe_with_bisect(
+        calls, [n for n in _unique(names) if n not in known_names], TG_BATCH, by("Names"), not_found
+    )
+    seen = {tg["TargetGroupArn"] for tg in found}
+    found += [tg for tg in more if tg["TargetGroupArn"] not in seen]
+    return found, missing + missing_names
+
+
+def _describe_instances(calls: _Calls, instance_ids: list[str]) -> list[dict[str, Any]]:
+    """Reservations for `instance_ids`, merged per reservation; unknown ids are skipped."""
+    reservations, _ = _describe_with_bisect(
+        calls,
+        instance_ids,
+        ID_BATCH,
+        lambda group: _paged(
+            calls, "ec2", "DescribeInstances", "describe_instances", "Reservations", InstanceIds=group
+        ),
+        _code_in("InvalidInstanceID"),
+    )
+    merged: dict[str, dict[str, Any]] = {}
+    for reservation in reservations:
+        rid = reservation.get("ReservationId", "")
+        if rid not in merged:
+            merged[rid] = dict(reservation, Instances=[])
+        have = {i.get("InstanceId") for i in merged[rid]["Instances"]}
+        merged[rid]["Instances"] += [
+            i for i in reservation.get("Instances", []) if i.get("InstanceId") not in have
+        ]
+    return list(merged.values())
+
+
+def _enis_by(calls: _Calls, **kwargs: Any) -> list[dict[str, Any]]:
+    return _paged(
+        calls,
+        "ec2",
+        "DescribeNetworkInterfaces",
+        "describe_network_interfaces",
+        "NetworkInterfaces",
+        **kwargs,
+    )
+
+
+def _enis_by_ip(calls: _Calls, ip_vpcs: dict[str, str]) -> list[dict[str, Any]]:
+    """ENIs whose addresses are these IPs, searched per VPC and family, 199 values per call."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for ip, vpc in ip_vpcs.items():
+        try:
+            version = ipaddress.ip_address(ip).version
+        except ValueError:
+            continue  # not an IP (malformed target id): nothing to look up
+        name = "addresses.private-ip-address" if version == 4 else "ipv6-addresses.ipv6-address"
+        groups.setdefault((name, vpc), []).append(ip)
+    result: list[dict[str, Any]] = []
+    for (name, vpc), ips in sorted(groups.items()):
+        for chunk in _chunks(sorted(ips), FILTER_BATCH):
+            filters = [{"Name": name, "Values": chunk}]
+            if vpc:
+                filters.append({"Name": "vpc-id", "Values": [vpc]})
+            result += _enis_by(calls, Filters=filters)
+    return result
+
+
+def _eni_holds(eni: dict[str, Any], ips: set[str]) -> set[str]:
+    """Which of `ips` this ENI holds: as an address (primary/secondary/IPv6) or inside a prefix."""
+    if not ips:
+        return set()
+    addresses = {a.get("PrivateIpAddress") for a in eni.get("PrivateIpAddresses", [])}
+    addresses.add(eni.get("PrivateIpAddress"))
+    addresses |= {a.get("Ipv6Address") for a in eni.get("Ipv6Addresses", [])}
+    held = {ip for ip in ips if ip in addresses}
+    prefixes = [p.get("Ipv4Prefix") for p in eni.get("Ipv4Prefixes", [])] + [
+        p.get("Ipv6Prefix") for p in eni.get("Ipv6Prefixes", [])
+    ]
+    networks = []
+    for prefix in prefixes:
+        try:
+            networks.append(ipaddress.ip_network(prefix, strict=False))
+        except (TypeError, ValueError):
+            continue
+    if networks:
+        for ip in ips - held:
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                continue
+            if any(address.version == n.version and address in n for n in networks):
+                held.add(ip)
+    return held

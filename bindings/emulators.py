@@ -1,0 +1,689 @@
+"""Emulated AWS and Kubernetes for the tests and the demo.
+
+- `KubeEmulator` hosts kmock (a Kubernetes API emulator, pinned at 0.8) on a real HTTP port in a
+  background thread. Every kmock workaround lives in this module (shared/reference/emulators.md):
+  metadata kmock leaves empty is filled in on `apply`, list pagination (``limit``/``continue``) is
+  added, the request log is trimmed, the core resources are declared so empty lists answer 200, and
+  ``stop`` cancels the loop's other tasks first so that an open watch can't hang shutdown.
+- `MotoServer` wraps moto's `ThreadedMotoServer` on a free port.
+- `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators.
+
+Run ``python -m bindings.emulators --state-file PATH`` to start both emulators, seed the demo world,
+write a JSON state file for the dashboard and serve until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import attrs
+import boto3
+import kmock
+from kubernetes import client as k8s
+
+DEMO_CLUSTER = "demo"
+DEMO_ACCOUNT_ID = "123456789012"  # moto's default account
+# Dummy credentials: moto accepts anything, but botocore refuses to sign without some.
+DEMO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+# kind -> (plural, namespaced) for the kinds the product reads or writes. Unknown kinds fall back to
+# a lower-cased "s" plural, namespaced.
+_KINDS: dict[str, tuple[str, bool]] = {
+    "Pod": ("pods", True),
+    "Service": ("services", True),
+    "Event": ("events", True),
+    "Node": ("nodes", False),
+    "Namespace": ("namespaces", False),
+    "ConfigMap": ("configmaps", True),
+    "EndpointSlice": ("endpointslices", True),
+    "TargetGroupBinding": ("targetgroupbindings", True),
+}
+# Declared up front so that listing a resource with no objects yet answers 200 with an empty list:
+# kmock only "serves" resources it has objects for or that are declared.
+_CORE_RESOURCES = (
+    "v1/pods",
+    "v1/services",
+    "v1/nodes",
+    "v1/events",
+    "v1/namespaces",
+    "discovery.k8s.io/v1/endpointslices",
+)
+_REQUEST_LOG_KEEP = 50
+
+
+@attrs.define(kw_only=True)
+class _PagingEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator plus list pagination and a bounded request log."""
+
+    async def __call__(self, raw_request: Any) -> Any:
+        try:
+            return await super().__call__(raw_request)
+        finally:
+            # kmock logs every request forever and scans the log when matching, so latency grows
+            # with uptime (3.7 ms -> 49 ms per list after 2,000 requests): keep only the tail.
+            del self._requests[:-_REQUEST_LOG_KEEP]
+            for payload in self._payloads:
+                reqs = getattr(payload, "_requests", None)
+                if isinstance(reqs, list):
+                    del reqs[:-_REQUEST_LOG_KEEP]
+
+    async def _serve_list(self, request: Any) -> Any:
+        # kmock ignores `limit`/`continue`; a real API server honours them, and the collector pages.
+        result = await super()._serve_list(request)
+        items = result["items"]
+        try:
+            limit = int(request.params.get("limit") or 0)
+            start = int(request.params.get("continue") or 0)
+        except ValueError:
+            raise kmock.KubernetesError(
+                status=400, reason="BadRequest", message="bad limit/continue"
+            ) from None
+        metadata: dict[str, Any] = {"resourceVersion": "1"}
+        if limit > 0:
+            if start + limit < len(items):
+                metadata["continue"] = str(start + limit)
+            items = items[start : start + limit]
+        return {"apiVersion": "v1", "kind": "List", "metadata": metadata, "items": items}
+
+
+class KubeEmulator:
+    """A kmock-backed Kubernetes API on ``http://127.0.0.1:<port>``, hosted in a background thread.
+
+    Use as a context manager, or `start()` / `stop()`. `served_tgb_versions` declares which
+    TargetGroupBinding versions answer an (empty) list before any object exists; creating an object of
+    another version makes that version served too (kmock serves what it stores).
+    """
+
+    def __init__(self, *, port: int = 0, served_tgb_versions: Iterable[str] = ("v1beta1",)) -> None:
+        self._port = port
+        self._served_tgb_versions = tuple(served_tgb_versions)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._rv = itertools.count(1000)
+        self.url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> KubeEmulator:
+        """Start the server thread and wait until it listens."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10) or self._error is not None:
+            raise RuntimeError(f"kube emulator did not start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and join its thread."""
+        if self._loop is None or self._thread is None:
+            return
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._thread = None
+
+    def __enter__(self) -> KubeEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:  # surface start-up failures to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        emulator = _PagingEmulator()
+        for resource in _CORE_RESOURCES:
+            emulator.resources[resource] = {}
+        for version in self._served_tgb_versions:
+            emulator.resources[f"elbv2.k8s.aws/{version}/targetgroupbindings"] = {}
+        async with emulator, kmock.Server(emulator, port=self._port or None) as server:
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+            # An open watch keeps a handler task waiting on kmock's bus forever; exiting the server
+            # first would wait for it. Cancel every other task on this loop, then exit.
+            current = asyncio.current_task()
+            others = [t for t in asyncio.all_tasks() if t is not current]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+    # -- client helpers ----------------------------------------------------------------------------
+    def api_client(self) -> k8s.ApiClient:
+        """A fresh official-client `ApiClient` pointed at this emulator."""
+        return k8s.ApiClient(k8s.Configuration(host=self.url))
+
+    def apply(self, objects: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create objects (or replace existing ones) over HTTP; returns them as stored.
+
+        Fills what kmock leaves empty: metadata.namespace ("default" for namespaced kinds),
+        uid, resourceVersion, creationTimestamp and generation. ``kind: List`` is unpacked.
+        """
+        return apply_objects(self.url, objects, rv=self._rv)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        """Delete one object over HTTP (404 is ignored)."""
+        delete_object(self.url, api_version, kind, name, namespace)
+
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """JSON-merge-patch one object over HTTP; returns the patched object."""
+        return patch_object(self.url, api_version, kind, name, namespace, patch, rv=self._rv)
+
+
+# -- generic object helpers (official client, any kind) ------------------------------------------------
+def _resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    plural, namespaced = _KINDS.get(kind, (kind.lower() + "s", True))
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    path = base + (f"/namespaces/{namespace}" if namespaced and namespace else "") + f"/{plural}"
+    return path + (f"/{name}" if name else "")
+
+
+def _call(
+    url: str, method: str, path: str, body: Any = None, content_type: str = "application/json"
+) -> dict[str, Any]:
+    api = k8s.ApiClient(k8s.Configuration(host=url))
+    try:
+        response = api.call_api(
+            method,
+            api.configuration.host + path,
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            _request_timeout=10,
+        )
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise k8s.ApiException(status=response.status, reason=response.reason)
+        return json.loads(response.data or b"{}")
+    finally:
+        api.close()
+
+
+def _filled(obj: dict[str, Any], rv: Iterable[int]) -> dict[str, Any]:
+    obj = json.loads(json.dumps(obj))  # deep copy; also rejects non-JSON values early
+    meta = obj.setdefault("metadata", {})
+    _, namespaced = _KINDS.get(obj["kind"], ("", True))
+    if namespaced:
+        meta.setdefault("namespace", "default")
+    meta.setdefault("uid", str(uuid.uuid4()))
+    meta["resourceVersion"] = str(next(iter(rv)))
+    meta.setdefault("creationTimestamp", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    meta.setdefault("generation", 1)
+    return obj
+
+
+def _flatten(objects: dict[str, Any] | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    items = [objects] if isinstance(objects, dict) else list(objects)
+    out: list[dict[str, Any]] = []
+    for obj in items:
+        if obj.get("kind") == "List":
+            out += _flatten(obj.get("items") or [])
+        else:
+            out.append(obj)
+    return out
+
+
+_default_rv = itertools.count(100000)
+
+
+def apply_objects(
+    url: str, objects: dict[str, Any] | Iterable[dict[str, Any]], *, rv: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """Create (or replace) objects in the Kubernetes emulator at `url`; see `KubeEmulator.apply`."""
+    counter = rv if rv is not None else _default_rv
+    stored = []
+    for raw in _flatten(objects):
+        obj = _filled(raw, counter)
+        meta = obj["metadata"]
+        ns = meta.get("namespace")
+        collection = _resource_path(obj["apiVersion"], obj["kind"], ns)
+        try:
+            stored.append(_call(url, "POST", collection, obj))
+        except k8s.ApiException as exc:
+            if exc.status != 409:
+                raise
+            # kmock answers PUT with 404, so "replace" is delete + create.
+            delete_object(url, obj["apiVersion"], obj["kind"], meta["name"], ns)
+            stored.append(_call(url, "POST", collection, obj))
+    return stored
+
+
+def delete_object(url: str, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+    """Delete one object from the emulator at `url`; a missing object is not an error."""
+    try:
+        _call(url, "DELETE", _resource_path(api_version, kind, namespace, name))
+    except k8s.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def patch_object(
+    url: str,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    patch: dict[str, Any],
+    *,
+    rv: Iterable[int] | None = None,
+) -> dict[str, Any]:
+    """Merge-patch one object in the emulator at `url`, bumping its resourceVersion."""
+    counter = rv if rv is not None else _default_rv
+    body = json.loads(json.dumps(patch))
+    body.setdefault("metadata", {})["resourceVersion"] = str(next(iter(counter)))
+    return _call(
+        url,
+        "PATCH",
+        _resource_path(api_version, kind, namespace, name),
+        body,
+        content_type="application/merge-patch+json",
+    )
+
+
+# -- moto ------------------------------------------------------------------------------------------
+class MotoServer:
+    """moto's threaded HTTP server on 127.0.0.1 and a free (or given) port.
+
+    moto keeps its state in process-global backends, shared by every server in the process; `start`
+    therefore resets it. Don't run two `MotoServer`s at once in one process.
+    """
+
+    def __init__(self, *, port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer  # imported lazily: moto is heavy and test/demo-only
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.url = ""
+
+    def start(self) -> MotoServer:
+        """Start serving; `url` is set afterwards."""
+        # werkzeug logs every request at INFO; that drowns test output and the demo's console.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        # moto's backends are process-global: a server started after another one in the same process
+        # (e.g. the next test module) would see its resources. Start every server from a clean slate.
+        self.reset()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def reset(self) -> None:
+        """Drop every emulated AWS resource."""
+        # Our own http://127.0.0.1 URL, never user input.
+        request = urllib.request.Request(self.url + "/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- the demo world ------------------------------------------------------------------------------------
+@dataclass
+class DemoWorld:
+    """Ids and ARNs of what `seed_demo_world` created."""
+
+    region: str
+    account_id: str
+    vpc_id: str
+    subnet_ids: list[str]
+    node_security_group_id: str
+    instance_ids: list[str]
+    node_names: list[str]
+    pod_ips: list[str]
+    load_balancer_arn: str
+    target_group_arns: dict[str, str]  # "udp" / "tcp" -> ARN
+    listener_arns: list[str]
+    cluster: str = DEMO_CLUSTER
+    kube_objects: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe dict (without the seeded Kubernetes objects)."""
+        data = asdict(self)
+        data.pop("kube_objects")
+        return data
+
+
+def seed_demo_world(*, aws_endpoint: str, kube: KubeEmulator | str, region: str = "us-east-1") -> DemoWorld:
+    """Build the DNS-over-UDP-blocked case in moto (boto3) and the Kubernetes emulator (official client).
+
+    Pod addressing: each node's primary ENI carries its CoreDNS pod IP as a **secondary** private IP,
+    as the VPC CNI does. moto's ``addresses.private-ip-address`` filter only matches primary IPs, so the
+    collector finds these pods through its first path — DescribeInstances for the node instance ids,
+    then the node ENI whose secondary IPs hold the pod IP (nlb-udp-facts §2.2 (b)) — exactly as
+    the controller does. No ``vpc.amazonaws.com/pod-eni`` branch ENIs are needed.
+
+    The node security group (tagged ``kubernetes.io/cluster/demo=owned``) admits TCP 53 and kubelet
+    10250 from the VPC only, so UDP 53 is blocked while both target groups report every target healthy.
+    """
+    session = boto3.session.Session(region_name=region, **DEMO_CREDENTIALS)
+    ec2 = session.client("ec2", endpoint_url=aws_endpoint)
+    elbv2 = session.client("elbv2", endpoint_url=aws_endpoint)
+
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = [f"{region}a", f"{region}b"]
+    subnet_ids = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i + 1}.0/24", AvailabilityZone=zone)["Subnet"][
+            "SubnetId"
+        ]
+        for i, zone in enumerate(zones)
+    ]
+    sg_id = ec2.create_security_group(
+        GroupName="eks-node",
+        Description="eks-node",
+        VpcId=vpc_id,
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [
+                    {"Key": "Name", "Value": "eks-node"},
+                    {"Key": f"kubernetes.io/cluster/{DEMO_CLUSTER}", "Value": "owned"},
+                ],
+            }
+        ],
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=sg_id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 53,
+                "ToPort": 53,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "dns over tcp from vpc"}],
+            },
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 10250,
+                "ToPort": 10250,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "kubelet"}],
+            },
+        ],
+    )
+
+    node_ips = ["10.0.1.10", "10.0.2.20"]
+    pod_ips = ["10.0.1.15", "10.0.2.25"]
+    instance_ids: list[str] = []
+    for subnet_id, node_ip, pod_ip in zip(subnet_ids, node_ips, pod_ips, strict=True):
+        instance = ec2.run_instances(
+            ImageId="ami-12c6146b",  # an AMI id moto ships with
+            InstanceType="m5.large",
+            MinCount=1,
+            MaxCount=1,
+            NetworkInterfaces=[
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": subnet_id,
+                    "PrivateIpAddress": node_ip,
+                    "Groups": [sg_id],
+                }
+            ],
+        )["Instances"][0]
+        instance_ids.append(instance["InstanceId"])
+        eni_id = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=eni_id, PrivateIpAddresses=[pod_ip])
+
+    lb = elbv2.create_load_balancer(
+        Name="dns-nlb", Subnets=subnet_ids, Scheme="internal", Type="network", IpAddressType="ipv4"
+    )["LoadBalancers"][0]
+    lb_arn = lb["LoadBalancerArn"]
+    tg_arns: dict[str, str] = {}
+    listener_arns: list[str] = []
+    for proto in ("UDP", "TCP"):
+        tg = elbv2.create_target_group(
+            Name=f"k8s-dns-{proto.lower()}",
+            Protocol=proto,
+            Port=53,
+            VpcId=vpc_id,
+            TargetType="ip",
+            HealthCheckProtocol="TCP",
+            HealthCheckPort="traffic-port",
+        )["TargetGroups"][0]
+        tg_arns[proto.lower()] = tg["TargetGroupArn"]
+        elbv2.register_targets(
+            TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": ip, "Port": 53} for ip in pod_ips]
+        )
+        listener = elbv2.create_listener(
+            LoadBalancerArn=lb_arn,
+            Protocol=proto,
+            Port=53,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+        )["Listeners"][0]
+        listener_arns.append(listener["ListenerArn"])
+
+    node_names = [f"ip-{ip.replace('.', '-')}.ec2.internal" for ip in node_ips]
+    objects = _demo_kube_objects(
+        node_names=node_names,
+        node_ips=node_ips,
+        zones=zones,
+        instance_ids=instance_ids,
+        pod_ips=pod_ips,
+        tg_arns=tg_arns,
+    )
+    stored = kube.apply(objects) if isinstance(kube, KubeEmulator) else apply_objects(kube, objects)
+
+    return DemoWorld(
+        region=region,
+        account_id=DEMO_ACCOUNT_ID,
+        vpc_id=vpc_id,
+        subnet_ids=subnet_ids,
+        node_security_group_id=sg_id,
+        instance_ids=instance_ids,
+        node_names=node_names,
+        pod_ips=pod_ips,
+        load_balancer_arn=lb_arn,
+        target_group_arns=tg_arns,
+        listener_arns=listener_arns,
+        kube_objects=stored,
+    )
+
+
+def _demo_kube_objects(
+    *,
+    node_names: list[str],
+    node_ips: list[str],
+    zones: list[str],
+    instance_ids: list[str],
+    pod_ips: list[str],
+    tg_arns: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The Kubernetes half of the demo world (the shape of tests/scenarios/dns-udp-blocked)."""
+    ns = "kube-system"
+    labels = {"k8s-app": "kube-dns"}
+    objects: list[dict[str, Any]] = []
+    pod_names = ["coredns-6d4b75cb6d-a1b2c", "coredns-6d4b75cb6d-d3e4f"]
+    for name, ip, zone, instance_id in zip(node_names, node_ips, zones, instance_ids, strict=True):
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {"topology.kubernetes.io/zone": zone, "kubernetes.io/hostname": name},
+                },
+                "spec": {"providerID": f"aws:///{zone}/{instance_id}"},
+                "status": {
+                    "addresses": [
+                        {"type": "InternalIP", "address": ip},
+                        {"type": "Hostname", "address": name},
+                    ],
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        )
+    for pod_name, node_name, ip in zip(pod_names, node_names, pod_ips, strict=True):
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod_name, "namespace": ns, "labels": dict(labels)},
+                "spec": {
+                    "nodeName": node_name,
+                    "containers": [
+                        {
+                            "name": "coredns",
+                            "image": "registry.k8s.io/coredns/coredns:v1.11.1",
+                            "ports": [
+                                {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                            ],
+                        }
+                    ],
+                },
+                "status": {
+                    "phase": "Running",
+                    "podIP": ip,
+                    "podIPs": [{"ip": ip}],
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        )
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "coredns-external", "namespace": ns},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": dict(labels),
+                "ports": [
+                    {"name": "dns-udp", "protocol": "UDP", "port": 53, "targetPort": 53},
+                    {"name": "dns-tcp", "protocol": "TCP", "port": 53, "targetPort": 53},
+                ],
+                "clusterIP": "172.20.0.10",
+                "clusterIPs": ["172.20.0.10"],
+                "ipFamilies": ["IPv4"],
+            },
+        }
+    )
+    objects.append(
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "coredns-external-abcde",
+                "namespace": ns,
+                "labels": {
+                    "kubernetes.io/service-name": "coredns-external",
+                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                },
+            },
+            "addressType": "IPv4",
+            "ports": [
+                {"name": "dns-udp", "protocol": "UDP", "port": 53},
+                {"name": "dns-tcp", "protocol": "TCP", "port": 53},
+            ],
+            "endpoints": [
+                {
+                    "addresses": [ip],
+                    "conditions": {"ready": True, "serving": True, "terminating": False},
+                    "nodeName": node_name,
+                    "targetRef": {"kind": "Pod", "namespace": ns, "name": pod_name},
+                }
+                for ip, node_name, pod_name in zip(pod_ips, node_names, pod_names, strict=True)
+            ],
+        }
+    )
+    for proto, port_name in (("udp", "dns-udp"), ("tcp", "dns-tcp")):
+        spec: dict[str, Any] = {
+            "serviceRef": {"name": "coredns-external", "port": port_name},
+            "targetGroupARN": tg_arns[proto],
+            "targetType": "ip",
+            "targetGroupProtocol": proto.upper(),
+        }
+        if proto == "tcp":
+            spec["networking"] = {
+                "ingress": [
+                    {
+                        "from": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+                        "ports": [{"protocol": "TCP", "port": 53}],
+                    }
+                ]
+            }
+        objects.append(
+            {
+                "apiVersion": "elbv2.k8s.aws/v1beta1",
+                "kind": "TargetGroupBinding",
+                "metadata": {"name": f"coredns-{proto}", "namespace": ns},
+                "spec": spec,
+                "status": {"observedGeneration": 1},
+            }
+        )
+    return objects
+
+
+# -- entry point ------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Start both emulators, seed the demo world, write the state file, serve until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m bindings.emulators", description=main.__doc__)
+    parser.add_argument("--state-file", required=True, help="where to write the JSON state")
+    parser.add_argument("--kube-port", type=int, default=0, help="Kubernetes emulator port (0: any free)")
+    parser.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free)")
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    # The handlers only set a flag; the main thread does the (blocking) shutdown work.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    kube = KubeEmulator(port=args.kube_port).start()
+    moto = MotoServer(port=args.aws_port).start()
+    try:
+        world = seed_demo_world(aws_endpoint=moto.url, kube=kube, region=args.region)
+        state = {
+            "kube_url": kube.url,
+            "aws_endpoint": moto.url,
+            "region": args.region,
+            "account_id": world.account_id,
+            "cluster": world.cluster,
+            "target_group_arns": sorted(world.target_group_arns.values()),
+            "aws_credentials": {"access_key_id": "testing", "secret_access_key": "testing"},
+            "pid": os.getpid(),
+            "world": world.to_json(),
+        }
+        tmp = args.state_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, indent=1)
+        os.replace(tmp, args.state_file)  # atomic: a reader never sees a half-written file
+        while not stop.wait(0.5):
+            pass
+    finally:
+        kube.stop()
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
