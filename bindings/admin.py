@@ -6,6 +6,7 @@ Poller-owned data is shown read-only: it is rewritten on every poll, so edits wo
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -26,6 +27,8 @@ def _ago(value) -> str:
 
 
 class PolledSourceAdmin(admin.ModelAdmin):
+    # Django 6 assumes https for scheme-less URLs; adopt that now (and silence the warning).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("last_polled_at", "last_success_at", "next_poll_at", "last_error", "problems")
     actions = ("poll_now",)
 
