@@ -30,6 +30,7 @@ task_logger = get_task_logger(__name__)
 # A lock outlives the hard time limit so a killed worker's lock expires soon after.
 LOCK_TTL = settings.BH_POLL_SOFT_TIME_LIMIT + 120
 DISPATCH_BATCH = 200
+DEFER_SECONDS = 10
 
 
 @contextmanager
@@ -115,6 +116,11 @@ def poll_account_task(account_id: int, trigger: str = "schedule") -> str:
         return "gone"
     with source_lock("account", account_id) as acquired:
         if not acquired:
+            if trigger != "schedule":
+                # A poll asked for a reason (new bindings, a person) must not be lost to one
+                # already running with older references: run it once that one is done.
+                poll_account_task.apply_async((account_id, trigger), countdown=DEFER_SECONDS)
+                return "deferred"
             return "locked"
         try:
             polling.account_poll(account=account, trigger=trigger)

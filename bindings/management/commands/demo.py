@@ -52,7 +52,11 @@ class Command(BaseCommand):
 
         def start(name: str, argv: list[str]) -> None:
             log = open(data_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-            procs.append((name, subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)))
+            # Own session: Ctrl-C reaches only this command, which stops the children in order.
+            proc = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            procs.append((name, proc))
 
         def stop(*_: object) -> None:
             for _name, proc in reversed(procs):
@@ -65,6 +69,12 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
+        def interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        # Installed explicitly: a shell may start us with SIGINT ignored (e.g. in the background).
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
         py = sys.executable
         try:
             start("emulators", [py, "-m", "bindings.emulators", "--state-file", str(state_file)])
@@ -112,7 +122,6 @@ class Command(BaseCommand):
                 + f"  Logs:      {data_dir}/{{emulators,worker,beat,web}}.log\n"
                 + "The first poll lands within about 30 seconds. Ctrl-C stops everything.\n"
             )
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
             while True:
                 for name, proc in procs:
                     if proc.poll() is not None:
