@@ -152,7 +152,13 @@ class Command(BaseCommand):
         raise CommandError("the emulators did not start within 90 s; see var/emulators.log")
 
     def _configure(self, state: dict, interval: int) -> None:
-        """Point the demo's account and cluster at this run's emulators; poll them at once."""
+        """Point the demo's account and cluster at this run's emulators; poll them at once.
+
+        The emulated world is new on every run (new ids), so the previous run's observed state
+        and results are dropped with the old rows rather than shown as stale.
+        """
+        m.Cluster.objects.filter(name="demo").delete()
+        m.AwsAccount.objects.filter(name="demo-account").delete()
         account, _ = m.AwsAccount.objects.update_or_create(
             name="demo-account",
             defaults={
