@@ -1,0 +1,185 @@
+"""Analysis throughput: binding-protocol results per second on one core.
+
+Builds a synthetic inventory of 10,000 bindings x 5 ip targets (a third each UDP, TCP and
+TCP_UDP groups, so ~13,300 binding-protocol results), spread over 250 nodes whose primary ENIs
+hold the pod IPs (as the VPC CNI does), four node security-group variants (one admits nothing for
+UDP, one admits only part of the client ranges) and 500 NLBs. Run:
+
+    .venv/bin/python benchmarks/bench_analysis.py [--bindings N] [--repeat R]
+
+Not a test: the budget (>= 20,000 results/s, DESIGN.md) is checked by reading the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bindings.analysis import model as m  # noqa: E402
+from bindings.analysis.engine import analyze  # noqa: E402
+
+VPC = "vpc-0bench"
+PROTOCOLS = ("UDP", "TCP", "TCP_UDP")
+# Node security group by node number % 10: most nodes admit everything they should.
+VARIANT = ("sg-full",) * 7 + ("sg-tcp-only", "sg-partial", "sg-split")
+PORTS = (53, 80, 443, 5060, 8080, 8443, 9000, 9090, 10000, 11211)
+
+
+def _rule(proto: str, port: int | None, source: str, description: str = "") -> m.SecurityGroupRule:
+    return m.SecurityGroupRule(proto, port, port, "cidr", source, description)
+
+
+def build(bindings: int = 10_000, targets: int = 5) -> m.Inventory:
+    inv = m.Inventory(cluster="bench", now=datetime(2026, 11, 26, tzinfo=UTC), aws_complete=True)
+    inv.vpcs[VPC] = m.Vpc(VPC, cidrs=("10.0.0.0/8",))
+    sg_rules = {
+        "sg-full": tuple(_rule(p, port, "10.0.0.0/8") for p in ("tcp", "udp") for port in PORTS),
+        "sg-tcp-only": tuple(_rule("tcp", port, "10.0.0.0/8") for port in PORTS),
+        "sg-partial": tuple(_rule(p, port, "10.0.0.0/9") for p in ("tcp", "udp") for port in PORTS),
+        "sg-split": tuple(
+            _rule(p, port, cidr)
+            for p in ("tcp", "udp")
+            for port in PORTS
+            for cidr in ("10.0.0.0/9", "10.128.0.0/9")
+        ),
+    }
+    for sg_id, rules in sg_rules.items():
+        inv.security_groups[sg_id] = m.SecurityGroup(
+            sg_id, vpc_id=VPC, tags={"kubernetes.io/cluster/bench": "owned"}, ingress=rules
+        )
+    nodes = 250
+    pods_per_node = bindings * targets // nodes + 10
+    node_ips: list[list[str]] = []
+    for n in range(nodes):
+        ks = [n * pods_per_node + i for i in range(pods_per_node)]
+        ips = [f"10.{1 + k // 60000}.{k // 240 % 250}.{k % 240 + 10}" for k in ks]
+        node_ips.append(ips)
+        eni_id = f"eni-node{n:05d}"
+        inv.network_interfaces[eni_id] = m.NetworkInterface(
+            eni_id,
+            subnet_id=f"subnet-{n % 3}",
+            vpc_id=VPC,
+            private_ips=(f"10.200.{n // 250}.{n % 250}", *ips),
+            security_group_ids=(VARIANT[n % 10],),
+            instance_id=f"i-{n:017d}",
+            device_index=0,
+        )
+    for z in range(3):
+        inv.subnets[f"subnet-{z}"] = m.Subnet(
+            f"subnet-{z}", VPC, f"10.{210 + z}.0.0/16", availability_zone=f"az{z}"
+        )
+    lbs = max(1, bindings // 20)
+    for i in range(lbs):
+        arn = f"arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/net/lb{i}/{i:016x}"
+        inv.load_balancers[arn] = m.LoadBalancer(
+            arn,
+            name=f"lb{i}",
+            scheme="internal",
+            vpc_id=VPC,
+            zones=tuple(
+                m.LoadBalancerZone(f"az{z}", f"subnet-{z}", (f"10.{210 + z}.{i // 250}.{i % 250}",))
+                for z in range(3)
+            ),
+        )
+    used = [0] * nodes
+    for b in range(bindings):
+        proto = PROTOCOLS[b % 3]
+        port = PORTS[b % len(PORTS)]
+        lb_arn = f"arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/net/lb{b % lbs}/{b % lbs:016x}"
+        tg_arn = f"arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/tg{b}/{b:016x}"
+        inv.target_groups[tg_arn] = m.TargetGroup(
+            tg_arn,
+            name=f"tg{b}",
+            protocol=proto,
+            port=port,
+            vpc_id=VPC,
+            target_type="ip",
+            health_check_protocol="TCP",
+            health_check_port="traffic-port",
+            load_balancer_arns=(lb_arn,),
+            attributes={"preserve_client_ip.enabled": "false"},
+        )
+        inv.listeners.append(m.Listener(f"{lb_arn}/l{b}", lb_arn, 10000 + b, proto, (tg_arn,)))
+        health = []
+        for _ in range(targets):
+            # All targets of a binding sit on nodes of one security-group variant.
+            n = (b % 10) + 10 * ((b // 10 * targets + len(health)) % (nodes // 10))
+            ip = node_ips[n][used[n]]
+            used[n] += 1
+            health.append(m.TargetHealth(tg_arn, ip, port, state="unhealthy" if b % 13 == 0 else "healthy"))
+        inv.target_health[tg_arn] = health
+        ns = f"ns{b % 50}"
+        svc = f"svc{b}"
+        inv.services[f"{ns}/{svc}"] = m.Service(
+            f"svc-uid-{b}",
+            ns,
+            svc,
+            ports=tuple(
+                m.ServicePort(f"p-{p.lower()}", p, port, port)
+                for p in ("TCP", "UDP")
+                if p in proto or proto == "TCP_UDP"
+            ),
+        )
+        inv.endpoint_slices.append(
+            m.EndpointSlice(
+                f"eps-uid-{b}",
+                ns,
+                f"{svc}-abcde",
+                svc,
+                ports=tuple(m.EndpointPort(f"p-{p.lower()}", p, port) for p in ("TCP", "UDP") if p in proto),
+                endpoints=tuple(m.Endpoint((th.target_id,), ready=True) for th in health),
+            )
+        )
+        ports = [m.NetworkingPort(p, port) for p in ("TCP", "UDP") if p in proto]
+        inv.bindings.append(
+            m.Binding(
+                uid=f"tgb-{b}",
+                namespace=ns,
+                name=f"tgb{b}",
+                target_group_arn=tg_arn,
+                target_type="ip",
+                target_group_protocol=proto,
+                service_name=svc,
+                service_port=f"p-{'udp' if proto == 'UDP' else 'tcp'}",
+                networking=(m.NetworkingRule((m.NetworkingPeer(cidr="10.0.0.0/8"),), tuple(ports)),)
+                if b % 2
+                else None,
+            )
+        )
+    return inv
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bindings", type=int, default=10_000)
+    parser.add_argument("--targets", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    inventory = build(args.bindings, args.targets)
+    built = time.perf_counter() - started
+    print(f"built inventory: {args.bindings} bindings x {args.targets} targets in {built:.2f}s")
+    best = None
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        results = analyze(inventory)
+        elapsed = time.perf_counter() - started
+        best = elapsed if best is None else min(best, elapsed)
+    count = sum(len(r.protocols) for r in results)
+    verdicts = Counter(p.verdict for r in results for p in r.protocols)
+    findings = sum(len(r.findings) for r in results)
+    print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}")
+    print(f"{count} binding-protocol results, {findings} findings in {best:.3f}s")
+    print(f"verdicts: {dict(sorted(verdicts.items()))}")
+    print(f"throughput: {count / best:,.0f} binding-protocol results per second")
+
+
+if __name__ == "__main__":
+    main()

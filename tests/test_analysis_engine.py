@@ -1,0 +1,742 @@
+"""The analysis engine, judged on hand-made inventories (see tests/analysis_builders.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bindings.analysis import analyze
+from bindings.analysis import model as m
+from bindings.analysis.report import fail_on_matches, sanitize, to_report, to_text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis_builders import (  # noqa: E402
+    INSTANCES,
+    LB_ARN,
+    LB_SG,
+    NODE_PORT,
+    NODE_SG,
+    NOW,
+    POD_IPS,
+    TG_ARN,
+    VPC,
+    allow_all,
+    dns_inventory,
+    networking,
+    rule,
+)
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def one(inv: m.Inventory) -> m.BindingResult:
+    results = analyze(inv)
+    assert len(results) == 1
+    return results[0]
+
+
+def verdicts(result: m.BindingResult) -> dict[str, str]:
+    return {p.protocol: p.verdict for p in result.protocols}
+
+
+def protocol(result: m.BindingResult, name: str) -> m.ProtocolResult:
+    return next(p for p in result.protocols if p.protocol == name)
+
+
+def codes(result: m.BindingResult) -> set[str]:
+    return {f.code for f in result.findings}
+
+
+def findings(result: m.BindingResult, code: str) -> list[m.Finding]:
+    return [f for f in result.findings if f.code == code]
+
+
+def blocked_dns() -> m.Inventory:
+    """The dns-udp-blocked bundle: no networking, the node group admits TCP 53 only."""
+    return dns_inventory(
+        net=None, rules=(rule("tcp", 53, description="dns over tcp from vpc"), rule("tcp", 10250))
+    )
+
+
+ALL_CODES = (
+    "TRAFFIC_BLOCKED",
+    "HEALTH_CHECK_MASKS_TRAFFIC",
+    "HEALTH_CHECK_PORT_MISMATCH",
+    "HEALTH_CHECK_BLOCKED",
+    "ALL_TARGETS_UNHEALTHY",
+    "MISSING_NETWORKING_RULE",
+    "NETWORKING_NOT_RECONCILED",
+    "EMPTY_PORTS_LIST",
+    "INSTANCE_PORT_NOT_NODEPORT",
+    "CLIENT_RANGES_NOT_COVERED",
+    "OVERLY_BROAD_SOURCE",
+    "SERVICE_PROTOCOL_MISMATCH",
+    "NO_LISTENER",
+    "TARGET_GROUP_NOT_FOUND",
+    "TARGET_DRIFT",
+    "UNHEALTHY_TARGETS",
+    "SECURITY_GROUP_TAG_AMBIGUOUS",
+    "INVALID_SPEC",
+    "STALE_DATA",
+)
+
+
+# --- the sample bundles, rebuilt by hand -----------------------------------------------------
+
+
+def _check_expected(results: list[m.BindingResult], expected: dict, rename: dict[str, str]) -> None:
+    by_key = {rename.get(r.key, r.key): r for r in results}
+    for key, want in expected["bindings"].items():
+        result = by_key[key]
+        for proto, verdict in want["protocols"].items():
+            assert verdicts(result)[proto] == verdict, (key, proto)
+        assert set(want["require"]) <= codes(result), key
+        assert not set(want["forbid"]) & codes(result), key
+        for proto, (admitted, total) in want.get("admitted", {}).items():
+            p = protocol(result, proto)
+            assert (p.targets_admitted, p.targets_total) == (admitted, total)
+
+
+def _bundle_pair(blocked: bool) -> m.Inventory:
+    """Both bindings of the sample bundles: coredns-udp (UDP group) and coredns-tcp (TCP group)."""
+    node_rules = (
+        (rule("tcp", 53, description="dns over tcp from vpc"), rule("tcp", 10250, description="kubelet"))
+        if blocked
+        else (
+            rule("tcp", 53, description=m.CONTROLLER_RULE_DESCRIPTION),
+            rule("udp", 53, description=m.CONTROLLER_RULE_DESCRIPTION),
+        )
+    )
+    udp = dns_inventory(
+        rules=node_rules,
+        net=None if blocked else networking(("UDP", 53), ("TCP", 53)),
+        service_ports=(m.ServicePort("dns-udp", "UDP", 53, 53), m.ServicePort("dns-tcp", "TCP", 53, 53)),
+        service_port="dns-udp",
+    )
+    tcp = dns_inventory(
+        tg_protocol="TCP",
+        rules=node_rules,
+        net=networking(("TCP", 53)),
+        service_ports=(m.ServicePort("dns-udp", "UDP", 53, 53), m.ServicePort("dns-tcp", "TCP", 53, 53)),
+        service_port="dns-tcp",
+    )
+    tcp_tg = replace(tcp.target_groups[TG_ARN], arn=TG_ARN + "-tcp", name="k8s-dns-tcp")
+    udp.target_groups[tcp_tg.arn] = tcp_tg
+    udp.target_health[tcp_tg.arn] = [
+        replace(t, target_group_arn=tcp_tg.arn) for t in tcp.target_health[TG_ARN]
+    ]
+    udp.listeners.append(m.Listener(LB_ARN + "/tcp", LB_ARN, 53, "TCP", (tcp_tg.arn,)))
+    tcp_binding = tcp.bindings[0]
+    tcp_binding.name, tcp_binding.uid, tcp_binding.target_group_arn = "coredns-tcp", "uid-tcp", tcp_tg.arn
+    udp.bindings[0].name = "coredns-udp"
+    udp.bindings.append(tcp_binding)
+    return udp
+
+
+@pytest.mark.parametrize("name", ["dns-udp-blocked", "dns-udp-fixed"])
+def test_it_matches_the_expected_results_of_the_sample_bundles(name):
+    expected = json.loads((SCENARIOS / name / "expected.json").read_text())
+    results = analyze(_bundle_pair(blocked=name.endswith("blocked")))
+    _check_expected(results, expected, {})
+
+
+def test_it_matches_the_sample_bundles_through_the_bundle_loader_when_available():
+    bundle = pytest.importorskip("bindings.analysis.bundle")
+    for name in ("dns-udp-blocked", "dns-udp-fixed"):
+        expected = json.loads((SCENARIOS / name / "expected.json").read_text())
+        inv = bundle.bundle_inventory(bundle.load_bundle(SCENARIOS / name))
+        _check_expected(analyze(inv), expected, {})
+
+
+# --- verdicts --------------------------------------------------------------------------------
+
+
+def test_it_reports_udp_reachable_when_networking_and_rules_admit_the_vpc():
+    result = one(dns_inventory())
+    assert verdicts(result) == {"UDP": "reachable"}
+    udp = protocol(result, "UDP")
+    assert (udp.targets_admitted, udp.targets_total) == (2, 2)
+    assert udp.client_ip_preserved
+    assert udp.expected_sources == ("10.0.0.0/16",)
+
+
+def test_it_blocks_udp_when_only_tcp_rule_exists():
+    udp = protocol(one(blocked_dns()), "UDP")
+    assert udp.verdict == "blocked"
+    assert udp.targets_admitted == 0
+    assert all(t.admitted is False for t in udp.targets)
+    assert all(t.uncovered_sources == ("10.0.0.0/16",) for t in udp.targets)
+
+
+def test_its_reason_names_the_eni_the_tcp_rule_and_the_uncovered_range():
+    reasons = " ".join(protocol(one(blocked_dns()), "UDP").reasons)
+    assert "eni-00000000000000001" in reasons and "10.0.1.15" in reasons
+    assert f"{NODE_SG} tcp 53 from 10.0.0.0/16 (dns over tcp from vpc)" in reasons
+    assert "no rule admits udp 53" in reasons
+    assert "uncovered: 10.0.0.0/16" in reasons
+
+
+def test_it_reports_partial_when_one_target_lacks_the_rule():
+    inv = dns_inventory()
+    inv.security_groups["sg-other"] = m.SecurityGroup("sg-other", tags={"kubernetes.io/cluster/demo": ""})
+    inv.network_interfaces["eni-00000000000000002"].security_group_ids = ("sg-other",)
+    udp = protocol(one(inv), "UDP")
+    assert udp.verdict == "partial"
+    assert [t.admitted for t in udp.targets] == [True, False]
+
+
+def test_it_reports_partial_when_rules_cover_only_part_of_the_client_ranges():
+    udp = protocol(one(dns_inventory(rules=(rule("udp", 53, "10.0.0.0/17"), rule("tcp", 53)))), "UDP")
+    assert udp.verdict == "partial"
+    assert udp.targets[0].uncovered_sources == ("10.0.128.0/17",)
+
+
+def test_it_unions_several_rules_to_cover_one_range():
+    rules = (rule("udp", 53, "10.0.0.0/17"), rule("udp", 50, "10.0.128.0/17", to_port=60), rule("tcp", 53))
+    assert verdicts(one(dns_inventory(rules=rules))) == {"UDP": "reachable"}
+
+
+def test_it_accepts_numeric_protocols_and_all_protocols():
+    assert verdicts(one(dns_inventory(rules=(rule("17", 53), rule("6", 53))))) == {"UDP": "reachable"}
+    assert verdicts(one(dns_inventory(rules=(rule("-1", None),)))) == {"UDP": "reachable"}
+
+
+def test_it_reports_not_offered_and_no_listener_when_no_listener_carries_tcp():
+    result = one(dns_inventory(tg_protocol="TCP_UDP", listener_protocols=("UDP",)))
+    assert verdicts(result) == {"TCP": "not_offered", "UDP": "reachable"}
+    [finding] = findings(result, "NO_LISTENER")
+    assert finding.protocol == "TCP" and finding.severity == "warning"
+
+
+def test_a_tcp_listener_does_not_carry_udp_to_a_udp_group():
+    result = one(dns_inventory(listener_protocols=("TCP",)))
+    assert verdicts(result) == {"UDP": "not_offered"}
+
+
+def test_it_treats_a_listener_without_parsed_actions_on_the_groups_lb_as_forwarding():
+    inv = dns_inventory()
+    inv.listeners[0].target_group_arns = ()
+    assert verdicts(one(inv)) == {"UDP": "reachable"}
+
+
+def test_it_is_unknown_when_the_target_group_is_missing_and_aws_is_incomplete():
+    inv = dns_inventory()
+    inv.target_groups.clear()
+    inv.aws_complete = False
+    result = one(inv)
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert "TARGET_GROUP_NOT_FOUND" not in codes(result)
+
+
+def test_it_reports_target_group_not_found_when_aws_is_complete():
+    inv = dns_inventory()
+    inv.target_groups.clear()
+    result = one(inv)
+    assert verdicts(result) == {"UDP": "unknown"}
+    [finding] = findings(result, "TARGET_GROUP_NOT_FOUND")
+    assert finding.severity == "critical"
+
+
+def test_it_derives_protocols_from_the_service_port_when_nothing_else_says():
+    inv = dns_inventory()
+    inv.target_groups.clear()
+    inv.bindings[0].target_group_protocol = None
+    assert verdicts(one(inv)) == {"UDP": "unknown"}
+
+
+def test_it_is_unknown_when_no_target_eni_is_found():
+    inv = dns_inventory()
+    inv.network_interfaces.clear()
+    inv.instances.clear()
+    result = one(inv)
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert any("10.0.1.15" in f.message for f in findings(result, "INVALID_SPEC"))
+
+
+def test_it_is_unknown_for_a_target_whose_security_group_is_missing():
+    inv = dns_inventory()
+    inv.network_interfaces["eni-00000000000000001"].security_group_ids = ("sg-gone",)
+    inv.network_interfaces["eni-00000000000000002"].security_group_ids = ("sg-gone",)
+    result = one(inv)
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert any("sg-gone" in f.message for f in findings(result, "INVALID_SPEC"))
+
+
+def test_it_blocks_without_traffic_blocked_when_no_target_is_registered():
+    inv = dns_inventory()
+    inv.target_health[TG_ARN] = []
+    result = one(inv)
+    udp = protocol(result, "UDP")
+    assert udp.verdict == "blocked" and udp.reasons == ("no registered targets",)
+    assert "TRAFFIC_BLOCKED" not in codes(result)
+
+
+def test_it_ignores_draining_targets():
+    inv = blocked_dns()
+    inv.target_health[TG_ARN][0] = replace(inv.target_health[TG_ARN][0], state="draining")
+    assert protocol(one(inv), "UDP").targets_total == 1
+
+
+def test_it_judges_instance_targets_on_the_primary_eni_and_the_node_port():
+    result = one(dns_inventory(target_type="instance"))
+    udp = protocol(result, "UDP")
+    assert udp.verdict == "reachable" and udp.port == NODE_PORT
+    assert [t.network_interface_id for t in udp.targets] == ["eni-00000000000000001", "eni-00000000000000002"]
+
+
+def test_it_uses_the_pod_eni_annotation_for_security_groups_for_pods():
+    inv = dns_inventory()
+    inv.security_groups["sg-pod"] = m.SecurityGroup("sg-pod", ingress=allow_all())
+    inv.network_interfaces["eni-branch"] = m.NetworkInterface(
+        "eni-branch", private_ips=(), security_group_ids=("sg-pod",)
+    )
+    inv.network_interfaces["eni-00000000000000001"].security_group_ids = ("sg-nothing",)
+    inv.security_groups["sg-nothing"] = m.SecurityGroup("sg-nothing")
+    inv.pods["kube-system/coredns-0"].pod_eni = json.dumps(
+        [{"eniId": "eni-branch", "privateIp": "10.0.1.15"}]
+    )
+    udp = protocol(one(inv), "UDP")
+    assert udp.targets[0].network_interface_id == "eni-branch"
+    assert udp.targets[0].admitted is True
+
+
+def test_it_finds_the_eni_through_a_delegated_prefix():
+    inv = dns_inventory()
+    eni = inv.network_interfaces["eni-00000000000000001"]
+    eni.private_ips = ("10.0.1.10",)
+    eni.ipv4_prefixes = ("10.0.1.0/28",)
+    assert protocol(one(inv), "UDP").targets[0].network_interface_id == eni.id
+
+
+def test_it_expects_the_load_balancer_addresses_when_client_ip_is_not_preserved():
+    tcp = protocol(one(dns_inventory(tg_protocol="TCP")), "TCP")
+    assert not tcp.client_ip_preserved
+    assert tcp.expected_sources == ("10.0.1.200/32", "10.0.2.200/32")
+
+
+def test_it_preserves_the_client_ip_for_instance_targets_unless_disabled():
+    default = protocol(one(dns_inventory(tg_protocol="TCP", target_type="instance", attributes={})), "TCP")
+    off = one(
+        dns_inventory(
+            tg_protocol="TCP", target_type="instance", attributes={"preserve_client_ip.enabled": "false"}
+        )
+    )
+    assert default.client_ip_preserved
+    assert not protocol(off, "TCP").client_ip_preserved
+
+
+def test_it_falls_back_to_lb_enis_then_subnets_for_private_addresses():
+    inv = dns_inventory(tg_protocol="TCP")
+    lb = inv.load_balancers[LB_ARN]
+    lb.zones = tuple(replace(z, addresses=()) for z in lb.zones)
+    inv.network_interfaces["eni-lb"] = m.NetworkInterface(
+        "eni-lb", description="ELB net/dns-nlb/2c404b1a74052ed7", private_ips=("10.0.1.201",)
+    )
+    assert protocol(one(inv), "TCP").expected_sources == ("10.0.1.201/32",)
+    del inv.network_interfaces["eni-lb"]
+    assert protocol(one(inv), "TCP").expected_sources == ("10.0.1.0/24", "10.0.2.0/24")
+
+
+def test_it_uses_the_whole_internet_for_an_internet_facing_lb():
+    udp = protocol(one(dns_inventory(scheme="internet-facing")), "UDP")
+    assert udp.expected_sources == ("0.0.0.0/0",)
+    assert udp.verdict == "partial"
+
+
+def test_the_client_cidrs_annotation_beats_the_cluster_setting():
+    inv = dns_inventory(client_cidrs=("10.0.5.0/24",), cluster_client_cidrs=("192.168.0.0/16",))
+    assert protocol(one(inv), "UDP").expected_sources == ("10.0.5.0/24",)
+    inv.bindings[0].client_cidrs = None
+    assert protocol(one(inv), "UDP").expected_sources == ("192.168.0.0/16",)
+
+
+def test_an_ipv4_target_sees_ipv6_clients_from_the_lb_address():
+    udp = protocol(one(dns_inventory(client_cidrs=("10.0.0.0/16", "2001:db8::/32"))), "UDP")
+    assert udp.expected_sources == ("10.0.0.0/16",)  # the LB addresses are inside the VPC range
+
+
+def test_a_rule_referencing_the_lb_security_group_admits_everything_it_sends():
+    rules = (rule("udp", 53, LB_SG, kind="security_group"), rule("tcp", 53, LB_SG, kind="security_group"))
+    result = one(dns_inventory(scheme="internet-facing", lb_security_groups=(LB_SG,), rules=rules))
+    udp = protocol(result, "UDP")
+    assert udp.verdict == "reachable"
+    assert udp.expected_sources[0] == LB_SG
+    assert result.health_check.admitted is True
+    assert "CLIENT_RANGES_NOT_COVERED" not in codes(result)
+
+
+def test_a_reference_to_another_security_group_does_not_admit_the_lb():
+    rules = (rule("udp", 53, "sg-someone", kind="security_group"), rule("tcp", 53))
+    assert verdicts(one(dns_inventory(rules=rules))) == {"UDP": "blocked"}
+
+
+def test_prefix_list_sources_are_named_but_not_counted():
+    udp = protocol(
+        one(dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))), "UDP"
+    )
+    assert udp.verdict == "blocked"
+    assert "pl-123" in " ".join(udp.reasons)
+
+
+def test_a_network_acl_deny_blocks_what_the_security_group_admits():
+    inv = dns_inventory()
+    inv.network_acls.append(
+        m.NetworkAcl(
+            "acl-1",
+            VPC,
+            subnet_ids=("subnet-a", "subnet-b"),
+            entries=(
+                m.NetworkAclEntry(90, "17", "deny", False, "10.0.0.0/17", port_from=53, port_to=53),
+                m.NetworkAclEntry(100, "-1", "allow", False, "0.0.0.0/0"),
+            ),
+        )
+    )
+    udp = protocol(one(inv), "UDP")
+    assert udp.verdict == "partial"
+    assert "acl-1 rule 90" in " ".join(udp.reasons)
+
+
+def test_an_allowing_network_acl_changes_nothing():
+    inv = dns_inventory()
+    inv.network_acls.append(
+        m.NetworkAcl("acl-1", VPC, True, entries=(m.NetworkAclEntry(100, "-1", "allow", False, "0.0.0.0/0"),))
+    )
+    assert verdicts(one(inv)) == {"UDP": "reachable"}
+
+
+# --- findings: each fires, and stays quiet in the healthy case --------------------------------
+
+
+@pytest.mark.parametrize("tg_protocol", ["UDP", "TCP", "TCP_UDP"])
+@pytest.mark.parametrize("target_type", ["ip", "instance"])
+def test_a_healthy_binding_has_no_problem_findings(tg_protocol, target_type):
+    result = one(dns_inventory(tg_protocol=tg_protocol, target_type=target_type))
+    assert set(verdicts(result).values()) == {"reachable"}
+    assert not codes(result) & set(ALL_CODES)
+    if tg_protocol == "TCP":
+        assert "HEALTH_CHECK_PROTOCOL_MISMATCH" not in codes(result)
+
+
+def test_it_flags_the_green_but_broken_case():
+    result = one(blocked_dns())
+    [masks] = findings(result, "HEALTH_CHECK_MASKS_TRAFFIC")
+    assert masks.severity == "critical" and masks.protocol == "UDP"
+    assert masks.evidence["targets"] == list(POD_IPS)
+    [blocked] = findings(result, "TRAFFIC_BLOCKED")
+    assert blocked.severity == "critical"
+
+
+def test_traffic_blocked_is_a_warning_when_partial():
+    result = one(dns_inventory(rules=(rule("udp", 53, "10.0.0.0/17"), rule("tcp", 53))))
+    assert findings(result, "TRAFFIC_BLOCKED")[0].severity == "warning"
+
+
+def test_masks_traffic_stays_quiet_when_the_blocked_targets_are_unhealthy():
+    result = one(dns_inventory(net=None, rules=(), states=("unhealthy", "unhealthy")))
+    assert "HEALTH_CHECK_MASKS_TRAFFIC" not in codes(result)
+
+
+def test_health_check_protocol_mismatch_is_a_warning_when_udp_is_not_reachable():
+    assert findings(one(blocked_dns()), "HEALTH_CHECK_PROTOCOL_MISMATCH")[0].severity == "warning"
+    assert findings(one(dns_inventory()), "HEALTH_CHECK_PROTOCOL_MISMATCH")[0].severity == "info"
+
+
+def test_it_reports_a_health_check_port_that_differs_from_the_traffic_port():
+    rules = (rule("udp", 53), rule("tcp", 8080))
+    result = one(dns_inventory(hc_port="8080", rules=rules, net=networking(("UDP", 53), ("TCP", 8080))))
+    [finding] = findings(result, "HEALTH_CHECK_PORT_MISMATCH")
+    assert finding.severity == "info"
+    assert result.health_check.admitted is True
+    assert "MISSING_NETWORKING_RULE" not in codes(result)
+
+
+def test_it_reports_health_checks_the_rules_do_not_admit():
+    result = one(dns_inventory(rules=(rule("udp", 53),), net=networking(("UDP", 53))))
+    [finding] = findings(result, "HEALTH_CHECK_BLOCKED")
+    assert finding.severity == "critical"
+    assert finding.evidence["targets"] == list(POD_IPS)
+    assert result.health_check.admitted is False
+    missing = findings(result, "MISSING_NETWORKING_RULE")
+    assert [(f.protocol, f.severity) for f in missing] == [("TCP", "warning")]
+
+
+def test_it_reports_all_targets_unhealthy_and_says_the_nlb_fails_open():
+    result = one(
+        dns_inventory(states=("unhealthy", "unhealthy"), reasons=("Target.Timeout", "Target.Timeout"))
+    )
+    [finding] = findings(result, "ALL_TARGETS_UNHEALTHY")
+    assert finding.severity == "critical" and "fails open" in finding.message
+    assert "UNHEALTHY_TARGETS" not in codes(result)
+
+
+def test_it_lists_the_reason_codes_of_some_unhealthy_targets():
+    result = one(dns_inventory(states=("healthy", "unhealthy"), reasons=(None, "Target.FailedHealthChecks")))
+    [finding] = findings(result, "UNHEALTHY_TARGETS")
+    assert finding.evidence["reasons"] == {"Target.FailedHealthChecks": 1}
+    assert "ALL_TARGETS_UNHEALTHY" not in codes(result)
+    assert result.health_check.healthy == 1 and result.health_check.unhealthy == 1
+
+
+def test_missing_networking_rule_is_info_when_outside_rules_admit_the_traffic():
+    result = one(dns_inventory(net=networking(("TCP", 53))))
+    [finding] = findings(result, "MISSING_NETWORKING_RULE")
+    assert (finding.protocol, finding.severity) == ("UDP", "info")
+
+
+def test_missing_networking_rule_resolves_named_ports_and_port_ranges():
+    assert "MISSING_NETWORKING_RULE" not in codes(
+        one(dns_inventory(net=networking(("UDP", "dns"), ("TCP", None))))
+    )
+    assert "MISSING_NETWORKING_RULE" in codes(
+        one(dns_inventory(net=networking(("UDP", "http"), ("TCP", None))))
+    )
+
+
+def test_it_reports_networking_the_controller_has_not_reconciled():
+    result = one(dns_inventory(rules=(rule("tcp", 53),), net=networking(("UDP", 53), ("TCP", 53))))
+    [finding] = findings(result, "NETWORKING_NOT_RECONCILED")
+    assert finding.evidence["missing"] == [
+        {"securityGroup": NODE_SG, "protocol": "udp", "ports": "53", "peer": "10.0.0.0/16"}
+    ]
+
+
+def test_a_rule_with_another_description_counts_as_reconciled():
+    rules = (rule("udp", 50, "10.0.0.0/16", description="mine", to_port=60), rule("tcp", 53))
+    assert "NETWORKING_NOT_RECONCILED" not in codes(one(dns_inventory(rules=rules)))
+
+
+def test_it_reports_an_empty_ports_list():
+    net = (m.NetworkingRule((m.NetworkingPeer(cidr="10.0.0.0/16"),), ()),)
+    result = one(dns_inventory(net=net))
+    assert findings(result, "EMPTY_PORTS_LIST")[0].severity == "warning"
+
+
+def test_it_reports_a_service_port_where_the_node_port_belongs():
+    net = networking(("UDP", 53), ("TCP", NODE_PORT))
+    result = one(dns_inventory(target_type="instance", net=net))
+    [finding] = findings(result, "INSTANCE_PORT_NOT_NODEPORT")
+    assert finding.evidence == {"rule": 0, "port": 53, "nodePort": NODE_PORT}
+
+
+def test_it_reports_client_ranges_the_rules_do_not_cover():
+    result = one(dns_inventory(scheme="internet-facing"))
+    [finding] = findings(result, "CLIENT_RANGES_NOT_COVERED")
+    assert "10.0.0.0/16" not in finding.evidence["uncovered"]
+    assert "0.0.0.0/5" in finding.evidence["uncovered"]
+
+
+def test_client_ranges_not_covered_is_not_about_tcp_groups_without_preservation():
+    result = one(dns_inventory(tg_protocol="TCP", rules=(rule("tcp", 53, "10.0.1.200/32"),)))
+    assert protocol(result, "TCP").verdict == "partial"
+    assert "CLIENT_RANGES_NOT_COVERED" not in codes(result)
+
+
+def test_overly_broad_source_is_info_when_the_clients_are_the_internet():
+    rules = (rule("udp", 53, "0.0.0.0/0"), rule("tcp", 53))
+    result = one(dns_inventory(scheme="internet-facing", rules=rules, net=None))
+    assert findings(result, "OVERLY_BROAD_SOURCE")[0].severity == "info"
+
+
+def test_overly_broad_source_is_a_warning_for_an_internal_lb():
+    rules = (rule("udp", 53, "0.0.0.0/0"), rule("tcp", 53))
+    result = one(dns_inventory(rules=rules))
+    assert findings(result, "OVERLY_BROAD_SOURCE")[0].severity == "warning"
+
+
+def test_it_reports_a_numeric_service_port_that_matches_tcp_and_udp():
+    result = one(dns_inventory(service_port=53))
+    [finding] = findings(result, "SERVICE_PROTOCOL_MISMATCH")
+    assert "by name" in finding.message
+
+
+def test_it_reports_a_service_port_protocol_the_group_does_not_carry():
+    result = one(dns_inventory(service_port="dns-tcp"))
+    [finding] = findings(result, "SERVICE_PROTOCOL_MISMATCH")
+    assert finding.evidence["serviceProtocol"] == "TCP"
+
+
+def test_it_reports_a_tcp_udp_group_whose_service_lacks_the_udp_port():
+    ports = (m.ServicePort("dns-tcp", "TCP", 53, 53),)
+    result = one(dns_inventory(tg_protocol="TCP_UDP", service_ports=ports, service_port="dns-tcp"))
+    assert "SERVICE_PROTOCOL_MISMATCH" in codes(result)
+
+
+def test_it_reports_registered_targets_that_differ_from_ready_endpoints():
+    inv = dns_inventory()
+    eps = inv.endpoint_slices[0]
+    inv.endpoint_slices[0] = replace(
+        eps, endpoints=(eps.endpoints[0], replace(eps.endpoints[1], ready=False))
+    )
+    [finding] = findings(one(inv), "TARGET_DRIFT")
+    assert finding.evidence["notReady"] == ["10.0.2.25:53"]
+
+
+def test_it_reports_drift_of_instance_targets_against_ready_nodes():
+    inv = dns_inventory(target_type="instance")
+    next(iter(inv.nodes.values())).ready = False
+    [finding] = findings(one(inv), "TARGET_DRIFT")
+    assert finding.evidence["notReady"] == [INSTANCES[0]]
+
+
+def test_it_reports_several_security_groups_without_exactly_one_cluster_tag():
+    inv = dns_inventory()
+    inv.security_groups["sg-extra"] = m.SecurityGroup(
+        "sg-extra", tags={"kubernetes.io/cluster/demo": "shared"}
+    )
+    for eni in inv.network_interfaces.values():
+        eni.security_group_ids = (NODE_SG, "sg-extra")
+    result = one(inv)
+    [finding] = findings(result, "SECURITY_GROUP_TAG_AMBIGUOUS")
+    assert finding.severity == "warning"
+    assert verdicts(result) == {"UDP": "reachable"}
+
+
+def test_one_tagged_group_among_several_is_not_ambiguous():
+    inv = dns_inventory()
+    inv.security_groups["sg-extra"] = m.SecurityGroup("sg-extra")
+    for eni in inv.network_interfaces.values():
+        eni.security_group_ids = (NODE_SG, "sg-extra")
+    assert "SECURITY_GROUP_TAG_AMBIGUOUS" not in codes(one(inv))
+
+
+def test_it_reports_problems_and_bad_cidrs_as_invalid_spec_naming_object_and_field():
+    inv = dns_inventory(net=networking(("UDP", 53), ("TCP", 53), cidrs=("10.0.0.0/16", "10.0.0.999/8")))
+    inv.bindings[0].problems.append(
+        m.Problem("TargetGroupBinding kube-system/coredns", "spec.vpcID", "bad vpc")
+    )
+    result = one(inv)
+    fields = {f.evidence["field"] for f in findings(result, "INVALID_SPEC")}
+    assert fields == {"spec.vpcID", "spec.networking.ingress[0].from[1].ipBlock.cidr"}
+    assert all("kube-system/coredns" in f.message for f in findings(result, "INVALID_SPEC"))
+
+
+def test_it_reports_a_missing_service_and_a_missing_service_port():
+    inv = dns_inventory(service_port="nope")
+    assert any(f.evidence["field"] == "spec.serviceRef.port" for f in findings(one(inv), "INVALID_SPEC"))
+    inv.services.clear()
+    assert any(f.evidence["field"] == "spec.serviceRef.name" for f in findings(one(inv), "INVALID_SPEC"))
+
+
+def test_it_reports_a_bad_client_cidr_annotation_and_ignores_it():
+    result = one(dns_inventory(client_cidrs=("nonsense",)))
+    assert any(m.CLIENT_CIDRS_ANNOTATION in f.evidence["field"] for f in findings(result, "INVALID_SPEC"))
+    assert protocol(result, "UDP").expected_sources == ("10.0.0.0/16",)
+
+
+def test_it_reports_stale_sources_at_inventory_now():
+    inv = dns_inventory()
+    inv.sources = [
+        m.SourceStatus("aws", "prod", NOW - timedelta(minutes=10), 60, "throttled"),
+        m.SourceStatus("cluster", "demo", NOW - timedelta(minutes=2), 60),
+        m.SourceStatus("cluster", "never", None, 60),
+    ]
+    stale = findings(one(inv), "STALE_DATA")
+    assert sorted(f.evidence["source"] for f in stale) == ["never", "prod"]
+    inv.now = None
+    assert "STALE_DATA" not in codes(one(inv))
+
+
+# --- health check result, determinism, robustness ----------------------------------------------
+
+
+def test_the_health_check_result_says_what_it_proves_and_what_it_cannot():
+    hc = one(dns_inventory()).health_check
+    assert hc.proves == "TCP port 53 accepts connections from the load balancer"
+    assert "that UDP datagrams on port 53 reach the targets" in hc.cannot_prove
+    assert (hc.admitted, hc.healthy, hc.unhealthy, hc.other) == (True, 2, 0, 0)
+
+
+def test_results_are_sorted_and_deterministic():
+    inv = _bundle_pair(blocked=True)
+    inv.bindings.reverse()
+    first = analyze(inv)
+    assert [r.name for r in first] == ["coredns-tcp", "coredns-udp"]
+    assert first == analyze(inv)
+
+
+def test_it_never_raises_on_garbage():
+    inv = dns_inventory()
+    inv.bindings.append(m.Binding(uid="x", namespace="z", name="garbage", target_group_arn=123))  # type: ignore[arg-type]
+    inv.bindings.append(m.Binding(uid="y", namespace="z", name="no-tg"))
+    inv.target_health[TG_ARN].append(m.TargetHealth(TG_ARN, "not-an-ip", None, state=None))  # type: ignore[arg-type]
+    inv.security_groups[NODE_SG].ingress += (
+        m.SecurityGroupRule("udp", "x", None, "cidr", "bogus"),  # type: ignore[arg-type]
+    )
+    results = analyze(inv)
+    assert [r.name for r in results] == ["coredns", "garbage", "no-tg"]
+    assert all(p.verdict == "unknown" for r in results[1:] for p in r.protocols)
+
+
+def test_it_analyzes_an_empty_inventory():
+    assert analyze(m.Inventory(cluster="empty")) == []
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def test_the_json_report_has_the_documented_shape():
+    report = to_report(analyze(_bundle_pair(blocked=True)))
+    json.dumps(report)
+    binding = report["bindings"][1]
+    assert set(binding) == {
+        "cluster",
+        "namespace",
+        "name",
+        "targetGroupArn",
+        "targetType",
+        "targetGroupProtocol",
+        "protocols",
+        "healthCheck",
+        "findings",
+        "fix",
+    }
+    assert binding["fix"] is None
+    assert binding["protocols"][0]["targets"] == {"total": 2, "admitted": 0}
+    assert set(binding["protocols"][0]) == {"protocol", "port", "verdict", "targets", "reasons"}
+    assert set(binding["findings"][0]) == {"code", "severity", "protocol", "message"}
+
+
+def test_the_text_report_neutralises_terminal_escapes_from_cloud_data():
+    inv = dns_inventory(rules=(rule("tcp", 53, description="\x1b[2J\x1b]0;pwned\x07evil\r\nline"),), net=None)
+    text = to_text(analyze(inv))
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "evil\\x0d\\x0aline" in text
+    assert sanitize("a\u202eb") == "a\\u202eb"
+
+
+@pytest.mark.parametrize(
+    ("level", "blocked", "fixed"),
+    [("blocked", True, False), ("partial", True, False), ("warning", True, False)],
+)
+def test_fail_on_matches_the_levels(level, blocked, fixed):
+    assert fail_on_matches(analyze(_bundle_pair(blocked=True)), level) is blocked
+    assert fail_on_matches(analyze(_bundle_pair(blocked=False)), level) is fixed
+
+
+def test_fail_on_partial_matches_partial_but_blocked_does_not():
+    results = analyze(dns_inventory(rules=(rule("udp", 53, "10.0.0.0/17"), rule("tcp", 53))))
+    assert fail_on_matches(results, "partial")
+    assert not fail_on_matches(results, "blocked")
+
+
+def test_fail_on_rejects_an_unknown_level():
+    with pytest.raises(ValueError, match="fail-on"):
+        fail_on_matches([], "sometimes")
+
+
+def test_networking_on_an_ambiguous_eni_is_not_reconciled_unless_a_group_already_holds_it():
+    inv = dns_inventory(rules=(rule("tcp", 53),))
+    inv.security_groups["sg-extra"] = m.SecurityGroup(
+        "sg-extra", tags={"kubernetes.io/cluster/demo": "shared"}
+    )
+    for eni in inv.network_interfaces.values():
+        eni.security_group_ids = (NODE_SG, "sg-extra")
+    result = one(inv)
+    assert {"SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED"} <= codes(result)
+    [finding] = findings(result, "NETWORKING_NOT_RECONCILED")
+    assert [x["protocol"] for x in finding.evidence["missing"]] == ["udp"]
