@@ -140,6 +140,13 @@ class Cluster(PolledSource):
     aws_account = models.ForeignKey(
         AwsAccount, on_delete=models.PROTECT, related_name="clusters", null=True, blank=True
     )
+    probe_kind = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=[("", "off"), ("tcp", "TCP connect"), ("dns", "DNS query"), ("udp", "UDP payload")],
+        help_text="Probe every binding of this cluster from the worker (off by default). "
+        "Per-binding settings and the binding-health/probe annotation take precedence.",
+    )
     allow_apply_fix = models.BooleanField(
         default=False,
         help_text="Let users with the 'apply fix' permission patch TGBs in this cluster "
@@ -723,3 +730,66 @@ class FixApplication(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+
+# --- active probes ------------------------------------------------------------------------------
+
+
+class ProbeSetting(models.Model):
+    """Per-binding probe settings, keyed by the binding's name so they survive its re-creation."""
+
+    class Kind(models.TextChoices):
+        OFF = "off", "off"
+        TCP = "tcp", "TCP connect"
+        DNS = "dns", "DNS query"
+        UDP = "udp", "UDP payload"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="probe_settings")
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    kind = models.CharField(max_length=8, choices=Kind, default=Kind.DNS)
+    address = models.CharField(
+        max_length=255, blank=True, help_text="Host or IP to probe. Empty: the load balancer's DNS name."
+    )
+    port = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the listener port.")
+    dns_name = models.CharField(max_length=255, default=".", help_text="Name to query (DNS probes).")
+    dns_type = models.CharField(max_length=16, default="NS")
+    udp_payload = models.TextField(blank=True, help_text="Bytes to send (UDP probes); \\xNN escapes allowed.")
+    udp_expect = models.CharField(
+        max_length=255, blank=True, help_text="Regular expression the reply must match (UDP probes)."
+    )
+    interval_seconds = models.PositiveIntegerField(default=60)
+    timeout_seconds = models.FloatField(default=2.0)
+    retries = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "namespace", "name"], name="uniq_probe_setting")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}: {self.kind}"
+
+
+class ProbeResult(models.Model):
+    """One probe of one binding and protocol from the worker's network position."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+        INCONCLUSIVE = "inconclusive"
+        ERROR = "error"
+
+    binding = models.ForeignKey(TargetGroupBinding, on_delete=models.CASCADE, related_name="probes")
+    protocol = models.CharField(max_length=8)
+    kind = models.CharField(max_length=8)
+    address = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(null=True)
+    status = models.CharField(max_length=16, choices=Status)
+    latency_ms = models.FloatField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["binding", "protocol", "-at"])]
