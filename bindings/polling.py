@@ -100,8 +100,23 @@ def cluster_analyze(*, cluster: m.Cluster, now: datetime | None = None) -> SyncS
     return results_store(cluster=cluster, results=results, now=now)
 
 
+ABANDONED = "abandoned: the worker stopped mid-poll (killed or timed out); nothing it wrote was kept"
+
+
+def abandon_running_polls(**owner: Any) -> int:
+    """Close runs left 'running' by a worker that died. Callers hold the source's lock, so no
+    other poll of this source can be running now."""
+    return m.PollRun.objects.filter(status=m.PollRun.Status.RUNNING, **owner).update(
+        status=m.PollRun.Status.FAILED, error=ABANDONED, finished_at=timezone.now()
+    )
+
+
 def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
-    """Poll one cluster's Kubernetes API, sync it and re-analyse its bindings."""
+    """Poll one cluster's Kubernetes API, sync it and re-analyse its bindings.
+
+    The caller holds the cluster's poll lock (`bindings.tasks.source_lock`).
+    """
+    abandon_running_polls(cluster=cluster)
     now = timezone.now()
     run = m.PollRun.objects.create(cluster=cluster, trigger=trigger, started_at=now)
     started = time.monotonic()
@@ -165,7 +180,11 @@ def account_references(account: m.AwsAccount) -> dict[str, Any]:
 
 
 def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollRun:
-    """Poll the AWS resources the account's clusters reference, sync them, re-analyse."""
+    """Poll the AWS resources the account's clusters reference, sync them, re-analyse.
+
+    The caller holds the account's poll lock (`bindings.tasks.source_lock`).
+    """
+    abandon_running_polls(account=account)
     now = timezone.now()
     run = m.PollRun.objects.create(account=account, trigger=trigger, started_at=now)
     started = time.monotonic()

@@ -27,8 +27,8 @@ from bindings.results import history_prune
 
 task_logger = get_task_logger(__name__)
 
-# A lock outlives the hard time limit so a killed worker's lock expires soon after.
-LOCK_TTL = settings.BH_POLL_SOFT_TIME_LIMIT + 120
+# A lock outlives the hard time limit, so a killed worker's lock expires soon after it.
+LOCK_TTL = settings.BH_POLL_LOCK_SECONDS
 DISPATCH_BATCH = 200
 DEFER_SECONDS = 10
 

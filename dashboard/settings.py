@@ -209,9 +209,18 @@ CELERY_BEAT_SCHEDULE = {
 BH_AWS_CALLS_PER_SECOND = float(os.environ.get("BH_AWS_CALLS_PER_SECOND", "5"))
 BH_ATTRIBUTE_CACHE_SECONDS = envint("BH_ATTRIBUTE_CACHE_SECONDS", 600)
 BH_POLL_SOFT_TIME_LIMIT = envint("BH_POLL_SOFT_TIME_LIMIT", 240)
+# How long a poll's per-source lock lives: longer than the hard time limit (soft + 30 s), so a
+# worker killed mid-poll blocks its source for at most this long.
+BH_POLL_LOCK_SECONDS = envint("BH_POLL_LOCK_SECONDS", BH_POLL_SOFT_TIME_LIMIT + 60)
 BH_HISTORY_RETENTION_DAYS = envint("BH_HISTORY_RETENTION_DAYS", 30)
 BH_HISTORY_SAMPLE_SECONDS = envint("BH_HISTORY_SAMPLE_SECONDS", 300)
 BH_KUBE_REQUEST_TIMEOUT = envint("BH_KUBE_REQUEST_TIMEOUT", 20)
+# /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
+BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
+BH_METRICS_ALLOWED_CIDRS = envlist("BH_METRICS_ALLOWED_CIDRS")
+# Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
+BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
+BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
 
 LOGGING = {
     "version": 1,

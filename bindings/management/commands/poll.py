@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bindings import models as m
 from bindings import polling
+from bindings.tasks import source_lock
 
 
 class Command(BaseCommand):
@@ -44,11 +45,16 @@ class Command(BaseCommand):
         for index, (kind, source) in enumerate(sources, 1):
             self.stdout.write(f"[{index}/{len(sources)}] polling {kind} {source.name} ...", ending="")
             self.stdout.flush()
+            lock_kind = "cluster" if kind == "cluster" else "account"
             try:
-                if kind == "cluster":
-                    run = polling.cluster_poll(cluster=source, trigger="command")
-                else:
-                    run = polling.account_poll(account=source, trigger="command")
+                with source_lock(lock_kind, source.pk) as acquired:
+                    if not acquired:
+                        self.stdout.write(self.style.WARNING(" skipped: a worker is polling it right now"))
+                        continue
+                    if kind == "cluster":
+                        run = polling.cluster_poll(cluster=source, trigger="command")
+                    else:
+                        run = polling.account_poll(account=source, trigger="command")
             except Exception as exc:
                 failed += 1
                 self.stdout.write(self.style.ERROR(f" failed: {exc.__class__.__name__}: {exc}"))

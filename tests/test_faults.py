@@ -1,0 +1,96 @@
+"""Faults injected for real: a worker killed with SIGKILL in the middle of a sync."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+from bindings import models as m
+from bindings import polling, sync, tasks
+from bindings.analysis.bundle import load_bundle
+from bindings.analysis.normalize import normalize_kubernetes
+from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
+from tests.conftest import SCENARIOS
+from tests.test_worker import ROOT, _worker_database_url
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_a_worker_killed_mid_sync_leaves_the_previous_state_and_the_next_poll_completes(
+    tmp_path, monkeypatch
+):
+    # given: state from an earlier poll (the sample bundle), and a cluster whose API now serves
+    # a different world (the demo world: same names, new uids)
+    bundle = load_bundle(SCENARIOS / "dns-udp-blocked")
+    with MotoServer() as moto, KubeEmulator() as kube:
+        seed_demo_world(aws_endpoint=moto.url, kube=kube)
+        account = m.AwsAccount.objects.create(
+            name="a", account_id="123456789012", region="us-east-1", endpoint_url=moto.url
+        )
+        cluster = m.Cluster.objects.create(
+            name="demo", connection="url", api_url=kube.url, aws_account=account
+        )
+        sync.cluster_sync(cluster=cluster, records=normalize_kubernetes(bundle.kube_objects, cluster="demo"))
+        before = sorted(m.TargetGroupBinding.objects.values_list("uid", "name"))
+
+        marker = tmp_path / "marker"
+        env = {
+            **os.environ,
+            "BH_DATA_DIR": str(settings.DATA_DIR),
+            "BH_FAULT_MARKER": str(marker),
+            "BH_POLL_LOCK_SECONDS": "3",
+            "PYTHONPATH": str(ROOT),
+        }
+        url = _worker_database_url()
+        if url:
+            env["DATABASE_URL"] = url
+        else:
+            env["BH_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
+        log_path = Path(settings.DATA_DIR) / "fault-worker.log"
+        with open(log_path, "wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "fault_worker.py")],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                # when: the worker is inside the sync transaction and gets SIGKILL
+                tasks.poll_cluster_task.delay(cluster.pk)
+                deadline = time.monotonic() + 60
+                while not marker.exists():
+                    assert worker.poll() is None, log_path.read_text()[-3000:]
+                    assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                    time.sleep(0.2)
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=10)
+            finally:
+                if worker.poll() is None:
+                    worker.kill()
+
+        # then: nothing it wrote was kept, and its run is visibly unfinished
+        assert sorted(m.TargetGroupBinding.objects.values_list("uid", "name")) == before
+        assert m.PollRun.objects.get(cluster=cluster).status == m.PollRun.Status.RUNNING
+        assert cache.get(f"bh:poll-lock:cluster:{cluster.pk}") is not None, "the dead worker's lock is held"
+
+        # and: the lock expires, and the next poll completes and closes the abandoned run
+        time.sleep(3.5)
+        assert tasks.poll_cluster_task.run(cluster.pk) == "ok"
+        runs = list(m.PollRun.objects.filter(cluster=cluster).order_by("started_at"))
+        assert [r.status for r in runs] == ["failed", "success"]
+        assert runs[0].error == polling.ABANDONED
+        assert sorted(m.TargetGroupBinding.objects.values_list("name", flat=True)) == [
+            "coredns-tcp",
+            "coredns-udp",
+        ]
+        assert sorted(m.TargetGroupBinding.objects.values_list("uid", "name")) != before
