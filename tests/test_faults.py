@@ -94,3 +94,119 @@ def test_a_worker_killed_mid_sync_leaves_the_previous_state_and_the_next_poll_co
             "coredns-udp",
         ]
         assert sorted(m.TargetGroupBinding.objects.values_list("uid", "name")) != before
+
+
+class FaultInjector:
+    """Fails a share of AWS HTTP attempts (throttling or 5xx) in front of moto, via botocore's
+    before-send hook, and counts what it injected."""
+
+    def __init__(self, share: float, seed: int = 7) -> None:
+        import random
+
+        self.share = share
+        self.random = random.Random(seed)
+        self.injected = {"Throttling": 0, "ServiceUnavailable": 0}
+        self.passed = 0
+
+    def before_send(self, request, **_):
+        from botocore.awsrequest import AWSResponse
+
+        if self.random.random() >= self.share:
+            self.passed += 1
+            return None
+        code, status = ("Throttling", 400) if self.random.random() < 0.5 else ("ServiceUnavailable", 503)
+        self.injected[code] += 1
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message>"
+            "</Error><RequestId>fault</RequestId></ErrorResponse>"
+        ).encode()
+
+        class Raw:
+            def stream(self, **_):
+                yield body
+
+        return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, Raw())
+
+    def install(self, monkeypatch) -> None:
+        from bindings import aws
+
+        real = aws._new_session
+
+        def session(**kwargs):
+            s = real(**kwargs)
+            s.events.register("before-send", self.before_send)
+            return s
+
+        monkeypatch.setattr(aws, "_new_session", session)
+        aws.clear_session_cache()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """botocore's retries without their sleeps, so the test measures behaviour, not backoff."""
+    from botocore.retries import bucket, standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    monkeypatch.setattr(bucket.TokenBucket, "acquire", lambda self, amount=1, block=True: True)
+
+
+@pytest.fixture
+def demo_sources():
+    with MotoServer() as moto, KubeEmulator() as kube:
+        seed_demo_world(aws_endpoint=moto.url, kube=kube)
+        account = m.AwsAccount.objects.create(
+            name="a", account_id="123456789012", region="us-east-1", endpoint_url=moto.url
+        )
+        cluster = m.Cluster.objects.create(
+            name="demo", connection="url", api_url=kube.url, aws_account=account
+        )
+        yield cluster, account
+
+
+def _aws_state():
+    return (
+        sorted(m.TargetGroup.objects.values_list("arn", "protocol")),
+        sorted(m.RegisteredTarget.objects.values_list("target_id", "state")),
+        sorted(m.SecurityGroupRule.objects.values_list("protocol", "from_port", "source")),
+        sorted(m.NetworkInterface.objects.values_list("eni_id", flat=True)),
+    )
+
+
+def test_aws_polls_complete_through_a_third_of_calls_throttled_or_failing(
+    demo_sources, monkeypatch, fast_retries
+):
+    cluster, account = demo_sources
+    polling.cluster_poll(cluster=cluster)
+    polling.account_poll(account=account)
+    clean = _aws_state()
+    m.TargetGroup.objects.all().delete()  # make the faulty poll rebuild everything
+    faults = FaultInjector(share=0.33)
+    faults.install(monkeypatch)
+
+    run = polling.account_poll(account=account)
+
+    assert run.status == m.PollRun.Status.SUCCESS
+    assert sum(faults.injected.values()) >= 5, faults.injected
+    assert _aws_state() == clean, "nothing lost or duplicated under faults"
+
+
+def test_an_aws_outage_fails_the_poll_cleanly_and_keeps_the_old_state(
+    demo_sources, monkeypatch, fast_retries
+):
+    cluster, account = demo_sources
+    polling.cluster_poll(cluster=cluster)
+    polling.account_poll(account=account)
+    before = _aws_state()
+    faults = FaultInjector(share=1.0)
+    faults.install(monkeypatch)
+
+    from bindings.errors import TransientSourceError
+
+    with pytest.raises(TransientSourceError):
+        polling.account_poll(account=account)
+
+    assert _aws_state() == before
+    account.refresh_from_db()
+    assert account.last_error and account.polls.first().status == m.PollRun.Status.FAILED
+    udp = m.TargetGroupBinding.objects.get(name="coredns-udp")
+    assert udp.verdicts.get().verdict == "blocked", "the last good verdict stays until data is stale"
