@@ -22,6 +22,8 @@ from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
+from bindings.fixes import fix_to_dict, generate_fix
+from bindings.fixes.generate import FIXABLE_CODES
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
 from bindings.results import results_store
@@ -97,7 +99,13 @@ def cluster_analyze(*, cluster: m.Cluster, now: datetime | None = None) -> SyncS
     now = now or timezone.now()
     inventory = cluster_inventory(cluster, now=now)
     results = analyze(inventory)
-    return results_store(cluster=cluster, results=results, now=now)
+    fixes = {}
+    for result in results:
+        if any(f.code in FIXABLE_CODES for f in result.findings):
+            fix = generate_fix(inventory, result)
+            if fix is not None:
+                fixes[result.uid] = fix_to_dict(fix)
+    return results_store(cluster=cluster, results=results, now=now, fixes=fixes)
 
 
 ABANDONED = "abandoned: the worker stopped mid-poll (killed or timed out); nothing it wrote was kept"

@@ -39,8 +39,18 @@ def health_counts(result: am.BindingResult) -> tuple[int, int, int]:
     return hc.healthy, hc.unhealthy, hc.other
 
 
-def results_store(*, cluster: m.Cluster, results: Iterable[am.BindingResult], now: datetime) -> SyncStats:
-    """Persist `results` for `cluster` in one transaction; returns the rows written."""
+def results_store(
+    *,
+    cluster: m.Cluster,
+    results: Iterable[am.BindingResult],
+    now: datetime,
+    fixes: dict[str, dict] | None = None,
+) -> SyncStats:
+    """Persist `results` for `cluster` in one transaction; returns the rows written.
+
+    `fixes` maps a binding uid to its generated fix (`bindings.fixes.fix_to_dict`), stored in the
+    result's data so pages and the API serve it without re-running the analysis.
+    """
     stats = SyncStats()
     sample_every = timedelta(seconds=getattr(settings, "BH_HISTORY_SAMPLE_SECONDS", 300))
     with transaction.atomic():
@@ -69,6 +79,7 @@ def results_store(*, cluster: m.Cluster, results: Iterable[am.BindingResult], no
             if row is None:
                 continue
             data = jsonable(result)
+            data["fix"] = (fixes or {}).get(result.uid)
             new_digest = digest(data)
             healthy, unhealthy, other = health_counts(result)
             verdicts = {p.protocol: p.verdict for p in result.protocols}
@@ -152,7 +163,8 @@ def results_store(*, cluster: m.Cluster, results: Iterable[am.BindingResult], no
 def history_prune(*, before: datetime, batch_size: int = 5000) -> int:
     """Delete history older than `before` in small batches, so no long lock is held."""
     total = 0
-    for model in (m.HistorySample, m.VerdictTransition):
+    # Probe results are history too (one row per probe), kept for the same retention period.
+    for model in (m.HistorySample, m.VerdictTransition, m.ProbeResult):
         while True:
             ids = list(model.objects.filter(at__lt=before).values_list("pk", flat=True)[:batch_size])
             if not ids:

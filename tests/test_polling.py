@@ -57,8 +57,12 @@ def test_it_polls_the_demo_world_into_the_database_and_analyses_it(demo_cluster,
     assert {"TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "MISSING_NETWORKING_RULE"} <= set(
         udp.findings.values_list("code", flat=True)
     )
+    fix = udp.result.data["fix"]
+    ingress = fix["manifest"]["spec"]["networking"]["ingress"]
+    assert {"protocol": "UDP", "port": 53} in [p for rule in ingress for p in rule["ports"]]
     tcp = m.TargetGroupBinding.objects.get(name="coredns-tcp")
     assert dict(tcp.verdicts.values_list("protocol", "verdict")) == {"TCP": "reachable"}
+    assert tcp.result.data["fix"] is None
     demo_cluster.refresh_from_db()
     assert demo_cluster.last_success_at is not None and demo_cluster.last_error == ""
 
