@@ -134,3 +134,23 @@ def test_the_poll_command_polls_every_source_and_reports(demo_cluster, demo_acco
     assert "polling cluster demo ... ok" in out
     assert "polling AWS account demo-account ... ok" in out
     assert "blocked 1" in out and "reachable 1" in out
+
+
+def test_it_exports_what_was_polled_as_a_bundle_that_analyses_the_same(
+    demo_cluster, demo_account, tmp_path, capsys
+):
+    import json
+
+    polling.cluster_poll(cluster=demo_cluster)
+    polling.account_poll(account=demo_account)
+
+    call_command("export_bundle", "demo", str(tmp_path / "demo.tar.gz"))
+    capsys.readouterr()
+    call_command("analyze", str(tmp_path / "demo.tar.gz"), "--format", "json")
+
+    report = json.loads(capsys.readouterr().out)
+    verdicts = {(b["name"], p["protocol"]): p["verdict"] for b in report["bindings"] for p in b["protocols"]}
+    stored = {
+        (v.binding.name, v.protocol): v.verdict for v in m.ProtocolVerdict.objects.select_related("binding")
+    }
+    assert verdicts == stored == {("coredns-udp", "UDP"): "blocked", ("coredns-tcp", "TCP"): "reachable"}
