@@ -53,13 +53,18 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from exc
         inventory = bundle_inventory(bundle, client_cidrs=client_cidrs)
 
-        # Imported here so `manage.py help` works even while the engine is being changed.
         from bindings.analysis import report
         from bindings.analysis.engine import analyze
+        from bindings.fixes import fix_to_dict, generate_fix
 
         results = analyze(inventory)
         if options["output_format"] == "json":
-            self.stdout.write(json.dumps(report.to_report(results), indent=2, default=str))
+            data = report.to_report(results)
+            # The report's "fix" is the generated repair (DESIGN.md "Fix manifests"), when any.
+            for entry, result in zip(data["bindings"], results, strict=True):
+                fix = generate_fix(inventory, result)
+                entry["fix"] = fix_to_dict(fix) if fix is not None else None
+            self.stdout.write(json.dumps(data, indent=2, default=str))
         else:
             self.stdout.write(report.to_text(results))
         level = options.get("fail_on")
