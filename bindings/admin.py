@@ -80,7 +80,7 @@ class ClusterAdmin(PolledSourceAdmin):
     list_select_related = ("aws_account",)
     inlines = (ClientNetworkInline,)
     fieldsets = (
-        (None, {"fields": ("name", "enabled", "aws_account", "poll_interval_seconds")}),
+        (None, {"fields": ("name", "enabled", "aws_account", "poll_interval_seconds", "probe_kind")}),
         (
             "Connection",
             {
@@ -291,3 +291,128 @@ for model in (m.Instance, m.Subnet, m.Vpc, m.NetworkAcl):
     admin.site.register(
         model, type(f"{model.__name__}Admin", (ReadOnlyAdmin,), {"list_filter": ("account",)})
     )
+
+
+# --- API tokens and alerts --------------------------------------------------------------------
+
+
+@admin.register(m.ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens for scripts. The add form generates the token and shows it once, in a message;
+    only its prefix and SHA-256 digest are stored. Revoke instead of editing a token away."""
+
+    list_display = ("name", "user", "prefix", "scope", "created_at", "expires_at", "last_used_at", "revoked")
+    list_filter = ("scope", "revoked")
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+
+    def get_fields(self, request: HttpRequest, obj: m.ApiToken | None = None) -> list[str]:
+        fields = ["name", "user", "scope", "expires_at", "revoked"]
+        return fields if obj is None else [*fields, "prefix", "created_at", "last_used_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: m.ApiToken | None = None) -> tuple[str, ...]:
+        # Who a token acts for is fixed once it exists: issue a new token rather than re-aim one.
+        return self.readonly_fields if obj is None else (*self.readonly_fields, "user")
+
+    def save_model(self, request: HttpRequest, obj: m.ApiToken, form, change: bool) -> None:
+        token = None
+        if not change:
+            from bindings.api_auth import token_generate
+
+            token, obj.prefix, obj.digest = token_generate()
+        super().save_model(request, obj, form, change)
+        if token is not None:
+            self.message_user(
+                request,
+                format_html(
+                    "API token for “{}”: <code>{}</code> — copy it now, it will not be shown again.",
+                    obj.name,
+                    token,
+                ),
+                messages.SUCCESS,
+            )
+
+
+@admin.register(m.AlertHook)
+class AlertHookAdmin(admin.ModelAdmin):
+    """Where alerts go. The URL is a secret: name a file or an environment variable holding it."""
+
+    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name",)
+    filter_horizontal = ("clusters",)
+
+    @admin.display(description="URL from")
+    def url_source(self, obj: m.AlertHook) -> str:
+        return f"file {obj.url_file}" if obj.url_file else f"${obj.url_env}"
+
+
+@admin.register(m.AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log: one row per hook and event, with attempts and the last error."""
+
+    list_display = ("created_at", "hook", "event_key", "status", "attempts", "sent_at", "last_error")
+    list_filter = ("status", "hook")
+    search_fields = ("event_key", "last_error")
+    list_select_related = ("hook",)
+    date_hierarchy = "created_at"
+
+
+_PROBE_POSITION = (
+    "Probes run from the Celery worker, so they see what a client at the worker's network position "
+    "sees; that position may not be one of the binding's client ranges. Precedence: this setting, "
+    "then the TGB annotation binding-health/probe, then the cluster's probe kind."
+)
+
+
+@admin.register(m.ProbeSetting)
+class ProbeSettingAdmin(admin.ModelAdmin):
+    """Per-binding active probes: kind, target (empty = the load balancer), schedule, limits."""
+
+    list_display = ("cluster", "namespace", "name", "kind", "target", "interval_seconds", "timeout_seconds")
+    list_filter = ("kind", "cluster")
+    search_fields = ("namespace", "name", "address")
+    list_select_related = ("cluster",)
+    actions = ("probe_now",)
+    fieldsets = (
+        (None, {"fields": ("cluster", "namespace", "name", "kind"), "description": _PROBE_POSITION}),
+        (
+            "Target",
+            {
+                "fields": ("address", "port"),
+                "description": "Empty: the load balancer's DNS name and the port of the listener "
+                "carrying each protocol.",
+            },
+        ),
+        ("DNS probes", {"fields": ("dns_name", "dns_type")}),
+        ("UDP probes", {"fields": ("udp_payload", "udp_expect")}),
+        ("Schedule and limits", {"fields": ("interval_seconds", "timeout_seconds", "retries")}),
+    )
+
+    @admin.display(description="target")
+    def target(self, obj: m.ProbeSetting) -> str:
+        host = obj.address or "load balancer"
+        return f"{host}:{obj.port}" if obj.port else f"{host} (listener port)"
+
+    @admin.action(description="Probe now (the selected bindings' clusters)")
+    def probe_now(self, request: HttpRequest, queryset: QuerySet[m.ProbeSetting]) -> None:
+        from bindings.probe_tasks import probe_cluster_task
+
+        cluster_ids = sorted(set(queryset.values_list("cluster_id", flat=True)))
+        for pk in cluster_ids:
+            probe_cluster_task.delay_on_commit(pk, True)
+        self.message_user(
+            request, f"Probe rounds queued for {len(cluster_ids)} cluster(s).", messages.SUCCESS
+        )
+
+
+@admin.register(m.ProbeResult)
+class ProbeResultAdmin(ReadOnlyAdmin):
+    """Probe history, newest first; pruned with the verdict history (BH_HISTORY_RETENTION_DAYS)."""
+
+    list_display = ("at", "binding", "protocol", "kind", "address", "port", "status", "latency_ms", "detail")
+    list_filter = ("status", "protocol", "kind")
+    search_fields = ("binding__namespace", "binding__name", "address", "detail")
+    list_select_related = ("binding",)
+    date_hierarchy = "at"

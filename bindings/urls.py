@@ -2,4 +2,15 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import URLPattern, URLResolver, path
+
+from bindings.api import api_urlpatterns
+from bindings.api_health import healthz, readyz
+from bindings.metrics import metrics_view
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    *api_urlpatterns(),
+    path("metrics", metrics_view, name="metrics"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]

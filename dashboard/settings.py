@@ -56,8 +56,9 @@ DEBUG = envbool("DEBUG", False)
 DATA_DIR = Path(os.environ.get("BH_DATA_DIR", BASE_DIR / "var"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-# The fallback key only serves a local first run; `check --deploy` flags it in production.
-SECRET_KEY = envsecret("SECRET_KEY") or "insecure-dev-key-binding-health-change-me-0123456789"
+# The fallback key only serves a local first run; `check --deploy` flags it in production (W009
+# recognises the "django-insecure-" prefix, which is why the fallback carries it).
+SECRET_KEY = envsecret("SECRET_KEY") or "django-insecure-dev-key-binding-health-change-me-0123456789"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 
@@ -84,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -149,6 +151,19 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns at start-up when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Hashed, pre-compressed static files (far-future cache headers) once collectstatic has written a
+# manifest, i.e. in the image. Without one (tests, `runserver`) the manifest storage would fail every
+# {% static %} tag, so the default follows the manifest; BH_STATIC_MANIFEST=true forces it (the
+# Dockerfile's collectstatic run), false turns it off.
+BH_STATIC_MANIFEST = envbool("BH_STATIC_MANIFEST", not DEBUG and (STATIC_ROOT / "staticfiles.json").is_file())
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if BH_STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -201,6 +216,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3000},
     },
+    # Active probes: the per-binding cadence is data (ProbeSetting.interval_seconds, else
+    # BH_PROBE_INTERVAL_SECONDS); this tick fans out the clusters with probing configured.
+    "dispatch-probes": {
+        "task": "bindings.probe_tasks.dispatch_probes_task",
+        "schedule": 30.0,
+        "options": {"expires": 29},
+    },
 }
 
 # --- Binding Health -----------------------------------------------------------------------------
@@ -221,12 +243,52 @@ BH_METRICS_ALLOWED_CIDRS = envlist("BH_METRICS_ALLOWED_CIDRS")
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
+# Active probes (off unless a cluster, a binding's setting or its annotation enables them): at most
+# this many sockets in flight per round, and the defaults for bindings without a ProbeSetting row.
+BH_PROBE_CONCURRENCY = envint("BH_PROBE_CONCURRENCY", 8)
+BH_PROBE_INTERVAL_SECONDS = envint("BH_PROBE_INTERVAL_SECONDS", 60)
+BH_PROBE_TIMEOUT_SECONDS = float(os.environ.get("BH_PROBE_TIMEOUT_SECONDS", "2"))
+BH_PROBE_RETRIES = envint("BH_PROBE_RETRIES", 1)
+# Soft time limit of one probe round (seconds); the hard limit is 30 s more.
+BH_PROBE_SOFT_TIME_LIMIT = envint("BH_PROBE_SOFT_TIME_LIMIT", 120)
 
+# --- HTTPS and browser security (production: see deploy/production.env.example) ---------------
+# Off by default so the demo and a first run work over plain http://127.0.0.1; `check --deploy`
+# names each one that production leaves off.
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapers talk plain HTTP to the pod, never through the TLS-terminating proxy.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Opt-in: trusting X-Forwarded-Proto is only safe behind a proxy that always overwrites it.
+if envbool("BH_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# No inline scripts or styles anywhere (htmx's indicator style is off via base.html's htmx-config).
+BH_CONTENT_SECURITY_POLICY = os.environ.get(
+    "BH_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+
+# LOG_FORMAT=json: one JSON object per line (dashboard/logging.py), credentials redacted.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "dashboard.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }

@@ -1,0 +1,319 @@
+"""Alerts: verdict transitions and sources going stale, sent to webhooks (generic JSON or Slack).
+
+Two tasks, both thin:
+- `send_alerts_task` (beat, every 15 s) finds new events and records one `AlertDelivery` per hook
+  and event. `event_key` is unique per hook, so however many beats or workers run the scan at once,
+  the database admits exactly one delivery per event; only the scan whose INSERT won enqueues it.
+- `deliver_alert_task` posts one delivery, retrying connection errors and 5xx answers with
+  exponential backoff up to BH_ALERT_MAX_ATTEMPTS; the status, attempts and last error are
+  recorded on the row (the admin's delivery log). 4xx answers are not retried: the request is wrong.
+
+Hook URLs are secrets (a Slack webhook URL is a credential): they are read from a file or an
+environment variable at send time, and never stored, logged or put in `last_error`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bindings import models as m
+
+task_logger = get_task_logger(__name__)
+
+# Events older than this are not alerted on: a hook added today must not replay last month,
+# and a beat outage longer than this loses alerts rather than flooding on recovery.
+LOOKBACK = timedelta(hours=6)
+STALE_INTERVALS = 3
+
+
+class DeliveryError(Exception):
+    """A delivery failed in a way worth retrying (network error, timeout, 5xx)."""
+
+
+class PermanentDeliveryError(Exception):
+    """A delivery failed in a way a retry cannot fix (4xx, no URL configured)."""
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def _verdict_word(verdict: str) -> str:
+    return verdict.replace("_", " ") if verdict else "new"
+
+
+def transition_event(t: m.VerdictTransition) -> dict[str, Any]:
+    """The generic payload of a verdict transition."""
+    b = t.binding
+    return {
+        "event": "verdict_changed",
+        "cluster": b.cluster.name,
+        "namespace": b.namespace,
+        "name": b.name,
+        "binding_id": b.pk,
+        "protocol": t.protocol,
+        "old": t.old,
+        "new": t.new,
+        "at": t.at.isoformat(),
+        "summary": (
+            f"{b.cluster.name} {b.namespace}/{b.name} {t.protocol}: "
+            f"{_verdict_word(t.old)} → {_verdict_word(t.new)}"
+        ),
+    }
+
+
+def stale_event(kind: str, source: m.PolledSource, now: datetime) -> dict[str, Any]:
+    """The generic payload of a source without a successful poll within three intervals."""
+    last = source.last_success_at
+    return {
+        "event": "source_stale",
+        "kind": kind,
+        "source": source.name,
+        "last_success_at": last.isoformat() if last else None,
+        "last_error": source.last_error[:500],
+        "at": now.isoformat(),
+        "summary": (
+            f"{kind} {source.name}: no successful poll since "
+            f"{last.isoformat(timespec='seconds') if last else 'it was added'}"
+        ),
+    }
+
+
+def _slack_escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as markup (links, mentions): escape them."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """A Slack-compatible incoming-webhook body for an event."""
+    text = _slack_escape(event["summary"])
+    if event["event"] == "verdict_changed":
+        icon = ":white_check_mark:" if event["new"] == "reachable" else ":rotating_light:"
+    else:
+        icon = ":hourglass:"
+    fields = [
+        {"type": "mrkdwn", "text": f"*{_slack_escape(str(k))}*\n{_slack_escape(str(v))}"}
+        for k, v in event.items()
+        if k not in ("summary", "event") and v not in (None, "")
+    ][:10]  # Slack's limit per section
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *Binding Health*: {text}"}},
+            {"type": "section", "fields": fields},
+        ],
+    }
+
+
+def payload_for(hook: m.AlertHook, event: dict[str, Any]) -> dict[str, Any]:
+    return slack_payload(event) if hook.kind == m.AlertHook.Kind.SLACK else event
+
+
+# --- scan -------------------------------------------------------------------------------------
+
+
+def _stale(source: m.PolledSource, now: datetime) -> bool:
+    """Stale and worth an alert: tried at least once (a source just added is not an outage)."""
+    if not source.enabled or source.last_polled_at is None:
+        return False
+    limit = timedelta(seconds=STALE_INTERVALS * source.poll_interval_seconds)
+    return source.last_success_at is None or now - source.last_success_at > limit
+
+
+def _record(hook: m.AlertHook, key: str, payload: dict[str, Any], transition_id: int | None) -> int | None:
+    """Insert one delivery; None when another scan already did (the unique key decides)."""
+    try:
+        with transaction.atomic():
+            delivery = m.AlertDelivery.objects.create(
+                hook=hook, event_key=key, payload=payload, transition_id=transition_id
+            )
+    except IntegrityError:
+        return None
+    return delivery.pk
+
+
+def alerts_scan(*, now: datetime | None = None) -> list[int]:
+    """Record the deliveries due now and return their ids. Idempotent: a rerun records nothing."""
+    now = now or timezone.now()
+    hooks = list(m.AlertHook.objects.filter(enabled=True).prefetch_related("clusters"))
+    if not hooks:
+        return []
+    scopes = {h.pk: {c.pk for c in h.clusters.all()} for h in hooks}
+    existing = set(
+        m.AlertDelivery.objects.filter(hook__in=hooks, created_at__gte=now - 2 * LOOKBACK).values_list(
+            "hook_id", "event_key"
+        )
+    )
+    created: list[int] = []
+
+    def offer(hook: m.AlertHook, key: str, event: dict[str, Any], transition_id: int | None = None) -> None:
+        if (hook.pk, key) in existing:
+            return
+        pk = _record(hook, key, payload_for(hook, event), transition_id)
+        if pk is not None:
+            created.append(pk)
+
+    if any(h.on_transitions for h in hooks):
+        transitions = (
+            m.VerdictTransition.objects.filter(at__gte=now - LOOKBACK)
+            .exclude(old="")  # a first sighting is not a change
+            .select_related("binding__cluster")
+            .only(
+                "pk",
+                "protocol",
+                "old",
+                "new",
+                "at",
+                "binding__namespace",
+                "binding__name",
+                "binding__cluster",
+            )
+            .order_by("at", "pk")
+        )
+        for t in transitions:
+            event = transition_event(t)
+            for hook in hooks:
+                scope = scopes[hook.pk]
+                if hook.on_transitions and (not scope or t.binding.cluster_id in scope):
+                    offer(hook, f"transition:{t.pk}", event, t.pk)
+
+    if any(h.on_stale for h in hooks):
+        clusters = list(m.Cluster.objects.all())
+        for kind, sources in (("cluster", clusters), ("account", list(m.AwsAccount.objects.all()))):
+            for source in sources:
+                if not _stale(source, now):
+                    continue
+                # One alert per stale episode: the key names the last success it is stale since.
+                since = source.last_success_at.isoformat() if source.last_success_at else "never"
+                key = f"stale:{kind}:{source.pk}:{since}"
+                event = stale_event(kind, source, now)
+                for hook in hooks:
+                    scope = scopes[hook.pk]
+                    if not hook.on_stale:
+                        continue
+                    if scope:
+                        ids = (
+                            {source.pk}
+                            if kind == "cluster"
+                            else {c.pk for c in clusters if c.aws_account_id == source.pk}
+                        )
+                        if not scope & ids:
+                            continue
+                    offer(hook, key, event)
+    return created
+
+
+@shared_task(name="bindings.alerts.send_alerts_task", ignore_result=True, soft_time_limit=60, time_limit=90)
+def send_alerts_task() -> int:
+    """Beat entry: record due deliveries and enqueue each once its row is committed."""
+    created = alerts_scan()
+    for pk in created:
+        deliver_alert_task.delay_on_commit(pk)
+    if created:
+        task_logger.info("queued %d alert deliveries", len(created))
+    return len(created)
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+
+def hook_url(hook: m.AlertHook) -> str:
+    """The hook's URL, read now from its file or environment variable ('' when missing)."""
+    if hook.url_file:
+        try:
+            return Path(hook.url_file).expanduser().read_text().strip()
+        except OSError:
+            return ""
+    return os.environ.get(hook.url_env, "").strip() if hook.url_env else ""
+
+
+def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
+    """POST `payload`; raise DeliveryError (retry) or PermanentDeliveryError (don't)."""
+    if not url.startswith(("https://", "http://")):
+        raise PermanentDeliveryError("the hook URL is not http(s)")
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "binding-health-alerts"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            response.read(1024)
+    except urllib.error.HTTPError as exc:
+        # HTTPError's text has the status, never the URL; keep it that way in last_error.
+        message = f"HTTP {exc.code} {exc.reason}"
+        if exc.code >= 500 or exc.code == 429:
+            raise DeliveryError(message) from None
+        raise PermanentDeliveryError(message) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DeliveryError(f"connection failed: {reason.__class__.__name__}: {reason}"[:500]) from None
+
+
+@shared_task(
+    bind=True,
+    name="bindings.alerts.deliver_alert_task",
+    autoretry_for=(DeliveryError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=max(0, settings.BH_ALERT_MAX_ATTEMPTS - 1),
+    ignore_result=True,
+    soft_time_limit=60,
+    time_limit=90,
+    acks_late=True,
+)
+def deliver_alert_task(self, delivery_id: int) -> str:
+    """Send one delivery. Retried by Celery on DeliveryError; the row records every attempt."""
+    delivery = m.AlertDelivery.objects.select_related("hook").filter(pk=delivery_id).first()
+    if delivery is None:
+        return "gone"
+    if delivery.status != m.AlertDelivery.Status.PENDING:
+        return delivery.status  # a redelivered message after success (acks_late): send nothing
+    url = hook_url(delivery.hook)
+    m.AlertDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
+    delivery.attempts += 1
+    try:
+        if not url:
+            raise PermanentDeliveryError("no URL: the hook's file or environment variable is empty")
+        post_json(url, delivery.payload, timeout=settings.BH_ALERT_TIMEOUT_SECONDS)
+    except PermanentDeliveryError as exc:
+        _finish(delivery, m.AlertDelivery.Status.FAILED, str(exc))
+        return "failed"
+    except DeliveryError as exc:
+        final = self.request.retries >= self.max_retries
+        _finish(
+            delivery, m.AlertDelivery.Status.FAILED if final else m.AlertDelivery.Status.PENDING, str(exc)
+        )
+        task_logger.warning(
+            "alert %s to hook %s failed (attempt %d): %s",
+            delivery.pk,
+            delivery.hook.name,
+            delivery.attempts,
+            exc,
+        )
+        if final:
+            return "failed"
+        raise
+    _finish(delivery, m.AlertDelivery.Status.SENT, "", sent_at=timezone.now())
+    return "sent"
+
+
+def _finish(delivery: m.AlertDelivery, status: str, error: str, sent_at: datetime | None = None) -> None:
+    fields: dict[str, Any] = {"status": status, "last_error": error[:2000]}
+    if sent_at is not None:
+        fields["sent_at"] = sent_at
+    m.AlertDelivery.objects.filter(pk=delivery.pk).update(**fields)

@@ -1,0 +1,110 @@
+"""Authentication for the JSON API: Django sessions for the browser, bearer tokens for scripts.
+
+A token is `bh_` + 43 url-safe random characters. Only its first characters (`prefix`, to tell
+tokens apart in the admin) and a SHA-256 digest are stored, so a database dump reveals no usable
+token; the admin shows the token once, at creation. A plain SHA-256 is enough here (no slow hash):
+the input is 256 random bits, not a password, so there is nothing to brute-force.
+
+Tokens must never reach a log: nothing here logs the header, and failures say only "invalid".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja.security import SessionAuth
+from ninja.security.http import HttpBearer
+
+from bindings import models as m
+
+TOKEN_PREFIX = "bh_"  # noqa: S105 - a public marker of our tokens, not a secret
+PREFIX_LENGTH = 11  # "bh_" + 8 random characters: enough to recognise a token, useless to guess it
+# `last_used_at` is informational; writing it on every request would turn each read into a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def token_digest(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_generate() -> tuple[str, str, str]:
+    """A new token as (token, prefix, digest). Only prefix and digest are to be stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, token[:PREFIX_LENGTH], token_digest(token)
+
+
+def token_authenticate(token: str, *, now: Any = None) -> m.ApiToken | None:
+    """The live token matching `token` (with its user loaded), or None.
+
+    One query (token joined with its user), plus an UPDATE at most once a minute per token.
+    """
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    now = now or timezone.now()
+    api_token = (
+        m.ApiToken.objects.select_related("user")
+        .filter(digest=token_digest(token), revoked=False, user__is_active=True)
+        .first()
+    )
+    if api_token is None or (api_token.expires_at is not None and api_token.expires_at <= now):
+        return None
+    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
+        # Conditional UPDATE: concurrent requests in the same minute write at most once.
+        m.ApiToken.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=api_token.pk
+        ).update(last_used_at=now)
+        api_token.last_used_at = now
+    return api_token
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer bh_…`. Returns the token's user; the token is kept on the request."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        # Ninja's HttpBearer logs an unexpected header under DEBUG; a header may hold a token,
+        # so parse it here without logging anything.
+        value = request.headers.get("Authorization", "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.authenticate(request, token.strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
+        api_token = token_authenticate(token)
+        if api_token is None:
+            return None
+        request.api_token = api_token  # type: ignore[attr-defined]
+        request.user = api_token.user
+        return api_token.user
+
+
+class BrowserSessionAuth(SessionAuth):
+    """The dashboard's login session (CSRF-checked on unsafe methods, as ninja's SessionAuth)."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        # A request that sent a bearer header meant token auth: a bad token must not fall back
+        # to a session cookie that happens to ride along.
+        if request.headers.get("Authorization"):
+            return None
+        return super().__call__(request)
+
+
+def can_write(request: HttpRequest, permission: str) -> bool:
+    """May this authenticated request change things (enqueue polls)?
+
+    Token requests: the token's scope decides (an operator chose it in the admin).
+    Session requests: the user's Django permission decides.
+    """
+    api_token = getattr(request, "api_token", None)
+    if api_token is not None:
+        return api_token.scope == m.ApiToken.Scope.WRITE
+    user = getattr(request, "user", AnonymousUser())
+    return bool(user.is_authenticated and user.has_perm(permission))

@@ -1,0 +1,224 @@
+"""`/metrics`: Prometheus text exposition of what the database holds about bindings and polls.
+
+Every value is computed from the database at scrape time in a constant number of queries (five),
+so any web replica can answer and no in-process state is needed. Counters of the kind "errors
+since start" would need such state; poll errors are therefore a gauge over the last 24 hours.
+
+Access: a bearer token (`BH_METRICS_TOKEN` or `_FILE`), or a client address in
+`BH_METRICS_ALLOWED_CIDRS`; with neither configured, loopback only. The client address is
+REMOTE_ADDR: a forwarded-for header is not trusted, since anyone can send one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.db.models import Count, IntegerField, JSONField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from bindings import models as m
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ERROR_WINDOW = timedelta(hours=24)
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _client_allowed(address: str, cidrs: Iterable[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    cidrs = tuple(cidrs)
+    if not cidrs:
+        return ip.is_loopback
+    return any(ip.version == net.version and ip in net for net in _networks(cidrs))
+
+
+def metrics_access(request: HttpRequest) -> int:
+    """0 when the scrape may proceed, else the HTTP status to answer (401 or 403)."""
+    token = getattr(settings, "BH_METRICS_TOKEN", "")
+    cidrs = getattr(settings, "BH_METRICS_ALLOWED_CIDRS", [])
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return 0
+    if (cidrs or not token) and _client_allowed(request.META.get("REMOTE_ADDR", ""), cidrs):
+        return 0
+    return 401 if token and not header else 403
+
+
+# --- exposition -------------------------------------------------------------------------------
+
+
+def _label(value: object) -> str:
+    """Escape a label value as the text format requires (backslash, quote, newline)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class Exposition:
+    """Collects metric families and renders them in the text format (0.0.4)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, help_text: str, samples: Iterable[tuple[dict[str, object], float]]) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            self.lines.append(
+                f"{name}{{{rendered}}} {_number(value)}" if rendered else f"{name} {_number(value)}"
+            )
+
+    def render(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _with_last_run(qs: QuerySet, fk: str, since: datetime) -> QuerySet:
+    """Annotate sources with their last finished poll's duration and API calls, and recent errors."""
+    finished = m.PollRun.objects.filter(**{fk: OuterRef("pk")}, finished_at__isnull=False).order_by(
+        "-started_at", "-pk"
+    )
+    failures = (
+        m.PollRun.objects.filter(
+            **{fk: OuterRef("pk")}, status=m.PollRun.Status.FAILED, started_at__gte=since
+        )
+        .order_by()
+        .values(fk)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return qs.annotate(
+        last_duration_ms=Subquery(finished.values("duration_ms")[:1], output_field=IntegerField()),
+        last_api_calls=Subquery(finished.values("api_calls")[:1], output_field=JSONField()),
+        recent_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
+    )
+
+
+def metrics_text(now: datetime | None = None) -> str:
+    """The whole exposition. Queries: verdicts (1), worst verdicts (1), findings (1), clusters (1),
+    accounts (1)."""
+    now = now or timezone.now()
+    out = Exposition()
+    out.family(
+        "bh_binding_protocols",
+        "Binding results per carried protocol and verdict.",
+        (
+            ({"protocol": row["protocol"], "verdict": row["verdict"]}, row["n"])
+            for row in m.ProtocolVerdict.objects.order_by("protocol", "verdict")
+            .values("protocol", "verdict")
+            .annotate(n=Count("pk"))
+        ),
+    )
+    out.family(
+        "bh_bindings",
+        "Bindings per worst verdict over their protocols.",
+        (
+            ({"verdict": row["worst_verdict"]}, row["n"])
+            for row in m.BindingResult.objects.order_by("worst_verdict")
+            .values("worst_verdict")
+            .annotate(n=Count("pk"))
+        ),
+    )
+    out.family(
+        "bh_findings",
+        "Findings per code and severity.",
+        (
+            ({"code": row["code"], "severity": row["severity"]}, row["n"])
+            for row in m.Finding.objects.order_by("code", "severity")
+            .values("code", "severity")
+            .annotate(n=Count("pk"))
+        ),
+    )
+    since = now - ERROR_WINDOW
+    sources: list[tuple[str, m.PolledSource]] = [
+        ("cluster", c) for c in _with_last_run(m.Cluster.objects.order_by("name"), "cluster", since)
+    ] + [("account", a) for a in _with_last_run(m.AwsAccount.objects.order_by("name"), "account", since)]
+
+    def per_source(value_of) -> Iterable[tuple[dict[str, object], float]]:
+        for kind, source in sources:
+            value = value_of(source)
+            if value is not None:
+                yield {"kind": kind, "source": source.name}, value
+
+    out.family(
+        "bh_last_poll_duration_seconds",
+        "Duration of the last finished poll of a source.",
+        per_source(lambda s: None if s.last_duration_ms is None else s.last_duration_ms / 1000),
+    )
+    out.family(
+        "bh_last_poll_api_calls",
+        "API calls made by the last finished poll of a source.",
+        per_source(
+            lambda s: (
+                sum(v for v in s.last_api_calls.values() if isinstance(v, int))
+                if isinstance(s.last_api_calls, dict)
+                else None
+            )
+        ),
+    )
+    out.family(
+        "bh_poll_errors",
+        "Failed polls of a source in the last 24 hours.",
+        per_source(lambda s: s.recent_failures),
+    )
+    out.family(
+        "bh_source_last_poll_failed",
+        "1 when the last poll of a source failed.",
+        per_source(lambda s: 1 if s.last_error else 0),
+    )
+    out.family(
+        "bh_data_age_seconds",
+        "Seconds since the last successful poll of a source (+Inf: never).",
+        per_source(
+            lambda s: (
+                math.inf if s.last_success_at is None else round((now - s.last_success_at).total_seconds(), 3)
+            )
+        ),
+    )
+    out.family(
+        "bh_source_stale",
+        "1 when a source has had no successful poll within three poll intervals.",
+        per_source(lambda s: 1 if s.is_stale else 0),
+    )
+    return out.render()
+
+
+@never_cache
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus scrape endpoint (see the module docstring for access rules)."""
+    denied = metrics_access(request)
+    if denied:
+        response = HttpResponse(
+            "Forbidden\n" if denied == 403 else "Unauthorized\n", status=denied, content_type="text/plain"
+        )
+        if denied == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE)
