@@ -1,0 +1,3 @@
+"""Template tags of the dashboard (badges, relative times, the timeline SVG)."""
+
+from __future__ import annotations

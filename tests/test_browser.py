@@ -1,0 +1,149 @@
+"""A handful of real-browser checks: headless Chromium (Debian's package) driven by Playwright.
+
+Everything else is covered by the Django client (tests/test_pages.py), because the pages work
+without JavaScript. These prove the htmx wiring and the copy button in a real browser, and save
+screenshots of the list and detail pages to test-artifacts/ (gitignored).
+
+CI installs the browser with `apt-get install -y chromium`; without /usr/bin/chromium these skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bindings import models as m
+from tests.test_pages import load_scenario
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
+    pytest.mark.django_db(transaction=True),
+]
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="needs the playwright package (requirements-dev.txt)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API runs an event loop in this thread; Django's async-safety guard would
+    # then refuse ORM calls made by the test itself.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def sre(django_user_model):
+    return django_user_model.objects.create_user("sre", "sre@example.invalid", "sre-password-1")
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def _log_in(page, username: str = "sre", password: str = "sre-password-1") -> None:
+    page.goto("/bindings/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/bindings/")
+
+
+def test_it_finds_the_blocked_dns_binding_explains_it_and_copies_the_fix(page, sre, cluster):
+    ARTIFACTS.mkdir(exist_ok=True)
+    load_scenario(cluster)
+    udp = m.TargetGroupBinding.objects.get(name="coredns-udp")
+
+    # given a signed-in SRE on the bindings list
+    _log_in(page)
+    assert page.locator("table.bindings tbody tr").count() == 2
+
+    # when she filters to blocked UDP bindings, only the table is swapped and the URL follows
+    with page.expect_response(
+        lambda r: "verdict=blocked" in r.url and r.request.headers.get("hx-request") == "true"
+    ):
+        page.get_by_label("Verdict").select_option("blocked")
+    sync_api.expect(page.locator("table.bindings tbody tr")).to_have_count(1)
+    assert "verdict=blocked" in page.url
+    row = page.locator("table.bindings tbody tr")
+    assert "coredns-udp" in row.inner_text()
+    assert "UDP ✗ blocked" in row.locator(".badge").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "bindings-list.png"), full_page=True)
+
+    # then the detail page shows the UDP path blocked and the health-check warning
+    row.get_by_role("link", name="coredns-udp").click()
+    page.wait_for_url(f"**/bindings/{udp.pk}/")
+    assert page.locator(".hop-fail").first.is_visible()
+    assert "fails here" in page.locator(".hop-fail").first.inner_text()
+    assert "TCP 53 healthy proves nothing about UDP 53" in page.locator(".hc-warning").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "binding-detail.png"), full_page=True)
+
+    # and the fix panel opens in place and copies the manifest
+    page.get_by_role("link", name="Show fix").click()
+    manifest = page.locator("#fix-manifest")
+    manifest.wait_for()
+    assert page.url.endswith(f"/bindings/{udp.pk}/")  # swapped in, not navigated
+    page.get_by_role("button", name="Copy manifest").click()
+    sync_api.expect(page.locator("button[data-copied]")).to_have_count(1)
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied == manifest.inner_text()
+    assert "kind: TargetGroupBinding" in copied and "protocol: UDP" in copied
+    assert "Copied" in page.locator(".copy-status").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "fix-panel.png"), full_page=True)
+
+
+def test_it_is_usable_on_a_phone(browser, live_server, sre, cluster):
+    ARTIFACTS.mkdir(exist_ok=True)
+    load_scenario(cluster)
+    udp = m.TargetGroupBinding.objects.get(name="coredns-udp")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=live_server.url)
+    page = context.new_page()
+    try:
+        _log_in(page)
+        page.goto(f"/bindings/{udp.pk}/")
+        # No horizontal scrolling of the page itself: wide tables scroll inside their box.
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1
+        assert page.locator(".hc-warning").first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "binding-detail-phone.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_it_reaches_the_filters_and_rows_with_the_keyboard(page, sre, cluster):
+    load_scenario(cluster)
+    _log_in(page)
+
+    page.keyboard.press("Tab")  # skip link first
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.get_by_label("Search").focus()
+    page.keyboard.type("coredns-tcp")
+    sync_api.expect(page.locator("table.bindings tbody tr")).to_have_count(1)
+    page.locator("table.bindings a.name").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/bindings/*/")
+    assert "coredns-tcp" in page.locator("h1").inner_text()
