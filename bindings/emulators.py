@@ -7,6 +7,8 @@
   ``stop`` cancels the loop's other tasks first so that an open watch can't hang shutdown.
 - `MotoServer` wraps moto's `ThreadedMotoServer` on a free port.
 - `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators.
+- `DnsServer` answers DNS over UDP and TCP on one loopback port (dnspython builds the answers), and
+  `closed_udp_port` finds a UDP port nothing listens on: the demo's active probes target them.
 
 Run ``python -m bindings.emulators --state-file PATH`` to start both emulators, seed the demo world,
 write a JSON state file for the dashboard and serve until SIGINT/SIGTERM.
@@ -22,6 +24,8 @@ import json
 import logging
 import os
 import signal
+import socket
+import struct
 import threading
 import urllib.request
 import uuid
@@ -31,6 +35,12 @@ from typing import Any
 
 import attrs
 import boto3
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import kmock
 from kubernetes import client as k8s
 
@@ -350,6 +360,154 @@ class MotoServer:
         self.stop()
 
 
+# -- a loopback DNS server (the demo's probe target) ------------------------------------------------
+class DnsServer:
+    """A tiny authoritative-looking DNS server on ``host:port`` over UDP and TCP, in threads.
+
+    Answers ``. NS`` with ``ns.demo.invalid.``, any ``A`` query with 192.0.2.53 and everything else
+    with an empty NOERROR; bytes that are not a DNS query are ignored (as a real server drops
+    them). It stands in for CoreDNS behind the NLB, so the demo's probes see a real DNS exchange.
+    """
+
+    ROOT_NS = "ns.demo.invalid."
+    A_ANSWER = "192.0.2.53"  # TEST-NET-1: never routable
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._want_port = port
+        self.port = 0
+        self._udp: socket.socket | None = None
+        self._tcp: socket.socket | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> DnsServer:
+        """Bind UDP and TCP on the same port number (retrying when TCP's is taken) and serve."""
+        for _ in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind((self.host, self._want_port))
+            port = udp.getsockname()[1]
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tcp.bind((self.host, port))
+            except OSError:
+                udp.close()
+                tcp.close()
+                if self._want_port:
+                    raise
+                continue  # the free UDP port's TCP twin is in use: try another
+            tcp.listen(16)
+            self._udp, self._tcp, self.port = udp, tcp, port
+            break
+        else:
+            raise RuntimeError("no port free for both UDP and TCP on the loopback interface")
+        # Short timeouts so the loops notice `stop()` without closing sockets under a blocked call.
+        udp.settimeout(0.2)
+        tcp.settimeout(0.2)
+        for target, name in ((self._serve_udp, "dns-udp"), (self._serve_tcp, "dns-tcp")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close both sockets."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(2)
+        for sock in (self._udp, self._tcp):
+            if sock is not None:
+                sock.close()
+
+    def __enter__(self) -> DnsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def answer(self, wire: bytes) -> bytes | None:
+        """The response to one query in wire format, or None for bytes that are not a query."""
+        try:
+            query = dns.message.from_wire(wire)
+        except (dns.exception.DNSException, ValueError):
+            return None
+        if query.flags & dns.flags.QR or len(query.question) != 1:
+            return None
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.NS and question.name.to_text() == ".":
+            response.answer.append(dns.rrset.from_text(".", 3600, "IN", "NS", self.ROOT_NS))
+        elif question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.A_ANSWER))
+        response.set_rcode(dns.rcode.NOERROR)
+        return response.to_wire()
+
+    def _serve_udp(self) -> None:
+        assert self._udp is not None
+        while not self._stop.is_set():
+            try:
+                wire, peer = self._udp.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            reply = self.answer(wire)
+            if reply is not None:
+                self._udp.sendto(reply, peer)
+
+    def _serve_tcp(self) -> None:
+        assert self._tcp is not None
+        while not self._stop.is_set():
+            try:
+                conn, _peer = self._tcp.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve_conn, args=(conn,), name="dns-tcp-conn", daemon=True).start()
+
+    def _serve_conn(self, conn: socket.socket) -> None:
+        # DNS over TCP: each message is prefixed by its 2-byte length (RFC 1035 4.2.2).
+        conn.settimeout(5)
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    header = _recv_exactly(conn, 2)
+                    if header is None:
+                        return
+                    wire = _recv_exactly(conn, struct.unpack("!H", header)[0])
+                    if wire is None:
+                        return
+                except OSError:
+                    return
+                reply = self.answer(wire)
+                if reply is None:
+                    return
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def closed_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nothing listens on right now (the kernel answers it with ICMP port unreachable).
+
+    Found by binding port 0 and closing it; another process could take it later, which on a
+    demo machine is unlikely and would only turn the demo's "closed" probe into a different one.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 # -- the demo world ------------------------------------------------------------------------------------
 @dataclass
 class DemoWorld:
@@ -645,12 +803,14 @@ def _demo_kube_objects(
 
 # -- entry point ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """Start both emulators, seed the demo world, write the state file, serve until SIGINT/SIGTERM."""
+    """Start both emulators and the probe targets, seed the demo world, write the state file, serve
+    until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m bindings.emulators", description=main.__doc__)
     parser.add_argument("--state-file", required=True, help="where to write the JSON state")
     parser.add_argument("--kube-port", type=int, default=0, help="Kubernetes emulator port (0: any free)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free)")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--dns-port", type=int, default=0, help="loopback DNS server port (0: any free)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -660,6 +820,9 @@ def main(argv: list[str] | None = None) -> int:
 
     kube = KubeEmulator(port=args.kube_port).start()
     moto = MotoServer(port=args.aws_port).start()
+    # Real local services for the demo's active probes: a DNS server (UDP and TCP) and a UDP port
+    # with nothing behind it.
+    dns_server = DnsServer(port=args.dns_port).start()
     try:
         world = seed_demo_world(aws_endpoint=moto.url, kube=kube, region=args.region)
         state = {
@@ -672,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
             "aws_credentials": {"access_key_id": "testing", "secret_access_key": "testing"},
             "pid": os.getpid(),
             "world": world.to_json(),
+            "dns_server": {"host": dns_server.host, "port": dns_server.port},
+            "closed_udp_port": closed_udp_port(),
         }
         tmp = args.state_file + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -680,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        dns_server.stop()
         kube.stop()
         moto.stop()
     return 0

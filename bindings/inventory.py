@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from bindings import models as m
 from bindings.analysis import model as am
+from bindings.probes import effective_kind
 
 
 def _problems(items: list) -> list[am.Problem]:
@@ -192,6 +193,7 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
             labels=dict(n.labels or {}),
             ready=n.ready,
         )
+    inv.probes = probe_observations(cluster, inv.bindings)
     account = cluster.aws_account
     if account is None or account.last_success_at is None:
         inv.aws_complete = False
@@ -199,6 +201,71 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
         inv.problems.extend(_problems(account.problems))
         _add_aws(inv, account)
     return inv
+
+
+def newest_probe_results(bindings: QuerySet[m.TargetGroupBinding]) -> QuerySet[m.ProbeResult]:
+    """The newest `ProbeResult` per binding (of `bindings`) and protocol, as one SQL query.
+
+    Probe history is large (one row per binding, protocol and probe interval for the retention
+    period), so neither a ROW_NUMBER window nor DISTINCT ON, which both read every row of the
+    history, is used: per binding and protocol a correlated subquery takes the first row of the
+    (binding, protocol, -at) index. Protocols are the two the analysis knows, so this is one
+    query on SQLite and PostgreSQL alike. Ties on `at` go to the higher primary key.
+    """
+    condition = Q()
+    for protocol in ("TCP", "UDP"):
+        newest = (
+            m.ProbeResult.objects.filter(binding=OuterRef("pk"), protocol=protocol)
+            .order_by("-at", "-pk")
+            .values("pk")[:1]
+        )
+        condition |= Q(pk__in=bindings.annotate(newest_probe=Subquery(newest)).values("newest_probe"))
+    return m.ProbeResult.objects.filter(condition)
+
+
+def probe_observations(
+    cluster: m.Cluster, bindings: list[am.Binding]
+) -> dict[tuple[str, str], am.ProbeObservation]:
+    """The latest probe per (binding uid, protocol), for the bindings whose probing is on now.
+
+    A binding whose probing was switched off keeps its old results until they are pruned; they
+    must not keep raising disagreement findings, so only enabled bindings are read. Two queries:
+    the cluster's probe settings, then (only if anything is enabled) the newest results.
+    """
+    settings = {(s.namespace, s.name): s for s in m.ProbeSetting.objects.filter(cluster=cluster)}
+    enabled: dict[str, m.ProbeSetting | None] = {}
+    for b in bindings:
+        setting = settings.get((b.namespace, b.name))
+        kind = effective_kind(
+            setting.kind if setting else None,
+            (b.annotations or {}).get(am.PROBE_ANNOTATION),
+            cluster.probe_kind,
+        )
+        if kind is not None:
+            enabled[b.uid] = setting
+    if not enabled:
+        return {}
+    rows = newest_probe_results(m.TargetGroupBinding.objects.filter(cluster=cluster)).values(
+        "binding__uid", "protocol", "kind", "status", "address", "port", "latency_ms", "detail", "at"
+    )
+    out: dict[tuple[str, str], am.ProbeObservation] = {}
+    for row in rows:
+        uid, protocol = row["binding__uid"], row["protocol"]
+        if protocol not in ("TCP", "UDP") or uid not in enabled:
+            continue
+        setting = enabled[uid]
+        out[(uid, protocol)] = am.ProbeObservation(
+            protocol=protocol,
+            kind=row["kind"],
+            status=row["status"],
+            address=row["address"],
+            port=row["port"],
+            latency_ms=row["latency_ms"],
+            detail=row["detail"],
+            at=row["at"],
+            explicit=bool(setting is not None and setting.address),
+        )
+    return out
 
 
 def _add_aws(inv: am.Inventory, account: m.AwsAccount) -> None:

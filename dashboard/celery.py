@@ -13,3 +13,5 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Alerts live in bindings/alerts.py; register their tasks too.
 app.autodiscover_tasks(related_name="alerts")
+# Active probes live in bindings/probe_tasks.py.
+app.autodiscover_tasks(related_name="probe_tasks")

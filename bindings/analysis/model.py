@@ -372,6 +372,25 @@ class SourceStatus:
     last_error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeObservation:
+    """The latest active probe of one binding and protocol, from the worker's network position.
+
+    `status` is "ok" | "failed" | "inconclusive" | "error" (see `bindings.probes`). `explicit`
+    says the probe targeted a configured address rather than the load balancer's DNS name.
+    """
+
+    protocol: Protocol
+    kind: str  # "tcp" | "dns" | "udp"
+    status: str
+    address: str = ""
+    port: int | None = None
+    latency_ms: float | None = None
+    detail: str = ""
+    at: datetime | None = None
+    explicit: bool = False
+
+
 @dataclass(slots=True)
 class Inventory:
     """Everything known about one cluster and the AWS resources its bindings reference."""
@@ -399,6 +418,8 @@ class Inventory:
     network_acls: list[NetworkAcl] = field(default_factory=list)
     sources: list[SourceStatus] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # problems tied to no binding
+    # Latest probe per (binding uid, protocol); empty when probes are off or offline (bundles).
+    probes: dict[tuple[str, str], ProbeObservation] = field(default_factory=dict)
 
 
 # --- Results -----------------------------------------------------------------------------------

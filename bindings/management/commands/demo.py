@@ -152,7 +152,8 @@ class Command(BaseCommand):
         raise CommandError("the emulators did not start within 90 s; see var/emulators.log")
 
     def _configure(self, state: dict, interval: int) -> None:
-        """Point the demo's account and cluster at this run's emulators; poll them at once.
+        """Point the demo's account and cluster at this run's emulators; poll them at once; probe
+        the demo's CoreDNS bindings against the emulators' loopback DNS server.
 
         The emulated world is new on every run (new ids), so the previous run's observed state
         and results are dropped with the old rows rather than shown as stale.
@@ -170,7 +171,7 @@ class Command(BaseCommand):
                 "next_poll_at": None,
             },
         )
-        m.Cluster.objects.update_or_create(
+        cluster, _ = m.Cluster.objects.update_or_create(
             name="demo",
             defaults={
                 "connection": m.Cluster.Connection.URL,
@@ -182,3 +183,17 @@ class Command(BaseCommand):
                 "next_poll_at": None,
             },
         )
+        dns = state.get("dns_server")
+        if dns:
+            # Active probes against the emulators' loopback DNS server (explicit addresses: the
+            # emulated NLB's DNS name resolves nowhere). The worker sits where a VPC client would,
+            # so: coredns-udp's DNS-over-UDP query succeeds while its rules say UDP is blocked
+            # (PROBE_SUCCEEDS_WHILE_BLOCKED), and coredns-tcp's TCP connect agrees with "reachable".
+            common = {"address": dns["host"], "port": dns["port"], "interval_seconds": 30}
+            common |= {"timeout_seconds": 1.0, "retries": 1}
+            m.ProbeSetting.objects.create(
+                cluster=cluster, namespace="kube-system", name="coredns-udp", kind="dns", **common
+            )
+            m.ProbeSetting.objects.create(
+                cluster=cluster, namespace="kube-system", name="coredns-tcp", kind="tcp", **common
+            )
