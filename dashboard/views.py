@@ -52,6 +52,7 @@ from django_htmx.middleware import HtmxDetails
 
 from bindings import apply as fix_apply_module
 from bindings import models as m
+from bindings.probing import latest_probes
 
 PAGE_SIZE = 50
 POLL_PERMISSION = "bindings.change_cluster"
@@ -369,6 +370,7 @@ class BindingRow:
     tg_port: int | None
     data_at: datetime | None
     stale: bool
+    probes: list[m.ProbeResult]
 
 
 def _rows(bindings: list[m.TargetGroupBinding]) -> list[BindingRow]:
@@ -377,6 +379,7 @@ def _rows(bindings: list[m.TargetGroupBinding]) -> list[BindingRow]:
         (tg.account_id, tg.arn): tg
         for tg in m.TargetGroup.objects.filter(arn__in=arns).only("account_id", "arn", "protocol", "port")
     }
+    probes = latest_probes(b.pk for b in bindings)
     rows = []
     for binding in bindings:
         result = getattr(binding, "result", None)
@@ -395,6 +398,7 @@ def _rows(bindings: list[m.TargetGroupBinding]) -> list[BindingRow]:
                 tg_port=tg.port if tg else (verdicts[0].port if verdicts else None),
                 data_at=_data_time(binding.cluster),
                 stale=_stale(binding.cluster),
+                probes=[p for _, p in sorted(probes.get(binding.pk, {}).items())],
             )
         )
     return rows
@@ -790,6 +794,11 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
     samples = list(m.HistorySample.objects.filter(binding=binding, at__gte=since).order_by("-at")[:500])
     samples.reverse()
     transitions = list(m.VerdictTransition.objects.filter(binding=binding).order_by("-at", "-pk")[:20])
+    # Live probes: the newest result per protocol next to the static verdict, and the recent ones.
+    probe_history = list(m.ProbeResult.objects.filter(binding=binding).order_by("-at", "-pk")[:20])
+    latest: dict[str, m.ProbeResult] = {}
+    for probe in probe_history:
+        latest.setdefault(probe.protocol, probe)
     labels = ((binding.raw or {}).get("metadata") or {}).get("labels") or {}
     return {
         "binding": binding,
@@ -815,6 +824,8 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
         "stale": _stale(binding.cluster),
         "now": timezone.now(),
         "has_fix": bool(data.get("fix")),
+        "probes_latest": [latest[k] for k in sorted(latest)],
+        "probe_history": probe_history,
     }
 
 

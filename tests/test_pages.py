@@ -432,9 +432,9 @@ def test_it_lists_in_a_constant_number_of_queries(client, alice, cluster, django
     client.force_login(alice)
     make_bindings(cluster, 1, prefix="one")
     # session, user, clusters (+accounts), newest history sample (ETag), count, page ids, page
-    # rows, verdicts, findings, target groups of the page; the full page adds namespaces and
-    # finding codes for the form.
-    expected = 10 if partial else 12
+    # rows, verdicts, findings, target groups of the page, newest probe per protocol; the full
+    # page adds namespaces and finding codes for the form.
+    expected = 11 if partial else 13
     with django_assert_num_queries(expected):
         assert client.get("/bindings/", **headers).status_code == 200
 
@@ -530,11 +530,11 @@ def test_it_shows_the_detail_in_a_constant_number_of_queries(
     # session, user, binding+result+sources, target group, targets, load balancers, listeners, ENIs,
     # security groups, their rules, endpoint slices, nodes, history, transitions, newest poll,
     # user permissions (2: user and group permissions).
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(18):  # 17 + the binding's recent probe results
         client.get(f"/bindings/{udp.pk}/")
 
     make_bindings(cluster, 30)
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(18):  # 17 + the binding's recent probe results
         assert client.get(f"/bindings/{udp.pk}/").status_code == 200
 
 
@@ -806,3 +806,25 @@ def test_it_serves_htmx_and_its_own_assets_locally(client, alice):
     assert re.search(r'<script src="/static/django_htmx/htmx-2[^"]*\.js"', html)
     assert '/static/dashboard/dashboard.js"' in html and '/static/dashboard/dashboard.css"' in html
     assert 'hx-headers=\'{"x-csrftoken": "' in html
+
+
+def test_it_shows_live_probe_results_next_to_the_static_verdict(client, alice, dns, cluster):
+    client.force_login(alice)
+    udp = m.TargetGroupBinding.objects.get(name="coredns-udp")
+    m.ProbeResult.objects.create(
+        binding=udp,
+        protocol="UDP",
+        kind="dns",
+        address="127.0.0.1",
+        port=5353,
+        status="ok",
+        latency_ms=1.5,
+        detail="NOERROR, 1 answer",
+    )
+
+    listing = client.get("/bindings/").content.decode()
+    detail = client.get(f"/bindings/{udp.pk}/").content.decode()
+
+    assert "probe UDP ✓ ok" in listing
+    assert "Live probes" in detail and "from the Binding Health worker" in detail
+    assert "127.0.0.1:5353" in detail and "1.5 ms" in detail
