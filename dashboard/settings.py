@@ -267,6 +267,13 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 if envbool("BH_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+# Sign-in sessions end this many seconds after login (default 12 h: one working day), so a
+# forgotten browser or a stolen cookie does not stay signed in for Django's default two weeks.
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600)
+# Login rate limit (dashboard/ratelimit_login.py): this many failed sign-ins per username and per
+# client address within the window lock both out with 429 until the window ends.
+BH_LOGIN_MAX_ATTEMPTS = envint("BH_LOGIN_MAX_ATTEMPTS", 10)
+BH_LOGIN_WINDOW_SECONDS = envint("BH_LOGIN_WINDOW_SECONDS", 900)
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 # No inline scripts or styles anywhere (htmx's indicator style is off via base.html's htmx-config).

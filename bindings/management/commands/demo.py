@@ -181,6 +181,9 @@ class Command(BaseCommand):
                 "poll_interval_seconds": interval,
                 "enabled": True,
                 "next_poll_at": None,
+                # The demo lets its superuser try the audited apply flow against the emulator;
+                # real clusters keep it off until an operator enables it.
+                "allow_apply_fix": True,
             },
         )
         dns = state.get("dns_server")
