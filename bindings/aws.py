@@ -326,6 +326,7 @@ def collect_account(
     cache: Cache | None = None,
     attribute_ttl: float = 600,
     before_call: Callable[[str], None] | None = None,
+    topology_ttl: float = 0,
 ) -> AwsSnapshot:
     """Describe the AWS side of the given target groups (by ARN or name) in one account and region.
 
@@ -333,6 +334,10 @@ def collect_account(
     among their ENIs' secondary IPs and prefixes, like the controller does. `pod_eni_ids` are
     security-groups-for-pods branch ENIs (pod annotation ``vpc.amazonaws.com/pod-eni``). Target IPs
     found in neither are searched with DescribeNetworkInterfaces address filters.
+
+    With `cache` and `topology_ttl` > 0, subnets and VPCs (CIDRs that practically never change
+    once created) are served per id from the cache for that long; security groups, ENIs and NACLs
+    are never cached because their changes are exactly what the analysis must see.
 
     Raises `AwsThrottled` / `AwsUnavailable` (retry later) or `AwsError` (names the operation).
     """
@@ -507,12 +512,21 @@ def collect_account(
             *(i.get("SubnetId") for i in instances),
         ]
     )
-    out["DescribeSubnets"]["Subnets"], _ = _describe_with_bisect(
-        calls,
+    out["DescribeSubnets"]["Subnets"] = _cached_by_id(
+        cache if topology_ttl > 0 else None,
+        f"{cache_prefix}:subnet",
+        topology_ttl,
         subnet_ids,
-        ID_BATCH,
-        lambda group: _paged(calls, "ec2", "DescribeSubnets", "describe_subnets", "Subnets", SubnetIds=group),
-        _code_in("InvalidSubnetID"),
+        "SubnetId",
+        lambda ids: _describe_with_bisect(
+            calls,
+            ids,
+            ID_BATCH,
+            lambda group: _paged(
+                calls, "ec2", "DescribeSubnets", "describe_subnets", "Subnets", SubnetIds=group
+            ),
+            _code_in("InvalidSubnetID"),
+        )[0],
     )
     vpc_ids = _unique(
         [
@@ -522,12 +536,19 @@ def collect_account(
             *(s.get("VpcId") for s in out["DescribeSubnets"]["Subnets"]),
         ]
     )
-    out["DescribeVpcs"]["Vpcs"], _ = _describe_with_bisect(
-        calls,
+    out["DescribeVpcs"]["Vpcs"] = _cached_by_id(
+        cache if topology_ttl > 0 else None,
+        f"{cache_prefix}:vpc",
+        topology_ttl,
         vpc_ids,
-        ID_BATCH,
-        lambda group: _paged(calls, "ec2", "DescribeVpcs", "describe_vpcs", "Vpcs", VpcIds=group),
-        _code_in("InvalidVpcID"),
+        "VpcId",
+        lambda ids: _describe_with_bisect(
+            calls,
+            ids,
+            ID_BATCH,
+            lambda group: _paged(calls, "ec2", "DescribeVpcs", "describe_vpcs", "Vpcs", VpcIds=group),
+            _code_in("InvalidVpcID"),
+        )[0],
     )
     acls: dict[str, dict[str, Any]] = {}
     for group in _chunks(subnet_ids, FILTER_BATCH):
@@ -554,6 +575,38 @@ def _cached(cache: Cache | None, key: str, ttl: float, fetch: Callable[[], Any])
     if cache is not None:
         cache.set(key, value, ttl)
     return value
+
+
+def _cached_by_id(
+    cache: Cache | None,
+    prefix: str,
+    ttl: float,
+    ids: list[str],
+    id_key: str,
+    fetch: Callable[[list[str]], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Items for `ids`: cached ones from `cache`, the rest fetched in one batched describe.
+
+    Per id rather than per request, so a new subnet costs one describe of that subnet, not a
+    refetch of all of them. Missing ids are not cached: they are looked up again next poll.
+    """
+    if cache is None:
+        return fetch(ids)
+    found: dict[str, dict[str, Any]] = {}
+    misses = []
+    for item_id in ids:
+        hit = cache.get(f"{prefix}:{item_id}")
+        if hit is None:
+            misses.append(item_id)
+        else:
+            found[item_id] = hit
+    if misses:
+        for item in fetch(misses):
+            item_id = item.get(id_key)
+            if item_id:
+                cache.set(f"{prefix}:{item_id}", item, ttl)
+                found[item_id] = item
+    return [found[i] for i in ids if i in found]
 
 
 def _paged(calls: _Calls, service: str, operation: str, method: str, key: str, **kwargs: Any) -> list[Any]:

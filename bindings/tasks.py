@@ -62,6 +62,38 @@ def _claim_due(model: type[m.PolledSource], now) -> list[int]:
     return claimed
 
 
+POLL_TASKS = {
+    "bindings.tasks.poll_cluster_task": "kube",
+    "bindings.tasks.poll_account_task": "aws",
+}
+
+
+def poll_queue(kind: str, pk: int, shards: int | None = None) -> str | None:
+    """The queue of one source's polls: `polls.<kind>.<pk % shards>`, or None (the default queue)
+    with one shard, so single-worker setups and the demo need no -Q option."""
+    shards = settings.BH_POLL_SHARDS if shards is None else shards
+    if shards <= 1:
+        return None
+    return f"polls.{kind}.{int(pk) % shards}"
+
+
+def route_poll(name: str, args: tuple, kwargs: dict, options: dict, task=None, **_: object) -> dict | None:
+    """Celery router (CELERY_TASK_ROUTES): every way of sending a poll — the dispatcher, "Poll
+    now", the API, a cluster change, a deferred retry — lands on its source's shard queue. A pk
+    always maps to the same shard, so a shard's worker holds that source's per-source lock."""
+    kind = POLL_TASKS.get(name)
+    if kind is None:
+        return None
+    if args:
+        pk = args[0]
+    else:
+        pk = (kwargs or {}).get("cluster_id" if kind == "kube" else "account_id")
+    if pk is None:
+        return None
+    queue = poll_queue(kind, pk)
+    return {"queue": queue} if queue else None
+
+
 @shared_task(name="bindings.tasks.dispatch_due_polls_task", ignore_result=True)
 def dispatch_due_polls_task() -> dict[str, list[int]]:
     now = timezone.now()

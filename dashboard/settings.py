@@ -198,6 +198,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Poll tasks go to per-shard queues when BH_POLL_SHARDS > 1 (bindings.tasks.route_poll); every
+# other task stays on the default queue.
+CELERY_TASK_ROUTES = ["bindings.tasks.route_poll"]
 CELERY_BEAT_SCHEDULE = {
     # The per-source cadence is data (Cluster/AwsAccount.poll_interval_seconds); this tick only
     # dispatches what is due. `expires` keeps a backlog from running stale ticks.
@@ -237,6 +240,19 @@ BH_POLL_LOCK_SECONDS = envint("BH_POLL_LOCK_SECONDS", BH_POLL_SOFT_TIME_LIMIT + 
 BH_HISTORY_RETENTION_DAYS = envint("BH_HISTORY_RETENTION_DAYS", 30)
 BH_HISTORY_SAMPLE_SECONDS = envint("BH_HISTORY_SAMPLE_SECONDS", 300)
 BH_KUBE_REQUEST_TIMEOUT = envint("BH_KUBE_REQUEST_TIMEOUT", 20)
+# Subnets and VPCs (CIDRs; practically immutable) are cached this long between polls; 0 = never.
+BH_TOPOLOGY_CACHE_SECONDS = envint("BH_TOPOLOGY_CACHE_SECONDS", 3600)
+# Polls spread over this many queues per kind (polls.kube.<n>, polls.aws.<n>, n = pk % shards) so
+# workers can be pinned to shards; 1 keeps every poll on the default queue (single worker, demo).
+BH_POLL_SHARDS = max(1, envint("BH_POLL_SHARDS", 1))
+# Adaptive cadence (bindings.polling.adaptive_intervals): sources with blocked/partial bindings
+# or changes in the last hour are polled at half their interval, sources stable for a day at
+# twice it, never outside these bounds.
+BH_POLL_ADAPTIVE = envbool("BH_POLL_ADAPTIVE", True)
+BH_POLL_INTERVAL_MIN_SECONDS = envint("BH_POLL_INTERVAL_MIN_SECONDS", 60)
+BH_POLL_INTERVAL_MAX_SECONDS = envint("BH_POLL_INTERVAL_MAX_SECONDS", 1800)
+# Skip sync when a source's payload is unchanged and re-analyse only bindings whose inputs changed.
+BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
 # /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envlist("BH_METRICS_ALLOWED_CIDRS")
