@@ -13,6 +13,7 @@ Not a test: the budget (>= 20,000 results/s, DESIGN.md) is checked by reading th
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -176,6 +177,9 @@ def main() -> None:
     verdicts = Counter(p.verdict for r in results for p in r.protocols)
     findings = sum(len(r.findings) for r in results)
     print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}")
+    # A shared machine's other work slows every run: the figure is only comparable with its load.
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min) after the runs: {load} on {os.cpu_count()} CPU(s)")
     print(f"{count} binding-protocol results, {findings} findings in {best:.3f}s")
     print(f"verdicts: {dict(sorted(verdicts.items()))}")
     print(f"throughput: {count / best:,.0f} binding-protocol results per second")

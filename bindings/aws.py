@@ -37,6 +37,7 @@ from botocore.exceptions import (
 )
 
 from bindings.errors import AwsError, AwsThrottled, AwsUnavailable
+from bindings.textsafe import without_nul
 
 TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 20 ARNs
 FILTER_BATCH = 199  # 200 filter values per call, minus the vpc-id value (as the controller chunks)
@@ -563,7 +564,10 @@ def collect_account(
             acls.setdefault(acl["NetworkAclId"], acl)
     out["DescribeNetworkAcls"]["NetworkAcls"] = list(acls.values())
 
-    return AwsSnapshot(responses=out, api_calls=dict(calls.counts), missing_target_groups=_unique(missing))
+    # No NUL may reach PostgreSQL (descriptions and tags are user-written text).
+    return AwsSnapshot(
+        responses=without_nul(out), api_calls=dict(calls.counts), missing_target_groups=_unique(missing)
+    )
 
 
 def _cached(cache: Cache | None, key: str, ttl: float, fetch: Callable[[], Any]) -> Any:

@@ -33,6 +33,7 @@ from kubernetes.config.incluster_config import (
 from kubernetes.config.kube_config import load_kube_config
 
 from bindings.errors import KubeError, KubeUnavailable
+from bindings.textsafe import without_nul
 
 TGB_GROUP = "elbv2.k8s.aws"
 TGB_PLURAL = "targetgroupbindings"
@@ -278,7 +279,10 @@ def collect_cluster(
         # Filter client-side as well: emulators (and some proxies) ignore field selectors.
         objects += [e for e in events if (e.get("involvedObject") or {}).get("kind") == "TargetGroupBinding"]
         return KubeSnapshot(
-            objects=objects, api_calls=lister.api_calls, target_group_api_version=tgb_api_version
+            # No NUL may reach PostgreSQL: one hostile annotation would fail every sync.
+            objects=without_nul(objects),
+            api_calls=lister.api_calls,
+            target_group_api_version=tgb_api_version,
         )
     finally:
         api.close()

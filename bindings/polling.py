@@ -7,27 +7,33 @@ the caller to decide on retries (only `bindings.errors.TransientSourceError`s ar
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
-from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
+from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes
 from bindings.fixes import fix_to_dict, generate_fix
 from bindings.fixes.generate import FIXABLE_CODES
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
-from bindings.results import results_store
-from bindings.sync import SyncStats, account_sync, cluster_sync, jsonable, snapshot_store
+from bindings.results import history_tick, results_store
+from bindings.sync import SyncStats, account_sync, cluster_sync, digest, jsonable, snapshot_store
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,10 @@ def _finish(
     source.save(update_fields=fields)
 
 
+def _incremental() -> bool:
+    return bool(getattr(settings, "BH_INCREMENTAL_ANALYSIS", True))
+
+
 def problems_store(source: m.PolledSource, problems: list) -> None:
     value = jsonable(problems)
     if source.problems != value:
@@ -94,18 +104,278 @@ def problems_store(source: m.PolledSource, problems: list) -> None:
         source.save(update_fields=["problems"])
 
 
-def cluster_analyze(*, cluster: m.Cluster, now: datetime | None = None) -> SyncStats:
-    """Re-run the analysis of every binding of `cluster` from the database and store the results."""
+@dataclasses.dataclass
+class AnalysisStats(SyncStats):
+    """Rows written, plus how many bindings were re-analysed and how many were skipped."""
+
+    analyzed: int = 0
+    skipped: int = 0
+
+
+@functools.cache
+def _engine_version() -> str:
+    """A digest of the code that turns inputs into stored results: a deploy that changes a rule
+    must re-judge every binding even though no input changed."""
+    root = Path(__file__).resolve().parent
+    files = sorted([*(root / "analysis").glob("*.py"), *(root / "fixes").glob("*.py")])
+    files += [root / "inventory.py", root / "results.py"]
+    h = hashlib.blake2b(digest_size=16)
+    for path in files:
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _h(*parts: Any) -> str:
+    # repr of the frozen analysis dataclasses is deterministic (tuples and dicts loaded in the
+    # same order from the same rows; no sets) and ~10x cheaper than jsonable() + json.dumps.
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def binding_input_digests(inv: Any) -> dict[str, str]:
+    """uid -> digest of everything the analysis (and fix) of that binding can read.
+
+    Binding-specific inputs: the TGB, its Service, that Service's EndpointSlices, the pods of its
+    namespace, its target group with health, load balancers and their listeners, its probes.
+    Shared inputs — nodes, instances, ENIs, security groups, subnets, VPCs, NACLs, client ranges,
+    source states, problems tied to no binding, the engine's code — go into one global digest:
+    a change there re-judges every binding. That is a deliberate superset (pods per namespace, not
+    per endpoint; all ENIs, not each target's): cheaper to compute than the engine's own target
+    resolution, and never misses a dependency.
+    """
+    stale = []
+    for src in inv.sources or ():
+        if src.last_success_at is None or inv.now is None:
+            stale.append((src.kind, src.name, "never"))
+            continue
+        age = inv.now - src.last_success_at
+        # A stale source's finding quotes its age, so its bindings change every poll anyway.
+        is_stale = age > timedelta(seconds=3 * max(int(src.poll_interval_seconds or 0), 0))
+        stale.append((src.kind, src.name, src.poll_interval_seconds, src.last_error, is_stale))
+        if is_stale:
+            stale.append(inv.now.isoformat())
+    shared = _h(
+        _engine_version(),
+        inv.cluster,
+        inv.client_cidrs,
+        inv.aws_complete,
+        stale,
+        inv.problems,
+        sorted(inv.nodes.items()),
+        sorted(inv.network_interfaces.items()),
+        sorted(inv.instances.items()),
+        sorted(inv.security_groups.items()),
+        sorted(inv.subnets.items()),
+        sorted(inv.vpcs.items()),
+        inv.network_acls,
+    )
+    slices: dict[tuple[str, str | None], list[Any]] = {}
+    for es in inv.endpoint_slices:
+        slices.setdefault((es.namespace, es.service_name), []).append(es)
+    pods_by_ns: dict[str, list[Any]] = {}
+    for _key, pod in sorted(inv.pods.items()):
+        pods_by_ns.setdefault(pod.namespace, []).append(pod)
+    pods_digest = {ns: _h(pods) for ns, pods in pods_by_ns.items()}
+    listeners: dict[str, list[Any]] = {}
+    for li in inv.listeners:
+        listeners.setdefault(li.load_balancer_arn or "", []).append(li)
+    lb_digest: dict[str, str] = {}
+    tg_digest: dict[str, str] = {}
+    tg_by_name = {tg.name: tg for tg in inv.target_groups.values() if tg.name}
+
+    def tg_part(b: Any) -> str:
+        tg = inv.target_groups.get(b.target_group_arn or "") or tg_by_name.get(b.target_group_name or "")
+        if tg is None:
+            return "missing"
+        if tg.arn not in tg_digest:
+            lbs = []
+            for arn in tg.load_balancer_arns:
+                if arn not in lb_digest:
+                    lb_digest[arn] = _h(inv.load_balancers.get(arn), listeners.get(arn, []))
+                lbs.append(lb_digest[arn])
+            tg_digest[tg.arn] = _h(tg, inv.target_health.get(tg.arn, []), lbs)
+        return tg_digest[tg.arn]
+
+    out = {}
+    for b in inv.bindings:
+        out[b.uid] = _h(
+            shared,
+            b,
+            inv.services.get(f"{b.namespace}/{b.service_name}"),
+            slices.get((b.namespace, b.service_name), []),
+            pods_digest.get(b.namespace, ""),
+            tg_part(b),
+            inv.probes.get((b.uid, "TCP")),
+            inv.probes.get((b.uid, "UDP")),
+        )
+    return out
+
+
+def _inputs_key(cluster: m.Cluster) -> str:
+    return f"bh:analysis-inputs:{cluster.pk}"
+
+
+INPUTS_TTL = 7 * 24 * 3600  # a lost entry only costs one full re-analysis
+ANALYSIS_CHUNK = 1000
+
+
+def cluster_analyze(
+    *, cluster: m.Cluster, now: datetime | None = None, incremental: bool = False
+) -> AnalysisStats:
+    """Re-run the analysis of the bindings of `cluster` from the database and store the results.
+
+    With `incremental`, only bindings whose input digest (`binding_input_digests`) differs from
+    the one recorded at their last analysis are re-judged; the others only get their due history
+    samples. Digests live in the cache: a miss (restart, eviction) means a full re-analysis,
+    never a wrong skip. Every run, full or not, records the digests it judged.
+    """
     now = now or timezone.now()
     inventory = cluster_inventory(cluster, now=now)
-    results = analyze(inventory)
-    fixes = {}
-    for result in results:
-        if any(f.code in FIXABLE_CODES for f in result.findings):
-            fix = generate_fix(inventory, result)
-            if fix is not None:
-                fixes[result.uid] = fix_to_dict(fix)
-    return results_store(cluster=cluster, results=results, now=now, fixes=fixes)
+    inputs = binding_input_digests(inventory)
+    todo = inventory
+    skipped: list[str] = []
+    if incremental:
+        previous = cache.get(_inputs_key(cluster)) or {}
+        # A binding without a stored result (deleted row, failed first store) is always judged.
+        unjudged = set(
+            m.TargetGroupBinding.objects.filter(cluster=cluster, result__isnull=True).values_list(
+                "uid", flat=True
+            )
+        )
+        changed = [b for b in inventory.bindings if previous.get(b.uid) != inputs[b.uid] or b.uid in unjudged]
+        if len(changed) < len(inventory.bindings):
+            keep = {b.uid for b in changed}
+            skipped = [b.uid for b in inventory.bindings if b.uid not in keep]
+            todo = dataclasses.replace(inventory, bindings=changed)
+    stats = AnalysisStats(skipped=len(skipped))
+    pending = list(todo.bindings)
+    # Judge and store in chunks: the results, their JSON and fixes for 10,000 bindings at once
+    # peaked at 459 MB of worker RSS (docs/performance.md, "Poll cycle"). Each chunk is stored
+    # in its own transaction; results are per binding, so a crash between chunks leaves every
+    # binding with either its old or its new result, never a mix.
+    for start in range(0, len(pending), ANALYSIS_CHUNK):
+        results = analyze(dataclasses.replace(todo, bindings=pending[start : start + ANALYSIS_CHUNK]))
+        fixes = {}
+        for result in results:
+            if any(f.code in FIXABLE_CODES for f in result.findings):
+                fix = generate_fix(inventory, result)
+                if fix is not None:
+                    fixes[result.uid] = fix_to_dict(fix)
+        stats.add(results_store(cluster=cluster, results=results, now=now, fixes=fixes))
+        stats.analyzed += len(results)
+        del results, fixes
+    if skipped:
+        skip = set(skipped)
+        ids = [
+            pk
+            for pk, uid in m.TargetGroupBinding.objects.filter(cluster=cluster).values_list("pk", "uid")
+            if uid in skip
+        ]
+        stats.add(history_tick(cluster=cluster, now=now, binding_ids=ids))
+    cache.set(_inputs_key(cluster), inputs, INPUTS_TTL)
+    return stats
+
+
+def adaptive_intervals(model: type[m.PolledSource], pks: Iterable[int], now: datetime) -> dict[int, int]:
+    """Next poll interval per source, from the state of the bindings it feeds.
+
+    Hot (a blocked/partial verdict, or a result that changed within the last hour): half the
+    configured interval, never below BH_POLL_INTERVAL_MIN_SECONDS — problems and churn are what
+    people are watching. Stable (no result change for 24 h and no error): double it, never above
+    BH_POLL_INTERVAL_MAX_SECONDS — the API budget is better spent on the hot ones. Otherwise, and
+    with BH_POLL_ADAPTIVE off, the configured interval. An interval an operator set outside the
+    bounds is never moved further out of them. Three queries for any number of sources.
+    """
+    rows = dict(model.objects.filter(pk__in=list(pks)).values_list("pk", "poll_interval_seconds"))
+    if not getattr(settings, "BH_POLL_ADAPTIVE", False) or not rows:
+        return rows
+    lo, hi = settings.BH_POLL_INTERVAL_MIN_SECONDS, settings.BH_POLL_INTERVAL_MAX_SECONDS
+    errors = dict(model.objects.filter(pk__in=list(rows)).values_list("pk", "last_error"))
+    scope = "binding__cluster_id" if model is m.Cluster else "binding__cluster__aws_account_id"
+    state = {
+        row[scope]: row
+        for row in m.BindingResult.objects.filter(**{f"{scope}__in": list(rows)})
+        .values(scope)
+        .annotate(
+            bad=Count("pk", filter=Q(worst_verdict__in=("blocked", "partial"))),
+            last_change=Max("changed_at"),
+        )
+    }
+    out = {}
+    for pk, interval in rows.items():
+        st = state.get(pk)
+        hot = st is not None and (st["bad"] > 0 or now - st["last_change"] < timedelta(hours=1))
+        cold = not hot and not errors.get(pk) and (st is None or now - st["last_change"] >= timedelta(days=1))
+        if hot:
+            interval = min(interval, max(lo, interval // 2))
+        elif cold:
+            interval = max(interval, min(hi, interval * 2))
+        out[pk] = interval
+    return out
+
+
+def _reschedule(source: m.PolledSource, now: datetime) -> None:
+    """Set the next poll from the state this poll's analysis left (see `adaptive_intervals`)."""
+    interval = adaptive_intervals(type(source), [source.pk], now).get(source.pk)
+    if interval is None or interval == source.poll_interval_seconds:
+        return  # _finish already scheduled the configured interval
+    source.next_poll_at = now + timedelta(seconds=interval)
+    type(source).objects.filter(pk=source.pk).update(next_poll_at=source.next_poll_at)
+
+
+_SYNCED_MODELS: dict[str, tuple[tuple[type[Any], str], ...]] = {
+    "cluster": (
+        (m.TargetGroupBinding, "cluster"),
+        (m.KubeService, "cluster"),
+        (m.KubeEndpointSlice, "cluster"),
+        (m.KubePod, "cluster"),
+        (m.KubeNode, "cluster"),
+    ),
+    "account": (
+        (m.TargetGroup, "account"),
+        (m.RegisteredTarget, "account"),
+        (m.LoadBalancer, "account"),
+        (m.Listener, "account"),
+        (m.NetworkInterface, "account"),
+        (m.Instance, "account"),
+        (m.SecurityGroup, "account"),
+        (m.SecurityGroupRule, "security_group__account"),
+        (m.Subnet, "account"),
+        (m.Vpc, "account"),
+        (m.NetworkAcl, "account"),
+    ),
+}
+
+
+def _row_counts(kind: str, source: m.PolledSource) -> list[int]:
+    return [model.objects.filter(**{field: source}).count() for model, field in _SYNCED_MODELS[kind]]
+
+
+def _fingerprint_key(kind: str, source: m.PolledSource) -> str:
+    return f"bh:sync-fingerprint:{kind}:{source.pk}"
+
+
+def _unchanged(payload: Any, kind: str, source: m.PolledSource) -> tuple[bool, str]:
+    """Whether `payload` is exactly what the last sync of this source wrote, and the rows are
+    still there: same payload digest, same row counts per table (rows deleted behind the poller's
+    back — a restore, a manual cleanup — force a full sync). The fingerprint expires after
+    BH_FULL_SYNC_SECONDS, so a full sync runs at least that often whatever the digests say
+    (as the controller's --sync-period does)."""
+    new_digest = digest(payload)
+    if not _incremental():
+        return False, new_digest
+    fingerprint = cache.get(_fingerprint_key(kind, source))
+    if not fingerprint or fingerprint[0] != new_digest:
+        return False, new_digest
+    return list(fingerprint[1:]) == _row_counts(kind, source), new_digest
+
+
+def _remember_sync(kind: str, source: m.PolledSource, payload_digest: str) -> None:
+    cache.set(
+        _fingerprint_key(kind, source),
+        [payload_digest, *_row_counts(kind, source)],
+        settings.BH_FULL_SYNC_SECONDS,
+    )
 
 
 ABANDONED = "abandoned: the worker stopped mid-poll (killed or timed out); nothing it wrote was kept"
@@ -134,18 +404,26 @@ def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
             kube_connection(cluster), request_timeout=settings.BH_KUBE_REQUEST_TIMEOUT
         )
         api_calls = snap.api_calls
-        records = normalize_kubernetes(snap.objects, cluster=cluster.name)
-        with transaction.atomic():
-            stats = cluster_sync(cluster=cluster, records=records)
-            snapshot_store(cluster=cluster, payload={"objects": snap.objects}, collected_at=now)
-            problems_store(cluster, records.problems)
+        snap.objects = bound_depth(snap.objects)  # 1000-deep nesting must not sink the poll
+        payload = {"objects": snap.objects}
+        same, payload_digest = _unchanged(payload, "cluster", cluster)
+        # Same resourceVersions and contents as the last sync: normalising and diffing every
+        # row would only prove that nothing changed.
+        if not same:
+            records = normalize_kubernetes(snap.objects, cluster=cluster.name)
+            with transaction.atomic():
+                stats = cluster_sync(cluster=cluster, records=records)
+                snapshot_store(cluster=cluster, payload=payload, collected_at=now)
+                problems_store(cluster, records.problems)
+            _remember_sync("cluster", cluster, payload_digest)
     except Exception as exc:
         error = exc
         logger.warning("poll of cluster %s failed: %s", cluster.name, _short_error(exc))
     _finish(run, cluster, started=started, error=error, api_calls=api_calls, stats=stats, now=now)
     # Analyse even after a failure: staleness and "poll failed" are findings too.
     cluster.refresh_from_db()
-    stats.add(cluster_analyze(cluster=cluster, now=now))
+    stats.add(cluster_analyze(cluster=cluster, now=now, incremental=_incremental()))
+    _reschedule(cluster, now)
     if stats.rows_written != run.rows_written:
         m.PollRun.objects.filter(pk=run.pk).update(rows_written=stats.rows_written)
     if error is not None:
@@ -211,19 +489,25 @@ def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollR
             cache=cache,
             attribute_ttl=settings.BH_ATTRIBUTE_CACHE_SECONDS,
             before_call=lambda operation: bucket.take(),
+            topology_ttl=settings.BH_TOPOLOGY_CACHE_SECONDS,
         )
         api_calls = snap.api_calls
-        records = normalize_aws(snap.responses)
-        with transaction.atomic():
-            stats = account_sync(account=account, records=records)
-            snapshot_store(account=account, payload=snap.responses, collected_at=now)
-            problems_store(account, records.problems)
+        snap.responses = bound_depth(snap.responses)  # as for clusters
+        same, payload_digest = _unchanged(snap.responses, "account", account)
+        if not same:
+            records = normalize_aws(snap.responses)
+            with transaction.atomic():
+                stats = account_sync(account=account, records=records)
+                snapshot_store(account=account, payload=snap.responses, collected_at=now)
+                problems_store(account, records.problems)
+            _remember_sync("account", account, payload_digest)
     except Exception as exc:
         error = exc
         logger.warning("poll of AWS account %s failed: %s", account.name, _short_error(exc))
     _finish(run, account, started=started, error=error, api_calls=api_calls, stats=stats, now=now)
     for cluster in account.clusters.filter(enabled=True).select_related("aws_account"):
-        stats.add(cluster_analyze(cluster=cluster, now=now))
+        stats.add(cluster_analyze(cluster=cluster, now=now, incremental=_incremental()))
+    _reschedule(account, now)
     if stats.rows_written != run.rows_written:
         m.PollRun.objects.filter(pk=run.pk).update(rows_written=stats.rows_written)
     if error is not None:

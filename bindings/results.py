@@ -19,7 +19,6 @@ from bindings import models as m
 from bindings.analysis import model as am
 from bindings.sync import SyncStats, digest, jsonable
 
-
 RESULT_FIELDS = [
     "analyzed_at",
     "changed_at",
@@ -67,18 +66,17 @@ def results_store(
     stats = SyncStats()
     sample_every = timedelta(seconds=getattr(settings, "BH_HISTORY_SAMPLE_SECONDS", 300))
     with transaction.atomic():
-        bindings = {b.uid: b for b in m.TargetGroupBinding.objects.filter(cluster=cluster)}
-        current = {
-            r.binding_id: r
-            for r in m.BindingResult.objects.filter(binding__cluster=cluster).only(
-                "pk", "binding_id", "digest"
-            )
-        }
+        # Narrow tuples, not model instances: a TGB row carries its raw object and a result its
+        # whole JSON, and this runs once per analysis chunk over the whole cluster.
+        bindings = dict(m.TargetGroupBinding.objects.filter(cluster=cluster).values_list("uid", "pk"))
+        current = dict(
+            m.BindingResult.objects.filter(binding__cluster=cluster).values_list("binding_id", "digest")
+        )
         old_verdicts: dict[int, dict[str, str]] = {}
-        for v in m.ProtocolVerdict.objects.filter(binding__cluster=cluster).only(
-            "binding_id", "protocol", "verdict"
-        ):
-            old_verdicts.setdefault(v.binding_id, {})[v.protocol] = v.verdict
+        for binding_id, protocol, verdict in m.ProtocolVerdict.objects.filter(
+            binding__cluster=cluster
+        ).values_list("binding_id", "protocol", "verdict"):
+            old_verdicts.setdefault(binding_id, {})[protocol] = verdict
         last_sample = dict(
             m.HistorySample.objects.filter(binding__cluster=cluster)
             .values("binding_id")
@@ -89,23 +87,22 @@ def results_store(
         upserts: list[m.BindingResult] = []
         changed_ids = []
         for result in results:
-            row = bindings.get(result.uid)
-            if row is None:
+            pk = bindings.get(result.uid)
+            if pk is None:
                 continue
             data = jsonable(result)
             data["fix"] = (fixes or {}).get(result.uid)
             new_digest = digest(data)
             healthy, unhealthy, other = health_counts(result)
             verdicts = {p.protocol: p.verdict for p in result.protocols}
-            existing = current.get(row.pk)
-            changed = existing is None or existing.digest != new_digest
+            changed = current.get(pk) != new_digest
             if changed:
-                changed_ids.append(row.pk)
+                changed_ids.append(pk)
                 # Collected and written as one upsert below: update_or_create here cost two
                 # queries per changed binding (20,000 round trips on a first poll of 10,000).
                 upserts.append(
                     m.BindingResult(
-                        binding=row,
+                        binding_id=pk,
                         analyzed_at=now,
                         changed_at=now,
                         worst_verdict=worst_verdict(result),
@@ -121,7 +118,7 @@ def results_store(
                 for p in result.protocols:
                     new_verdicts.append(
                         m.ProtocolVerdict(
-                            binding=row,
+                            binding_id=pk,
                             protocol=p.protocol,
                             port=p.port,
                             verdict=p.verdict,
@@ -133,7 +130,7 @@ def results_store(
                 for f in result.findings:
                     new_findings.append(
                         m.Finding(
-                            binding=row,
+                            binding_id=pk,
                             code=f.code,
                             severity=f.severity,
                             protocol=f.protocol or "",
@@ -141,23 +138,23 @@ def results_store(
                             evidence=jsonable(f.evidence),
                         )
                     )
-                before = old_verdicts.get(row.pk, {})
+                before = old_verdicts.get(pk, {})
                 for protocol, verdict in verdicts.items():
                     if before.get(protocol) != verdict:
                         transitions.append(
                             m.VerdictTransition(
-                                binding=row,
+                                binding_id=pk,
                                 protocol=protocol,
                                 at=now,
                                 old=before.get(protocol, ""),
                                 new=verdict,
                             )
                         )
-            last = last_sample.get(row.pk)
+            last = last_sample.get(pk)
             if changed or last is None or now - last >= sample_every:
                 samples.append(
                     m.HistorySample(
-                        binding=row,
+                        binding_id=pk,
                         at=now,
                         verdicts=verdicts,
                         healthy=healthy,

@@ -7,6 +7,7 @@ re-running a poll over unchanged data writes nothing, and rows whose object vani
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -65,6 +66,41 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+@functools.cache
+def _char_limits(model: type[models.Model]) -> tuple[tuple[tuple[str, int], ...], bool]:
+    fields = model._meta.concrete_fields
+    limits = tuple(
+        (f.attname, f.max_length) for f in fields if isinstance(f, models.CharField) and f.max_length
+    )
+    return limits, any(f.name == "problems" for f in fields)
+
+
+def fit_columns(model: type[models.Model], row: dict[str, Any]) -> dict[str, Any]:
+    """Clip strings longer than their column, recording a problem on the row when it has a list.
+
+    Hostile input (a 1 MB name or ARN) is otherwise a DataError on PostgreSQL that fails the
+    whole source's sync. The clipped value ends in a digest of the full one, so distinct long
+    keys stay distinct and a re-poll clips identically (no spurious writes).
+    """
+    limits, has_problems = _char_limits(model)
+    clipped = [(f, n) for f, n in limits if isinstance(row.get(f), str) and len(row[f]) > n]
+    if not clipped:
+        return row
+    row = dict(row)
+    for f, n in clipped:
+        # Short columns (protocols, types) are never keys: a plain cut is enough there.
+        tail = hashlib.sha256(row[f].encode()).hexdigest()[:16] if n >= 64 else ""
+        row[f] = row[f][: n - 1 - len(tail)] + "…" + tail
+    if has_problems:
+        name = model.__name__.removeprefix("Kube")
+        where = "/".join(str(row[k])[:80] for k in ("namespace", "name") if row.get(k))
+        row["problems"] = list(row.get("problems") or []) + [
+            {"object": f"{name} {where}".strip(), "field": f, "message": f"longer than {n} characters; cut"}
+            for f, n in clipped
+        ]
+    return row
+
+
 def upsert(
     model: type[models.Model],
     *,
@@ -81,6 +117,7 @@ def upsert(
     stats = SyncStats()
     wanted: dict[tuple, dict[str, Any]] = {}
     for row in rows:
+        row = fit_columns(model, row)
         wanted[tuple(row[k] for k in key)] = row
     existing = {tuple(getattr(obj, k) for k in key): obj for obj in model.objects.filter(**scope)}
     to_create, to_update, changed_fields = [], [], set()
@@ -425,7 +462,8 @@ def account_sync(*, account: m.AwsAccount, records: Any) -> SyncStats:
             for sg in m.SecurityGroup.objects.filter(account=account).prefetch_related("rules")
         }
         for sg in groups:
-            stats.add(_sync_rules(sg_rows[sg.id], list(_rules(sg))))
+            key = fit_columns(m.SecurityGroup, {"group_id": sg.id})["group_id"]  # as upsert stored it
+            stats.add(_sync_rules(sg_rows[key], list(_rules(sg))))
         stats.add(
             upsert(
                 m.Subnet,
@@ -488,6 +526,7 @@ RULE_FIELDS = (
 
 def _sync_rules(sg: m.SecurityGroup, rules: list[dict[str, Any]]) -> SyncStats:
     """Rules have no stable id in DescribeSecurityGroups: compare the whole set, rewrite if it differs."""
+    rules = [fit_columns(m.SecurityGroupRule, r) for r in rules]
     current = sorted(digest({f: getattr(r, f) for f in RULE_FIELDS}) for r in sg.rules.all())
     if current == sorted(digest(r) for r in rules):
         return SyncStats()

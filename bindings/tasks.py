@@ -84,10 +84,7 @@ def route_poll(name: str, args: tuple, kwargs: dict, options: dict, task=None, *
     kind = POLL_TASKS.get(name)
     if kind is None:
         return None
-    if args:
-        pk = args[0]
-    else:
-        pk = (kwargs or {}).get("cluster_id" if kind == "kube" else "account_id")
+    pk = args[0] if args else (kwargs or {}).get("cluster_id" if kind == "kube" else "account_id")
     if pk is None:
         return None
     queue = poll_queue(kind, pk)

@@ -108,7 +108,9 @@ TEMPLATES = [
 
 DATABASE_URL = envsecret("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a persistent connection killed by a database restart or failover is
+    # replaced at the next request instead of failing it with OperationalError.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {
@@ -132,6 +134,11 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(DATA_DIR / "cache"),
+            # Django's default of 300 entries culls the attribute and topology caches as soon as
+            # an account has more than ~150 target groups (measured: every warm poll of 2,000
+            # target groups re-fetched all their attributes), and the analysis input digests with
+            # them. Entries are small; the poller's own TTLs bound the total.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 
@@ -253,6 +260,8 @@ BH_POLL_INTERVAL_MIN_SECONDS = envint("BH_POLL_INTERVAL_MIN_SECONDS", 60)
 BH_POLL_INTERVAL_MAX_SECONDS = envint("BH_POLL_INTERVAL_MAX_SECONDS", 1800)
 # Skip sync when a source's payload is unchanged and re-analyse only bindings whose inputs changed.
 BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
+# An unchanged payload skips sync for at most this long; then a full sync runs regardless.
+BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
 # /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envlist("BH_METRICS_ALLOWED_CIDRS")

@@ -51,14 +51,16 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import ipaddress
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from . import model as m
@@ -72,6 +74,13 @@ LISTENER_CARRIES: dict[str, dict[str, tuple[m.Protocol, ...]]] = {
     "TCP_UDP": {"TCP_UDP": ("TCP", "UDP")},
     "QUIC": {"QUIC": ("UDP",)},
     "TCP_QUIC": {"TCP_QUIC": ("TCP", "UDP")},
+}
+
+# The same, flat: (listener protocol, target-group protocol) -> carried protocols.
+_CARRIES: dict[tuple[str, str], tuple[m.Protocol, ...]] = {
+    (listener, group): carried
+    for listener, groups in LISTENER_CARRIES.items()
+    for group, carried in groups.items()
 }
 
 _PROTO_NAMES = {
@@ -95,6 +104,7 @@ _EXCLUDED_NODE_LABELS = (
     "alpha.service-controller.kubernetes.io/exclude-balancer",
 )
 _MAX_LISTED = 10
+_ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
@@ -148,6 +158,168 @@ def _lb_suffix(lb_arn: str) -> str | None:
     marker = ":loadbalancer/"
     pos = lb_arn.find(marker)
     return lb_arn[pos + len(marker) :] if pos >= 0 else None
+
+
+# --- fast construction of result objects -------------------------------------------------------
+#
+# The results are frozen, slotted dataclasses: their generated __init__ sets each field through
+# object.__setattr__, about three times slower than writing the slots directly, and one analysis of
+# 10,000 bindings builds ~125,000 of them (one TargetVerdict per target and protocol). The
+# constructors below write the slots through their descriptors. They are used only when the class
+# has exactly the fields listed (in that order) and no __post_init__; otherwise (e.g. model.py gained
+# an optional field) the dataclass itself is used, so a model change can never leave a slot unset.
+
+_new = object.__new__
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple | None:
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    if fields != names or tuple(getattr(cls, "__slots__", ())) != names or hasattr(cls, "__post_init__"):
+        return None
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_TV_SET = _slot_setters(
+    m.TargetVerdict,
+    (
+        "target_id",
+        "port",
+        "network_interface_id",
+        "security_group_ids",
+        "admitted",
+        "uncovered_sources",
+        "matched_rules",
+        "reason",
+    ),
+)
+_FINDING_SET = _slot_setters(m.Finding, ("code", "severity", "message", "protocol", "evidence"))
+_PR_SET = _slot_setters(
+    m.ProtocolResult,
+    (
+        "protocol",
+        "port",
+        "verdict",
+        "targets_total",
+        "targets_admitted",
+        "client_ip_preserved",
+        "expected_sources",
+        "reasons",
+        "targets",
+    ),
+)
+
+_BR_SET = _slot_setters(
+    m.BindingResult,
+    (
+        "cluster",
+        "namespace",
+        "name",
+        "uid",
+        "target_group_arn",
+        "target_type",
+        "target_group_protocol",
+        "protocols",
+        "health_check",
+        "findings",
+    ),
+)
+_HC_SET = _slot_setters(
+    m.HealthCheckResult,
+    ("protocol", "port", "path", "proves", "cannot_prove", "admitted", "healthy", "unhealthy", "other"),
+)
+
+if _TV_SET is not None:
+    _tv0, _tv1, _tv2, _tv3, _tv4, _tv5, _tv6, _tv7 = _TV_SET
+
+    def _target_verdict(target_id, port, eni_id, sg_ids, admitted, uncovered, rules, reason):
+        obj = _new(m.TargetVerdict)
+        _tv0(obj, target_id)
+        _tv1(obj, port)
+        _tv2(obj, eni_id)
+        _tv3(obj, sg_ids)
+        _tv4(obj, admitted)
+        _tv5(obj, uncovered)
+        _tv6(obj, rules)
+        _tv7(obj, reason)
+        return obj
+
+else:
+    _target_verdict = m.TargetVerdict
+
+if _FINDING_SET is not None:
+    _f0, _f1, _f2, _f3, _f4 = _FINDING_SET
+
+    def _finding(code, severity, message, protocol, evidence):
+        obj = _new(m.Finding)
+        _f0(obj, code)
+        _f1(obj, severity)
+        _f2(obj, message)
+        _f3(obj, protocol)
+        _f4(obj, evidence)
+        return obj
+
+else:
+    _finding = m.Finding
+
+if _PR_SET is not None:
+    _p0, _p1, _p2, _p3, _p4, _p5, _p6, _p7, _p8 = _PR_SET
+
+    def _protocol_result(protocol, port, verdict, total, admitted, preserved, expected, reasons, targets=()):
+        obj = _new(m.ProtocolResult)
+        _p0(obj, protocol)
+        _p1(obj, port)
+        _p2(obj, verdict)
+        _p3(obj, total)
+        _p4(obj, admitted)
+        _p5(obj, preserved)
+        _p6(obj, expected)
+        _p7(obj, reasons)
+        _p8(obj, targets)
+        return obj
+
+else:
+    _protocol_result = m.ProtocolResult
+
+if _BR_SET is not None:
+    _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, _b8, _b9 = _BR_SET
+
+    def _binding_result(
+        cluster, namespace, name, uid, arn, target_type, tg_protocol, protocols, hc, findings
+    ):
+        obj = _new(m.BindingResult)
+        _b0(obj, cluster)
+        _b1(obj, namespace)
+        _b2(obj, name)
+        _b3(obj, uid)
+        _b4(obj, arn)
+        _b5(obj, target_type)
+        _b6(obj, tg_protocol)
+        _b7(obj, protocols)
+        _b8(obj, hc)
+        _b9(obj, findings)
+        return obj
+
+else:
+    _binding_result = m.BindingResult
+
+if _HC_SET is not None:
+    _h0, _h1, _h2, _h3, _h4, _h5, _h6, _h7, _h8 = _HC_SET
+
+    def _health_check_result(protocol, port, path, proves, cannot_prove, admitted, healthy, unhealthy, other):
+        obj = _new(m.HealthCheckResult)
+        _h0(obj, protocol)
+        _h1(obj, port)
+        _h2(obj, path)
+        _h3(obj, proves)
+        _h4(obj, cannot_prove)
+        _h5(obj, admitted)
+        _h6(obj, healthy)
+        _h7(obj, unhealthy)
+        _h8(obj, other)
+        return obj
+
+else:
+    _health_check_result = m.HealthCheckResult
 
 
 # --- compiled security-group rules ---------------------------------------------------------------
@@ -220,22 +392,47 @@ class _Eval:
 
 
 class _Target:
-    """A registered target resolved to its network interface."""
+    """A registered target resolved to its network interface.
 
-    __slots__ = ("health", "target_id", "port", "eni", "sg_ids", "family", "problem", "nacl")
+    `jid` numbers the (security groups, network ACL) pair that decides every judgement of the
+    target, so judgement cache keys hold a small int instead of a tuple of group ids; `sgs_known`
+    says all those groups are in the inventory. `ip` is the canonical address (None for instance
+    targets and bad ids). Built by `_Index.resolve_new` (every slot set) or `clone`.
+    """
 
-    def __init__(self, health: m.TargetHealth, port: int | None) -> None:
-        self.health = health
-        self.target_id = str(health.target_id)
-        self.port = port
-        self.eni: m.NetworkInterface | None = None
-        self.sg_ids: tuple[str, ...] = ()
-        self.family = 4
-        self.problem: str | None = None
-        self.nacl: m.NetworkAcl | None = None
+    __slots__ = (
+        "health",
+        "target_id",
+        "port",
+        "eni",
+        "sg_ids",
+        "family",
+        "problem",
+        "nacl",
+        "jid",
+        "sgs_known",
+        "ip",
+    )
+
+    def clone(self, health: m.TargetHealth, port: int | None) -> _Target:
+        """The same resolution for another registration (its own health and port)."""
+        other = _new(_Target)
+        other.health = health
+        other.target_id = self.target_id
+        other.port = port
+        other.eni = self.eni
+        other.sg_ids = self.sg_ids
+        other.family = self.family
+        other.problem = self.problem
+        other.nacl = self.nacl
+        other.jid = self.jid
+        other.sgs_known = self.sgs_known
+        other.ip = self.ip
+        return other
 
     @property
     def label(self) -> str:
+        # Only targets that are not admitted are named: formatted on demand.
         eni = self.eni.id if self.eni else "no ENI"
         return f"{self.target_id} ({eni})"
 
@@ -248,27 +445,38 @@ class _Index:
 
     def __init__(self, inv: m.Inventory) -> None:
         self.inv = inv
-        self.listeners_by_tg: dict[str, list[m.Listener]] = defaultdict(list)
-        self.listeners_by_lb: dict[str, list[m.Listener]] = defaultdict(list)
+        # Built once per analysis and timed with it: the loops bind their tables to locals.
+        listeners_by_tg: dict[str, list[m.Listener]] = defaultdict(list)
+        listeners_by_lb: dict[str, list[m.Listener]] = defaultdict(list)
         # Listeners whose forward actions were not collected: they may forward to any group.
-        self.unparsed_listeners_by_lb: dict[str, list[m.Listener]] = defaultdict(list)
+        unparsed_by_lb: dict[str, list[m.Listener]] = defaultdict(list)
         for listener in inv.listeners or ():
-            self.listeners_by_lb[listener.load_balancer_arn].append(listener)
-            if not listener.target_group_arns:
-                self.unparsed_listeners_by_lb[listener.load_balancer_arn].append(listener)
-            for arn in listener.target_group_arns or ():
-                self.listeners_by_tg[arn].append(listener)
+            lb_arn = listener.load_balancer_arn
+            listeners_by_lb[lb_arn].append(listener)
+            arns = listener.target_group_arns
+            if not arns:
+                unparsed_by_lb[lb_arn].append(listener)
+            for arn in arns or ():
+                listeners_by_tg[arn].append(listener)
+        self.listeners_by_tg = listeners_by_tg
+        self.listeners_by_lb = listeners_by_lb
+        self.unparsed_listeners_by_lb = unparsed_by_lb
         self.tg_by_name = {tg.name: tg for tg in inv.target_groups.values() if tg.name}
 
         self.eni_by_ip: dict[str, m.NetworkInterface] = {}
         self.eni_prefixes: dict[tuple[int, int], dict[int, m.NetworkInterface]] = defaultdict(dict)
         self.primary_eni_by_instance: dict[str, m.NetworkInterface] = {}
         self.enis_by_description: dict[str, list[m.NetworkInterface]] = defaultdict(list)
-        for eni in sorted(inv.network_interfaces.values(), key=lambda e: str(e.id)):
-            for address in (*(eni.private_ips or ()), *(eni.ipv6_addresses or ())):
-                ip = _norm_ip(address)
-                if ip is not None:
-                    self.eni_by_ip.setdefault(ip, eni)
+        enis = sorted(inv.network_interfaces.values(), key=lambda e: str(e.id))
+        # The first ENI (by id) holding an address wins. Filling the table from the last ENI to
+        # the first lets C-level dict updates (one per ENI, not one call per address) keep that
+        # rule: an earlier ENI overwrites a later one. `_norm_ip` never returns "".
+        eni_by_ip = self.eni_by_ip
+        norm_ip = _norm_ip
+        for eni in reversed(enis):
+            addresses = (*(eni.private_ips or ()), *(eni.ipv6_addresses or ()))
+            eni_by_ip.update(dict.fromkeys(filter(None, map(norm_ip, addresses)), eni))
+        for eni in enis:
             for prefix in (*(eni.ipv4_prefixes or ()), *(eni.ipv6_prefixes or ())):
                 network = parse_network(prefix)
                 if network is not None:
@@ -292,10 +500,15 @@ class _Index:
                 if ip is not None:
                     self.pods_by_ip.setdefault(ip, pod)
 
-        self.slices_by_service: dict[tuple[str, str], list[m.EndpointSlice]] = defaultdict(list)
+        # The pods of pods_by_ip that have their own ENI (security groups for pods): usually none,
+        # so most target lookups skip this table.
+        self.pod_eni_pods_by_ip = {ip: pod for ip, pod in self.pods_by_ip.items() if pod.pod_eni}
+
+        slices_by_service: dict[tuple[str, str], list[m.EndpointSlice]] = defaultdict(list)
         for eps in inv.endpoint_slices or ():
             if eps.service_name:
-                self.slices_by_service[(eps.namespace, eps.service_name)].append(eps)
+                slices_by_service[(eps.namespace, eps.service_name)].append(eps)
+        self.slices_by_service = slices_by_service
 
         self.nacl_by_subnet: dict[str, m.NetworkAcl] = {}
         self.default_nacl_by_vpc: dict[str, m.NetworkAcl] = {}
@@ -311,12 +524,20 @@ class _Index:
         self._nacl: dict[tuple, tuple[NetSet, tuple[str, ...]]] = {}
         self._lb_private: dict[str, tuple[NetSet, str]] = {}
         self._targets: dict[tuple, _Target] = {}
+        self._jids: dict[tuple, int] = {}
+        # id(ENI) -> (security group ids, network ACL, jid, groups all known); the ENIs live in
+        # the inventory for the whole analysis, so id() is stable.
+        self._eni_info: dict[int, tuple] = {}
         self._equivalent: dict[tuple, bool] = {}
-        self._summary: dict[tuple, tuple[NetSet, str, tuple[str, ...]]] = {}
+        self._summary: dict[int | tuple, tuple[NetSet, str, tuple[str, ...]]] = {}
         self._sgs_known: dict[tuple[str, ...], bool] = {}
         self._controller_sg: dict[tuple[str, ...], object] = {}
         self.client_cache: dict[tuple, tuple[NetSet, str]] = {}
         self.groups_cache: dict[tuple, tuple] = {}
+        self.groups_intern: dict[tuple, tuple] = {}
+        self.cluster_tag = f"kubernetes.io/cluster/{inv.cluster}"
+        self._flat_rules: dict[tuple[str, ...], tuple[_Rule, ...] | None] = {}
+        self._unreconciled: dict[tuple, tuple[dict, ...]] = {}
 
     def controller_sg(self, sg_ids: tuple[str, ...], cluster_tag: str) -> str | tuple[str, ...] | None:
         """The group the controller writes networking rules to (§2.2): the only one, else the one
@@ -345,7 +566,9 @@ class _Index:
 
     def summary(self, group_sets: tuple[tuple, ...], lbs: list[str]) -> tuple[NetSet, str, tuple[str, ...]]:
         """Expected sources of a protocol (union, text, LB groups + CIDRs), cached: bindings share them."""
-        key = (tuple(id(g) for g in group_sets), tuple(lbs))
+        # The groups are interned by content, so their ids say everything that decides the
+        # summary (the LBs only select them): bindings of different LBs with equal sources share it.
+        key = id(group_sets[0]) if len(group_sets) == 1 else tuple(map(id, group_sets))
         found = self._summary.get(key)
         if found is None:
             union = union_all(cidrs for groups in group_sets for _, cidrs in groups)
@@ -363,6 +586,17 @@ class _Index:
         return found
 
     # -- security groups -------------------------------------------------------------------
+
+    def flat_rules(self, sg_ids: tuple[str, ...]) -> tuple[_Rule, ...] | None:
+        """The rules of all the groups, in order; None when one of them is not known."""
+        try:
+            return self._flat_rules[sg_ids]
+        except KeyError:
+            pass
+        found = [self.rules_of(s) for s in sg_ids]
+        flat = None if any(r is None for r in found) else tuple(r for group in found for r in group or ())
+        self._flat_rules[sg_ids] = flat
+        return flat
 
     def rules_of(self, sg_id: str) -> tuple[_Rule, ...] | None:
         found = self._rules.get(sg_id)
@@ -510,15 +744,26 @@ class _Index:
     # -- targets --------------------------------------------------------------------------
 
     def resolve_target(self, th: m.TargetHealth, port: int | None, target_type: str | None, tg) -> _Target:
-        key = (th.target_id, port, target_type, tg.ip_address_type)
+        # The resolution does not depend on the port: cached per id, type and address type (the
+        # first registration's object serves as the prototype), cloned for every later
+        # registration so each binding's health and port stay its own.
+        key = (th.target_id, target_type, tg.ip_address_type)
         found = self._targets.get(key)
         if found is not None:
-            # A fresh wrapper so per-binding health stays the binding's own.
-            clone = _Target(th, port)
-            clone.eni, clone.sg_ids, clone.family = found.eni, found.sg_ids, found.family
-            clone.problem, clone.nacl = found.problem, found.nacl
-            return clone
-        target = _Target(th, port)
+            return found.clone(th, port)
+        return self.resolve_new(key, th, port, target_type, tg)
+
+    def resolve_new(self, key: tuple, th: m.TargetHealth, port: int | None, target_type, tg) -> _Target:
+        """Resolve a target not seen before (`key` as in `resolve_target`) and cache it."""
+        target = _new(_Target)
+        target.health = th
+        target.target_id = str(th.target_id)
+        target.port = port
+        target.eni = target.problem = target.nacl = target.ip = None
+        target.sg_ids = ()
+        target.family = 4
+        target.jid = -1
+        target.sgs_known = True
         if target_type == "instance":
             target.family = 6 if str(tg.ip_address_type or "").lower() == "ipv6" else 4
             eni = self.primary_eni_by_instance.get(target.target_id)
@@ -528,12 +773,14 @@ class _Index:
                 )
         elif target_type == "ip":
             ip = _norm_ip(target.target_id)
+            target.ip = ip
             eni = None
             if ip is None:
                 target.problem = f"target id {target.target_id!r} is not an IP address"
             else:
                 target.family = 6 if ":" in ip else 4
-                eni = self._eni_for_ip(ip)
+                # Without pods on their own ENIs the secondary-address table answers directly.
+                eni = (None if self.pod_eni_pods_by_ip else self.eni_by_ip.get(ip)) or self._eni_for_ip(ip)
                 if eni is None:
                     target.problem = f"no network interface holds {ip}"
         else:
@@ -541,14 +788,22 @@ class _Index:
             target.problem = f"target type {target_type!r} is not ip or instance"
         if eni is not None:
             target.eni = eni
-            target.sg_ids = tuple(eni.security_group_ids or ())
-            target.nacl = self.nacl_for(eni)
+            # Many targets share an ENI (pod IPs on a node's primary ENI): what the ENI decides
+            # is worked out once per ENI.
+            info = self._eni_info.get(id(eni))
+            if info is None:
+                sg_ids = tuple(eni.security_group_ids or ())
+                nacl = self.nacl_for(eni)
+                jid = self._jids.setdefault((sg_ids, nacl.id if nacl else None), len(self._jids))
+                info = self._eni_info[id(eni)] = (sg_ids, nacl, jid, self.sgs_known(sg_ids))
+            target.sg_ids, target.nacl, target.jid, target.sgs_known = info
+        # Cached only once complete: a resolution that raised is retried (and raises) again.
         self._targets[key] = target
         return target
 
     def _eni_for_ip(self, ip: str) -> m.NetworkInterface | None:
-        pod = self.pods_by_ip.get(ip)
-        if pod is not None and pod.pod_eni:
+        pod = self.pod_eni_pods_by_ip.get(ip) if self.pod_eni_pods_by_ip else None
+        if pod is not None:
             for eni_id in _pod_eni_ids(pod.pod_eni, ip):
                 eni = self.inv.network_interfaces.get(eni_id)
                 if eni is not None:
@@ -578,13 +833,13 @@ class _Index:
         groups: tuple[tuple[frozenset[str], NetSet], ...],
     ) -> _Eval:
         """Admission of `proto`/`port` on the target from each (LB groups, expected CIDRs) group."""
-        nacl = target.nacl
-        # `groups` come from `groups_cache`, alive for the whole analysis: id() is a cheap, stable key.
-        key = (target.sg_ids, nacl.id if nacl else None, proto, port, id(groups))
+        # `groups` are interned in `groups_intern`, alive for the whole analysis: id() is a cheap,
+        # stable key; `jid` stands for the target's (security groups, network ACL).
+        key = (target.jid, proto, port, id(groups))
         found = self._evals.get(key)
         if found is not None:
             return found
-        found = self._evaluate(target.sg_ids, nacl, proto, port, groups)
+        found = self._evaluate(target.sg_ids, target.nacl, proto, port, groups)
         self._evals[key] = found
         return found
 
@@ -688,9 +943,24 @@ def _pod_eni_ids(annotation: str, ip: str) -> list[str]:
 
 
 class _Findings:
+    """A binding's findings, deduplicated by (code, protocol, message), sorted at the end.
+
+    `keys` holds each finding's sort key, built when it is added, so the final sort compares
+    tuples in C instead of calling a key function per finding.
+    """
+
+    __slots__ = ("items", "keys", "_seen")
+
     def __init__(self) -> None:
         self.items: list[m.Finding] = []
+        self.keys: list[tuple] = []
         self._seen: set[tuple] = set()
+
+    def extend_unchecked(self, findings: Iterable[m.Finding]) -> None:
+        """Add findings without deduplication (the inventory-wide ones, e.g. stale data)."""
+        for f in findings:
+            self.items.append(f)
+            self.keys.append((_SEVERITY_RANK.get(f.severity, 3), f.code, f.protocol or "", f.message))
 
     def add(
         self,
@@ -704,18 +974,19 @@ class _Findings:
         if key in self._seen:
             return
         self._seen.add(key)
-        self.items.append(m.Finding(code, severity, message, protocol, evidence))
+        self.items.append(_finding(code, severity, message, protocol, evidence))
+        self.keys.append((_SEVERITY_RANK.get(severity, 3), code, protocol or "", message))
 
     def invalid(self, obj: str, field: str, message: str) -> None:
         self.add("INVALID_SPEC", "warning", f"{obj}: {field}: {message}", None, object=obj, field=field)
 
     def sorted(self) -> tuple[m.Finding, ...]:
-        return tuple(
-            sorted(
-                self.items,
-                key=lambda f: (_SEVERITY_RANK.get(f.severity, 3), f.code, f.protocol or "", f.message),
-            )
-        )
+        items = self.items
+        if len(items) < 2:
+            return tuple(items)
+        # A stable sort of the positions by key: equal keys keep the order they were added in.
+        keys = self.keys
+        return tuple([items[i] for i in sorted(range(len(items)), key=keys.__getitem__)])
 
 
 # --- per-binding analysis ----------------------------------------------------------------------
@@ -724,11 +995,40 @@ class _Findings:
 class _Ctx:
     """Everything one binding's analysis computes and the findings read."""
 
+    __slots__ = (
+        "ix",
+        "b",
+        "f",
+        "tg",
+        "tg_arn",
+        "service",
+        "sport",
+        "sport_matches",
+        "target_type",
+        "carried",
+        "targets",
+        "health_known",
+        "results",
+        "preserved",
+        "hc_blocked",
+        "hc_admitted",
+        "named_ports",
+        "lbs_by_proto",
+        "traffic_ports",
+        "carriers",
+        "client_ip_preserved",
+        "short",
+        "broad_evals",
+        "state_counts",
+        "unhealthy",
+        "declared_ports",
+        "uniform",
+    )
+
     def __init__(self, ix: _Index, binding: m.Binding) -> None:
         self.ix = ix
         self.b = binding
         self.f = _Findings()
-        self.obj = f"TargetGroupBinding {binding.namespace}/{binding.name}"
         self.tg: m.TargetGroup | None = None
         self.tg_arn: str | None = None
         self.service: m.Service | None = None
@@ -739,15 +1039,31 @@ class _Ctx:
         self.targets: list[_Target] = []
         self.health_known = True
         self.results: list[m.ProtocolResult] = []
-        self.evals: dict[str, list[tuple[_Target, _Eval | None]]] = {}
         self.preserved: dict[str, bool] = {}
-        self.clients: dict[str, NetSet] = {}
-        self.hc_evals: list[tuple[_Target, _Eval | None, int | None]] = []
+        # Gathered while judging, for the findings passes (which then need no loop of their own):
+        # per protocol, the targets short of the client ranges (not admitted via an LB group) and
+        # the distinct judgements with over-broad rules; the health-checked targets not admitted.
+        self.short: dict[str, list[tuple[_Target, _Eval]]] = {}
+        self.broad_evals: dict[str, list[_Eval]] = {}
+        self.hc_blocked: list[tuple[_Target, _Eval, int | None]] = []
         self.hc_admitted: bool | None = None
         self.named_ports: dict[str, set[int]] | None = None
         self.lbs_by_proto: dict[str, list[str]] = {}
         self.traffic_ports: list[int] | None = None
         self.carriers: dict[str, list[str]] | None = None
+        self.client_ip_preserved: bool | None = None
+        # (healthy, unhealthy, other) over every registration, draining included (health check).
+        self.state_counts = (0, 0, 0)
+        self.unhealthy: list[_Target] = []  # judged targets whose state starts with "unhealthy"
+        self.declared_ports: list[tuple[str, int | str | None]] | None = None
+        # (jid, port, family) when every target has an ENI, an int port and shares all three:
+        # then each protocol and the health check need one judgement for the whole binding.
+        self.uniform: tuple[int, int, int] | None = None
+
+    @property
+    def obj(self) -> str:
+        # Named only in INVALID_SPEC findings, which most bindings never get: built on demand.
+        return f"TargetGroupBinding {self.b.namespace}/{self.b.name}"
 
 
 def analyze(inventory: m.Inventory) -> list[m.BindingResult]:
@@ -784,6 +1100,13 @@ def _sorted_bindings(inventory: m.Inventory) -> list[m.Binding]:
         bindings = list(inventory.bindings or ())
     except TypeError:
         return []
+    key = attrgetter("namespace", "name", "uid")
+    try:
+        if all(type(v) is str for b in bindings for v in key(b)):
+            # str(x) is x for these: the same order, with the key built in C.
+            return sorted(bindings, key=key)
+    except AttributeError:
+        pass
     return sorted(bindings, key=lambda b: (str(b.namespace), str(b.name), str(b.uid)))
 
 
@@ -858,8 +1181,8 @@ def _stale_sources(inv: m.Inventory) -> list[m.Finding]:
 
 def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.BindingResult:
     c = _Ctx(ix, b)
-    for finding in stale:
-        c.f.items.append(finding)
+    if stale:
+        c.f.extend_unchecked(stale)
     _check_spec(c)
     _resolve_target_group(c)
     _resolve_service(c)
@@ -879,19 +1202,17 @@ def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.Bind
             c.results.append(_unknown_protocol(c, proto))
     _finding_service_protocol(c)
     _findings_probes(c)
-    return m.BindingResult(
-        cluster=ix.inv.cluster,
-        namespace=b.namespace,
-        name=b.name,
-        uid=b.uid,
-        target_group_arn=c.tg_arn,
-        target_type=c.target_type,
-        target_group_protocol=(
-            c.tg.protocol if c.tg is not None and c.tg.protocol else b.target_group_protocol
-        ),
-        protocols=tuple(c.results),
-        health_check=health,
-        findings=c.f.sorted(),
+    return _binding_result(
+        ix.inv.cluster,
+        b.namespace,
+        b.name,
+        b.uid,
+        c.tg_arn,
+        c.target_type,
+        c.tg.protocol if c.tg is not None and c.tg.protocol else b.target_group_protocol,
+        tuple(c.results),
+        health,
+        c.f.sorted(),
     )
 
 
@@ -913,9 +1234,10 @@ def _check_spec(c: _Ctx) -> None:
             )
         for j, peer in enumerate(rule.peers or ()):
             if peer.cidr is not None:
-                field = f"spec.networking.ingress[{i}].from[{j}].ipBlock.cidr"
-                if parse_network(peer.cidr) is None and field not in seen_fields:
-                    c.f.invalid(c.obj, field, f"{peer.cidr!r} is not a valid CIDR")
+                if parse_network(peer.cidr) is None:
+                    field = f"spec.networking.ingress[{i}].from[{j}].ipBlock.cidr"
+                    if field not in seen_fields:
+                        c.f.invalid(c.obj, field, f"{peer.cidr!r} is not a valid CIDR")
             elif not peer.security_group_id:
                 field = f"spec.networking.ingress[{i}].from[{j}]"
                 if field not in seen_fields:
@@ -925,7 +1247,7 @@ def _check_spec(c: _Ctx) -> None:
                 field = f"spec.networking.ingress[{i}].ports[{j}].protocol"
                 if field not in seen_fields:
                     c.f.invalid(c.obj, field, f"{port.protocol!r} is not TCP or UDP")
-    field = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
+    field = _ANNOTATION_FIELD
     for cidr in b.client_cidrs or ():
         if parse_network(cidr) is None and field not in seen_fields:
             c.f.invalid(c.obj, field, f"{cidr!r} is not a valid CIDR; it is ignored")
@@ -1043,30 +1365,68 @@ def _unknown_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
 def _resolve_targets(c: _Ctx) -> None:
     tg = c.tg
     assert tg is not None
-    health = c.ix.inv.target_health.get(tg.arn)
-    if health is None and not c.ix.inv.aws_complete:
+    ix = c.ix
+    health = ix.inv.target_health.get(tg.arn)
+    if health is None and not ix.inv.aws_complete:
         c.health_known = False
         return
+    resolved = ix._targets
+    resolve_new = ix.resolve_new
+    target_type = c.target_type
+    address_type = tg.ip_address_type
+    targets = c.targets
+    healthy = unhealthy_count = other = 0
     for th in health or ():
-        if th.state == "draining":
-            continue
+        # The health check's counts cover every registration, draining ones included.
+        state = th.state
+        if state == "healthy":
+            healthy += 1
+            bad = False
+        elif isinstance(state, str):
+            bad = state.startswith("unhealthy")
+            if bad:
+                unhealthy_count += 1
+            else:
+                other += 1
+                if state == "draining":
+                    continue
+        else:
+            other += 1
+            bad = str(state).startswith("unhealthy")
         port = th.port if isinstance(th.port, int) else tg.port
-        target = c.ix.resolve_target(th, port, c.target_type, tg)
-        c.targets.append(target)
+        key = (th.target_id, target_type, address_type)
+        found = resolved.get(key)
+        target = found.clone(th, port) if found is not None else resolve_new(key, th, port, target_type, tg)
+        targets.append(target)
+        if bad:
+            c.unhealthy.append(target)
         if target.problem:
             c.f.invalid(
                 f"Target {target.target_id} of TargetGroup {tg.name or tg.arn}",
                 "network interface",
                 target.problem,
             )
-        elif target.eni is not None and not c.ix.sgs_known(target.sg_ids):
+        elif target.eni is not None and not target.sgs_known:
             for sg_id in target.sg_ids:
-                if sg_id not in c.ix.inv.security_groups:
+                if sg_id not in ix.inv.security_groups:
                     c.f.invalid(
                         f"NetworkInterface {target.eni.id}",
                         "Groups",
                         f"security group {sg_id} not found in AWS data",
                     )
+    c.state_counts = (healthy, unhealthy_count, other)
+    if targets:
+        first = targets[0]
+        jid, port, family = first.jid, first.port, first.family
+        if (
+            jid >= 0  # an ENI was found
+            and isinstance(port, int)
+            and all(
+                t.jid == jid and t.family == family and t.port == port and isinstance(t.port, int)
+                for t in targets
+            )
+        ):
+            c.uniform = (jid, port, family)
 
 
 def _traffic_ports(c: _Ctx) -> list[int]:
@@ -1076,6 +1436,8 @@ def _traffic_ports(c: _Ctx) -> list[int]:
 
 
 def _traffic_ports_uncached(c: _Ctx) -> list[int]:
+    if c.uniform is not None:
+        return [c.targets[0].port]  # type: ignore[list-item]  # every target has this int port
     ports = sorted({t.port for t in c.targets if isinstance(t.port, int)})
     if ports:
         return ports
@@ -1095,17 +1457,33 @@ def _carrying_lbs(c: _Ctx, proto: str) -> list[str]:
         assert tg is not None
         tg_proto = str(tg.protocol).upper()
         found: dict[str, set[str]] = {}
-        listeners = list(c.ix.listeners_by_tg.get(tg.arn, ()))
-        for lb_arn in tg.load_balancer_arns or ():
-            listeners.extend(c.ix.unparsed_listeners_by_lb.get(lb_arn, ()))
+        listeners: Iterable[m.Listener] = c.ix.listeners_by_tg.get(tg.arn, ())
+        unparsed = c.ix.unparsed_listeners_by_lb
+        if not unparsed and len(listeners) == 1:  # type: ignore[arg-type]
+            # The usual case, one listener: the same mapping without sets and sorting.
+            (listener,) = listeners
+            lb_arn = listener.load_balancer_arn
+            carried = _CARRIES.get((str(listener.protocol).upper(), tg_proto), ())
+            c.carriers = {p: [lb_arn] for p in carried}
+            return c.carriers.get(proto, [])
+        if unparsed:
+            listeners = list(listeners)
+            for lb_arn in tg.load_balancer_arns or ():
+                listeners.extend(unparsed.get(lb_arn, ()))
         for listener in listeners:
-            for carried in LISTENER_CARRIES.get(str(listener.protocol).upper(), {}).get(tg_proto, ()):
+            for carried in _CARRIES.get((str(listener.protocol).upper(), tg_proto), ()):
                 found.setdefault(carried, set()).add(listener.load_balancer_arn)
         c.carriers = {p: sorted(lbs) for p, lbs in found.items()}
     return c.carriers.get(proto, [])
 
 
 def _client_ip_preserved(c: _Ctx) -> bool:
+    if c.client_ip_preserved is None:
+        c.client_ip_preserved = _client_ip_preserved_uncached(c)
+    return c.client_ip_preserved
+
+
+def _client_ip_preserved_uncached(c: _Ctx) -> bool:
     tg = c.tg
     assert tg is not None
     tg_proto = str(tg.protocol).upper()
@@ -1142,19 +1520,29 @@ def _client_ranges_uncached(c: _Ctx, lb_arn: str) -> tuple[NetSet, str]:
 
 
 def _source_groups(
-    c: _Ctx, lbs: list[str], preserved: bool, family: int, hc: bool = False
+    c: _Ctx, lbs: Sequence[str], preserved: bool, family: int, hc: bool = False
 ) -> tuple[tuple[frozenset[str], NetSet], ...]:
     """(LB security groups, expected CIDRs of `family`) per load balancer."""
     assert c.tg is not None
-    key = (tuple(lbs), preserved and not hc, family, c.b.client_cidrs, c.tg.vpc_id)
+    key = (
+        lbs if type(lbs) is tuple else tuple(lbs),
+        preserved and not hc,
+        family,
+        c.b.client_cidrs,
+        c.tg.vpc_id,
+    )
     found = c.ix.groups_cache.get(key)
     if found is None:
-        found = c.ix.groups_cache[key] = _source_groups_uncached(c, lbs, preserved, family, hc)
+        found = _source_groups_uncached(c, lbs, preserved, family, hc)
+        # Interned by content: the judgement caches key on id(groups), and load balancers that
+        # present the same sources (e.g. every internal LB of a VPC for preserved client IPs)
+        # then share one judgement per rule set instead of one per LB.
+        found = c.ix.groups_cache[key] = c.ix.groups_intern.setdefault(found, found)
     return found
 
 
 def _source_groups_uncached(
-    c: _Ctx, lbs: list[str], preserved: bool, family: int, hc: bool
+    c: _Ctx, lbs: Sequence[str], preserved: bool, family: int, hc: bool
 ) -> tuple[tuple[frozenset[str], NetSet], ...]:
     groups = []
     for lb_arn in lbs:
@@ -1204,63 +1592,113 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         )
         return m.ProtocolResult(proto, port, "not_offered", total, 0, preserved, (), (reason,))
 
+    # Source groups per address family, in the order the targets first need them (the summary
+    # below covers exactly those families, as it always has).
     group_cache: dict[int, tuple] = {}
+    lbs_key = tuple(lbs)
     eval_cache = c.ix._evals
     evaluate = c.ix.evaluate
-    evals: list[tuple[_Target, _Eval | None]] = []
     verdicts: list[m.TargetVerdict] = []
+    append = verdicts.append
     tails: dict[str, list[str]] = {}
+    short: list[tuple[_Target, _Eval]] = []
+    distinct: list[_Eval] = []
+    first_tail = ""
     full = partial = unknown = 0
-    target_verdict = m.TargetVerdict
-    for target in c.targets:
-        tport = target.port
-        if target.eni is None or not isinstance(tport, int):
-            ev = None
+    target_verdict = _target_verdict
+    # A binding's targets mostly share security groups, ACL, family and port: the previous
+    # target's judgement is reused without building a cache key.
+    last_jid = last_port = last_family = -1
+    ev: _Eval | None = None
+    uniform = c.uniform
+    targets = c.targets if uniform is None else ()
+    if uniform is not None:
+        # Every target shares one judgement: judge once, then build the verdicts in one pass
+        # (the same counts, reasons and order the loop below produces).
+        jid, tport, family = uniform
+        groups = group_cache[family] = _source_groups(c, lbs_key, preserved, family)
+        ev = eval_cache.get((jid, sg_proto, tport, id(groups)))
+        if ev is None:
+            ev = evaluate(c.targets[0], sg_proto, tport, groups)
+        distinct.append(ev)
+        level, first_tail = ev.level, ev.tail
+        admitted_all = True if level == "full" else None if level is None else False
+        uncovered, labels = ev.uncovered_cidrs, ev.labels
+        verdicts = [
+            target_verdict(
+                t.target_id, t.port, t.eni.id, t.sg_ids, admitted_all, uncovered, labels, first_tail
+            )
+            for t in c.targets
+        ]
+        n = len(verdicts)
+        if level == "full":
+            full = n
         else:
-            groups = group_cache.get(target.family)
+            if level is None:
+                unknown = n
+            else:
+                if level == "partial":
+                    partial = n
+                if not ev.via_sg:
+                    short = [(t, ev) for t in c.targets]
+            tails[first_tail] = [t.label for t in c.targets]
+    for target in targets:
+        tport = target.port
+        eni = target.eni
+        if eni is None or not isinstance(tport, int):
+            unknown += 1
+            tail = target.problem or "no traffic port registered"
+            append(target_verdict(target.target_id, tport, None, target.sg_ids, None, (), (), tail))
+            tails.setdefault(tail, []).append(target.label)
+            if not first_tail:
+                first_tail = tail
+            continue
+        family = target.family
+        if target.jid != last_jid or tport != last_port or family != last_family:
+            groups = group_cache.get(family)
             if groups is None:
-                groups = group_cache[target.family] = _source_groups(c, lbs, preserved, target.family)
-            nacl = target.nacl
-            ev = eval_cache.get((target.sg_ids, nacl.id if nacl else None, sg_proto, tport, id(groups)))
+                groups = group_cache[family] = _source_groups(c, lbs_key, preserved, family)
+            ev = eval_cache.get((target.jid, sg_proto, tport, id(groups)))
             if ev is None:
                 ev = evaluate(target, sg_proto, tport, groups)
-        evals.append((target, ev))
-        if ev is None:
-            unknown += 1
-            admitted = None
-            tail = target.problem or "no traffic port registered"
-            verdicts.append(target_verdict(target.target_id, tport, None, target.sg_ids, None, (), (), tail))
+            last_jid, last_port, last_family = target.jid, tport, family
+            distinct.append(ev)
+        assert ev is not None
+        level = ev.level
+        tail = ev.tail
+        if not first_tail:
+            first_tail = tail
+        if level == "full":
+            admitted: bool | None = True
+            full += 1
         else:
-            level = ev.level
-            tail = ev.tail
-            if level == "full":
-                admitted = True
-                full += 1
+            if level is None:
+                admitted = None
+                unknown += 1
             else:
-                admitted = None if level is None else False
-                if level is None:
-                    unknown += 1
-                elif level == "partial":
+                admitted = False
+                if level == "partial":
                     partial += 1
-                tails.setdefault(tail, []).append(target.label)
-            verdicts.append(
-                target_verdict(
-                    target.target_id,
-                    tport,
-                    target.eni.id,
-                    target.sg_ids,
-                    admitted,
-                    ev.uncovered_cidrs,
-                    ev.labels,
-                    tail,
-                )
-            )
-        if ev is None:
+                if not ev.via_sg:
+                    short.append((target, ev))
             tails.setdefault(tail, []).append(target.label)
-    c.evals[proto] = evals
+        append(
+            target_verdict(
+                target.target_id,
+                tport,
+                eni.id,
+                target.sg_ids,
+                admitted,
+                ev.uncovered_cidrs,
+                ev.labels,
+                tail,
+            )
+        )
+    c.short[proto] = short
+    c.broad_evals[proto] = [e for e in distinct if e.broad]
     if not group_cache:
         for family in (4, 6):
-            group_cache[family] = _source_groups(c, lbs, preserved, family)
+            group_cache[family] = _source_groups(c, lbs_key, preserved, family)
     expected, expected_text, expected_sources = c.ix.summary(tuple(group_cache.values()), lbs)
 
     total = len(verdicts)
@@ -1280,14 +1718,13 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         "client ranges (client IP preserved)" if preserved else "the load balancer's private addresses"
     )
     if verdict == "reachable":
-        sample = evals[0][1].tail  # type: ignore[union-attr]
-        reasons = (
-            f"all {total} target(s) admit {proto} {port} from {source_text} {expected_text}: {sample}",
+        reasons: tuple[str, ...] = (
+            f"all {total} target(s) admit {proto} {port} from {source_text} {expected_text}: {first_tail}",
         )
     else:
         head = f"{full} of {total} target(s) admit {proto} {port} from {source_text} {expected_text}"
         reasons = (head, *(f"{_short(labels)}: {tail}" for tail, labels in tails.items()))
-    return m.ProtocolResult(
+    return _protocol_result(
         proto, port, verdict, total, full, preserved, expected_sources, reasons, tuple(verdicts)
     )
 
@@ -1326,15 +1763,7 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
     tg = c.tg
     assert tg is not None
     hc_proto = str(tg.health_check_protocol or "TCP").upper()
-    healthy = unhealthy = other = 0
-    for th in c.ix.inv.target_health.get(tg.arn, ()) or ():
-        state = th.state
-        if state == "healthy":
-            healthy += 1
-        elif isinstance(state, str) and state.startswith("unhealthy"):
-            unhealthy += 1
-        else:
-            other += 1
+    healthy, unhealthy, other = c.state_counts
     if len(c.carried) == 1:
         lbs = c.lbs_by_proto.get(c.carried[0]) or sorted(tg.load_balancer_arns or ())
     else:
@@ -1349,25 +1778,51 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
         fixed_port = int(raw_hc) if raw_hc.isdigit() else None
         traffic = raw_hc in ("traffic-port", "")
         eval_cache = c.ix._evals
-        hc_evals = c.hc_evals
+        hc_blocked = c.hc_blocked
         n_full = n_false = 0
-        for target in c.targets:
+        last_jid = last_port = last_family = -1
+        ev: _Eval | None = None
+        uniform = c.uniform
+        targets = c.targets
+        if uniform is not None and (traffic or fixed_port is not None):
+            # One judgement for all targets (see `_Ctx.uniform`); same counts as the loop.
+            jid, port, family = uniform
+            if not traffic:
+                port = fixed_port
+            groups = group_cache[family] = _source_groups(c, lbs, False, family, hc=True)
+            ev = eval_cache.get((jid, "tcp", port, id(groups)))
+            if ev is None:
+                ev = c.ix.evaluate(targets[0], "tcp", port, groups)
+            level = ev.level
+            if level == "full":
+                n_full = len(targets)
+            elif level is not None:
+                n_false = len(targets)
+                if level in ("none", "partial"):
+                    # Each target's own port, as the loop records it (equal, not always identical).
+                    hc_blocked.extend([(t, ev, t.port if traffic else port) for t in targets])
+            targets = []
+        for target in targets:
             port = target.port if traffic else fixed_port
             if target.eni is None or port is None:
-                hc_evals.append((target, None, port))
                 continue
-            groups = group_cache.get(target.family)
-            if groups is None:
-                groups = group_cache[target.family] = _source_groups(c, lbs, False, target.family, hc=True)
-            nacl = target.nacl
-            ev = eval_cache.get((target.sg_ids, nacl.id if nacl else None, "tcp", port, id(groups)))
-            if ev is None:
-                ev = c.ix.evaluate(target, "tcp", port, groups)
-            hc_evals.append((target, ev, port))
-            if ev.level == "full":
+            family = target.family
+            if target.jid != last_jid or port != last_port or family != last_family:
+                groups = group_cache.get(family)
+                if groups is None:
+                    groups = group_cache[family] = _source_groups(c, lbs, False, family, hc=True)
+                ev = eval_cache.get((target.jid, "tcp", port, id(groups)))
+                if ev is None:
+                    ev = c.ix.evaluate(target, "tcp", port, groups)
+                last_jid, last_port, last_family = target.jid, port, family
+            assert ev is not None
+            level = ev.level
+            if level == "full":
                 n_full += 1
-            elif ev.level is not None:
+            elif level is not None:
                 n_false += 1
+                if level in ("none", "partial"):
+                    hc_blocked.append((target, ev, port))
         if n_false:
             admitted = False
         elif c.targets and n_full == len(c.targets):
@@ -1384,16 +1839,16 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
         "UDP" in c.carried,
         any(c.preserved.values()),
     )
-    return m.HealthCheckResult(
-        protocol=tg.health_check_protocol,
-        port=tg.health_check_port,
-        path=tg.health_check_path,
-        proves=proves,
-        cannot_prove=cannot_prove,
-        admitted=admitted,
-        healthy=healthy,
-        unhealthy=unhealthy,
-        other=other,
+    return _health_check_result(
+        tg.health_check_protocol,
+        tg.health_check_port,
+        tg.health_check_path,
+        proves,
+        cannot_prove,
+        admitted,
+        healthy,
+        unhealthy,
+        other,
     )
 
 
@@ -1405,11 +1860,12 @@ def _clients_of(c: _Ctx, proto: str) -> NetSet:
 
 
 def _findings_traffic(c: _Ctx) -> None:
-    states = {(t.target_id, t.port): t.health.state for t in c.targets}
+    states: dict[tuple[str, int | None], str] | None = None
     for result in c.results:
         proto = result.protocol
-        evals = c.evals.get(proto, [])
         if result.verdict in ("blocked", "partial") and result.targets_total:
+            if states is None:
+                states = {(t.target_id, t.port): t.health.state for t in c.targets}
             bad = [t for t in result.targets if t.admitted is False]
             severity: m.Severity = "critical" if result.verdict == "blocked" else "warning"
             sources = (
@@ -1443,10 +1899,9 @@ def _findings_traffic(c: _Ctx) -> None:
             continue
         # Client ranges: only when the client address is what the target sees.
         if result.client_ip_preserved:
-            short = [
-                (t, ev) for t, ev in evals if ev is not None and ev.level is not None and ev.level != "full"
-            ]
-            short = [(t, ev) for t, ev in short if not ev.via_sg]
+            # Judged targets neither fully admitted nor admitted via an LB group (gathered while
+            # judging the protocol).
+            short = c.short.get(proto, ())
             if short:
                 uncovered = sorted({cidr for _, ev in short for cidr in _cidrs(ev.uncovered)})
                 clients = _clients_of(c, proto)
@@ -1461,7 +1916,8 @@ def _findings_traffic(c: _Ctx) -> None:
                     uncovered=uncovered[:50],
                     targets=[t.target_id for t, _ in short][:50],
                 )
-        broad = sorted({r.label for _, ev in evals if ev is not None for r in ev.broad})
+        broad_evals = c.broad_evals.get(proto)
+        broad = sorted({r.label for ev in broad_evals for r in ev.broad}) if broad_evals else None
         if broad:
             clients = _clients_of(c, proto) if result.client_ip_preserved else EMPTY
             internet = clients.is_everything(4) or clients.is_everything(6)
@@ -1486,7 +1942,11 @@ def _findings_health(c: _Ctx) -> None:
     name = tg.name or tg.arn
     hc_proto = str(tg.health_check_protocol or "TCP").upper()
     if "UDP" in c.carried:
-        udp = next((r for r in c.results if r.protocol == "UDP"), None)
+        udp = None
+        for r in c.results:
+            if r.protocol == "UDP":
+                udp = r
+                break
         ok = udp is not None and udp.verdict == "reachable"
         c.f.add(
             "HEALTH_CHECK_PROTOCOL_MISMATCH",
@@ -1512,9 +1972,7 @@ def _findings_health(c: _Ctx) -> None:
                 healthCheckPort=hc_port,
                 trafficPorts=ports,
             )
-    blocked = [
-        (t, ev, port) for t, ev, port in c.hc_evals if ev is not None and ev.level in ("none", "partial")
-    ]
+    blocked = c.hc_blocked
     if blocked:
         c.f.add(
             "HEALTH_CHECK_BLOCKED",
@@ -1526,13 +1984,13 @@ def _findings_health(c: _Ctx) -> None:
             targets=[t.target_id for t, _, _ in blocked][:50],
             ports=sorted({p for _, _, p in blocked if p is not None}),
         )
-    states = [t.health.state for t in c.targets]
-    unhealthy = [t for t in c.targets if str(t.health.state).startswith("unhealthy")]
-    if states and len(unhealthy) == len(states):
+    n_states = len(c.targets)
+    unhealthy = c.unhealthy
+    if n_states and len(unhealthy) == n_states:
         c.f.add(
             "ALL_TARGETS_UNHEALTHY",
             "critical",
-            f"all {len(states)} target(s) of {name} are unhealthy: the NLB fails open and sends "
+            f"all {n_states} target(s) of {name} are unhealthy: the NLB fails open and sends "
             f"traffic to all "
             "of them anyway, so health no longer steers traffic away from broken targets",
             None,
@@ -1543,7 +2001,7 @@ def _findings_health(c: _Ctx) -> None:
         c.f.add(
             "UNHEALTHY_TARGETS",
             "warning",
-            f"{len(unhealthy)} of {len(states)} target(s) are unhealthy ("
+            f"{len(unhealthy)} of {n_states} target(s) are unhealthy ("
             + ", ".join(f"{k}: {v}" for k, v in counts.items())
             + ")",
             None,
@@ -1597,16 +2055,23 @@ def _port_numbers(c: _Ctx, port: int | str | None) -> tuple[int, int] | list[int
 
 
 def _declared(c: _Ctx, proto: str, port: int) -> bool:
-    for rule in c.b.networking or ():
-        for entry in rule.ports or ():
-            if str(entry.protocol).upper() != proto:
-                continue
-            numbers = _port_numbers(c, entry.port)
-            if isinstance(numbers, tuple):
-                if numbers[0] <= port <= numbers[1]:
-                    return True
-            elif numbers and port in numbers:
+    declared = c.declared_ports
+    if declared is None:
+        # Every networking port entry as (PROTOCOL, port), in rule order, once per binding.
+        declared = c.declared_ports = [
+            (str(entry.protocol).upper(), entry.port)
+            for rule in c.b.networking or ()
+            for entry in rule.ports or ()
+        ]
+    for entry_proto, entry_port in declared:
+        if entry_proto != proto:
+            continue
+        numbers = _port_numbers(c, entry_port)
+        if isinstance(numbers, tuple):
+            if numbers[0] <= port <= numbers[1]:
                 return True
+        elif numbers and port in numbers:
+            return True
     return False
 
 
@@ -1620,7 +2085,8 @@ def _findings_networking(c: _Ctx) -> None:
         result = by_proto.get(proto)
         if result is None or result.verdict == "not_offered" or not ports:
             continue
-        missing = [p for p in ports if not _declared(c, proto, p)]
+        # Without spec.networking nothing is declared: every port is missing.
+        missing = [p for p in ports if not _declared(c, proto, p)] if b.networking else list(ports)
         if missing:
             reachable = result.verdict == "reachable"
             _missing_rule(c, proto, missing, reachable, "traffic")
@@ -1631,7 +2097,7 @@ def _findings_networking(c: _Ctx) -> None:
     )
     needs_hc_rule = "UDP" in c.carried or (raw.isdigit() and any(p != int(raw) for p in ports))
     if needs_hc_rule and hc_ports and not (tcp_offered and set(hc_ports) <= set(ports)):
-        missing = [p for p in hc_ports if not _declared(c, "TCP", p)]
+        missing = [p for p in hc_ports if not _declared(c, "TCP", p)] if b.networking else list(hc_ports)
         if missing:
             _missing_rule(c, "TCP", missing, c.hc_admitted is True, "health check")
 
@@ -1661,14 +2127,20 @@ def _findings_networking(c: _Ctx) -> None:
     declared = bool(b.networking)
     if not (declared or needs_rules):
         return
-    cluster_tag = f"kubernetes.io/cluster/{c.ix.inv.cluster}"
+    cluster_tag = c.ix.cluster_tag
     ambiguous: dict[str, list[str]] = {}
     controller_sg: dict[str, tuple[str, ...]] = {}
+    controller_sg_of = c.ix.controller_sg
+    # Equal jids mean equal security groups: consecutive targets mostly share them.
+    last_jid = -1
+    choice: str | tuple[str, ...] | None = None
     for target in c.targets:
         eni = target.eni
         if eni is None:
             continue
-        choice = c.ix.controller_sg(target.sg_ids, cluster_tag)
+        if target.jid != last_jid:
+            last_jid = target.jid
+            choice = controller_sg_of(target.sg_ids, cluster_tag)
         if isinstance(choice, str):
             controller_sg[choice] = (choice,)
         elif choice is not None:
@@ -1693,8 +2165,23 @@ def _findings_networking(c: _Ctx) -> None:
 
 
 def _missing_rule(c: _Ctx, proto: str, missing: list[int], ok: bool, what: str) -> None:
+    absent = c.b.networking is None
+    c.f.add(
+        "MISSING_NETWORKING_RULE",
+        "info" if ok else "warning",
+        _missing_rule_message(absent, proto, tuple(missing), ok, what),
+        proto,  # type: ignore[arg-type]
+        ports=missing,
+        purpose=what,
+        networkingDeclared=not absent,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _missing_rule_message(absent: bool, proto: str, missing: tuple[int, ...], ok: bool, what: str) -> str:
+    """The message depends on none of the binding's names: most bindings share a few of them."""
     ports = _short(missing, 5)
-    if c.b.networking is None:
+    if absent:
         head = "spec.networking is absent, so the controller manages no security-group rule for this binding"
     else:
         head = f"spec.networking.ingress declares no {proto} rule for port {ports}"
@@ -1703,26 +2190,42 @@ def _missing_rule(c: _Ctx, proto: str, missing: list[int], ok: bool, what: str) 
         if ok
         else f"; nothing admits {proto} {ports} ({what}) for the load balancer"
     )
-    c.f.add(
-        "MISSING_NETWORKING_RULE",
-        "info" if ok else "warning",
-        head + tail,
-        proto,  # type: ignore[arg-type]
-        ports=missing,
-        purpose=what,
-        networkingDeclared=c.b.networking is not None,
-    )
+    return head + tail
 
 
 def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> None:
     """Declared rules missing from the group(s) they should be in, keyed by the group label."""
+    # What is missing depends only on the groups and the declared rules, which many bindings
+    # share (same protocol, port and peers): cached by content, unless a port is named (then it
+    # depends on this binding's pods) or the spec holds something unhashable.
+    key: tuple | None = None
+    networking = c.b.networking or ()
+    try:
+        if not any(
+            isinstance(entry.port, str) and not entry.port.isdigit()
+            for rule in networking
+            for entry in rule.ports or ()
+        ):
+            key = (tuple(sorted(controller_sg.items())), networking)
+            cached = c.ix._unreconciled.get(key)
+            if cached is not None:
+                _add_not_reconciled(c, [dict(x) for x in cached])
+                return
+    except (TypeError, AttributeError):
+        key = None
+    missing = _missing_declared(c, controller_sg)
+    if key is not None:
+        c.ix._unreconciled[key] = tuple(dict(x) for x in missing)
+    _add_not_reconciled(c, missing)
+
+
+def _missing_declared(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> list[dict]:
     missing: list[dict] = []
     seen: set[tuple] = set()
     for sg_id in sorted(controller_sg):
-        found = [c.ix.rules_of(s) for s in controller_sg[sg_id]]
-        if any(r is None for r in found):
+        rules = c.ix.flat_rules(controller_sg[sg_id])
+        if rules is None:
             continue
-        rules = tuple(r for group in found for r in group or ())
         for rule in c.b.networking or ():
             for peer in rule.peers or ():
                 peer_net = parse_network(peer.cidr) if peer.cidr is not None else None
@@ -1751,6 +2254,10 @@ def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) 
                                     "peer": peer_text,
                                 }
                             )
+    return missing
+
+
+def _add_not_reconciled(c: _Ctx, missing: list[dict]) -> None:
     if missing:
         pending = (
             c.b.generation is not None
@@ -1846,16 +2353,20 @@ def _finding_drift(c: _Ctx) -> None:
     if tg is None or svc is None or sp is None or not c.health_known:
         return
     if c.target_type == "ip":
-        registered = {(_norm_ip(t.target_id) or t.target_id, t.port) for t in c.targets}
+        # `t.ip` is the canonical address the resolution already worked out.
+        registered = {(t.ip or t.target_id, t.port) for t in c.targets}
         expected: set[tuple[str, int | None]] = set()
+        norm_ip = _norm_ip
+        port_name = sp.name or None
         for eps in c.ix.slices_by_service.get((svc.namespace, svc.name), ()):
-            ports = [p.port for p in eps.ports if (p.name or None) == (sp.name or None)]
-            for ep in eps.endpoints:
-                if ep.ready is False or ep.terminating:
-                    continue
-                for address in ep.addresses:
-                    for port in ports:
-                        expected.add((_norm_ip(address) or address, port))
+            ports = [p.port for p in eps.ports if (p.name or None) == port_name]
+            expected.update(
+                (norm_ip(address) or address, port)
+                for ep in eps.endpoints
+                if ep.ready is not False and not ep.terminating
+                for address in ep.addresses
+                for port in ports
+            )
         fmt = lambda pair: f"{pair[0]}:{pair[1]}"  # noqa: E731
     elif c.target_type == "instance":
         selector = (
@@ -1881,10 +2392,10 @@ def _finding_drift(c: _Ctx) -> None:
         fmt = lambda pair: str(pair[0])  # noqa: E731
     else:
         return
+    if expected == registered:
+        return
     missing = sorted(expected - registered, key=str)
     extra = sorted(registered - expected, key=str)
-    if not missing and not extra:
-        return
     parts = []
     if missing:
         parts.append(f"{len(missing)} ready endpoint(s) not registered ({_short(map(fmt, missing), 5)})")

@@ -80,6 +80,8 @@ _PROVIDER_ID = re.compile(r"^aws://(?:/(?P<zone>[^/]*))?/(?P<instance>i-[0-9A-Za
 _MAX_QUOTED = 80
 # `kind: List` inside `kind: List` is legal but pathological; recursion is bounded.
 _MAX_LIST_DEPTH = 8
+# Deeper nesting than this is cut (see `bound_depth`); real objects stay far below it.
+MAX_NESTING = 64
 
 
 # --- small, type-safe accessors ---------------------------------------------------------------
@@ -177,6 +179,51 @@ def _parse_time(value: Any) -> datetime | None:
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     """Ordered de-duplication: AWS and kubectl output may repeat entries."""
     return tuple(dict.fromkeys(v for v in values if v))
+
+
+def bound_depth(value: Any, max_depth: int = MAX_NESTING) -> Any:
+    """A copy of a JSON-like value with containers deeper than `max_depth` replaced by a marker.
+
+    A collector can return objects nested arbitrarily deep (a custom resource's status, an
+    unknown field); hashing, storing and re-reading them recurses once per level and would raise
+    RecursionError past ~1000 levels, failing the whole poll. Iterative, so it cannot recurse
+    itself. Fields the normaliser reads that were cut become wrong-type problems as usual.
+    """
+    if not _too_deep(value, max_depth):
+        return value  # the usual case: no copy
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while stack:
+        item, parent, key, depth = stack.pop()
+        if isinstance(item, dict | list | tuple) and depth >= max_depth:
+            parent[key] = f"<nested deeper than {max_depth} levels: dropped>"
+        elif isinstance(item, dict):
+            copy: dict = dict.fromkeys(item)  # keeps the key order
+            parent[key] = copy
+            stack.extend((v, copy, k, depth + 1) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            seq: list[Any] = [None] * len(item)
+            parent[key] = seq
+            stack.extend((v, seq, i, depth + 1) for i, v in enumerate(item))
+        else:
+            parent[key] = item
+    return root[0]
+
+
+def _too_deep(value: Any, max_depth: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= max_depth:
+            return True
+        stack.extend((v, depth + 1) for v in children)
+    return False
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------
