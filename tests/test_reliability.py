@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.test import override_settings
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from bindings import models as m
 from bindings import tasks
@@ -289,6 +290,9 @@ def broker_and_cache(url: str) -> Iterator[None]:
             app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
+        # kombu also caches producer pools per connection in a global registry; a pool closed
+        # above would otherwise be handed to the next test's `.delay()` ("Acquire on closed pool").
+        kombu_pools.reset()
 
     with override_settings(REDIS_URL=url, CACHES=caches, CELERY_BROKER_URL=url):
         app.conf.broker_url, app.conf.broker_transport_options = url, {"visibility_timeout": 3600}
