@@ -143,37 +143,32 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class SecurityGroupRuleInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """Poller-owned child rows: shown beside their parent, never added or removed by hand."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class SecurityGroupRuleInline(ReadOnlyInline):
     model = m.SecurityGroupRule
     fields = ("egress", "protocol", "from_port", "to_port", "source_kind", "source", "description")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
-class ProtocolVerdictInline(admin.TabularInline):
+class ProtocolVerdictInline(ReadOnlyInline):
     model = m.ProtocolVerdict
     fields = ("protocol", "port", "verdict", "targets_admitted", "targets_total", "reasons")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
-class FindingInline(admin.TabularInline):
+class FindingInline(ReadOnlyInline):
     model = m.Finding
     fields = ("severity", "code", "protocol", "message")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(m.TargetGroupBinding)
