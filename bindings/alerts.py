@@ -143,6 +143,34 @@ def _record(hook: m.AlertHook, key: str, payload: dict[str, Any], transition_id:
     return delivery.pk
 
 
+def _judged_before(transitions: list[m.VerdictTransition]) -> set[tuple[int, str]]:
+    """(binding, protocol) of these `unknown -> …` transitions that had a judged verdict earlier.
+
+    A binding's first analysis can run before its AWS side was ever polled (cluster and account
+    polls are independent), giving `unknown` and then the first real verdict. Only a binding that
+    was judged before — reachable, say, then unknown — changed in a way on-call must hear about.
+    One query, whatever the number of transitions.
+    """
+    if not transitions:
+        return set()
+    rows = (
+        m.VerdictTransition.objects.filter(
+            binding_id__in={t.binding_id for t in transitions}, at__lt=max(t.at for t in transitions)
+        )
+        .exclude(new="unknown")
+        .values_list("binding_id", "protocol", "at")
+    )
+    first_judged: dict[tuple[int, str], datetime] = {}
+    for binding_id, protocol, at in rows:
+        key = (binding_id, protocol)
+        first_judged[key] = min(at, first_judged.get(key, at))
+    return {
+        (t.binding_id, t.protocol)
+        for t in transitions
+        if (t.binding_id, t.protocol) in first_judged and first_judged[(t.binding_id, t.protocol)] < t.at
+    }
+
+
 def alerts_scan(*, now: datetime | None = None) -> list[int]:
     """Record the deliveries due now and return their ids. Idempotent: a rerun records nothing."""
     now = now or timezone.now()
@@ -178,10 +206,15 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
                 "binding__namespace",
                 "binding__name",
                 "binding__cluster",
+                "binding_id",
             )
             .order_by("at", "pk")
         )
+        transitions = list(transitions)
+        judged_before = _judged_before([t for t in transitions if t.old == "unknown"])
         for t in transitions:
+            if t.old == "unknown" and (t.binding_id, t.protocol) not in judged_before:
+                continue  # the first judgement after "not polled yet" is not a change either
             event = transition_event(t)
             for hook in hooks:
                 scope = scopes[hook.pk]

@@ -97,6 +97,29 @@ def test_it_skips_first_sightings_and_old_transitions(webhook, udp_binding):
     assert alerts.alerts_scan() == []
 
 
+def test_it_skips_the_first_judgement_after_not_yet_polled(webhook, udp_binding):
+    """Cluster polled before its account: unknown, then the first real verdict. Not a change."""
+    start = timezone.now() - timedelta(minutes=5)
+    transition(udp_binding, old="", new="unknown", at=start)
+    transition(udp_binding, old="unknown", new="blocked", at=start + timedelta(minutes=1))
+
+    assert alerts.alerts_scan() == []
+
+
+def test_it_alerts_losing_and_regaining_a_judgement(webhook, udp_binding):
+    start = timezone.now() - timedelta(minutes=5)
+    transition(udp_binding, old="", new="reachable", at=start)
+    lost = transition(udp_binding, old="reachable", new="unknown", at=start + timedelta(minutes=1))
+    back = transition(udp_binding, old="unknown", new="blocked", at=start + timedelta(minutes=2))
+
+    created = alerts.alerts_scan()
+
+    assert [d.transition_id for d in m.AlertDelivery.objects.filter(pk__in=created).order_by("pk")] == [
+        lost.pk,
+        back.pk,
+    ]
+
+
 def test_it_honours_hook_cluster_scopes_and_switches(webhook, udp_binding, aws_account):
     other = m.Cluster.objects.create(
         name="other", connection="url", api_url="http://127.0.0.1:9", aws_account=aws_account

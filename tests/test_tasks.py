@@ -95,9 +95,11 @@ def test_history_is_pruned_by_age(cluster):
 
 
 def test_a_requested_account_poll_is_deferred_not_lost_while_another_runs(aws_account):
-    with tasks.source_lock("account", aws_account.pk), patch.object(
-        tasks.poll_account_task, "apply_async"
-    ) as later, patch("bindings.polling.account_poll") as poll:
+    with (
+        tasks.source_lock("account", aws_account.pk),
+        patch.object(tasks.poll_account_task, "apply_async") as later,
+        patch("bindings.polling.account_poll") as poll,
+    ):
         assert tasks.poll_account_task.run(aws_account.pk, "cluster-changed") == "deferred"
         assert tasks.poll_account_task.run(aws_account.pk) == "locked"
     poll.assert_not_called()
