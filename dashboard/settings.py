@@ -263,6 +263,8 @@ BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
 # An unchanged payload skips sync for at most this long; then a full sync runs regardless.
 BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
 # /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
+# API tokens verified within this many seconds are not looked up again by the same process (0: off).
+BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envlist("BH_METRICS_ALLOWED_CIDRS")
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.

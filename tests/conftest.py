@@ -49,9 +49,13 @@ def cluster(db, aws_account):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Locks, rate-limit state and attribute caches must not leak between tests."""
+    """Locks, rate-limit state, attribute caches and verified tokens must not leak between tests."""
     from django.core.cache import cache
 
+    from bindings.api_auth import forget_tokens
+
     cache.clear()
+    forget_tokens()
     yield
     cache.clear()
+    forget_tokens()

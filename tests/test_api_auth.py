@@ -149,12 +149,67 @@ def test_it_records_last_use_at_most_once_a_minute(client, alice):
     assert later == start + timedelta(seconds=61)
 
 
-def test_it_writes_last_use_without_an_extra_query_within_the_minute(alice, django_assert_num_queries):
+def test_it_writes_last_use_without_an_extra_query_within_the_minute(
+    alice, django_assert_num_queries, settings
+):
+    settings.BH_API_TOKEN_CACHE_SECONDS = 0
     token = make_token(alice)
     token_authenticate(token)
 
     with django_assert_num_queries(1):  # the token joined with its user; no UPDATE
         assert token_authenticate(token) is not None
+
+
+def test_it_answers_a_token_verified_seconds_ago_from_memory(alice, django_assert_num_queries):
+    token = make_token(alice)
+    first = token_authenticate(token)
+
+    with django_assert_num_queries(0):
+        again = token_authenticate(token)
+
+    assert again is not None and again.pk == first.pk and again.user.username == "alice"
+    assert again is not first and again.user is not first.user  # no shared mutable objects
+
+
+def test_a_revocation_here_takes_effect_at_once(alice):
+    token = make_token(alice)
+    assert token_authenticate(token) is not None
+    api_token = m.ApiToken.objects.get()
+
+    api_token.revoked = True
+    api_token.save()
+
+    assert token_authenticate(token) is None
+
+
+def test_a_deactivated_user_loses_access_at_once(alice):
+    token = make_token(alice)
+    assert token_authenticate(token) is not None
+
+    alice.is_active = False
+    alice.save()
+
+    assert token_authenticate(token) is None
+
+
+def test_a_revocation_by_another_process_takes_effect_within_the_cache_time(alice, settings):
+    token = make_token(alice)
+    start = timezone.now()
+    assert token_authenticate(token, now=start) is not None
+
+    m.ApiToken.objects.update(revoked=True)  # no signal here: as if another process did it
+
+    assert token_authenticate(token, now=start + timedelta(seconds=1)) is not None
+    later = start + timedelta(seconds=settings.BH_API_TOKEN_CACHE_SECONDS)
+    assert token_authenticate(token, now=later) is None
+
+
+def test_an_expiry_is_exact_even_from_memory(alice):
+    start = timezone.now()
+    token = make_token(alice, expires_at=start + timedelta(seconds=2))
+    assert token_authenticate(token, now=start) is not None
+
+    assert token_authenticate(token, now=start + timedelta(seconds=2)) is None
 
 
 def test_it_never_logs_tokens(client, alice, caplog, settings):
