@@ -187,7 +187,16 @@ def seed(n: int) -> dict:
         with connection.cursor() as cursor:
             # Fresh planner statistics, as autovacuum would have after a bulk load in production.
             cursor.execute("ANALYZE")
-    return {"token": token, "bindings": m.TargetGroupBinding.objects.count()}
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(user)  # a dashboard session for the web-memory pass
+    return {
+        "token": token,
+        "session": browser.cookies["sessionid"].value,
+        "bindings": m.TargetGroupBinding.objects.count(),
+        "ids": list(m.TargetGroupBinding.objects.order_by("pk").values_list("pk", flat=True)[::500]),
+    }
 
 
 def _free_port() -> int:
@@ -241,6 +250,51 @@ def load(port: int, path: str, token: str, clients: int, seconds: float) -> dict
         "p95_ms": round(q[94] * 1000, 1),
         "p99_ms": round(q[98] * 1000, 1),
     }
+
+
+def _workers_peak_rss_mb(master: int) -> list[float]:
+    """VmHWM (peak resident set) of each gunicorn worker, the master's children, in MB."""
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(master) and "VmHWM" in fields:
+            peaks.append(int(fields["VmHWM"].split()[0]) / 1024)
+    return sorted(peaks)
+
+
+def web_pass(port: int, seeded: dict) -> int:
+    """Every kind of page and API read a web worker serves, over the whole 10,000 bindings: the
+    dashboard (overview, list, filtered list, details), /metrics, and every API page of 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    session = {"Cookie": f"sessionid={seeded['session']}"}
+    bearer = {"Authorization": f"Bearer {seeded['token']}"}
+    paths = [
+        ("/", session),
+        ("/bindings/", session),
+        ("/bindings/?verdict=blocked", session),
+        ("/metrics", {}),
+    ]
+    paths += [(f"/bindings/{pk}/", session) for pk in seeded["ids"]]
+    paths += [(f"/api/v1/bindings/{pk}", bearer) for pk in seeded["ids"]]
+    served = 0
+    for _ in range(3):  # each worker should see every kind of request
+        for path, headers in paths:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, (path, response.status)
+            served += 1
+        path: str | None = "/api/v1/bindings?limit=200"
+        while path:
+            conn.request("GET", path, headers=bearer)
+            response = conn.getresponse()
+            page = json.loads(response.read())
+            served += 1
+            path = page["next"] and page["next"].split(f":{port}", 1)[-1]
+    return served
 
 
 def main() -> None:
@@ -345,6 +399,9 @@ def main() -> None:
             ).stdout
             rows.append(json.loads(out))
             print(json.dumps(rows[-1]), file=sys.stderr)
+        served = web_pass(port, seeded)
+        peaks = _workers_peak_rss_mb(server.pid)
+        print(f"web pass: {served} requests; worker peak RSS MB: {peaks}", file=sys.stderr)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -377,12 +434,20 @@ def main() -> None:
         "| request | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    memory = (
+        f"Web memory: after the latency rows, one pass per worker's worth of every page and API read "
+        f"over all {seeded['bindings']:,} bindings ({served} requests: overview, list, filtered list, "
+        f"details, /metrics, every API page of 200); peak RSS (VmHWM) per gunicorn worker: "
+        f"{', '.join(f'{p:.0f}' for p in peaks)} MB."
+    )
     for r in rows:
         lines.append(
             f"| `GET {r['path']}` | {r['requests']} | {r['errors']} | {r['rps']} | {r['p50_ms']} | "
             f"{r['p95_ms']} | {r['p99_ms']} |"
         )
     lines += [
+        "",
+        memory,
         "",
         "Goals: p95 <= 100 ms for `GET /api/v1/bindings` at 20 concurrent clients (the API issue); "
         "p95 <= 400 ms at 10,000 bindings, paginated (DESIGN.md). The load generator shares the CPUs "

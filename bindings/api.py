@@ -106,12 +106,27 @@ class ProblemAPI(NinjaAPI):
         return schema
 
 
+def _read_only_document(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The OpenAPI document answers GET and HEAD; ninja's own view would answer any method."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = problem(405, "Method Not Allowed", f"{request.method} is not allowed here.")
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 api = ProblemAPI(
     title="Binding Health API",
     version="1",
     description="Per-protocol reachability of AWS Load Balancer Controller TargetGroupBindings.",
     urls_namespace="api-v1",
     docs_url=None,  # no Swagger UI: it would need a CDN or vendored assets; the JSON is enough
+    docs_decorator=_read_only_document,
     auth=[TokenAuth(), BrowserSessionAuth()],
 )
 

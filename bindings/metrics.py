@@ -6,7 +6,8 @@ since start" would need such state; poll errors are therefore a gauge over the l
 
 Access: a bearer token (`BH_METRICS_TOKEN` or `_FILE`), or a client address in
 `BH_METRICS_ALLOWED_CIDRS`; with neither configured, loopback only. The client address is
-REMOTE_ADDR: a forwarded-for header is not trusted, since anyone can send one.
+`dashboard.security.client_address`: REMOTE_ADDR unless `BH_TRUSTED_PROXIES` says how many
+reverse proxies' X-Forwarded-For entries to trust.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bindings import models as m
+from dashboard.security import client_address
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ERROR_WINDOW = timedelta(hours=24)
@@ -61,7 +63,7 @@ def metrics_access(request: HttpRequest) -> int:
     scheme, _, given = header.partition(" ")
     if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
         return 0
-    if (cidrs or not token) and _client_allowed(request.META.get("REMOTE_ADDR", ""), cidrs):
+    if (cidrs or not token) and _client_allowed(client_address(request), cidrs):
         return 0
     return 401 if token and not header else 403
 

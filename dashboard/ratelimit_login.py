@@ -8,8 +8,9 @@ no password hashing.
 
 - Per username: stops a guesser spreading over many addresses from trying one account forever.
 - Per address: stops one client from spraying passwords over many usernames.
-- The client address is REMOTE_ADDR, as for /metrics: a forwarded-for header is not trusted,
-  since anyone can send one. Behind a reverse proxy every client shares the proxy's address.
+- The client address is `security.client_address`, as for /metrics: REMOTE_ADDR, or behind
+  `BH_TRUSTED_PROXIES` reverse proxies the address the outermost one saw (else every client
+  would share the proxy's address and one guesser could lock everyone out).
 - A failure is a POST answered with the re-rendered form (200); success redirects (302). That
   holds for `django.contrib.auth.views.LoginView` and `admin.site.login` alike, so one wrapper
   serves both without copying the admin's login view.
@@ -32,6 +33,8 @@ from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.template import engines
+
+from dashboard.security import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def window_seconds() -> int:
 def _keys(request: HttpRequest) -> list[str]:
     """The counters this request's outcome is charged to: its username's and its address's."""
     username = str(request.POST.get("username", "")).strip().lower()
-    address = str(request.META.get("REMOTE_ADDR", "") or "unknown")
+    address = client_address(request) or "unknown"
     keys = [KEY_PREFIX + "ip:" + hashlib.sha256(address.encode()).hexdigest()[:32]]
     if username:
         keys.append(KEY_PREFIX + "user:" + hashlib.sha256(username.encode()).hexdigest()[:32])
@@ -131,7 +134,7 @@ def rate_limited(view: View) -> View:
             return view(request, *args, **kwargs)
         if is_locked(request):
             # No username in the log line: it may be a password typed into the wrong field.
-            logger.warning("login refused: too many failures from %s", request.META.get("REMOTE_ADDR", ""))
+            logger.warning("login refused: too many failures from %s", client_address(request))
             return locked_response(request)
         response = view(request, *args, **kwargs)
         if response.status_code == 200:

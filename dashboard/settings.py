@@ -290,6 +290,9 @@ SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Reverse proxies in front of the web process that append to X-Forwarded-For (0: none, trust only
+# REMOTE_ADDR). Decides the client address of the login rate limit and the /metrics allow-list.
+BH_TRUSTED_PROXIES = envint("BH_TRUSTED_PROXIES", 0)
 # Opt-in: trusting X-Forwarded-Proto is only safe behind a proxy that always overwrites it.
 if envbool("BH_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

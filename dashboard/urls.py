@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import ratelimit_login
@@ -11,7 +12,16 @@ urlpatterns = [
     path("admin/login/", ratelimit_login.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/login/", ratelimit_login.login_view, name="login"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Sign-out and changing one's own password; no self-service reset: it needs outgoing mail,
+    # which a self-hosted install rarely has. Operators reset passwords in the admin or with
+    # `manage.py changepassword`.
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("", include("bindings.urls")),
     path("", include("dashboard.ui_urls")),
 ]

@@ -630,6 +630,14 @@ def test_it_publishes_an_openapi_document_for_every_endpoint(client):
     assert {"TokenAuth", "BrowserSessionAuth"} <= set(doc["components"]["securitySchemes"])
 
 
+def test_the_openapi_document_answers_only_reads(client):
+    response = client.post("/api/v1/openapi.json", {}, content_type="application/json")
+
+    assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
+    assert response["Content-Type"] == "application/problem+json"
+    assert client.head("/api/v1/openapi.json").status_code == 200
+
+
 # --- the OpenAPI document matches the responses (schemathesis) ----------------------------------
 
 import schemathesis  # noqa: E402 - grouped with the only test that needs it

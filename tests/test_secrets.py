@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from bindings import models as m
 from bindings import polling
+from dashboard.security import client_address
 from tests.test_api import make_token
 
 pytestmark = pytest.mark.django_db
@@ -293,6 +294,46 @@ def test_a_successful_login_resets_its_username_count_but_not_its_address_count(
     # The first address has two failures left over; one more locks it.
     assert _login(client, "/accounts/login/", "x", "wrong").status_code == 200
     assert _login(client, "/accounts/login/", "alice", "alice-password-1").status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_address_count(alice, settings):
+    """All requests arrive from the proxy (10.0.0.2); X-Forwarded-For tells the clients apart."""
+    settings.BH_LOGIN_MAX_ATTEMPTS = 2
+    settings.BH_TRUSTED_PROXIES = 1
+
+    def via_proxy(forwarded_for: str) -> Client:
+        return Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    guesser = via_proxy("198.51.100.20")
+    for name in ("a", "b"):
+        assert _login(guesser, "/accounts/login/", name, "wrong").status_code == 200
+    assert _login(guesser, "/accounts/login/", "c", "wrong").status_code == 429
+    # A spoofed leftmost entry does not escape the count: the proxy appended the real address.
+    spoofed = via_proxy("203.0.113.99, 198.51.100.20")
+    assert _login(spoofed, "/accounts/login/", "d", "wrong").status_code == 429
+    # Another client behind the same proxy is not locked out.
+    neighbour = via_proxy("198.51.100.21")
+    assert _login(neighbour, "/accounts/login/", "alice", "alice-password-1").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded_for", "expected"),
+    [
+        (0, "198.51.100.1", "10.0.0.2"),  # no proxy trusted: the header is ignored
+        (1, "198.51.100.1", "198.51.100.1"),
+        (1, "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # the client wrote the left part
+        (2, "198.51.100.1, 10.0.0.9", "198.51.100.1"),
+        (2, "10.0.0.9", "10.0.0.2"),  # fewer hops than proxies: it bypassed one, use the peer
+        (1, "", "10.0.0.2"),
+    ],
+)
+def test_the_client_address_trusts_only_the_configured_proxies(
+    settings, rf, proxies, forwarded_for, expected
+):
+    settings.BH_TRUSTED_PROXIES = proxies
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    assert client_address(request) == expected
 
 
 def test_the_default_limits(settings):
