@@ -41,6 +41,9 @@ PROBLEM_TYPE = "application/problem+json"
 MAX_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+# Names in filters and poll requests hold no control characters: no cluster, account or namespace
+# name does, and PostgreSQL refuses NUL in a query (that would be a 500, not a 400).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 Verdict = Literal["reachable", "partial", "blocked", "not_offered", "unknown"]
 Severity = Literal["critical", "warning", "info"]
@@ -466,8 +469,16 @@ class PollRequest(Schema):
     model_config = {"extra": "forbid", "json_schema_extra": {"minProperties": 1, "maxProperties": 1}}
 
     # Not nullable, so the document's "one property" rule is exactly what the view accepts.
-    cluster: str = Field(None, min_length=1, max_length=100, description="Name of a cluster to poll.")  # type: ignore[assignment]
-    account: str = Field(None, min_length=1, max_length=100, description="Name of an AWS account to poll.")  # type: ignore[assignment]
+    cluster: str = Field(  # type: ignore[assignment]
+        None, min_length=1, max_length=100, pattern=NAME_PATTERN, description="Name of a cluster to poll."
+    )
+    account: str = Field(  # type: ignore[assignment]
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=NAME_PATTERN,
+        description="Name of an AWS account to poll.",
+    )
 
 
 class PollQueued(Schema):
@@ -479,7 +490,7 @@ class PollQueued(Schema):
 
 # --- query parameters -------------------------------------------------------------------------
 
-_Name = Field(None, max_length=253)
+_Name = Field(None, max_length=253, pattern=NAME_PATTERN)
 
 
 class PageParams(Schema):
@@ -497,7 +508,9 @@ class BindingFilters(PageParams):
     namespace: str | None = _Name
     protocol: Protocol | None = None
     verdict: Verdict | None = None
-    code: str | None = Field(None, max_length=64, description="Has a finding with this code.")
+    code: str | None = Field(
+        None, max_length=64, pattern=r"^[A-Za-z0-9_]*$", description="Has a finding with this code."
+    )
     severity: Severity | None = Field(None, description="Has a finding with this severity.")
     stale: bool | None = Field(None, description="Only bindings whose data is (not) stale.")
 
@@ -506,7 +519,7 @@ class FindingFilters(PageParams):
     cluster: str | None = _Name
     namespace: str | None = _Name
     protocol: Protocol | None = None
-    code: str | None = Field(None, max_length=64)
+    code: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_]*$")
     severity: Severity | None = None
 
 
