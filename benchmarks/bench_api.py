@@ -435,8 +435,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     memory = (
-        f"Web memory: after the latency rows, one pass per worker's worth of every page and API read "
-        f"over all {seeded['bindings']:,} bindings ({served} requests: overview, list, filtered list, "
+        f"Web memory: after the latency rows, three passes over every kind of page and API read of "
+        f"the {seeded['bindings']:,} bindings ({served} requests: overview, list, filtered list, "
         f"details, /metrics, every API page of 200); peak RSS (VmHWM) per gunicorn worker: "
         f"{', '.join(f'{p:.0f}' for p in peaks)} MB."
     )
