@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,39 @@ def cluster(db, aws_account):
         api_url="http://127.0.0.1:9",
         aws_account=aws_account,
     )
+
+
+@dataclass
+class LiveDemo:
+    """The demo world served by a moto server and a Kubernetes emulator, with its sources in the
+    database: coredns-udp blocked (no UDP 53 rule on the node group), coredns-tcp reachable."""
+
+    cluster: Any
+    account: Any
+    kube: Any
+    moto: Any
+    world: Any
+    ec2: Any  # boto3 EC2 client on the moto server, to change the world between polls
+
+
+@pytest.fixture
+def live_demo():
+    """A fresh demo world per test, so a test may change it. Needs a test marked django_db."""
+    import boto3
+
+    from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
+    from bindings.models import AwsAccount, Cluster
+
+    with MotoServer() as moto, KubeEmulator() as kube:
+        world = seed_demo_world(aws_endpoint=moto.url, kube=kube)
+        account = AwsAccount.objects.create(
+            name="prod", account_id=world.account_id, region=world.region, endpoint_url=moto.url
+        )
+        cluster = Cluster.objects.create(
+            name="demo", connection=Cluster.Connection.URL, api_url=kube.url, aws_account=account
+        )
+        ec2 = boto3.client("ec2", region_name=world.region, endpoint_url=moto.url, **DEMO_CREDENTIALS)
+        yield LiveDemo(cluster, account, kube, moto, world, ec2)
 
 
 @pytest.fixture(autouse=True)

@@ -15,23 +15,14 @@ from django.utils import timezone
 
 from bindings import models as m
 from bindings import polling
-from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
+from bindings.emulators import DEMO_CREDENTIALS
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 @pytest.fixture
-def world():
-    """A fresh demo world per test: some tests change it."""
-    with MotoServer() as moto, KubeEmulator() as kube:
-        demo = seed_demo_world(aws_endpoint=moto.url, kube=kube)
-        account = m.AwsAccount.objects.create(
-            name="prod", account_id=demo.account_id, region=demo.region, endpoint_url=moto.url
-        )
-        cluster = m.Cluster.objects.create(
-            name="demo", connection=m.Cluster.Connection.URL, api_url=kube.url, aws_account=account
-        )
-        yield cluster, account, kube, moto, demo
+def world(live_demo):
+    return live_demo.cluster, live_demo.account, live_demo.kube, live_demo.moto, live_demo.world
 
 
 class Spy:

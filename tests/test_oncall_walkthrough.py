@@ -14,35 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 from django.core.management import call_command
 
 from bindings import alerts, polling
 from bindings import models as m
-from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
 from tests.test_api import make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "blocked-udp-fixes"
 UDP_53 = {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
-
-
-@pytest.fixture
-def demo():
-    """A fresh demo world per test: the test changes its security group."""
-    with MotoServer() as moto, KubeEmulator() as kube:
-        world = seed_demo_world(aws_endpoint=moto.url, kube=kube)
-        account = m.AwsAccount.objects.create(
-            name="demo-account", account_id=world.account_id, region=world.region, endpoint_url=moto.url
-        )
-        cluster = m.Cluster.objects.create(
-            name="demo", connection=m.Cluster.Connection.URL, api_url=kube.url, aws_account=account
-        )
-        ec2 = boto3.client("ec2", region_name=world.region, endpoint_url=moto.url, **DEMO_CREDENTIALS)
-        yield world, kube, ec2, cluster, account
 
 
 def poll(cluster: m.Cluster, account: m.AwsAccount) -> None:
@@ -70,10 +53,9 @@ def gate(*args: str) -> int:
 
 
 def test_a_script_with_a_token_lists_blocked_udp_bindings_and_fetches_their_fixes(
-    demo, live_server, alice, tmp_path
+    live_demo, live_server, alice, tmp_path
 ):
-    _world, _kube, _ec2, cluster, account = demo
-    poll(cluster, account)
+    poll(live_demo.cluster, live_demo.account)
     token = make_token(alice, "read")
 
     listed = run_script(live_server, token)
@@ -92,7 +74,7 @@ def test_a_script_with_a_token_lists_blocked_udp_bindings_and_fetches_their_fixe
     assert yaml.safe_load(file.read_text()) == manifest
 
 
-def test_the_script_fails_clearly_with_a_bad_token(demo, live_server):
+def test_the_script_fails_clearly_with_a_bad_token(live_server):
     result = run_script(live_server, "bh_not-a-real-token")
 
     assert result.returncode == 2
@@ -100,9 +82,10 @@ def test_the_script_fails_clearly_with_a_bad_token(demo, live_server):
 
 
 def test_on_call_gets_exactly_one_alert_when_the_dns_binding_turns_from_reachable_to_blocked(
-    demo, httpserver, monkeypatch, live_server, alice
+    live_demo, httpserver, monkeypatch, live_server, alice
 ):
-    world, kube, ec2, cluster, account = demo
+    d = live_demo
+    world, kube, ec2, cluster, account = d.world, d.kube, d.ec2, d.cluster, d.account
     monkeypatch.setenv("BH_TEST_ONCALL_URL", httpserver.url_for("/oncall"))
     m.AlertHook.objects.create(name="on-call", kind="webhook", url_env="BH_TEST_ONCALL_URL", on_stale=False)
     httpserver.expect_request("/oncall", method="POST").respond_with_data("ok")
