@@ -12,19 +12,10 @@ from typing import Any
 
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from bindings import fieldmaps as fm
 from bindings import models as m
 from bindings.analysis import model as am
 from bindings.probes import effective_kind
-
-
-def _problems(items: list) -> list[am.Problem]:
-    out = []
-    for p in items or []:
-        if isinstance(p, dict):
-            out.append(
-                am.Problem(str(p.get("object", "")), str(p.get("field", "")), str(p.get("message", "")))
-            )
-    return out
 
 
 def _dt(value: Any) -> datetime | None:
@@ -85,7 +76,7 @@ def binding_record(row: m.TargetGroupBinding) -> am.Binding:
             )
             for e in row.events or []
         ),
-        problems=_problems(row.problems),
+        problems=fm.problems_of(row.problems),
         raw=row.raw or {},
     )
 
@@ -121,7 +112,7 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
         now=now,
         client_cidrs=tuple(cluster.client_cidrs()) or None,
         sources=source_statuses(cluster),
-        problems=_problems(cluster.problems),
+        problems=fm.problems_of(cluster.problems),
     )
     inv.bindings = [binding_record(r) for r in m.TargetGroupBinding.objects.filter(cluster=cluster)]
     for s in m.KubeService.objects.filter(cluster=cluster):
@@ -141,7 +132,7 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
                 for p in s.ports
             ),
             selector=dict(s.selector or {}),
-            problems=_problems(s.problems),
+            problems=fm.problems_of(s.problems),
         )
     for e in m.KubeEndpointSlice.objects.filter(cluster=cluster):
         inv.endpoint_slices.append(
@@ -198,7 +189,7 @@ def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.
     if account is None or account.last_success_at is None:
         inv.aws_complete = False
     if account is not None:
-        inv.problems.extend(_problems(account.problems))
+        inv.problems.extend(fm.problems_of(account.problems))
         _add_aws(inv, account)
     return inv
 
@@ -269,96 +260,22 @@ def probe_observations(
 
 
 def _add_aws(inv: am.Inventory, account: m.AwsAccount) -> None:
-    for tg in m.TargetGroup.objects.filter(account=account):
-        inv.target_groups[tg.arn] = am.TargetGroup(
-            arn=tg.arn,
-            name=tg.name,
-            protocol=tg.protocol,
-            port=tg.port,
-            vpc_id=tg.vpc_id or None,
-            target_type=tg.target_type or None,
-            ip_address_type=tg.ip_address_type or None,
-            health_check_protocol=tg.health_check_protocol or None,
-            health_check_port=tg.health_check_port or None,
-            health_check_enabled=tg.health_check_enabled,
-            health_check_interval=tg.health_check_interval,
-            health_check_timeout=tg.health_check_timeout,
-            healthy_threshold=tg.healthy_threshold,
-            unhealthy_threshold=tg.unhealthy_threshold,
-            health_check_path=tg.health_check_path or None,
-            matcher=tg.matcher or None,
-            load_balancer_arns=tuple(tg.load_balancer_arns),
-            attributes=None if tg.attributes is None else dict(tg.attributes),
-            problems=_problems(tg.problems),
-        )
-    for t in m.RegisteredTarget.objects.filter(account=account).order_by("pk"):
-        inv.target_health.setdefault(t.target_group_arn, []).append(
-            am.TargetHealth(
-                target_group_arn=t.target_group_arn,
-                target_id=t.target_id,
-                port=t.port,
-                availability_zone=t.availability_zone or None,
-                health_check_port=t.health_check_port or None,
-                state=t.state,
-                reason=t.reason or None,
-                description=t.description or None,
-            )
-        )
-    for lb in m.LoadBalancer.objects.filter(account=account):
-        inv.load_balancers[lb.arn] = am.LoadBalancer(
-            arn=lb.arn,
-            name=lb.name,
-            type=lb.type,
-            scheme=lb.scheme,
-            vpc_id=lb.vpc_id or None,
-            state=lb.state or None,
-            ip_address_type=lb.ip_address_type or None,
-            dns_name=lb.dns_name or None,
-            security_groups=tuple(lb.security_groups),
-            zones=tuple(
-                am.LoadBalancerZone(z.get("zone_name", ""), z.get("subnet_id"), tuple(z.get("addresses", ())))
-                for z in lb.zones
-            ),
-            attributes=None if lb.attributes is None else dict(lb.attributes),
-        )
-    inv.listeners = [
-        am.Listener(
-            arn=li.arn,
-            load_balancer_arn=li.load_balancer_arn,
-            port=li.port,
-            protocol=li.protocol,
-            target_group_arns=tuple(li.target_group_arns),
-        )
-        for li in m.Listener.objects.filter(account=account)
-    ]
-    for e in m.NetworkInterface.objects.filter(account=account):
-        inv.network_interfaces[e.eni_id] = am.NetworkInterface(
-            id=e.eni_id,
-            interface_type=e.interface_type or None,
-            description=e.description,
-            subnet_id=e.subnet_id or None,
-            vpc_id=e.vpc_id or None,
-            availability_zone=e.availability_zone or None,
-            private_ips=tuple(e.private_ips),
-            ipv6_addresses=tuple(e.ipv6_addresses),
-            ipv4_prefixes=tuple(e.ipv4_prefixes),
-            ipv6_prefixes=tuple(e.ipv6_prefixes),
-            security_group_ids=tuple(e.security_group_ids),
-            instance_id=e.instance_id or None,
-            device_index=e.device_index,
-        )
-    for i in m.Instance.objects.filter(account=account):
-        inv.instances[i.instance_id] = am.Instance(
-            id=i.instance_id,
-            vpc_id=i.vpc_id or None,
-            subnet_id=i.subnet_id or None,
-            availability_zone=i.availability_zone or None,
-            private_ip=i.private_ip or None,
-            network_interface_ids=tuple(i.network_interface_ids),
-            primary_network_interface_id=i.primary_network_interface_id or None,
-        )
+    def rows(fmap: fm.FieldMap) -> Any:
+        return fmap.model.objects.filter(account=account)
+
+    for tg in rows(fm.TARGET_GROUP):
+        inv.target_groups[tg.arn] = fm.TARGET_GROUP.record_of(tg)
+    for t in rows(fm.REGISTERED_TARGET).order_by("pk"):
+        inv.target_health.setdefault(t.target_group_arn, []).append(fm.REGISTERED_TARGET.record_of(t))
+    for lb in rows(fm.LOAD_BALANCER):
+        inv.load_balancers[lb.arn] = fm.LOAD_BALANCER.record_of(lb)
+    inv.listeners = [fm.LISTENER.record_of(li) for li in rows(fm.LISTENER)]
+    for e in rows(fm.NETWORK_INTERFACE):
+        inv.network_interfaces[e.eni_id] = fm.NETWORK_INTERFACE.record_of(e)
+    for i in rows(fm.INSTANCE):
+        inv.instances[i.instance_id] = fm.INSTANCE.record_of(i)
     rules = Prefetch("rules", queryset=m.SecurityGroupRule.objects.order_by("pk"))
-    for sg in m.SecurityGroup.objects.filter(account=account).prefetch_related(rules):
+    for sg in rows(fm.SECURITY_GROUP).prefetch_related(rules):
         ingress, egress = [], []
         for r in sg.rules.all():
             rule = am.SecurityGroupRule(
@@ -371,31 +288,11 @@ def _add_aws(inv: am.Inventory, account: m.AwsAccount) -> None:
                 rule_id=r.rule_id or None,
             )
             (egress if r.egress else ingress).append(rule)
-        inv.security_groups[sg.group_id] = am.SecurityGroup(
-            id=sg.group_id,
-            name=sg.name,
-            vpc_id=sg.vpc_id or None,
-            tags=dict(sg.tags or {}),
-            ingress=tuple(ingress),
-            egress=tuple(egress),
+        inv.security_groups[sg.group_id] = fm.SECURITY_GROUP.record_of(
+            sg, ingress=tuple(ingress), egress=tuple(egress)
         )
-    for s in m.Subnet.objects.filter(account=account):
-        inv.subnets[s.subnet_id] = am.Subnet(
-            id=s.subnet_id,
-            vpc_id=s.vpc_id or None,
-            cidr=s.cidr or None,
-            ipv6_cidrs=tuple(s.ipv6_cidrs),
-            availability_zone=s.availability_zone or None,
-        )
-    for v in m.Vpc.objects.filter(account=account):
-        inv.vpcs[v.vpc_id] = am.Vpc(id=v.vpc_id, cidrs=tuple(v.cidrs), ipv6_cidrs=tuple(v.ipv6_cidrs))
-    for n in m.NetworkAcl.objects.filter(account=account):
-        inv.network_acls.append(
-            am.NetworkAcl(
-                id=n.acl_id,
-                vpc_id=n.vpc_id or None,
-                is_default=n.is_default,
-                subnet_ids=tuple(n.subnet_ids),
-                entries=tuple(am.NetworkAclEntry(**entry) for entry in n.entries),
-            )
-        )
+    for s in rows(fm.SUBNET):
+        inv.subnets[s.subnet_id] = fm.SUBNET.record_of(s)
+    for v in rows(fm.VPC):
+        inv.vpcs[v.vpc_id] = fm.VPC.record_of(v)
+    inv.network_acls.extend(fm.NETWORK_ACL.record_of(n) for n in rows(fm.NETWORK_ACL))

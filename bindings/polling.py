@@ -28,12 +28,13 @@ from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes
+from bindings.fieldmaps import jsonable
 from bindings.fixes import fix_to_dict, generate_fix
 from bindings.fixes.generate import FIXABLE_CODES
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
 from bindings.results import history_tick, results_store
-from bindings.sync import SyncStats, account_sync, cluster_sync, digest, jsonable, snapshot_store
+from bindings.sync import SyncStats, account_sync, cluster_sync, digest, snapshot_store
 
 logger = logging.getLogger(__name__)
 

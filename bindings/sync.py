@@ -12,14 +12,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
 
+from bindings import fieldmaps as fm
 from bindings import models as m
 from bindings.analysis import model as am
+from bindings.fieldmaps import jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +48,6 @@ def _values(container: Any) -> Iterable[Any]:
     if isinstance(container, Mapping):
         return container.values()
     return container
-
-
-def jsonable(value: Any) -> Any:
-    """Dataclasses/tuples/datetimes -> JSON values, so JSON columns compare equal on re-read."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def digest(payload: Any) -> str:
@@ -301,162 +290,27 @@ def account_sync(*, account: m.AwsAccount, records: Any) -> SyncStats:
     """Mirror one account's normalised AWS records (`normalize_aws` output)."""
     stats = SyncStats()
     scope = {"account": account}
+
+    def mirror(fmap: fm.FieldMap, items: Any) -> None:
+        stats.add(
+            upsert(fmap.model, scope=scope, key=fmap.key, rows=(fmap.row_of(i) for i in _values(items)))
+        )
+
     with transaction.atomic():
-        stats.add(
-            upsert(
-                m.TargetGroup,
-                scope=scope,
-                key=("arn",),
-                rows=(
-                    {
-                        "arn": tg.arn,
-                        "name": tg.name or "",
-                        "protocol": tg.protocol or "",
-                        "port": tg.port,
-                        "vpc_id": tg.vpc_id or "",
-                        "target_type": tg.target_type or "",
-                        "ip_address_type": tg.ip_address_type or "",
-                        "health_check_protocol": tg.health_check_protocol or "",
-                        "health_check_port": tg.health_check_port or "",
-                        "health_check_enabled": tg.health_check_enabled,
-                        "health_check_interval": tg.health_check_interval,
-                        "health_check_timeout": tg.health_check_timeout,
-                        "healthy_threshold": tg.healthy_threshold,
-                        "unhealthy_threshold": tg.unhealthy_threshold,
-                        "health_check_path": tg.health_check_path or "",
-                        "matcher": tg.matcher or "",
-                        "load_balancer_arns": list(tg.load_balancer_arns),
-                        "attributes": None if tg.attributes is None else dict(tg.attributes),
-                        "problems": _problems(tg),
-                    }
-                    for tg in _values(records.target_groups)
-                ),
-            )
-        )
-        health_rows = []
-        for tg_arn, targets in (records.target_health or {}).items():
-            for t in targets:
-                health_rows.append(
-                    {
-                        "target_group_arn": tg_arn,
-                        "target_id": t.target_id,
-                        "port": t.port,
-                        "availability_zone": t.availability_zone or "",
-                        "health_check_port": t.health_check_port or "",
-                        "state": t.state or "",
-                        "reason": t.reason or "",
-                        "description": t.description or "",
-                    }
-                )
-        stats.add(
-            upsert(
-                m.RegisteredTarget,
-                scope=scope,
-                key=("target_group_arn", "target_id", "port"),
-                rows=health_rows,
-            )
-        )
-        stats.add(
-            upsert(
-                m.LoadBalancer,
-                scope=scope,
-                key=("arn",),
-                rows=(
-                    {
-                        "arn": lb.arn,
-                        "name": lb.name or "",
-                        "type": lb.type or "",
-                        "scheme": lb.scheme or "",
-                        "vpc_id": lb.vpc_id or "",
-                        "state": lb.state or "",
-                        "ip_address_type": lb.ip_address_type or "",
-                        "dns_name": lb.dns_name or "",
-                        "security_groups": list(lb.security_groups),
-                        "zones": jsonable(lb.zones),
-                        "attributes": None if lb.attributes is None else dict(lb.attributes),
-                    }
-                    for lb in _values(records.load_balancers)
-                ),
-            )
-        )
-        stats.add(
-            upsert(
-                m.Listener,
-                scope=scope,
-                key=("arn",),
-                rows=(
-                    {
-                        "arn": li.arn,
-                        "load_balancer_arn": li.load_balancer_arn or "",
-                        "port": li.port,
-                        "protocol": li.protocol or "",
-                        "target_group_arns": list(li.target_group_arns),
-                    }
-                    for li in _values(records.listeners)
-                ),
-            )
-        )
-        stats.add(
-            upsert(
-                m.NetworkInterface,
-                scope=scope,
-                key=("eni_id",),
-                rows=(
-                    {
-                        "eni_id": e.id,
-                        "interface_type": e.interface_type or "",
-                        "description": e.description or "",
-                        "subnet_id": e.subnet_id or "",
-                        "vpc_id": e.vpc_id or "",
-                        "availability_zone": e.availability_zone or "",
-                        "private_ips": list(e.private_ips),
-                        "ipv6_addresses": list(e.ipv6_addresses),
-                        "ipv4_prefixes": list(e.ipv4_prefixes),
-                        "ipv6_prefixes": list(e.ipv6_prefixes),
-                        "security_group_ids": list(e.security_group_ids),
-                        "instance_id": e.instance_id or "",
-                        "device_index": e.device_index,
-                    }
-                    for e in _values(records.network_interfaces)
-                ),
-            )
-        )
-        stats.add(
-            upsert(
-                m.Instance,
-                scope=scope,
-                key=("instance_id",),
-                rows=(
-                    {
-                        "instance_id": i.id,
-                        "vpc_id": i.vpc_id or "",
-                        "subnet_id": i.subnet_id or "",
-                        "availability_zone": i.availability_zone or "",
-                        "private_ip": i.private_ip or "",
-                        "network_interface_ids": list(i.network_interface_ids),
-                        "primary_network_interface_id": i.primary_network_interface_id or "",
-                    }
-                    for i in _values(records.instances)
-                ),
-            )
-        )
+        mirror(fm.TARGET_GROUP, records.target_groups)
+        # Health is keyed by the target group it was asked for, whatever the record says.
+        health_rows = [
+            {**fm.REGISTERED_TARGET.row_of(t), "target_group_arn": tg_arn}
+            for tg_arn, targets in (records.target_health or {}).items()
+            for t in targets
+        ]
+        stats.add(upsert(m.RegisteredTarget, scope=scope, key=fm.REGISTERED_TARGET.key, rows=health_rows))
+        mirror(fm.LOAD_BALANCER, records.load_balancers)
+        mirror(fm.LISTENER, records.listeners)
+        mirror(fm.NETWORK_INTERFACE, records.network_interfaces)
+        mirror(fm.INSTANCE, records.instances)
         groups = list(_values(records.security_groups))
-        stats.add(
-            upsert(
-                m.SecurityGroup,
-                scope=scope,
-                key=("group_id",),
-                rows=(
-                    {
-                        "group_id": sg.id,
-                        "name": sg.name or "",
-                        "vpc_id": sg.vpc_id or "",
-                        "tags": dict(sg.tags or {}),
-                    }
-                    for sg in groups
-                ),
-            )
-        )
+        mirror(fm.SECURITY_GROUP, groups)
         sg_rows = {
             sg.group_id: sg
             for sg in m.SecurityGroup.objects.filter(account=account).prefetch_related("rules")
@@ -464,51 +318,9 @@ def account_sync(*, account: m.AwsAccount, records: Any) -> SyncStats:
         for sg in groups:
             key = fit_columns(m.SecurityGroup, {"group_id": sg.id})["group_id"]  # as upsert stored it
             stats.add(_sync_rules(sg_rows[key], list(_rules(sg))))
-        stats.add(
-            upsert(
-                m.Subnet,
-                scope=scope,
-                key=("subnet_id",),
-                rows=(
-                    {
-                        "subnet_id": s.id,
-                        "vpc_id": s.vpc_id or "",
-                        "cidr": s.cidr or "",
-                        "ipv6_cidrs": list(s.ipv6_cidrs),
-                        "availability_zone": s.availability_zone or "",
-                    }
-                    for s in _values(records.subnets)
-                ),
-            )
-        )
-        stats.add(
-            upsert(
-                m.Vpc,
-                scope=scope,
-                key=("vpc_id",),
-                rows=(
-                    {"vpc_id": v.id, "cidrs": list(v.cidrs), "ipv6_cidrs": list(v.ipv6_cidrs)}
-                    for v in _values(records.vpcs)
-                ),
-            )
-        )
-        stats.add(
-            upsert(
-                m.NetworkAcl,
-                scope=scope,
-                key=("acl_id",),
-                rows=(
-                    {
-                        "acl_id": n.id,
-                        "vpc_id": n.vpc_id or "",
-                        "is_default": bool(n.is_default),
-                        "subnet_ids": list(n.subnet_ids),
-                        "entries": jsonable(n.entries),
-                    }
-                    for n in _values(records.network_acls)
-                ),
-            )
-        )
+        mirror(fm.SUBNET, records.subnets)
+        mirror(fm.VPC, records.vpcs)
+        mirror(fm.NETWORK_ACL, records.network_acls)
     return stats
 
 
