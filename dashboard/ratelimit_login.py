@@ -21,6 +21,7 @@ no password hashing.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -63,6 +64,14 @@ def _keys(request: HttpRequest) -> list[str]:
     """The counters this request's outcome is charged to: its username's and its address's."""
     username = str(request.POST.get("username", "")).strip().lower()
     address = client_address(request) or "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        pass
+    else:
+        if ip.version == 6:
+            # One customer holds a whole /64: count it as one address, or a guesser rotates through it.
+            address = str(ipaddress.ip_network(f"{ip}/64", strict=False))
     keys = [KEY_PREFIX + "ip:" + hashlib.sha256(address.encode()).hexdigest()[:32]]
     if username:
         keys.append(KEY_PREFIX + "user:" + hashlib.sha256(username.encode()).hexdigest()[:32])

@@ -10,6 +10,7 @@ script are static files, and `base.html` turns off htmx's injected indicator sty
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from django.conf import settings
@@ -32,18 +33,57 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
+def _proxy_networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+def _hop_address(text: str) -> str | None:
+    """One X-Forwarded-For entry as a plain address: ports and brackets dropped, else None."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [2001:db8::1]:443
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # 192.0.2.1:443
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def _is_proxy(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
 def client_address(request: HttpRequest) -> str:
     """The address of the client, for the login rate limit and the /metrics allow-list.
 
-    With `BH_TRUSTED_PROXIES` = 0 (the default) that is REMOTE_ADDR: a forwarded-for header is
-    not trusted, since anyone can send one. Behind N reverse proxies that each append the address
-    they saw to X-Forwarded-For, the client is the N-th entry from the right: entries further left
-    were written by the client itself and prove nothing. A header shorter than N (a request that
-    bypassed a proxy) falls back to REMOTE_ADDR.
+    REMOTE_ADDR, unless the peer is one of our reverse proxies: `BH_TRUSTED_PROXIES` (how many
+    proxies append to X-Forwarded-For) > 0 and REMOTE_ADDR in `BH_TRUSTED_PROXY_CIDRS`. Then the
+    header is read from the right — each proxy appended the address it saw — over at most that
+    many entries, stopping at the first address that is not one of our proxies: that is the
+    client. Entries further left were written by the client and prove nothing. A request from any
+    other peer (one that bypassed the proxy) cannot choose its address with the header, and an
+    entry that is not an address makes the peer's own address count.
     """
     remote = str(request.META.get("REMOTE_ADDR", "") or "")
     proxies = int(getattr(settings, "BH_TRUSTED_PROXIES", 0) or 0)
-    if proxies <= 0:
+    networks = _proxy_networks(tuple(getattr(settings, "BH_TRUSTED_PROXY_CIDRS", ()) or ()))
+    if proxies <= 0 or not _is_proxy(remote, networks):
         return remote
-    hops = [h.strip() for h in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if h.strip()]
-    return hops[-proxies] if len(hops) >= proxies else remote
+    hops = [h for h in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if h.strip()]
+    address = remote
+    for hop in reversed(hops[-proxies:]):
+        parsed = _hop_address(hop)
+        if parsed is None:
+            return remote
+        address = parsed
+        if not _is_proxy(address, networks):
+            break
+    return address

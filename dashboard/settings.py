@@ -7,6 +7,7 @@ silently run eagerly: a running demo has a real worker. See `.env.example` for e
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def envsecret(name: str, default: str = "") -> str:
 
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envcidrs(name: str, default: str = "") -> list[str]:
+    """A comma-separated list of CIDRs, each checked at start-up rather than on every request."""
+    cidrs = envlist(name, default)
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {cidr!r} is not an address or CIDR") from None
+    return cidrs
 
 
 DEBUG = envbool("DEBUG", False)
@@ -266,7 +278,7 @@ BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
 # API tokens verified within this many seconds are not looked up again by the same process (0: off).
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
-BH_METRICS_ALLOWED_CIDRS = envlist("BH_METRICS_ALLOWED_CIDRS")
+BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
@@ -291,8 +303,11 @@ SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 # Reverse proxies in front of the web process that append to X-Forwarded-For (0: none, trust only
-# REMOTE_ADDR). Decides the client address of the login rate limit and the /metrics allow-list.
+# REMOTE_ADDR), and the addresses they connect from: the header counts only on a request whose
+# peer is in BH_TRUSTED_PROXY_CIDRS. Decides the client address of the login rate limit and the
+# /metrics allow-list (dashboard/security.py).
 BH_TRUSTED_PROXIES = envint("BH_TRUSTED_PROXIES", 0)
+BH_TRUSTED_PROXY_CIDRS = envcidrs("BH_TRUSTED_PROXY_CIDRS")
 # Opt-in: trusting X-Forwarded-Proto is only safe behind a proxy that always overwrites it.
 if envbool("BH_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

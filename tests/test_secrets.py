@@ -300,6 +300,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_address_count(alice, set
     """All requests arrive from the proxy (10.0.0.2); X-Forwarded-For tells the clients apart."""
     settings.BH_LOGIN_MAX_ATTEMPTS = 2
     settings.BH_TRUSTED_PROXIES = 1
+    settings.BH_TRUSTED_PROXY_CIDRS = ["10.0.0.0/24"]
 
     def via_proxy(forwarded_for: str) -> Client:
         return Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
@@ -316,24 +317,60 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_address_count(alice, set
     assert _login(neighbour, "/accounts/login/", "alice", "alice-password-1").status_code == 302
 
 
+def test_a_client_that_bypasses_the_proxy_cannot_choose_its_address(alice, settings):
+    settings.BH_LOGIN_MAX_ATTEMPTS = 2
+    settings.BH_TRUSTED_PROXIES = 1
+    settings.BH_TRUSTED_PROXY_CIDRS = ["10.0.0.0/24"]
+    for n in range(3):  # a fresh X-Forwarded-For each time, straight from 192.0.2.7
+        direct = Client(REMOTE_ADDR="192.0.2.7", HTTP_X_FORWARDED_FOR=f"198.51.100.{n + 1}")
+        status = _login(direct, "/accounts/login/", f"user{n}", "wrong").status_code
+
+    assert status == 429
+
+
+def test_ipv6_clients_are_counted_per_64(alice, settings):
+    settings.BH_LOGIN_MAX_ATTEMPTS = 2
+    for n in range(2):
+        _login(Client(REMOTE_ADDR=f"2001:db8:1:2::{n + 1}"), "/accounts/login/", f"u{n}", "wrong")
+
+    rotated = Client(REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert _login(rotated, "/accounts/login/", "alice", "alice-password-1").status_code == 429
+    elsewhere = Client(REMOTE_ADDR="2001:db8:1:3::1")
+    assert _login(elsewhere, "/accounts/login/", "alice", "alice-password-1").status_code == 302
+
+
 @pytest.mark.parametrize(
-    ("proxies", "forwarded_for", "expected"),
+    ("proxies", "peer", "forwarded_for", "expected"),
     [
-        (0, "198.51.100.1", "10.0.0.2"),  # no proxy trusted: the header is ignored
-        (1, "198.51.100.1", "198.51.100.1"),
-        (1, "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # the client wrote the left part
-        (2, "198.51.100.1, 10.0.0.9", "198.51.100.1"),
-        (2, "10.0.0.9", "10.0.0.2"),  # fewer hops than proxies: it bypassed one, use the peer
-        (1, "", "10.0.0.2"),
+        (0, "10.0.0.2", "198.51.100.1", "10.0.0.2"),  # no proxy trusted: the header is ignored
+        (1, "10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        (1, "10.0.0.2", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # the client wrote the left part
+        (1, "192.0.2.7", "127.0.0.1", "192.0.2.7"),  # not from a proxy: the header proves nothing
+        (2, "10.0.0.2", "198.51.100.1, 10.0.0.9", "198.51.100.1"),  # through two of our proxies
+        (2, "10.0.0.2", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # one proxy: stop at the client
+        (1, "10.0.0.2", "", "10.0.0.2"),
+        (1, "10.0.0.2", "198.51.100.1:51234", "198.51.100.1"),  # a proxy that appends the port
+        (1, "10.0.0.2", "[2001:db8::5]:443", "2001:db8::5"),
+        (1, "10.0.0.2", "not-an-address", "10.0.0.2"),
     ],
 )
 def test_the_client_address_trusts_only_the_configured_proxies(
-    settings, rf, proxies, forwarded_for, expected
+    settings, rf, proxies, peer, forwarded_for, expected
 ):
     settings.BH_TRUSTED_PROXIES = proxies
-    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
+    settings.BH_TRUSTED_PROXY_CIDRS = ["10.0.0.0/24"]
+    request = rf.get("/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded_for)
 
     assert client_address(request) == expected
+
+
+def test_metrics_loopback_rule_cannot_be_claimed_through_the_header(client, settings):
+    settings.BH_TRUSTED_PROXIES = 1
+    settings.BH_TRUSTED_PROXY_CIDRS = ["10.0.0.0/24"]
+
+    response = client.get("/metrics", REMOTE_ADDR="192.0.2.7", HTTP_X_FORWARDED_FOR="127.0.0.1")
+
+    assert response.status_code == 403
 
 
 def test_the_default_limits(settings):
