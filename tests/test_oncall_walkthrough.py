@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,9 @@ def udp_verdict() -> str:
     return m.ProtocolVerdict.objects.get(binding__name="coredns-udp", protocol="UDP").verdict
 
 
-def run_script(live_server, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "BH_URL": live_server.url, "BH_TOKEN": token}
+def run_script(server, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    url = server.url if hasattr(server, "url") and isinstance(server.url, str) else server.url_for("/")
+    env = {"PATH": os.environ.get("PATH", ""), "BH_URL": url, "BH_TOKEN": token}
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60
     )
@@ -70,7 +72,7 @@ def test_a_script_with_a_token_lists_blocked_udp_bindings_and_fetches_their_fixe
     assert {"protocol": "UDP", "port": 53} in ports
     assert written.returncode == 0, written.stderr
     [file] = (tmp_path / "fixes").iterdir()
-    assert file.name == "demo_kube-system_coredns-udp.yaml"
+    assert re.fullmatch(r"demo_kube-system_coredns-udp_\d+\.yaml", file.name)
     assert yaml.safe_load(file.read_text()) == manifest
 
 
@@ -79,6 +81,51 @@ def test_the_script_fails_clearly_with_a_bad_token(live_server):
 
     assert result.returncode == 2
     assert "HTTP 401" in result.stderr and "bh_not-a-real-token" not in result.stderr
+
+
+def test_the_script_never_follows_a_redirect_with_the_token(httpserver):
+    httpserver.expect_request("/api/v1/bindings").respond_with_data(
+        "", status=302, headers={"Location": httpserver.url_for("/elsewhere")}
+    )
+    httpserver.expect_request("/elsewhere").respond_with_json({"items": [], "next": None})
+
+    result = run_script(httpserver, "bh_secret-token")
+
+    assert result.returncode == 2 and "not followed" in result.stderr
+    assert [request.path for request, _ in httpserver.log] == ["/api/v1/bindings"]
+
+
+def test_the_script_says_so_when_the_answer_is_not_the_api(httpserver):
+    httpserver.expect_request("/api/v1/bindings").respond_with_data("<html>Sign in</html>")
+
+    result = run_script(httpserver, "bh_secret-token")
+
+    assert result.returncode == 2 and "not JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_script_refuses_to_send_the_token_over_plain_http_to_another_host(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "BH_URL": "http://bh.example.com", "BH_TOKEN": "bh_x"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2 and "https://" in result.stderr
+
+
+def test_the_script_does_not_overwrite_or_follow_links_in_its_output_folder(
+    live_demo, live_server, alice, tmp_path
+):
+    poll(live_demo.cluster, live_demo.account)
+    out = tmp_path / "fixes"
+    first = run_script(live_server, make_token(alice, "read"), "--out", str(out))
+    [file] = out.iterdir()
+    file.unlink()
+    file.symlink_to(tmp_path / "victim")
+
+    second = run_script(live_server, make_token(alice, "read"), "--out", str(out))
+
+    assert first.returncode == 0 and second.returncode == 2
+    assert not (tmp_path / "victim").exists()
 
 
 def test_on_call_gets_exactly_one_alert_when_the_dns_binding_turns_from_reachable_to_blocked(
