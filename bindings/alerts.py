@@ -143,32 +143,37 @@ def _record(hook: m.AlertHook, key: str, payload: dict[str, Any], transition_id:
     return delivery.pk
 
 
-def _judged_before(transitions: list[m.VerdictTransition]) -> set[tuple[int, str]]:
-    """(binding, protocol) of these `unknown -> …` transitions that had a judged verdict earlier.
+def _first_judgements(transitions: list[m.VerdictTransition]) -> set[int]:
+    """The `unknown -> …` transitions among these that are a binding's first real verdict.
 
     A binding's first analysis can run before its AWS side was ever polled (cluster and account
-    polls are independent), giving `unknown` and then the first real verdict. Only a binding that
-    was judged before — reachable, say, then unknown — changed in a way on-call must hear about.
-    One query, whatever the number of transitions.
+    polls are independent), giving `unknown` and then the first real verdict: not a change. Only
+    positive evidence counts — the transition just before, for the same binding and protocol, is
+    the first sighting `"" -> unknown` — so a binding whose older history was pruned, or that was
+    judged before, still alerts. One query over at most LOOKBACK before the oldest candidate.
     """
     if not transitions:
         return set()
-    rows = (
+    earliest = min(t.at for t in transitions) - LOOKBACK
+    history: dict[tuple[int, str], list[tuple[datetime, int, str, str]]] = {}
+    for binding_id, protocol, at, pk, old, new in (
         m.VerdictTransition.objects.filter(
-            binding_id__in={t.binding_id for t in transitions}, at__lt=max(t.at for t in transitions)
+            binding_id__in={t.binding_id for t in transitions},
+            at__gte=earliest,
+            at__lte=max(t.at for t in transitions),
         )
-        .exclude(new="unknown")
-        .values_list("binding_id", "protocol", "at")
-    )
-    first_judged: dict[tuple[int, str], datetime] = {}
-    for binding_id, protocol, at in rows:
-        key = (binding_id, protocol)
-        first_judged[key] = min(at, first_judged.get(key, at))
-    return {
-        (t.binding_id, t.protocol)
-        for t in transitions
-        if (t.binding_id, t.protocol) in first_judged and first_judged[(t.binding_id, t.protocol)] < t.at
-    }
+        .order_by("at", "pk")
+        .values_list("binding_id", "protocol", "at", "pk", "old", "new")
+    ):
+        history.setdefault((binding_id, protocol), []).append((at, pk, old, new))
+    first = set()
+    for t in transitions:
+        before = [
+            row for row in history.get((t.binding_id, t.protocol), ()) if (row[0], row[1]) < (t.at, t.pk)
+        ]
+        if before and before[-1][2:] == ("", "unknown"):
+            first.add(t.pk)
+    return first
 
 
 def alerts_scan(*, now: datetime | None = None) -> list[int]:
@@ -211,10 +216,10 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
             .order_by("at", "pk")
         )
         transitions = list(transitions)
-        judged_before = _judged_before([t for t in transitions if t.old == "unknown"])
+        first_judgements = _first_judgements([t for t in transitions if t.old == "unknown"])
         for t in transitions:
-            if t.old == "unknown" and (t.binding_id, t.protocol) not in judged_before:
-                continue  # the first judgement after "not polled yet" is not a change either
+            if t.pk in first_judgements:
+                continue  # the first verdict after "not polled yet" is not a change either
             event = transition_event(t)
             for hook in hooks:
                 scope = scopes[hook.pk]

@@ -106,6 +106,15 @@ def test_it_skips_the_first_judgement_after_not_yet_polled(webhook, udp_binding)
     assert alerts.alerts_scan() == []
 
 
+def test_it_alerts_a_change_from_unknown_whose_earlier_history_was_pruned(webhook, udp_binding):
+    """Stable for longer than the retention: only `unknown -> blocked` is left. It is a change."""
+    back = transition(udp_binding, old="unknown", new="blocked")
+
+    created = alerts.alerts_scan()
+
+    assert [d.transition_id for d in m.AlertDelivery.objects.filter(pk__in=created)] == [back.pk]
+
+
 def test_it_alerts_losing_and_regaining_a_judgement(webhook, udp_binding):
     start = timezone.now() - timedelta(minutes=5)
     transition(udp_binding, old="", new="reachable", at=start)
