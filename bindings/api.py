@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -233,10 +234,25 @@ def _decode_cursor(cursor: str, types: tuple[type, ...]) -> list[Any]:
     if (
         not isinstance(values, list)
         or len(values) != len(types)
-        or not all(type(v) is t for v, t in zip(values, types, strict=True))
+        or not all(type(v) is t and _cursor_value_ok(v) for v, t in zip(values, types, strict=True))
     ):
         raise HttpError(400, "The cursor is not valid: use the next_cursor of a previous page.")
     return values
+
+
+def _cursor_value_ok(value: Any) -> bool:
+    """A cursor's values reach the query: keep them to what the database can hold (a forged
+    cursor must be a 400, not a driver error)."""
+    if isinstance(value, int):
+        return -MAX_ID - 1 <= value <= MAX_ID
+    if isinstance(value, str):
+        if len(value) > 2000 or re.search(r"[\x00-\x1f\x7f]", value):
+            return False
+        try:
+            value.encode("utf-8")  # a lone surrogate cannot be sent
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 def _after(fields: list[str], values: list[Any]) -> Q:

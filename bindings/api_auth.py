@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -49,8 +50,10 @@ _recent: dict[str, tuple[datetime, m.ApiToken]] = {}
 
 def forget_tokens(**_kwargs: Any) -> None:
     """Drop this process's verified tokens (a token or user changed here; other processes wait
-    out BH_API_TOKEN_CACHE_SECONDS)."""
+    out BH_API_TOKEN_CACHE_SECONDS). Now, and again once the change is committed: a request in
+    another thread could re-cache the row as it was before the commit in between."""
     _recent.clear()
+    transaction.on_commit(_recent.clear)
 
 
 def token_authenticate(token: str, *, now: Any = None) -> m.ApiToken | None:
@@ -93,8 +96,9 @@ def token_authenticate(token: str, *, now: Any = None) -> m.ApiToken | None:
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=api_token.pk
         ).update(last_used_at=now)
         api_token.last_used_at = now
-        if digest in _recent:
-            _recent[digest][1].last_used_at = now
+        entry = _recent.get(digest)  # one lookup: another thread may clear the cache in between
+        if entry is not None:
+            entry[1].last_used_at = now
     return api_token
 
 

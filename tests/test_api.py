@@ -272,6 +272,33 @@ def test_it_rejects_a_poll_request_naming_a_control_character_with_a_400(client,
     assert response.status_code == 400 and response["Content-Type"] == "application/problem+json"
 
 
+def _cursor(values) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, "default\u0000", "x", 1],  # NUL would reach PostgreSQL
+        [1, "\ud800", "x", 1],  # a lone surrogate cannot be encoded for the driver
+        [2**70, "default", "x", 1],  # beyond a 64-bit key
+        [1, "default", "x", -(2**70)],
+    ],
+)
+def test_it_rejects_a_forged_cursor_with_values_the_database_cannot_hold(alice_client, seeded, values):
+    response = alice_client.get(f"/api/v1/bindings?cursor={_cursor(values)}")
+
+    assert response.status_code == 400 and response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/findings", "/api/v1/polls"])
+def test_it_rejects_an_id_cursor_beyond_64_bits(alice_client, seeded, path):
+    assert alice_client.get(f"{path}?cursor={_cursor([2**70])}").status_code == 400
+
+
 @pytest.mark.parametrize("cursor", ["!!!", "bm90IGpzb24", "WzEsMl0", "eyJhIjogMX0"])
 def test_it_rejects_a_forged_cursor(alice_client, seeded, cursor):
     response = alice_client.get(f"/api/v1/bindings?cursor={cursor}")
