@@ -53,7 +53,8 @@ def forget_tokens(**_kwargs: Any) -> None:
     out BH_API_TOKEN_CACHE_SECONDS). Now, and again once the change is committed: a request in
     another thread could re-cache the row as it was before the commit in between."""
     _recent.clear()
-    transaction.on_commit(_recent.clear)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(_recent.clear)
 
 
 def token_authenticate(token: str, *, now: Any = None) -> m.ApiToken | None:
