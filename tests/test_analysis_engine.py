@@ -740,3 +740,118 @@ def test_networking_on_an_ambiguous_eni_is_not_reconciled_unless_a_group_already
     assert {"SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED"} <= codes(result)
     [finding] = findings(result, "NETWORKING_NOT_RECONCILED")
     assert [x["protocol"] for x in finding.evidence["missing"]] == ["udp"]
+
+
+# --- missing data: say unknown, but never hide what is known --------------------------------------
+
+
+def _without_second_eni(inv: m.Inventory) -> m.Inventory:
+    del inv.network_interfaces["eni-00000000000000002"]
+    return inv
+
+
+def test_an_unjudged_target_beside_an_admitting_one_makes_the_verdict_unknown_not_partial():
+    result = one(_without_second_eni(dns_inventory()))
+
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert "TRAFFIC_BLOCKED" not in codes(result)
+    assert [t.admitted for t in protocol(result, "UDP").targets] == [True, None]
+
+
+def test_a_target_known_to_refuse_is_reported_even_when_another_cannot_be_judged():
+    result = one(_without_second_eni(dns_inventory(rules=(rule("tcp", 53),))))
+
+    assert verdicts(result) == {"UDP": "unknown"}
+    [blocked] = findings(result, "TRAFFIC_BLOCKED")
+    assert blocked.severity == "warning" and "1 could not be judged" in blocked.message
+    assert blocked.evidence["targets"] == [POD_IPS[0]]
+    assert findings(result, "HEALTH_CHECK_MASKS_TRAFFIC")[0].evidence["targets"] == [POD_IPS[0]]
+
+
+def test_known_admitting_and_refusing_targets_are_partial_whatever_the_unjudged_one_does():
+    inv = _without_second_eni(dns_inventory(rules=(rule("udp", 53), rule("tcp", 53))))
+    eni = "eni-00000000000000003"
+    inv.security_groups["sg-tcp-only"] = m.SecurityGroup("sg-tcp-only", "tcp", VPC, {}, (rule("tcp", 53),))
+    inv.network_interfaces[eni] = m.NetworkInterface(
+        eni,
+        "interface",
+        "",
+        "subnet-b",
+        VPC,
+        "us-east-1b",
+        ("10.0.2.30",),
+        security_group_ids=("sg-tcp-only",),
+    )
+    health = inv.target_health[TG_ARN]
+    inv.target_health[TG_ARN] = [*health, replace(health[0], target_id="10.0.2.30")]
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "partial"}
+    assert [t.admitted for t in protocol(result, "UDP").targets] == [True, None, False]
+
+
+def test_a_load_balancer_missing_from_the_aws_data_leaves_the_client_ranges_unknown():
+    inv = dns_inventory(rules=(rule("udp", 53, "10.0.0.0/16"), rule("tcp", 53)))
+    del inv.load_balancers[LB_ARN]
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert "was not collected" in protocol(result, "UDP").reasons[0]
+    assert not codes(result) & {"TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "CLIENT_RANGES_NOT_COVERED"}
+
+
+@pytest.mark.parametrize(
+    ("rules", "verdict"),
+    [((rule("tcp", 53),), "blocked"), (allow_all(), "reachable")],
+)
+def test_with_unknown_client_ranges_what_holds_for_every_address_is_still_judged(rules, verdict):
+    inv = dns_inventory(rules=rules)
+    del inv.load_balancers[LB_ARN]
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": verdict}
+    assert "the client ranges are unknown" in protocol(result, "UDP").reasons[0]
+
+
+def test_an_internal_load_balancer_without_its_vpc_leaves_the_client_ranges_unknown():
+    """Not its subnets instead: a rule admitting only them would look like full coverage."""
+    subnets_only = (rule("udp", 53, "10.0.1.0/24"), rule("udp", 53, "10.0.2.0/24"), rule("tcp", 53))
+    inv = dns_inventory(rules=subnets_only)
+    del inv.vpcs[VPC]
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert f"VPC {VPC} was not collected" in protocol(result, "UDP").reasons[0]
+
+
+# --- networking the controller cannot apply ------------------------------------------------------
+
+
+def test_a_networking_rule_without_peers_declares_nothing():
+    no_peers = (m.NetworkingRule((), (m.NetworkingPort("UDP", 53),)),) + networking(("TCP", 53))
+
+    result = one(dns_inventory(net=no_peers))
+
+    [missing] = findings(result, "MISSING_NETWORKING_RULE")
+    assert missing.protocol == "UDP"
+
+
+def test_a_named_networking_port_with_instance_targets_is_invalid_and_declares_nothing():
+    net = networking(("UDP", "dns"), ("TCP", NODE_PORT))
+
+    result = one(dns_inventory(target_type="instance", net=net))
+
+    [invalid] = findings(result, "INVALID_SPEC")
+    assert "spec.networking.ingress[0].ports[0].port" in invalid.message and "NodePort" in invalid.message
+    assert [f.protocol for f in findings(result, "MISSING_NETWORKING_RULE")] == ["UDP"]
+
+
+def test_a_quoted_number_as_networking_port_is_a_port_name():
+    """IntOrString keeps "53" a string: the controller looks for a container port named "53"."""
+    result = one(dns_inventory(net=networking(("UDP", "53"), ("TCP", 53))))
+
+    assert [f.protocol for f in findings(result, "MISSING_NETWORKING_RULE")] == ["UDP"]

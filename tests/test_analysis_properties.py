@@ -184,8 +184,9 @@ def test_allowing_everything_never_makes_a_verdict_worse(inv):
         elif old in RANK:
             assert new in RANK and RANK[new] >= RANK[old], (key, old, new)
         else:
-            # Unknown targets stay unknown; the known ones may now admit, which reads as partial.
-            assert new in ("unknown", "partial"), (key, old, new)
+            # Unknown targets keep it unknown. Unknown client ranges (judged against every
+            # address) turn into reachable: allowing everything admits any client.
+            assert new in ("unknown", "reachable"), (key, old, new)
 
 
 @SETTINGS
@@ -202,5 +203,8 @@ def test_removing_all_rules_never_makes_a_verdict_better(inv):
         elif new == "unknown":
             # Some targets unknown and the known ones no longer admit anything.
             assert old in ("unknown", "partial"), (key, old, new)
+        elif old == "unknown":
+            # Unknown client ranges: with no rule left, no client gets in, whoever they are.
+            assert new == "blocked", (key, old, new)
         else:
             raise AssertionError(f"{key}: removing rules turned {old} into {new}")

@@ -104,6 +104,8 @@ _EXCLUDED_NODE_LABELS = (
     "alpha.service-controller.kubernetes.io/exclude-balancer",
 )
 _MAX_LISTED = 10
+# Origin text of default client ranges that could not be known (see `_Index.default_clients`).
+UNKNOWN_CLIENTS = "unknown: "
 _ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
@@ -523,6 +525,8 @@ class _Index:
         self._evals: dict[tuple, _Eval] = {}
         self._nacl: dict[tuple, tuple[NetSet, tuple[str, ...]]] = {}
         self._lb_private: dict[str, tuple[NetSet, str]] = {}
+        # Load balancers whose default client ranges could not be known, and why.
+        self.unknown_clients: dict[str, str] = {}
         self._targets: dict[tuple, _Target] = {}
         self._jids: dict[tuple, int] = {}
         # id(ENI) -> (security group ids, network ACL, jid, groups all known); the ENIs live in
@@ -728,14 +732,26 @@ class _Index:
         return found
 
     def default_clients(self, lb_arn: str, tg: m.TargetGroup) -> tuple[NetSet, str]:
+        """The default client ranges, or EMPTY (and why) when the data that decides them is
+        missing: guessing would judge the rules against the wrong sources."""
         lb = self.inv.load_balancers.get(lb_arn)
-        if lb is not None and str(lb.scheme).lower() == "internal":
-            vpc = self.inv.vpcs.get(lb.vpc_id or tg.vpc_id or "")
+        why = ""
+        if lb is None:
+            why = f"load balancer {lb_arn} was not collected (its scheme decides the client ranges)"
+        elif str(lb.scheme).lower() == "internal":
+            vpc_id = lb.vpc_id or tg.vpc_id or ""
+            vpc = self.inv.vpcs.get(vpc_id)
             if vpc is not None:
                 return NetSet.from_cidrs((*vpc.cidrs, *vpc.ipv6_cidrs)), f"VPC {vpc.id} CIDRs (internal)"
-            subnets = [self.inv.subnets.get(z.subnet_id or "") for z in lb.zones or ()]
-            cidrs = [c for s in subnets if s is not None for c in (s.cidr, *s.ipv6_cidrs) if c]
-            return NetSet.from_cidrs(cidrs), "load balancer subnets (internal; VPC not collected)"
+            why = (
+                f"VPC {vpc_id or '(unknown)'} was not collected "
+                "(an internal load balancer's clients are its CIDRs)"
+            )
+        if why:
+            # Judged against every address: a target admitting nothing is blocked whoever the
+            # clients are; anything else stays unknown (`_judge_protocol`).
+            self.unknown_clients[lb_arn] = why
+            return NetSet.from_cidrs(("0.0.0.0/0", "::/0")), f"{UNKNOWN_CLIENTS}{why}"
         everything = ["0.0.0.0/0"]
         if lb is not None and "dualstack" in str(lb.ip_address_type or "").lower():
             everything.append("::/0")
@@ -1592,6 +1608,16 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         )
         return m.ProtocolResult(proto, port, "not_offered", total, 0, preserved, (), (reason,))
 
+    # Without the load balancer's addresses there is nothing to judge against.
+    if not preserved:
+        for lb_arn in lbs:
+            if not c.ix.lb_private(lb_arn)[0]:
+                reason = (
+                    f"the private addresses of load balancer {lb_arn} are unknown (neither its zones, "
+                    "its network interfaces nor its subnets were collected)"
+                )
+                return m.ProtocolResult(proto, port, "unknown", total, 0, preserved, (), (reason,))
+
     # Source groups per address family, in the order the targets first need them (the summary
     # below covers exactly those families, as it always has).
     group_cache: dict[int, tuple] = {}
@@ -1706,17 +1732,39 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         return m.ProtocolResult(
             proto, port, "blocked", 0, 0, preserved, expected_sources, ("no registered targets",)
         )
+    bad = total - full - unknown  # targets known not to admit every expected source
     if full == total:
         verdict: m.Verdict = "reachable"
-    elif unknown == total or (unknown and not full and not partial):
-        verdict = "unknown"
-    elif not full and not partial:
-        verdict = "blocked"
-    else:
+    elif full and bad:
+        verdict = "partial"  # some admit and some don't, whatever the unjudged ones do
+    elif unknown:
+        verdict = "unknown"  # the unjudged targets decide between the possible verdicts
+    elif partial:
         verdict = "partial"
+    else:
+        verdict = "blocked"
+    unknown_clients = (
+        [
+            origin[len(UNKNOWN_CLIENTS) :]
+            for origin in (_client_ranges(c, lb)[1] for lb in lbs)
+            if origin.startswith(UNKNOWN_CLIENTS)
+        ]
+        if preserved and c.ix.unknown_clients
+        else []
+    )
+    # Judged against every address: "reachable" and "blocked" hold whatever the real client ranges
+    # are; anything in between is no verdict, and no target counts as refusing the clients.
+    if unknown_clients and verdict not in ("reachable", "blocked"):
+        c.short[proto] = []
+        c.broad_evals[proto] = []
+        verdicts = [dataclasses.replace(v, admitted=None) if v.admitted is False else v for v in verdicts]
+        reasons = tuple(f"client ranges unknown: {why}" for why in unknown_clients)
+        return _protocol_result(proto, port, "unknown", total, full, preserved, (), reasons, tuple(verdicts))
     source_text = (
         "client ranges (client IP preserved)" if preserved else "the load balancer's private addresses"
     )
+    if unknown_clients:
+        source_text = "any address (the client ranges are unknown: " + "; ".join(unknown_clients) + ")"
     if verdict == "reachable":
         reasons: tuple[str, ...] = (
             f"all {total} target(s) admit {proto} {port} from {source_text} {expected_text}: {first_tail}",
@@ -1859,11 +1907,18 @@ def _clients_of(c: _Ctx, proto: str) -> NetSet:
     return union_all(_client_ranges(c, lb)[0] for lb in c.lbs_by_proto.get(proto, ()))
 
 
+def _known_bad(result: m.ProtocolResult) -> bool:
+    """Blocked or partial — or unknown overall while some targets are known not to admit it."""
+    if result.verdict in ("blocked", "partial"):
+        return bool(result.targets_total)
+    return result.verdict == "unknown" and any(t.admitted is False for t in result.targets)
+
+
 def _findings_traffic(c: _Ctx) -> None:
     states: dict[tuple[str, int | None], str] | None = None
     for result in c.results:
         proto = result.protocol
-        if result.verdict in ("blocked", "partial") and result.targets_total:
+        if _known_bad(result):
             if states is None:
                 states = {(t.target_id, t.port): t.health.state for t in c.targets}
             bad = [t for t in result.targets if t.admitted is False]
@@ -1871,11 +1926,13 @@ def _findings_traffic(c: _Ctx) -> None:
             sources = (
                 "the client ranges" if result.client_ip_preserved else "the load balancer's private addresses"
             )
+            unjudged = sum(1 for t in result.targets if t.admitted is None)
             c.f.add(
                 "TRAFFIC_BLOCKED",
                 severity,
                 f"{proto} {result.port} is {result.verdict}: {len(bad)} of {result.targets_total} target(s) "
-                f"do not admit {proto.lower()} {result.port} from {sources} in their security groups",
+                f"do not admit {proto.lower()} {result.port} from {sources} in their security groups"
+                + (f"; {unjudged} could not be judged" if unjudged else ""),
                 proto,
                 verdict=result.verdict,
                 port=result.port,
@@ -2049,8 +2106,11 @@ def _port_numbers(c: _Ctx, port: int | str | None) -> tuple[int, int] | list[int
         return (0, 65535)
     if isinstance(port, int):
         return (port, port)
-    if str(port).isdigit():
-        return (int(port), int(port))
+    if c.target_type == "instance":
+        # The controller resolves port names through pods only: for instance targets it fails.
+        return []
+    # A string is a name even when it looks like a number: IntOrString keeps "53" a string and the
+    # controller then looks for a container port NAMED "53".
     return sorted(_named_ports(c).get(str(port), ()))
 
 
@@ -2058,9 +2118,11 @@ def _declared(c: _Ctx, proto: str, port: int) -> bool:
     declared = c.declared_ports
     if declared is None:
         # Every networking port entry as (PROTOCOL, port), in rule order, once per binding.
+        # A rule without peers (`from: []`) makes the controller write nothing for its ports.
         declared = c.declared_ports = [
             (str(entry.protocol).upper(), entry.port)
             for rule in c.b.networking or ()
+            if rule.peers
             for entry in rule.ports or ()
         ]
     for entry_proto, entry_port in declared:
@@ -2101,6 +2163,17 @@ def _findings_networking(c: _Ctx) -> None:
         if missing:
             _missing_rule(c, "TCP", missing, c.hc_admitted is True, "health check")
 
+    if c.target_type == "instance":
+        for i, rule in enumerate(b.networking or ()):
+            for j, entry in enumerate(rule.ports or ()):
+                if isinstance(entry.port, str):
+                    c.f.invalid(
+                        c.obj,
+                        f"spec.networking.ingress[{i}].ports[{j}].port",
+                        f"named port {entry.port!r} with instance targets: the controller resolves port "
+                        "names through pods only, so it fails to write this binding's rules; use the "
+                        "NodePort number",
+                    )
     if c.target_type == "instance" and c.sport is not None and c.sport.node_port:
         svc_ports = {p.port: p.node_port for p in c.sport_matches if p.node_port}
         for i, rule in enumerate(b.networking or ()):
@@ -2123,7 +2196,7 @@ def _findings_networking(c: _Ctx) -> None:
                         nodePort=svc_ports[entry.port],
                     )
 
-    needs_rules = any(r.verdict in ("blocked", "partial") for r in c.results) or c.hc_admitted is False
+    needs_rules = any(_known_bad(r) for r in c.results) or c.hc_admitted is False
     declared = bool(b.networking)
     if not (declared or needs_rules):
         return
@@ -2201,11 +2274,7 @@ def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) 
     key: tuple | None = None
     networking = c.b.networking or ()
     try:
-        if not any(
-            isinstance(entry.port, str) and not entry.port.isdigit()
-            for rule in networking
-            for entry in rule.ports or ()
-        ):
+        if not any(isinstance(entry.port, str) for rule in networking for entry in rule.ports or ()):
             key = (tuple(sorted(controller_sg.items())), networking)
             cached = c.ix._unreconciled.get(key)
             if cached is not None:
