@@ -855,3 +855,79 @@ def test_a_quoted_number_as_networking_port_is_a_port_name():
     result = one(dns_inventory(net=networking(("UDP", "53"), ("TCP", 53))))
 
     assert [f.protocol for f in findings(result, "MISSING_NETWORKING_RULE")] == ["UDP"]
+
+
+# --- the load balancer's own security groups (nlb-udp-facts §3.5, §6 step 7) --------------------
+
+
+def _with_lb_group(inv: m.Inventory, ingress, egress) -> m.Inventory:
+    inv.security_groups[LB_SG] = m.SecurityGroup(LB_SG, "nlb", VPC, {}, tuple(ingress), tuple(egress))
+    inv.load_balancers[LB_ARN] = replace(inv.load_balancers[LB_ARN], security_groups=(LB_SG,))
+    return inv
+
+
+ANY_OUT = (rule("-1", None, "0.0.0.0/0"),)
+
+
+def test_an_lb_group_that_admits_no_udp_client_blocks_udp_while_targets_stay_healthy():
+    """Health checks ignore the LB's inbound rules, so this is green but broken too."""
+    inv = _with_lb_group(dns_inventory(), ingress=(rule("tcp", 53, "0.0.0.0/0"),), egress=ANY_OUT)
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "blocked"}
+    assert (
+        f"security group(s) {LB_SG} of load balancer dns-nlb admit no udp"
+        in protocol(result, "UDP").reasons[0]
+    )
+    assert {"TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"} <= codes(result)
+    assert result.health_check.admitted is True
+
+
+def test_an_lb_group_without_an_outbound_rule_to_the_targets_blocks_traffic_and_health_checks():
+    inv = _with_lb_group(dns_inventory(), ingress=(rule("-1", None, "0.0.0.0/0"),), egress=(rule("tcp", 53),))
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "blocked"}
+    assert "allow no outbound udp 53 to 10.0.1.15" in protocol(result, "UDP").targets[0].reason
+    assert result.health_check.admitted is True  # TCP 53 may leave: the health checks get through
+
+
+def test_an_lb_group_letting_health_checks_out_to_part_of_the_targets_only():
+    egress = (rule("-1", None, "10.0.1.0/24"),)  # only the first target's subnet
+    inv = _with_lb_group(dns_inventory(), ingress=(rule("-1", None, "0.0.0.0/0"),), egress=egress)
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "partial"}
+    assert result.health_check.admitted is False
+    [blocked] = findings(result, "HEALTH_CHECK_BLOCKED")
+    assert blocked.evidence["targets"] == [POD_IPS[1]] and "outbound rules" in blocked.message
+
+
+def test_an_outbound_rule_to_the_targets_security_group_lets_traffic_out():
+    egress = (rule("-1", None, NODE_SG, kind="security_group"),)
+    inv = _with_lb_group(dns_inventory(), ingress=(rule("udp", 53, "0.0.0.0/0"),), egress=egress)
+
+    assert verdicts(one(inv)) == {"UDP": "reachable"}
+
+
+def test_lb_groups_that_were_not_collected_are_not_judged():
+    inv = dns_inventory(lb_security_groups=("sg-not-collected",))
+
+    assert verdicts(one(inv)) == {"UDP": "reachable"}
+
+
+def test_the_fix_says_target_rules_cannot_help_when_the_lb_group_refuses():
+    from bindings.fixes import generate_fix
+
+    inv = _with_lb_group(
+        dns_inventory(rules=(rule("tcp", 53),), net=None), (rule("tcp", 53, "0.0.0.0/0"),), ANY_OUT
+    )
+    result = one(inv)
+
+    fix = generate_fix(inv, result)
+
+    assert fix is not None and any("load balancer's own security groups" in w for w in fix.warnings)
+    assert "TRAFFIC_BLOCKED" not in fix.targets and fix.protocols == ()

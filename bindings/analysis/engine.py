@@ -104,6 +104,8 @@ _EXCLUDED_NODE_LABELS = (
     "alpha.service-controller.kubernetes.io/exclude-balancer",
 )
 _MAX_LISTED = 10
+# Marks reasons where the load balancer's own security groups refuse the traffic.
+_LB_REFUSAL = " of load balancer "
 # Origin text of default client ranges that could not be known (see `_Index.default_clients`).
 UNKNOWN_CLIENTS = "unknown: "
 _ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
@@ -525,6 +527,9 @@ class _Index:
         self._evals: dict[tuple, _Eval] = {}
         self._nacl: dict[tuple, tuple[NetSet, tuple[str, ...]]] = {}
         self._lb_private: dict[str, tuple[NetSet, str]] = {}
+        self._lb_rules: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[_Rule, ...]] | None] = {}
+        # Most load balancers have no security groups: skip their checks without a lookup.
+        self.lbs_with_sgs = frozenset(arn for arn, lb in inv.load_balancers.items() if lb.security_groups)
         # Load balancers whose default client ranges could not be known, and why.
         self.unknown_clients: dict[str, str] = {}
         self._targets: dict[tuple, _Target] = {}
@@ -601,6 +606,29 @@ class _Index:
         flat = None if any(r is None for r in found) else tuple(r for group in found for r in group or ())
         self._flat_rules[sg_ids] = flat
         return flat
+
+    def lb_rules(self, lb_arn: str, *, egress: bool) -> tuple[tuple[str, ...], tuple[_Rule, ...]] | None:
+        """(security group ids, their inbound or outbound rules) of a load balancer that has security
+        groups, all of them collected; None otherwise (no groups to judge, or not known)."""
+        key = (lb_arn, egress)
+        if key in self._lb_rules:
+            return self._lb_rules[key]
+        lb = self.inv.load_balancers.get(lb_arn)
+        sg_ids = tuple(lb.security_groups or ()) if lb is not None else ()
+        groups = [self.inv.security_groups.get(sg_id) for sg_id in sg_ids]
+        found = None
+        if sg_ids and all(g is not None for g in groups):
+            found = (
+                sg_ids,
+                tuple(
+                    _Rule(g.id, r)
+                    for g in groups
+                    if g is not None
+                    for r in ((g.egress if egress else g.ingress) or ())
+                ),
+            )
+        self._lb_rules[key] = found
+        return found
 
     def rules_of(self, sg_id: str) -> tuple[_Rule, ...] | None:
         found = self._rules.get(sg_id)
@@ -1578,6 +1606,78 @@ def _source_groups_uncached(
     return tuple(groups)
 
 
+def _lb_refuses_clients(c: _Ctx, proto: str, lbs: Sequence[str]) -> str:
+    """Why the security groups of every load balancer carrying `proto` admit no client of it on
+    the listener ports ('' when one may). Clients meet the LB's inbound rules before any target
+    rule; health checks do not (nlb-udp-facts §3.5), so the targets stay healthy."""
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    why = []
+    for lb_arn in lbs:
+        found = c.ix.lb_rules(lb_arn, egress=False)
+        if found is None:
+            return ""
+        sg_ids, rules = found
+        ports = sorted(
+            {
+                li.port
+                for li in c.ix.listeners_by_tg.get(tg.arn, ())
+                if li.load_balancer_arn == lb_arn
+                and isinstance(li.port, int)
+                and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+            }
+        )
+        if not ports or any(r.matches(proto.lower(), p) for r in rules for p in ports):
+            return ""
+        why.append(
+            f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} admit no "
+            f"{proto.lower()} on listener port(s) {_short(ports, 5)}, so no client traffic gets in"
+        )
+    return "; ".join(why)
+
+
+def _refused_eval(tail: str) -> _Eval:
+    ev = _Eval("none", EMPTY, False, ())
+    ev.tail = tail
+    return ev
+
+
+def _lb_name(c: _Ctx, lb_arn: str) -> str:
+    lb = c.ix.inv.load_balancers.get(lb_arn)
+    return (lb.name if lb is not None and lb.name else "") or lb_arn
+
+
+def _lb_egress_refusal(c: _Ctx, lbs: Sequence[str], proto: str, port: int, target: _Target) -> str:
+    """Why a load balancer's security groups let nothing out to `target` on `proto`/`port` ('' if
+    they do, or cannot be judged). Outbound rules apply to traffic and health checks alike."""
+    eni = target.eni
+    dest = target.ip or (eni.private_ips[0] if eni is not None and eni.private_ips else None)
+    dest_net = NetSet.from_cidrs([_host_cidr(dest) or ""]) if dest else EMPTY
+    for lb_arn in lbs:
+        found = c.ix.lb_rules(lb_arn, egress=True)
+        if found is None:
+            continue
+        sg_ids, rules = found
+        for r in rules:
+            if not r.matches(proto, port):
+                continue
+            if r.kind == "cidr":
+                if dest_net and r.cidr.contains(dest_net):
+                    break
+            elif r.kind == "security_group":
+                if r.source in target.sg_ids:
+                    break
+            else:
+                break  # a prefix list: its addresses are not known, so no refusal is claimed
+        else:
+            return (
+                f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} allow "
+                f"no outbound {proto} {port} to {dest or target.target_id}"
+            )
+    return ""
+
+
 def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     tg = c.tg
     assert tg is not None
@@ -1618,6 +1718,41 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
                 )
                 return m.ProtocolResult(proto, port, "unknown", total, 0, preserved, (), (reason,))
 
+    # The load balancer's own security groups, when it has them: clients meet their inbound
+    # rules first, and their outbound rules must let the traffic out to each target.
+    with_sgs = c.ix.lbs_with_sgs
+    lb_sgs = bool(with_sgs) and any(
+        lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=False) is not None for lb_arn in lbs
+    )
+    if lb_sgs:
+        refusal = _lb_refuses_clients(c, proto, lbs)
+        if refusal:
+            refused = tuple(
+                _target_verdict(
+                    t.target_id,
+                    t.port,
+                    t.eni.id if t.eni is not None else None,
+                    t.sg_ids,
+                    None if t.eni is None else False,
+                    (),
+                    (),
+                    refusal if t.eni is not None else (t.problem or "not judged"),
+                )
+                for t in c.targets
+            )
+            n_unknown = sum(1 for v in refused if v.admitted is None)
+            return _protocol_result(
+                proto,
+                port,
+                "unknown" if n_unknown else "blocked",
+                total,
+                0,
+                preserved,
+                (),
+                (f"0 of {total} target(s) receive {proto} {port}: {refusal}",),
+                refused,
+            )
+
     # Source groups per address family, in the order the targets first need them (the summary
     # below covers exactly those families, as it always has).
     group_cache: dict[int, tuple] = {}
@@ -1636,7 +1771,8 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     # target's judgement is reused without building a cache key.
     last_jid = last_port = last_family = -1
     ev: _Eval | None = None
-    uniform = c.uniform
+    # Outbound rules of the LB depend on each target's address: judge target by target then.
+    uniform = None if lb_sgs else c.uniform
     targets = c.targets if uniform is None else ()
     if uniform is not None:
         # Every target shares one judgement: judge once, then build the verdicts in one pass
@@ -1692,6 +1828,11 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         assert ev is not None
         level = ev.level
         tail = ev.tail
+        uncovered_cidrs, labels = ev.uncovered_cidrs, ev.labels
+        if lb_sgs and level is not None:
+            refusal = _lb_egress_refusal(c, lbs, sg_proto, tport, target)
+            if refusal:
+                level, tail, uncovered_cidrs, labels = "none", refusal, (), ()
         if not first_tail:
             first_tail = tail
         if level == "full":
@@ -1705,7 +1846,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
                 admitted = False
                 if level == "partial":
                     partial += 1
-                if not ev.via_sg:
+                if not ev.via_sg and tail is ev.tail:
                     short.append((target, ev))
             tails.setdefault(tail, []).append(target.label)
         append(
@@ -1715,8 +1856,8 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
                 eni.id,
                 target.sg_ids,
                 admitted,
-                ev.uncovered_cidrs,
-                ev.labels,
+                uncovered_cidrs,
+                labels,
                 tail,
             )
         )
@@ -1830,7 +1971,11 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
         n_full = n_false = 0
         last_jid = last_port = last_family = -1
         ev: _Eval | None = None
-        uniform = c.uniform
+        with_sgs = c.ix.lbs_with_sgs
+        lb_sgs = bool(with_sgs) and any(
+            lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=True) is not None for lb_arn in lbs
+        )
+        uniform = None if lb_sgs else c.uniform
         targets = c.targets
         if uniform is not None and (traffic or fixed_port is not None):
             # One judgement for all targets (see `_Ctx.uniform`); same counts as the loop.
@@ -1865,6 +2010,12 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
                 last_jid, last_port, last_family = target.jid, port, family
             assert ev is not None
             level = ev.level
+            if lb_sgs and level is not None:
+                refusal = _lb_egress_refusal(c, lbs, "tcp", port, target)
+                if refusal:
+                    n_false += 1
+                    hc_blocked.append((target, _refused_eval(refusal), port))
+                    continue
             if level == "full":
                 n_full += 1
             elif level is not None:
@@ -1918,7 +2069,8 @@ def _findings_traffic(c: _Ctx) -> None:
     states: dict[tuple[str, int | None], str] | None = None
     for result in c.results:
         proto = result.protocol
-        if _known_bad(result):
+        verdict = result.verdict
+        if (verdict == "blocked" or verdict == "partial" or verdict == "unknown") and _known_bad(result):
             if states is None:
                 states = {(t.target_id, t.port): t.health.state for t in c.targets}
             bad = [t for t in result.targets if t.admitted is False]
@@ -1927,11 +2079,16 @@ def _findings_traffic(c: _Ctx) -> None:
                 "the client ranges" if result.client_ip_preserved else "the load balancer's private addresses"
             )
             unjudged = sum(1 for t in result.targets if t.admitted is None)
+            where = (
+                "(the load balancer's security groups refuse it; see the reasons)"
+                if any(_LB_REFUSAL in t.reason for t in bad)
+                else "in their security groups"
+            )
             c.f.add(
                 "TRAFFIC_BLOCKED",
                 severity,
                 f"{proto} {result.port} is {result.verdict}: {len(bad)} of {result.targets_total} target(s) "
-                f"do not admit {proto.lower()} {result.port} from {sources} in their security groups"
+                f"do not admit {proto.lower()} {result.port} from {sources} {where}"
                 + (f"; {unjudged} could not be judged" if unjudged else ""),
                 proto,
                 verdict=result.verdict,
@@ -2034,8 +2191,14 @@ def _findings_health(c: _Ctx) -> None:
         c.f.add(
             "HEALTH_CHECK_BLOCKED",
             "critical",
-            f"the security groups of {len(blocked)} target(s) do not admit TCP health checks from the load "
-            f"balancer's private addresses, so they will be marked unhealthy: "
+            (
+                f"TCP health checks from the load balancer do not reach {len(blocked)} target(s) (refused "
+                "by their security groups or the load balancer's outbound rules), so they will be marked "
+                "unhealthy: "
+                if any(_LB_REFUSAL in ev.tail for _, ev, _ in blocked)
+                else f"the security groups of {len(blocked)} target(s) do not admit TCP health checks from "
+                "the load balancer's private addresses, so they will be marked unhealthy: "
+            )
             + "; ".join(f"{t.label} port {port}: {ev.tail}" for t, ev, port in blocked[:5]),
             None,
             targets=[t.target_id for t, _, _ in blocked][:50],

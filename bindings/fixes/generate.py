@@ -1054,6 +1054,19 @@ class _Planner:
         unknown = any(
             t.eni is None or any(s not in w.inv.security_groups for s in t.sg_ids) for t in w.targets
         ) or any(p.verdict == "unknown" for p in w.offered)
+        # The load balancer's own security groups refuse it (inbound from clients, or outbound
+        # to the targets): no rule on the targets changes that.
+        lb_refuses = any(
+            " of load balancer " in text
+            for p in w.result.protocols
+            for text in (*p.reasons, *(t.reason for t in p.targets))
+        )
+        if lb_refuses:
+            self.warnings.append(
+                "the load balancer's own security groups refuse part of this traffic (see the reasons); "
+                "target rules alone will not make it reachable — change the load balancer's inbound or "
+                "outbound rules too"
+            )
         nacl = any("network ACL" in reason for p in w.result.protocols for reason in p.reasons)
         if nacl:
             self.warnings.append(
@@ -1070,7 +1083,7 @@ class _Planner:
         rules_land = (manifest_changed or any(r.required for r in sg_rules) or not needs) and (
             not ambiguous_enis or ambiguous_covered
         )
-        traffic_ok = rules_land and not unknown and not nacl
+        traffic_ok = rules_land and not unknown and not nacl and not lb_refuses
         protocols: list[str] = []
         if traffic_ok:
             for code in (

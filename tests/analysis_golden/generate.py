@@ -65,8 +65,21 @@ def bench_mixed(bindings: int = 300) -> m.Inventory:
     vpc = inv.vpcs["vpc-0bench"]
     vpc.ipv6_cidrs = ("2600:1f18:aaaa::/56",)
     # LB security groups, and node groups that reference them (alone and next to a CIDR group).
-    for sg_id in ("sg-lb-0", "sg-lb-1"):
-        inv.security_groups[sg_id] = m.SecurityGroup(sg_id, vpc_id=vpc.id)
+    # sg-lb-0 admits every client and lets everything out (AWS's default outbound rule);
+    # sg-lb-1 admits TCP clients only (UDP stops at the LB) and lets traffic out to part of the VPC.
+    everywhere = (
+        m.SecurityGroupRule("-1", None, None, "cidr", "0.0.0.0/0", ""),
+        m.SecurityGroupRule("-1", None, None, "cidr", "::/0", ""),
+    )
+    inv.security_groups["sg-lb-0"] = m.SecurityGroup(
+        "sg-lb-0", vpc_id=vpc.id, ingress=everywhere, egress=everywhere
+    )
+    inv.security_groups["sg-lb-1"] = m.SecurityGroup(
+        "sg-lb-1",
+        vpc_id=vpc.id,
+        ingress=(m.SecurityGroupRule("tcp", 0, 65535, "cidr", "0.0.0.0/0", "tcp clients"),),
+        egress=(m.SecurityGroupRule("-1", None, None, "cidr", "10.1.0.0/21", "part of the VPC"),),
+    )
     ref_rules = tuple(
         m.SecurityGroupRule(p, None, None, "security_group", "sg-lb-0", "lb ref") for p in ("tcp", "udp")
     ) + (
