@@ -931,3 +931,22 @@ def test_the_fix_says_target_rules_cannot_help_when_the_lb_group_refuses():
 
     assert fix is not None and any("load balancer's own security groups" in w for w in fix.warnings)
     assert "TRAFFIC_BLOCKED" not in fix.targets and fix.protocols == ()
+
+
+def test_a_tcp_listener_does_not_forward_to_a_tls_group():
+    result = one(dns_inventory(tg_protocol="TLS", listener_protocols=("TCP",)))
+
+    assert verdicts(result) == {"TCP": "not_offered"} and "NO_LISTENER" in codes(result)
+
+
+def test_the_node_port_named_for_a_numeric_service_port_is_the_first_match_the_controller_registers():
+    ports = (
+        m.ServicePort("dns", "UDP", 53, 53, NODE_PORT),
+        m.ServicePort("dns-tcp", "TCP", 53, 53, NODE_PORT + 1),
+    )
+    net = networking(("UDP", 53), ("TCP", NODE_PORT))
+
+    result = one(dns_inventory(target_type="instance", service_port=53, service_ports=ports, net=net))
+
+    [finding] = findings(result, "INSTANCE_PORT_NOT_NODEPORT")
+    assert finding.evidence["nodePort"] == NODE_PORT

@@ -66,6 +66,38 @@ def test_bundle_inventory_uses_bundle_json() -> None:
     assert inventory.client_cidrs is None
 
 
+def test_without_bundle_json_the_cluster_is_the_one_its_security_group_tags_name(
+    coredns_bundle: Path,
+) -> None:
+    """Not the folder's name: that would make every tagged node group look untagged."""
+    (coredns_bundle / "bundle.json").unlink()
+    tagged = json.loads((coredns_bundle / "aws.json").read_text())
+    groups = tagged["DescribeSecurityGroups"]["SecurityGroups"]
+    groups.append(
+        {"GroupId": "sg-0extra", "VpcId": groups[0].get("VpcId"), "Tags": [{"Key": "team", "Value": "x"}]}
+    )
+    (coredns_bundle / "aws.json").write_text(json.dumps(tagged))
+
+    inventory = bundle_inventory(load_bundle(coredns_bundle))
+
+    assert inventory.cluster == "demo"
+
+
+def test_without_bundle_json_or_one_agreed_tag_the_folder_names_the_cluster(coredns_bundle: Path) -> None:
+    (coredns_bundle / "bundle.json").unlink()
+    data = json.loads((coredns_bundle / "aws.json").read_text())
+    for group in data["DescribeSecurityGroups"]["SecurityGroups"]:
+        group["Tags"] = [
+            {"Key": "kubernetes.io/cluster/a", "Value": "owned"},
+            {"Key": "kubernetes.io/cluster/b", "Value": "owned"},
+        ]
+    (coredns_bundle / "aws.json").write_text(json.dumps(data))
+
+    inventory = bundle_inventory(load_bundle(coredns_bundle))
+
+    assert inventory.cluster == "coredns" and inventory.now is None
+
+
 def test_client_cidr_override_beats_bundle_json(coredns_bundle: Path) -> None:
     meta = json.loads((coredns_bundle / "bundle.json").read_text())
     meta["clientCidrs"] = ["192.168.0.0/16"]
@@ -73,13 +105,6 @@ def test_client_cidr_override_beats_bundle_json(coredns_bundle: Path) -> None:
     bundle = load_bundle(coredns_bundle)
     assert bundle_inventory(bundle).client_cidrs == ("192.168.0.0/16",)
     assert bundle_inventory(bundle, client_cidrs=["172.16.0.0/12"]).client_cidrs == ("172.16.0.0/12",)
-
-
-def test_cluster_falls_back_to_directory_name(coredns_bundle: Path) -> None:
-    (coredns_bundle / "bundle.json").unlink()
-    inventory = bundle_inventory(load_bundle(coredns_bundle))
-    assert inventory.cluster == "coredns"
-    assert inventory.now is None
 
 
 def test_tar_gz_with_top_folder(tmp_path: Path) -> None:

@@ -326,10 +326,13 @@ def bundle_inventory(bundle: Bundle, *, client_cidrs: list[str] | tuple[str, ...
     `now` is `collectedAt`, so staleness is judged as of collection time, not of reading.
     """
     cluster = bundle.meta.get("cluster") if isinstance(bundle.meta.get("cluster"), str) else None
-    cluster = cluster or bundle.name or "bundle"
+    aws = normalize_aws(bundle.aws)
+    # bundle.json is optional, and the cluster name decides which security group the controller
+    # writes to (its `kubernetes.io/cluster/<name>` tag): without one, the name the collected
+    # security groups' tags agree on beats the folder's name.
+    cluster = cluster or _tagged_cluster(aws.security_groups.values()) or bundle.name or "bundle"
     cidrs = client_cidrs if client_cidrs else bundle.meta.get("clientCidrs")
     kube = normalize_kubernetes(bundle.kube_objects, cluster=cluster)
-    aws = normalize_aws(bundle.aws)
     return build_inventory(
         cluster=cluster,
         kube=kube,
@@ -337,6 +340,20 @@ def bundle_inventory(bundle: Bundle, *, client_cidrs: list[str] | tuple[str, ...
         client_cidrs=list(cidrs) if cidrs else None,
         now=_parse_timestamp(bundle.meta.get("collectedAt")),
     )
+
+
+def _tagged_cluster(groups: Any) -> str | None:
+    """The one cluster name the `kubernetes.io/cluster/<name>` tags of these groups carry, if one."""
+    names = {
+        key[len(CLUSTER_TAG_PREFIX) :]
+        for g in groups
+        for key in (g.tags or {})
+        if isinstance(key, str) and key.startswith(CLUSTER_TAG_PREFIX) and len(key) > len(CLUSTER_TAG_PREFIX)
+    }
+    return names.pop() if len(names) == 1 else None
+
+
+CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
 
 
 def _json_default(value: Any) -> Any:

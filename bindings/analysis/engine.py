@@ -68,7 +68,7 @@ from .netset import EMPTY, NetSet, coverage, parse_network, union_all
 
 # Listener protocol -> {target-group protocol: protocols that listener carries to it}.
 LISTENER_CARRIES: dict[str, dict[str, tuple[m.Protocol, ...]]] = {
-    "TCP": {"TCP": ("TCP",), "TLS": ("TCP",), "TCP_UDP": ("TCP",)},
+    "TCP": {"TCP": ("TCP",), "TCP_UDP": ("TCP",)},  # a TCP listener cannot forward to a TLS group
     "TLS": {"TCP": ("TCP",), "TLS": ("TCP",)},
     "UDP": {"UDP": ("UDP",), "TCP_UDP": ("UDP",)},
     "TCP_UDP": {"TCP_UDP": ("TCP", "UDP")},
@@ -2338,7 +2338,10 @@ def _findings_networking(c: _Ctx) -> None:
                         "NodePort number",
                     )
     if c.target_type == "instance" and c.sport is not None and c.sport.node_port:
-        svc_ports = {p.port: p.node_port for p in c.sport_matches if p.node_port}
+        svc_ports: dict[int, int] = {}
+        for p in c.sport_matches:
+            if p.node_port:
+                svc_ports.setdefault(p.port, p.node_port)  # the controller registers the first match
         for i, rule in enumerate(b.networking or ()):
             for entry in rule.ports or ():
                 if (
