@@ -950,3 +950,47 @@ def test_the_node_port_named_for_a_numeric_service_port_is_the_first_match_the_c
 
     [finding] = findings(result, "INSTANCE_PORT_NOT_NODEPORT")
     assert finding.evidence["nodePort"] == NODE_PORT
+
+
+# --- network ACLs are stateless: the replies need their own outbound entries ---------------------
+
+
+def _with_acl(inv: m.Inventory, *entries: m.NetworkAclEntry) -> m.Inventory:
+    inbound = m.NetworkAclEntry(100, "-1", "allow", False, "0.0.0.0/0")
+    inv.network_acls.append(
+        m.NetworkAcl("acl-1", VPC, subnet_ids=("subnet-a", "subnet-b"), entries=(inbound, *entries))
+    )
+    return inv
+
+
+def test_an_acl_that_lets_no_reply_out_blocks_the_traffic():
+    inv = _with_acl(dns_inventory(), m.NetworkAclEntry(32767, "-1", "deny", True, "0.0.0.0/0"))
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "blocked"}
+    assert "replies to ports 1024-65535" in protocol(result, "UDP").targets[0].reason
+    assert result.health_check.admitted is False  # the health checks' answers cannot leave either
+
+
+def test_an_acl_letting_replies_out_to_part_of_the_ephemeral_ports_only():
+    inv = _with_acl(
+        dns_inventory(),
+        m.NetworkAclEntry(100, "17", "allow", True, "0.0.0.0/0", port_from=1024, port_to=32767),
+        m.NetworkAclEntry(32767, "-1", "deny", True, "0.0.0.0/0"),
+    )
+
+    reason = protocol(one(inv), "UDP").targets[0].reason
+
+    assert verdicts(one(inv)) == {"UDP": "blocked"} and "replies to ports 32768-65535" in reason
+
+
+def test_an_acl_allowing_replies_on_every_ephemeral_port_to_the_clients_is_fine():
+    inv = _with_acl(
+        dns_inventory(),
+        m.NetworkAclEntry(100, "17", "allow", True, "10.0.0.0/16", port_from=1024, port_to=65535),
+        m.NetworkAclEntry(110, "6", "allow", True, "10.0.0.0/16", port_from=1024, port_to=65535),
+        m.NetworkAclEntry(32767, "-1", "deny", True, "0.0.0.0/0"),
+    )
+
+    assert verdicts(one(inv)) == {"UDP": "reachable"}

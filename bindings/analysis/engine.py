@@ -16,22 +16,32 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
 * Targets in state `draining` are not judged. A target whose ENI or one of whose security groups
   is missing is `unknown`; a verdict counts a target as admitted only when every expected source
   is admitted. A target with no expected source of its address family (e.g. IPv6-only client
-  ranges and an LB without IPv6 addresses) is `unknown` for that protocol.
+  ranges and an LB without IPv6 addresses) is `unknown` for that protocol. With unjudged targets
+  the verdict is `unknown` unless judged ones both admit and refuse (`partial`); targets known to
+  refuse are still reported (`TRAFFIC_BLOCKED`, `HEALTH_CHECK_MASKS_TRAFFIC`).
+* The load balancer's own security groups, when it has them and they were collected: no inbound
+  rule for the protocol on a listener port blocks the protocol for every target (health checks
+  ignore inbound rules, so targets stay healthy); outbound rules must let the traffic and the
+  TCP health checks out to each target (a CIDR holding its address, or one of its groups).
 * Several load balancers on one group: each LB's sources are judged on their own (an LB
   security-group reference admits only that LB's traffic), then united.
 * Expected sources list the LB security groups first (a rule referencing one admits everything
   that LB sends), then the CIDRs.
 * Client ranges from the annotation or the cluster setting that fail to parse are reported as
   `INVALID_SPEC` and dropped; if none remain, the next source of client ranges applies. The
-  internet-facing default adds `::/0` only for dualstack load balancers. An internal LB whose VPC
-  is not in the inventory falls back to its subnets' CIDRs.
+  internet-facing default adds `::/0` only for dualstack load balancers. When the LB (its scheme)
+  or an internal LB's VPC is not in the inventory, the client ranges are unknown: the targets are
+  judged against every address, and only `reachable` or `blocked` (true for any clients) stand;
+  anything else is `unknown`.
 * `not_offered` protocols get no rule-based findings (no traffic to judge).
 * `MISSING_NETWORKING_RULE` for the health-check port is skipped when the group carries TCP on
   the same port (the TCP finding already says it); its severity is `warning` when health checks
   are not admitted and `info` otherwise.
 * Network ACLs: the target subnet's ACL (explicit association, else the VPC default ACL) is
-  evaluated in rule-number order for the inbound protocol and port; denied addresses are not
-  admitted. Return traffic (ephemeral ports) is not judged.
+  evaluated in rule-number order for the inbound protocol and port, and — ACLs being stateless —
+  for the replies: outbound to the same sources on every ephemeral port 1024-65535 (an ACL with
+  no outbound entries in the data is not judged outbound). Denied addresses are not admitted.
+  The load balancer subnets' ACLs are not judged.
 * `TARGET_DRIFT` for instance targets compares against ready nodes minus the controller's default
   exclusions and a `spec.nodeSelector.matchLabels` (skipped when `matchExpressions` is used).
 * A target whose rules admit health checks from only some LB addresses counts as
@@ -684,10 +694,11 @@ class _Index:
         return self.default_nacl_by_vpc.get(eni.vpc_id or "")
 
     def nacl_allowed(
-        self, nacl: m.NetworkAcl, proto: str, port: int, sources: NetSet
+        self, nacl: m.NetworkAcl, proto: str, port: int, sources: NetSet, *, egress: bool = False
     ) -> tuple[NetSet, tuple[str, ...]]:
-        """The part of `sources` the ACL lets in, and the entries that denied the rest."""
-        key = (nacl.id, proto, port, sources)
+        """The part of `sources` the ACL lets in (with `egress`: lets out to, on `port`), and the
+        entries that denied the rest."""
+        key = (nacl.id, proto, port, sources, egress)
         found = self._nacl.get(key)
         if found is not None:
             return found
@@ -695,9 +706,10 @@ class _Index:
         allowed = EMPTY
         denials: list[str] = []
         entries = sorted(
-            (e for e in nacl.entries or () if not e.egress),
+            (e for e in nacl.entries or () if bool(e.egress) == egress),
             key=lambda e: e.rule_number if isinstance(e.rule_number, int) else 1 << 30,
         )
+        what = f"outbound {proto} to port {port} of" if egress else f"{proto} {port} from"
         for entry in entries:
             if not remaining:
                 break
@@ -715,14 +727,43 @@ class _Index:
             if str(entry.action).lower() == "allow":
                 allowed = allowed | hit
             else:
-                denials.append(
-                    f"network ACL {nacl.id} rule {entry.rule_number} denies {proto} {port} from {hit}"
-                )
+                denials.append(f"network ACL {nacl.id} rule {entry.rule_number} denies {what} {hit}")
             remaining = remaining - hit
         if remaining:
-            denials.append(
-                f"network ACL {nacl.id} denies {proto} {port} from {remaining} (no entry allows it)"
-            )
+            denials.append(f"network ACL {nacl.id} denies {what} {remaining} (no entry allows it)")
+        found = (allowed, tuple(denials))
+        self._nacl[key] = found
+        return found
+
+    def nacl_replies(self, nacl: m.NetworkAcl, proto: str, peers: NetSet) -> tuple[NetSet, tuple[str, ...]]:
+        """The part of `peers` the ACL lets the targets' replies out to, on every ephemeral port
+        (1024-65535), and why the rest is refused. ACLs are stateless: a reply is a new packet
+        (nlb-udp-facts §3.6). An ACL without outbound entries in the data (AWS always lists at least
+        its final deny) is not judged."""
+        key = (nacl.id, proto, peers, "replies")
+        found = self._nacl.get(key)
+        if found is not None:
+            return found
+        outbound = [e for e in nacl.entries or () if e.egress]
+        if not outbound:
+            found = (peers, ())
+            self._nacl[key] = found
+            return found
+        # Elementary port intervals: within one, every outbound entry decides the same way.
+        bounds = {1024}
+        for e in outbound:
+            if norm_proto(e.protocol) in ("-1", proto) and e.port_from is not None:
+                hi = e.port_to if e.port_to is not None else e.port_from
+                bounds |= {b for b in (e.port_from, hi + 1) if 1024 < b <= 65535}
+        points = sorted(bounds)
+        allowed = peers
+        denials: list[str] = []
+        for i, lo in enumerate(points):
+            ok, refused = self.nacl_allowed(nacl, proto, lo, peers, egress=True)
+            allowed = allowed & ok
+            if refused:
+                hi = points[i + 1] - 1 if i + 1 < len(points) else 65535
+                denials.append(f"replies to ports {lo}-{hi}: " + "; ".join(refused))
         found = (allowed, tuple(denials))
         self._nacl[key] = found
         return found
@@ -914,6 +955,9 @@ class _Index:
         denials: tuple[str, ...] = ()
         if nacl is not None:
             nacl_ok, denials = self.nacl_allowed(nacl, proto, port, expected)
+            replies_ok, reply_denials = self.nacl_replies(nacl, proto, expected)
+            nacl_ok = nacl_ok & replies_ok
+            denials += reply_denials
             allowed = allowed & nacl_ok
             cidr_allowed = cidr_allowed & nacl_ok
         level = coverage(allowed, expected)
