@@ -265,6 +265,8 @@ def _add_aws(inv: am.Inventory, account: m.AwsAccount) -> None:
 
     for tg in rows(fm.TARGET_GROUP):
         inv.target_groups[tg.arn] = fm.TARGET_GROUP.record_of(tg)
+        # Every stored group had its health described: no rows means no registered targets.
+        inv.target_health[tg.arn] = []
     for t in rows(fm.REGISTERED_TARGET).order_by("pk"):
         inv.target_health.setdefault(t.target_group_arn, []).append(fm.REGISTERED_TARGET.record_of(t))
     for lb in rows(fm.LOAD_BALANCER):

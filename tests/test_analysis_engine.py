@@ -994,3 +994,13 @@ def test_an_acl_allowing_replies_on_every_ephemeral_port_to_the_clients_is_fine(
     )
 
     assert verdicts(one(inv)) == {"UDP": "reachable"}
+
+
+def test_a_group_whose_health_was_not_collected_is_unknown_not_empty():
+    inv = dns_inventory()
+    del inv.target_health[TG_ARN]
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "unknown"}
+    assert protocol(result, "UDP").reasons == ("target health not collected",)

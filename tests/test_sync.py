@@ -215,3 +215,17 @@ def test_it_samples_history_again_after_the_sample_period(cluster, blocked_bundl
 
     assert m.HistorySample.objects.filter(at=later).count() == 2
     assert m.VerdictTransition.objects.count() == 2  # one per binding, none for the unchanged rerun
+
+
+def test_a_stored_group_without_registered_targets_reads_back_as_empty_not_unknown(cluster, aws_account):
+    from bindings.inventory import cluster_inventory as inventory_of
+
+    m.TargetGroup.objects.create(
+        account=aws_account,
+        arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/empty/1",
+        name="empty",
+    )
+
+    inv = inventory_of(cluster)
+
+    assert inv.target_health["arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/empty/1"] == []

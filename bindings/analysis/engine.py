@@ -1455,7 +1455,8 @@ def _resolve_targets(c: _Ctx) -> None:
     assert tg is not None
     ix = c.ix
     health = ix.inv.target_health.get(tg.arn)
-    if health is None and not ix.inv.aws_complete:
+    if health is None:
+        # Not collected (an empty list is a group with no targets): nothing to judge.
         c.health_known = False
         return
     resolved = ix._targets
