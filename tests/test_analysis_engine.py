@@ -919,17 +919,33 @@ def test_lb_groups_that_were_not_collected_are_not_judged():
     assert verdicts(one(inv)) == {"UDP": "reachable"}
 
 
-def test_the_fix_says_target_rules_cannot_help_when_the_lb_group_refuses():
+def test_the_fix_opens_the_lb_group_to_the_clients_when_it_refuses_them_and_that_is_enough():
+    from bindings.fixes import apply_fix_to_inventory, generate_fix
+
+    inv = _with_lb_group(dns_inventory(net=None), (rule("tcp", 53, "10.0.0.0/16"),), ANY_OUT)
+    result = one(inv)
+
+    fix = generate_fix(inv, result)
+
+    assert fix is not None
+    lb_rules = [r for r in fix.security_group_rules if r.security_group_id == LB_SG]
+    assert [(r.protocol, r.from_port, r.peer, r.required) for r in lb_rules] == [
+        ("udp", 53, "10.0.0.0/16", True)
+    ]
+    assert verdicts(one(apply_fix_to_inventory(inv, fix))) == {"UDP": "reachable"}
+
+
+def test_the_fix_says_target_rules_cannot_help_when_the_lb_group_lets_nothing_out():
     from bindings.fixes import generate_fix
 
     inv = _with_lb_group(
-        dns_inventory(rules=(rule("tcp", 53),), net=None), (rule("tcp", 53, "0.0.0.0/0"),), ANY_OUT
+        dns_inventory(rules=(rule("tcp", 53),), net=None), (rule("-1", None, "0.0.0.0/0"),), ()
     )
     result = one(inv)
 
     fix = generate_fix(inv, result)
 
-    assert fix is not None and any("load balancer's own security groups" in w for w in fix.warnings)
+    assert fix is not None and any("let part of this traffic nowhere" in w for w in fix.warnings)
     assert "TRAFFIC_BLOCKED" not in fix.targets and fix.protocols == ()
 
 

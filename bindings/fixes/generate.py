@@ -38,6 +38,9 @@ from bindings.analysis.netset import NetSet, parse_network
 
 from . import render
 
+# Marks analysis reasons about the load balancer's own security groups (engine `_LB_REFUSAL`).
+_LB_MARK = " of load balancer "
+
 RULE_LIMIT = 60  # AWS default quota: inbound rules per security group, per address family
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 CHECKPOINT_ANNOTATIONS = frozenset(
@@ -865,6 +868,54 @@ class _Planner:
             )
         return rules
 
+    def lb_inbound_rules(self) -> list[PlannedRule]:
+        """Where the analysis found the load balancer's own groups admitting no client of a protocol
+        on its listener port: that inbound rule, from the client ranges, on its first group. No
+        target rule can stand in for it (clients meet the LB's rules first)."""
+        w = self.w
+        tg_proto = str(w.tg.protocol).upper()
+        rules = []
+        for p in w.offered:
+            if not any(_LB_MARK in r and " admit no " in r for r in p.reasons):
+                continue
+            for lb_arn in w.lbs.get(p.protocol, ()):
+                groups = w.lb_groups(lb_arn)
+                if not groups:
+                    continue
+                ports = sorted(
+                    {
+                        li.port
+                        for li in w.inv.listeners or ()
+                        if li.load_balancer_arn == lb_arn
+                        and isinstance(li.port, int)
+                        and w.tg.arn in (li.target_group_arns or ())
+                        and p.protocol in LISTENER_CARRIES.get(str(li.protocol).upper(), {}).get(tg_proto, ())
+                    }
+                )
+                cidrs, origin = w.client_cidrs(lb_arn)
+                broad = [c for c in cidrs if _is_everything(c)]
+                if ports and broad:
+                    self.warnings.append(
+                        f"{p.protocol} {_short(ports)} is opened on the load balancer's security group "
+                        f"{groups[0]} to {_short(broad)}: the client ranges are the whole internet "
+                        f"({origin}). Narrow them with the annotation {m.CLIENT_CIDRS_ANNOTATION} or the "
+                        "cluster's client ranges if the clients are known."
+                    )
+                if ports and cidrs:
+                    self.explanation.append(
+                        f"The load balancer's security group {groups[0]} admits no {p.protocol} client on "
+                        f"listener port(s) {_short(ports)}: clients meet its inbound rules before any target "
+                        f"rule, so it must admit {p.protocol} from the client ranges ({_short(cidrs)}, "
+                        f"{origin}). Health checks skip these rules, which is why the targets look healthy."
+                    )
+                for port in ports:
+                    for cidr in cidrs:
+                        text = self.description(p.protocol, port)
+                        rules.append(
+                            PlannedRule(groups[0], p.protocol.lower(), port, port, "cidr", cidr, text, True)
+                        )
+        return rules
+
     def controller_rules(
         self, ingress: list[dict], *, description: str | None = None, ambiguous: bool = False
     ) -> list[PlannedRule]:
@@ -963,6 +1014,7 @@ class _Planner:
         if not_reconciled_only:
             # Without a manifest change nothing else will write these: every missing rule is required.
             sg_rules = [_required(r) for r in sg_rules]
+        sg_rules += self.lb_inbound_rules()
         sg_rules = _dedupe(sg_rules)
 
         if not manifest_changed and not sg_rules and hc_change is None:
@@ -1056,16 +1108,17 @@ class _Planner:
         ) or any(p.verdict == "unknown" for p in w.offered)
         # The load balancer's own security groups refuse it (inbound from clients, or outbound
         # to the targets): no rule on the targets changes that.
+        # (Inbound refusals get their rule on the LB's group in `lb_inbound_rules`.)
         lb_refuses = any(
-            " of load balancer " in text
+            _LB_MARK in text and " allow no outbound " in text
             for p in w.result.protocols
             for text in (*p.reasons, *(t.reason for t in p.targets))
         )
         if lb_refuses:
             self.warnings.append(
-                "the load balancer's own security groups refuse part of this traffic (see the reasons); "
-                "target rules alone will not make it reachable — change the load balancer's inbound or "
-                "outbound rules too"
+                "the load balancer's own security groups let part of this traffic nowhere (see the "
+                "reasons); target rules alone will not make it reachable — add outbound rules to the "
+                "targets on the load balancer's groups too"
             )
         nacl = any("network ACL" in reason for p in w.result.protocols for reason in p.reasons)
         if nacl:
