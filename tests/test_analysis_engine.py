@@ -1020,3 +1020,12 @@ def test_a_group_whose_health_was_not_collected_is_unknown_not_empty():
 
     assert verdicts(result) == {"UDP": "unknown"}
     assert protocol(result, "UDP").reasons == ("target health not collected",)
+
+
+def test_it_reports_a_tcp_udp_group_whose_service_ports_target_different_pod_ports():
+    ports = (m.ServicePort("dns", "UDP", 53, 53), m.ServicePort("dns-tcp", "TCP", 53, 5353))
+
+    result = one(dns_inventory(tg_protocol="TCP_UDP", service_ports=ports))
+
+    [finding] = findings(result, "SERVICE_PROTOCOL_MISMATCH")
+    assert finding.evidence["targetPorts"] == {"TCP": 5353, "UDP": 53}

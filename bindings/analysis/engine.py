@@ -2626,6 +2626,17 @@ def _finding_service_protocol(c: _Ctx) -> None:
                 None,
                 servicePort=ref,
             )
+        elif c.target_type == "ip" and str(same["TCP"].target_port) != str(same["UDP"].target_port):
+            c.f.add(
+                "SERVICE_PROTOCOL_MISMATCH",
+                "warning",
+                f"Service {svc.key} port {sp.port}: the TCP and UDP entries have different target ports "
+                f"({same['TCP'].target_port} and {same['UDP'].target_port}); each pod is registered on one "
+                "port, so one protocol reaches the wrong port",
+                None,
+                servicePort=ref,
+                targetPorts={"TCP": same["TCP"].target_port, "UDP": same["UDP"].target_port},
+            )
 
 
 def _finding_drift(c: _Ctx) -> None:
