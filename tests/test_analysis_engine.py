@@ -1029,3 +1029,33 @@ def test_it_reports_a_tcp_udp_group_whose_service_ports_target_different_pod_por
 
     [finding] = findings(result, "SERVICE_PROTOCOL_MISMATCH")
     assert finding.evidence["targetPorts"] == {"TCP": 5353, "UDP": 53}
+
+
+def test_an_lb_group_admitting_only_some_clients_narrows_the_expected_client_ranges():
+    """Internet-facing, but the NLB's group lets in 203.0.113.0/24 only: those are the clients."""
+    rules = (rule("udp", 53, "203.0.113.0/24"), rule("tcp", 53))
+    inv = _with_lb_group(
+        dns_inventory(scheme="internet-facing", rules=rules), (rule("udp", 53, "203.0.113.0/24"),), ANY_OUT
+    )
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "reachable"}
+    assert protocol(result, "UDP").expected_sources == (LB_SG, "203.0.113.0/24")
+    assert "CLIENT_RANGES_NOT_COVERED" not in codes(result)
+
+
+def test_an_internal_lb_group_open_to_everyone_keeps_the_vpc_as_the_clients():
+    inv = _with_lb_group(dns_inventory(), (rule("-1", None, "0.0.0.0/0"),), ANY_OUT)
+
+    assert protocol(one(inv), "UDP").expected_sources == (LB_SG, "10.0.0.0/16")
+
+
+def test_an_internal_lb_group_admitting_on_premises_clients_makes_them_the_clients():
+    rules = (rule("udp", 53, "192.168.0.0/16"), rule("tcp", 53))
+    inv = _with_lb_group(dns_inventory(rules=rules), (rule("udp", 53, "192.168.0.0/16"),), ANY_OUT)
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "reachable"}
+    assert protocol(result, "UDP").expected_sources == (LB_SG, "192.168.0.0/16")

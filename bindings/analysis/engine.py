@@ -27,6 +27,10 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   security-group reference admits only that LB's traffic), then united.
 * Expected sources list the LB security groups first (a rule referencing one admits everything
   that LB sends), then the CIDRs.
+* Default client ranges of a load balancer with (collected) security groups: the scheme's default
+  narrowed by the CIDRs its inbound rules admit on the listener ports that forward to the group
+  (nlb-udp-facts §6 step 4), or those CIDRs alone when they lie outside the default (on-premises
+  clients of an internal LB) or the default is not known.
 * Client ranges from the annotation or the cluster setting that fail to parse are reported as
   `INVALID_SPEC` and dropped; if none remain, the next source of client ranges applies. The
   internet-facing default adds `::/0` only for dualstack load balancers. When the LB (its scheme)
@@ -800,10 +804,38 @@ class _Index:
         self._lb_private[lb_arn] = found
         return found
 
+    def lb_front_door(self, lb_arn: str, tg: m.TargetGroup) -> tuple[NetSet, str] | None:
+        """The clients a load balancer with security groups lets in on the listener ports that
+        forward to `tg` (the CIDRs of its matching inbound rules), or None when it has no groups,
+        they were not collected, or their matching rules name no CIDR (nlb-udp-facts §6 step 4:
+        the listener-facing client CIDRs are the NLB's inbound rules)."""
+        found = self.lb_rules(lb_arn, egress=False)
+        if found is None:
+            return None
+        sg_ids, rules = found
+        tg_proto = str(tg.protocol).upper()
+        wanted = {
+            (proto.lower(), li.port)
+            for li in self.listeners_by_tg.get(tg.arn, ())
+            if li.load_balancer_arn == lb_arn and isinstance(li.port, int)
+            for proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+        }
+        cidrs = union_all(
+            r.cidr for r in rules if r.kind == "cidr" and any(r.matches(p, port) for p, port in wanted)
+        )
+        if not cidrs:
+            return None
+        return cidrs, f"the inbound rules of the load balancer's security group(s) {', '.join(sg_ids)}"
+
     def default_clients(self, lb_arn: str, tg: m.TargetGroup) -> tuple[NetSet, str]:
-        """The default client ranges, or EMPTY (and why) when the data that decides them is
-        missing: guessing would judge the rules against the wrong sources."""
+        """The default client ranges: the scheme's (internet-facing: everywhere; internal: the
+        VPC), narrowed by the load balancer's own inbound rules when it has security groups — or
+        those rules alone when they admit nobody inside the scheme's range, or the scheme's range
+        is not known. When nothing decides them, every address, marked unknown: guessing would
+        judge the rules against the wrong sources (`_judge_protocol`)."""
         lb = self.inv.load_balancers.get(lb_arn)
+        front = self.lb_front_door(lb_arn, tg)
+        default: tuple[NetSet, str] | None = None
         why = ""
         if lb is None:
             why = f"load balancer {lb_arn} was not collected (its scheme decides the client ranges)"
@@ -811,20 +843,29 @@ class _Index:
             vpc_id = lb.vpc_id or tg.vpc_id or ""
             vpc = self.inv.vpcs.get(vpc_id)
             if vpc is not None:
-                return NetSet.from_cidrs((*vpc.cidrs, *vpc.ipv6_cidrs)), f"VPC {vpc.id} CIDRs (internal)"
-            why = (
-                f"VPC {vpc_id or '(unknown)'} was not collected "
-                "(an internal load balancer's clients are its CIDRs)"
-            )
-        if why:
-            # Judged against every address: a target admitting nothing is blocked whoever the
-            # clients are; anything else stays unknown (`_judge_protocol`).
-            self.unknown_clients[lb_arn] = why
-            return NetSet.from_cidrs(("0.0.0.0/0", "::/0")), f"{UNKNOWN_CLIENTS}{why}"
-        everything = ["0.0.0.0/0"]
-        if lb is not None and "dualstack" in str(lb.ip_address_type or "").lower():
-            everything.append("::/0")
-        return NetSet.from_cidrs(everything), "the internet (internet-facing)"
+                default = NetSet.from_cidrs((*vpc.cidrs, *vpc.ipv6_cidrs)), f"VPC {vpc.id} CIDRs (internal)"
+            else:
+                why = (
+                    f"VPC {vpc_id or '(unknown)'} was not collected "
+                    "(an internal load balancer's clients are its CIDRs)"
+                )
+        else:
+            everything = ["0.0.0.0/0"]
+            if "dualstack" in str(lb.ip_address_type or "").lower():
+                everything.append("::/0")
+            default = NetSet.from_cidrs(everything), "the internet (internet-facing)"
+        if front is not None:
+            if default is not None:
+                narrowed = front[0] & default[0]
+                if narrowed:
+                    if narrowed == default[0]:
+                        return default
+                    return narrowed, f"{default[1]} narrowed by {front[1]}"
+            return front
+        if default is not None:
+            return default
+        self.unknown_clients[lb_arn] = why
+        return NetSet.from_cidrs(("0.0.0.0/0", "::/0")), f"{UNKNOWN_CLIENTS}{why}"
 
     # -- targets --------------------------------------------------------------------------
 
