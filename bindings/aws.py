@@ -328,6 +328,8 @@ def collect_account(
     attribute_ttl: float = 600,
     before_call: Callable[[str], None] | None = None,
     topology_ttl: float = 0,
+    stable_target_groups: Iterable[str] = (),
+    stable_health_ttl: float = 0,
 ) -> AwsSnapshot:
     """Describe the AWS side of the given target groups (by ARN or name) in one account and region.
 
@@ -339,6 +341,11 @@ def collect_account(
     With `cache` and `topology_ttl` > 0, subnets and VPCs (CIDRs that practically never change
     once created) are served per id from the cache for that long; security groups, ENIs and NACLs
     are never cached because their changes are exactly what the analysis must see.
+
+    Health is the live signal and is described every poll, except for `stable_target_groups`
+    (chosen by the poller: every binding on them reachable, every target healthy, nothing changed
+    for a day): their last answer serves for up to `stable_health_ttl` seconds, so the API budget
+    goes to the groups people are watching.
 
     Raises `AwsThrottled` / `AwsUnavailable` (retry later) or `AwsError` (names the operation).
     """
@@ -363,21 +370,33 @@ def collect_account(
     tgs, missing = _describe_target_groups(calls, list(target_group_arns), list(target_group_names))
     out["DescribeTargetGroups"]["TargetGroups"] = tgs
 
-    # 2. Health (never cached: it is the live signal) and attributes (cached: they rarely change).
+    # 2. Health (the live signal: cached only for stable groups) and attributes (cached: they
+    # rarely change).
     ip_targets: dict[str, str] = {}  # target IP -> VPC of its target group
     instance_targets: list[str] = []
+    stable = frozenset(stable_target_groups) if cache is not None and stable_health_ttl > 0 else frozenset()
     for tg in tgs:
         arn = tg["TargetGroupArn"]
-        try:
-            health = calls.run(
-                "DescribeTargetHealth", calls.client("elbv2").describe_target_health, TargetGroupArn=arn
-            )
-        except AwsError as exc:
-            if exc.code != "TargetGroupNotFound":
-                raise
-            missing.append(arn)  # deleted between the two calls
-            continue
-        out["DescribeTargetHealth"][arn] = _plain(health)
+        health_key = f"{cache_prefix}:tg-health:{arn}"
+        health = cache.get(health_key) if arn in stable else None  # type: ignore[union-attr]
+        if health is None:
+            try:
+                health = _plain(
+                    calls.run(
+                        "DescribeTargetHealth",
+                        calls.client("elbv2").describe_target_health,
+                        TargetGroupArn=arn,
+                    )
+                )
+            except AwsError as exc:
+                if exc.code != "TargetGroupNotFound":
+                    raise
+                missing.append(arn)  # deleted between the two calls
+                continue
+            if cache is not None and stable_health_ttl > 0:
+                # Every answer is kept, so a group that turns stable has a recent one to reuse.
+                cache.set(health_key, health, stable_health_ttl)
+        out["DescribeTargetHealth"][arn] = health
         for desc in health.get("TargetHealthDescriptions", []):
             target_id = desc.get("Target", {}).get("Id", "")
             if tg.get("TargetType") == "ip":

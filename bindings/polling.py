@@ -466,6 +466,39 @@ def account_references(account: m.AwsAccount) -> dict[str, Any]:
     }
 
 
+STABLE_FOR = timedelta(days=1)
+
+
+def stable_target_groups(account: m.AwsAccount, now: datetime) -> set[str]:
+    """Target groups whose health may be reused between polls (`aws.collect_account`): every
+    binding on them has a result that is reachable (or not offered) with every target healthy,
+    unchanged for a day. The rest — problems, unhealthy targets, recent change — are described
+    every poll. Empty with BH_POLL_ADAPTIVE off or BH_STABLE_HEALTH_SECONDS 0. One query."""
+    if not getattr(settings, "BH_POLL_ADAPTIVE", False) or settings.BH_STABLE_HEALTH_SECONDS <= 0:
+        return set()
+    verdict: dict[str, bool] = {}
+    for arn, worst, changed, unhealthy, other in (
+        m.TargetGroupBinding.objects.filter(cluster__aws_account=account, cluster__enabled=True)
+        .exclude(target_group_arn="")
+        .values_list(
+            "target_group_arn",
+            "result__worst_verdict",
+            "result__changed_at",
+            "result__unhealthy",
+            "result__other",
+        )
+    ):
+        ok = (
+            worst in ("reachable", "not_offered")
+            and changed is not None
+            and now - changed >= STABLE_FOR
+            and not unhealthy
+            and not other
+        )
+        verdict[arn] = verdict.get(arn, True) and ok
+    return {arn for arn, ok in verdict.items() if ok}
+
+
 def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollRun:
     """Poll the AWS resources the account's clusters reference, sync them, re-analyse.
 
@@ -491,6 +524,8 @@ def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollR
             attribute_ttl=settings.BH_ATTRIBUTE_CACHE_SECONDS,
             before_call=lambda operation: bucket.take(),
             topology_ttl=settings.BH_TOPOLOGY_CACHE_SECONDS,
+            stable_target_groups=stable_target_groups(account, now),
+            stable_health_ttl=settings.BH_STABLE_HEALTH_SECONDS,
         )
         api_calls = snap.api_calls
         snap.responses = bound_depth(snap.responses)  # as for clusters

@@ -252,6 +252,10 @@ CELERY_BEAT_SCHEDULE = {
 # The ELB Describe bucket refills at 10/s and the controller needs its share (nlb-udp-facts §5.3).
 BH_AWS_CALLS_PER_SECOND = float(os.environ.get("BH_AWS_CALLS_PER_SECOND", "5"))
 BH_ATTRIBUTE_CACHE_SECONDS = envint("BH_ATTRIBUTE_CACHE_SECONDS", 600)
+# Target health of stable groups (every binding reachable, every target healthy, no change for a
+# day) is described at most this often; other groups every poll. 0: every group every poll.
+# Only with BH_POLL_ADAPTIVE.
+BH_STABLE_HEALTH_SECONDS = envint("BH_STABLE_HEALTH_SECONDS", 600)
 BH_POLL_SOFT_TIME_LIMIT = envint("BH_POLL_SOFT_TIME_LIMIT", 240)
 # How long a poll's per-source lock lives: longer than the hard time limit (soft + 30 s), so a
 # worker killed mid-poll blocks its source for at most this long.
