@@ -1059,3 +1059,70 @@ def test_an_internal_lb_group_admitting_on_premises_clients_makes_them_the_clien
 
     assert verdicts(result) == {"UDP": "reachable"}
     assert protocol(result, "UDP").expected_sources == (LB_SG, "192.168.0.0/16")
+
+
+# --- load balancer groups: regressions found in review -----------------------------------------
+
+
+def test_client_ranges_narrowed_by_one_listener_do_not_leak_to_another_group_on_the_same_lb():
+    """Cache keys carry the group and protocol: results equal whether analysed together or alone."""
+    inv = _with_lb_group(
+        dns_inventory(scheme="internet-facing", rules=(rule("udp", 53), rule("tcp", 53))),
+        (rule("udp", 53, "10.0.0.0/16"), rule("udp", 5353, "0.0.0.0/0")),
+        ANY_OUT,
+    )
+    tg2 = TG_ARN + "-2"
+    inv.target_groups[tg2] = replace(inv.target_groups[TG_ARN], arn=tg2, name="k8s-dns2")
+    inv.target_health[tg2] = [replace(t, target_group_arn=tg2) for t in inv.target_health[TG_ARN]]
+    inv.listeners.append(m.Listener(f"{LB_ARN}/listener-5353", LB_ARN, 5353, "UDP", (tg2,)))
+    a = replace(inv.bindings[0], name="a")
+    b = replace(inv.bindings[0], uid="uid-b", name="b", target_group_arn=tg2)
+
+    alone = {}
+    for binding in (a, b):
+        inv.bindings[:] = [binding]
+        alone[binding.name] = verdicts(one(inv))
+    inv.bindings[:] = [a, b]
+    together = {r.name: verdicts(r) for r in analyze(inv)}
+
+    assert together == alone == {"a": {"UDP": "reachable"}, "b": {"UDP": "partial"}}
+
+
+@pytest.mark.parametrize(
+    "lb_inbound",
+    [
+        (rule("udp", 53, "10.0.1.0/24"), rule("udp", 53, "sg-clients", kind="security_group")),
+        (rule("udp", 53, "10.0.1.0/24"), rule("udp", 53, "pl-123", kind="prefix_list")),
+        (rule("udp", 53, "10.0.0.0/16"), rule("udp", 53, "192.168.0.0/16")),
+    ],
+    ids=["group-referenced-clients", "prefix-list-clients", "on-premises-next-to-the-vpc"],
+)
+def test_the_lb_group_never_narrows_away_clients_it_admits(lb_inbound):
+    targets_admit = (rule("udp", 53, "10.0.1.0/24"), rule("tcp", 53))
+    inv = _with_lb_group(dns_inventory(rules=targets_admit), lb_inbound, ANY_OUT)
+
+    assert verdicts(one(inv)) == {"UDP": "partial"}
+
+
+def test_one_of_two_load_balancers_refusing_the_protocol_makes_it_partial():
+    inv = _with_lb_group(dns_inventory(), (rule("tcp", 53, "0.0.0.0/0"),), ANY_OUT)
+    other = LB_ARN.replace("dns-nlb", "dns-nlb-2")
+    inv.load_balancers[other] = replace(
+        inv.load_balancers[LB_ARN], arn=other, name="dns-nlb-2", security_groups=()
+    )
+    inv.listeners.append(m.Listener(f"{other}/listener", other, 53, "UDP", (TG_ARN,)))
+
+    result = one(inv)
+
+    assert verdicts(result) == {"UDP": "partial"}
+    [blocked] = findings(result, "TRAFFIC_BLOCKED")
+    assert "load balancer dns-nlb admit no udp" in blocked.message
+
+
+def test_a_tcp_udp_group_judges_each_protocol_against_its_own_lb_inbound_ranges():
+    rules = (rule("tcp", 53, "0.0.0.0/0"), rule("udp", 53, "10.0.0.0/16"))
+    inv = _with_lb_group(
+        dns_inventory(tg_protocol="TCP_UDP", scheme="internet-facing", rules=rules), rules, ANY_OUT
+    )
+
+    assert verdicts(one(inv)) == {"TCP": "reachable", "UDP": "reachable"}

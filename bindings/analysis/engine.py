@@ -804,37 +804,42 @@ class _Index:
         self._lb_private[lb_arn] = found
         return found
 
-    def lb_front_door(self, lb_arn: str, tg: m.TargetGroup) -> tuple[NetSet, str] | None:
-        """The clients a load balancer with security groups lets in on the listener ports that
-        forward to `tg` (the CIDRs of its matching inbound rules), or None when it has no groups,
-        they were not collected, or their matching rules name no CIDR (nlb-udp-facts §6 step 4:
-        the listener-facing client CIDRs are the NLB's inbound rules)."""
+    def lb_front_door(self, lb_arn: str, tg: m.TargetGroup, proto: str) -> tuple[NetSet, NetSet, str] | None:
+        """What the inbound rules of a load balancer with security groups say about its clients on
+        the listener ports that forward `proto` to `tg`: (every CIDR they admit, the CIDRs of its
+        rules narrower than /0, where from). None when it has no groups, they were not collected,
+        or a matching rule admits a security group or prefix list (clients the CIDRs do not name)."""
         found = self.lb_rules(lb_arn, egress=False)
         if found is None:
             return None
         sg_ids, rules = found
         tg_proto = str(tg.protocol).upper()
         wanted = {
-            (proto.lower(), li.port)
+            (carried.lower(), li.port)
             for li in self.listeners_by_tg.get(tg.arn, ())
             if li.load_balancer_arn == lb_arn and isinstance(li.port, int)
-            for proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+            for carried in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+            if not proto or carried == proto
         }
-        cidrs = union_all(
-            r.cidr for r in rules if r.kind == "cidr" and any(r.matches(p, port) for p, port in wanted)
-        )
-        if not cidrs:
+        matching = [r for r in rules if any(r.matches(p, port) for p, port in wanted)]
+        if not matching or any(r.kind != "cidr" for r in matching):
             return None
-        return cidrs, f"the inbound rules of the load balancer's security group(s) {', '.join(sg_ids)}"
+        every = union_all(r.cidr for r in matching)
+        specific = union_all(r.cidr for r in matching if not r.broad)
+        return (
+            every,
+            specific,
+            f"the inbound rules of the load balancer's security group(s) {', '.join(sg_ids)}",
+        )
 
-    def default_clients(self, lb_arn: str, tg: m.TargetGroup) -> tuple[NetSet, str]:
+    def default_clients(self, lb_arn: str, tg: m.TargetGroup, proto: str = "") -> tuple[NetSet, str]:
         """The default client ranges: the scheme's (internet-facing: everywhere; internal: the
-        VPC), narrowed by the load balancer's own inbound rules when it has security groups — or
-        those rules alone when they admit nobody inside the scheme's range, or the scheme's range
-        is not known. When nothing decides them, every address, marked unknown: guessing would
-        judge the rules against the wrong sources (`_judge_protocol`)."""
+        VPC); for a load balancer with security groups, the part of it their inbound rules admit
+        plus the specific ranges they name outside it (on-premises clients of an internal LB) —
+        a rule open to everything does not widen the scheme's range. When nothing decides them,
+        every address, marked unknown: guessing would judge the rules against the wrong sources
+        (`_judge_protocol`)."""
         lb = self.inv.load_balancers.get(lb_arn)
-        front = self.lb_front_door(lb_arn, tg)
         default: tuple[NetSet, str] | None = None
         why = ""
         if lb is None:
@@ -854,14 +859,14 @@ class _Index:
             if "dualstack" in str(lb.ip_address_type or "").lower():
                 everything.append("::/0")
             default = NetSet.from_cidrs(everything), "the internet (internet-facing)"
+        front = self.lb_front_door(lb_arn, tg, proto) if lb is not None else None
         if front is not None:
-            if default is not None:
-                narrowed = front[0] & default[0]
-                if narrowed:
-                    if narrowed == default[0]:
-                        return default
-                    return narrowed, f"{default[1]} narrowed by {front[1]}"
-            return front
+            every, specific, origin = front
+            clients = (every & default[0]) | (specific - default[0]) if default is not None else specific
+            if clients:
+                if default is not None and clients == default[0]:
+                    return default
+                return clients, origin + (f", within {default[1]}" if default is not None else "")
         if default is not None:
             return default
         self.unknown_clients[lb_arn] = why
@@ -1627,16 +1632,19 @@ def _client_ip_preserved_uncached(c: _Ctx) -> bool:
     return c.target_type == "instance"
 
 
-def _client_ranges(c: _Ctx, lb_arn: str) -> tuple[NetSet, str]:
+def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
     assert c.tg is not None
-    key = (c.b.client_cidrs, lb_arn, c.tg.vpc_id)
+    key: tuple = (c.b.client_cidrs, lb_arn, c.tg.vpc_id)
+    if lb_arn in c.ix.lbs_with_sgs:
+        # Its inbound rules narrow the default per target group (listener ports) and protocol.
+        key += (c.tg.arn, proto)
     found = c.ix.client_cache.get(key)
     if found is None:
-        found = c.ix.client_cache[key] = _client_ranges_uncached(c, lb_arn)
+        found = c.ix.client_cache[key] = _client_ranges_uncached(c, lb_arn, proto)
     return found
 
 
-def _client_ranges_uncached(c: _Ctx, lb_arn: str) -> tuple[NetSet, str]:
+def _client_ranges_uncached(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
     if c.b.client_cidrs:
         found = NetSet.from_cidrs(c.b.client_cidrs)
         if found:
@@ -1646,24 +1654,27 @@ def _client_ranges_uncached(c: _Ctx, lb_arn: str) -> tuple[NetSet, str]:
         if found:
             return found, "cluster client ranges"
     assert c.tg is not None
-    return c.ix.default_clients(lb_arn, c.tg)
+    return c.ix.default_clients(lb_arn, c.tg, proto)
 
 
 def _source_groups(
-    c: _Ctx, lbs: Sequence[str], preserved: bool, family: int, hc: bool = False
+    c: _Ctx, lbs: Sequence[str], preserved: bool, family: int, hc: bool = False, proto: str = ""
 ) -> tuple[tuple[frozenset[str], NetSet], ...]:
     """(LB security groups, expected CIDRs of `family`) per load balancer."""
     assert c.tg is not None
-    key = (
+    key: tuple = (
         lbs if type(lbs) is tuple else tuple(lbs),
         preserved and not hc,
         family,
         c.b.client_cidrs,
         c.tg.vpc_id,
     )
+    with_sgs = c.ix.lbs_with_sgs
+    if preserved and not hc and with_sgs and any(lb in with_sgs for lb in lbs):
+        key += (c.tg.arn, proto)  # client ranges per group and protocol (`_client_ranges`)
     found = c.ix.groups_cache.get(key)
     if found is None:
-        found = _source_groups_uncached(c, lbs, preserved, family, hc)
+        found = _source_groups_uncached(c, lbs, preserved, family, hc, proto)
         # Interned by content: the judgement caches key on id(groups), and load balancers that
         # present the same sources (e.g. every internal LB of a VPC for preserved client IPs)
         # then share one judgement per rule set instead of one per LB.
@@ -1672,7 +1683,7 @@ def _source_groups(
 
 
 def _source_groups_uncached(
-    c: _Ctx, lbs: Sequence[str], preserved: bool, family: int, hc: bool
+    c: _Ctx, lbs: Sequence[str], preserved: bool, family: int, hc: bool, proto: str = ""
 ) -> tuple[tuple[frozenset[str], NetSet], ...]:
     groups = []
     for lb_arn in lbs:
@@ -1680,7 +1691,7 @@ def _source_groups_uncached(
         lb_sgs = frozenset(lb.security_groups or ()) if lb is not None else frozenset()
         private, _ = c.ix.lb_private(lb_arn)
         if preserved and not hc:
-            clients, _ = _client_ranges(c, lb_arn)
+            clients, _ = _client_ranges(c, lb_arn, proto)
             sources = clients.family(family)
             other = clients.family(10 - family)  # 4 <-> 6
             if other:
@@ -1692,18 +1703,18 @@ def _source_groups_uncached(
     return tuple(groups)
 
 
-def _lb_refuses_clients(c: _Ctx, proto: str, lbs: Sequence[str]) -> str:
-    """Why the security groups of every load balancer carrying `proto` admit no client of it on
-    the listener ports ('' when one may). Clients meet the LB's inbound rules before any target
-    rule; health checks do not (nlb-udp-facts §3.5), so the targets stay healthy."""
+def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
+    """Per load balancer carrying `proto` whose security groups admit no client of it on the
+    listener ports: why. Clients meet the LB's inbound rules before any target rule; health checks
+    do not (nlb-udp-facts §3.5), so the targets stay healthy."""
     tg = c.tg
     assert tg is not None
     tg_proto = str(tg.protocol).upper()
-    why = []
+    refused: dict[str, str] = {}
     for lb_arn in lbs:
         found = c.ix.lb_rules(lb_arn, egress=False)
         if found is None:
-            return ""
+            continue
         sg_ids, rules = found
         ports = sorted(
             {
@@ -1715,12 +1726,12 @@ def _lb_refuses_clients(c: _Ctx, proto: str, lbs: Sequence[str]) -> str:
             }
         )
         if not ports or any(r.matches(proto.lower(), p) for r in rules for p in ports):
-            return ""
-        why.append(
+            continue
+        refused[lb_arn] = (
             f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} admit no "
             f"{proto.lower()} on listener port(s) {_short(ports, 5)}, so no client traffic gets in"
         )
-    return "; ".join(why)
+    return refused
 
 
 def _refused_eval(tail: str) -> _Eval:
@@ -1738,7 +1749,11 @@ def _lb_egress_refusal(c: _Ctx, lbs: Sequence[str], proto: str, port: int, targe
     """Why a load balancer's security groups let nothing out to `target` on `proto`/`port` ('' if
     they do, or cannot be judged). Outbound rules apply to traffic and health checks alike."""
     eni = target.eni
-    dest = target.ip or (eni.private_ips[0] if eni is not None and eni.private_ips else None)
+    dest = target.ip
+    if dest is None and eni is not None:
+        # An instance target gets the LB's packets on its primary address of the target's family.
+        addresses = eni.ipv6_addresses if target.family == 6 else eni.private_ips
+        dest = addresses[0] if addresses else None
     dest_net = NetSet.from_cidrs([_host_cidr(dest) or ""]) if dest else EMPTY
     for lb_arn in lbs:
         found = c.ix.lb_rules(lb_arn, egress=True)
@@ -1810,8 +1825,13 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     lb_sgs = bool(with_sgs) and any(
         lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=False) is not None for lb_arn in lbs
     )
-    if lb_sgs:
-        refusal = _lb_refuses_clients(c, proto, lbs)
+    lb_refused = _lb_refusals(c, proto, lbs) if lb_sgs else {}
+    if lb_refused and len(lb_refused) < len(lbs):
+        # Only some load balancers refuse: judge the others' traffic, then say what is lost.
+        lbs = [lb_arn for lb_arn in lbs if lb_arn not in lb_refused]
+        c.lbs_by_proto[proto] = lbs
+    elif lb_refused:
+        refusal = "; ".join(lb_refused.values())
         if refusal:
             refused = tuple(
                 _target_verdict(
@@ -1864,7 +1884,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         # Every target shares one judgement: judge once, then build the verdicts in one pass
         # (the same counts, reasons and order the loop below produces).
         jid, tport, family = uniform
-        groups = group_cache[family] = _source_groups(c, lbs_key, preserved, family)
+        groups = group_cache[family] = _source_groups(c, lbs_key, preserved, family, proto=proto)
         ev = eval_cache.get((jid, sg_proto, tport, id(groups)))
         if ev is None:
             ev = evaluate(c.targets[0], sg_proto, tport, groups)
@@ -1905,7 +1925,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         if target.jid != last_jid or tport != last_port or family != last_family:
             groups = group_cache.get(family)
             if groups is None:
-                groups = group_cache[family] = _source_groups(c, lbs_key, preserved, family)
+                groups = group_cache[family] = _source_groups(c, lbs_key, preserved, family, proto=proto)
             ev = eval_cache.get((target.jid, sg_proto, tport, id(groups)))
             if ev is None:
                 ev = evaluate(target, sg_proto, tport, groups)
@@ -1951,7 +1971,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     c.broad_evals[proto] = [e for e in distinct if e.broad]
     if not group_cache:
         for family in (4, 6):
-            group_cache[family] = _source_groups(c, lbs_key, preserved, family)
+            group_cache[family] = _source_groups(c, lbs_key, preserved, family, proto=proto)
     expected, expected_text, expected_sources = c.ix.summary(tuple(group_cache.values()), lbs)
 
     total = len(verdicts)
@@ -1973,7 +1993,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     unknown_clients = (
         [
             origin[len(UNKNOWN_CLIENTS) :]
-            for origin in (_client_ranges(c, lb)[1] for lb in lbs)
+            for origin in (_client_ranges(c, lb, proto)[1] for lb in lbs)
             if origin.startswith(UNKNOWN_CLIENTS)
         ]
         if preserved and c.ix.unknown_clients
@@ -1999,6 +2019,11 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     else:
         head = f"{full} of {total} target(s) admit {proto} {port} from {source_text} {expected_text}"
         reasons = (head, *(f"{_short(labels)}: {tail}" for tail, labels in tails.items()))
+    if lb_refused:
+        # The traffic of the other load balancers was judged above; these carry none of it.
+        if verdict == "reachable":
+            verdict = "partial"
+        reasons = (*reasons, *(f"but {why}" for why in lb_refused.values()))
     return _protocol_result(
         proto, port, verdict, total, full, preserved, expected_sources, reasons, tuple(verdicts)
     )
@@ -2141,7 +2166,7 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
 
 
 def _clients_of(c: _Ctx, proto: str) -> NetSet:
-    return union_all(_client_ranges(c, lb)[0] for lb in c.lbs_by_proto.get(proto, ()))
+    return union_all(_client_ranges(c, lb, proto)[0] for lb in c.lbs_by_proto.get(proto, ()))
 
 
 def _known_bad(result: m.ProtocolResult) -> bool:
@@ -2165,36 +2190,50 @@ def _findings_traffic(c: _Ctx) -> None:
                 "the client ranges" if result.client_ip_preserved else "the load balancer's private addresses"
             )
             unjudged = sum(1 for t in result.targets if t.admitted is None)
-            where = (
-                "(the load balancer's security groups refuse it; see the reasons)"
-                if any(_LB_REFUSAL in t.reason for t in bad)
-                else "in their security groups"
-            )
-            c.f.add(
-                "TRAFFIC_BLOCKED",
-                severity,
-                f"{proto} {result.port} is {result.verdict}: {len(bad)} of {result.targets_total} target(s) "
-                f"do not admit {proto.lower()} {result.port} from {sources} {where}"
-                + (f"; {unjudged} could not be judged" if unjudged else ""),
-                proto,
-                verdict=result.verdict,
-                port=result.port,
-                targets=[t.target_id for t in bad][:50],
-                uncovered=sorted({u for t in bad for u in t.uncovered_sources})[:50],
-            )
-            healthy_bad = [t.target_id for t in bad if states.get((t.target_id, t.port)) == "healthy"]
-            if healthy_bad:
+            lost = [r[4:] for r in result.reasons if r.startswith("but ")]
+            if not bad and lost:
+                # Every target admits it, but a load balancer refuses its clients (`_judge_protocol`).
                 c.f.add(
-                    "HEALTH_CHECK_MASKS_TRAFFIC",
-                    "critical",
-                    f"{len(healthy_bad)} target(s) are healthy while {proto} {result.port} is "
-                    f"{result.verdict}: "
-                    f"the {c.tg.health_check_protocol or 'TCP'} health check passes but {proto} "
-                    f"traffic does not "
-                    f"get in (green but broken): {_short(healthy_bad)}",
+                    "TRAFFIC_BLOCKED",
+                    "warning",
+                    f"{proto} {result.port} is {result.verdict}: " + "; ".join(lost),
                     proto,
-                    targets=healthy_bad[:50],
+                    verdict=result.verdict,
+                    port=result.port,
+                    targets=[],
+                    uncovered=[],
                 )
+            elif bad:
+                where = (
+                    "(the load balancer's security groups refuse it; see the reasons)"
+                    if any(_LB_REFUSAL in t.reason for t in bad)
+                    else "in their security groups"
+                )
+                c.f.add(
+                    "TRAFFIC_BLOCKED",
+                    severity,
+                    f"{proto} {result.port} is {result.verdict}: {len(bad)} of {result.targets_total} "
+                    f"target(s) do not admit {proto.lower()} {result.port} from {sources} {where}"
+                    + (f"; {unjudged} could not be judged" if unjudged else ""),
+                    proto,
+                    verdict=result.verdict,
+                    port=result.port,
+                    targets=[t.target_id for t in bad][:50],
+                    uncovered=sorted({u for t in bad for u in t.uncovered_sources})[:50],
+                )
+                healthy_bad = [t.target_id for t in bad if states.get((t.target_id, t.port)) == "healthy"]
+                if healthy_bad:
+                    c.f.add(
+                        "HEALTH_CHECK_MASKS_TRAFFIC",
+                        "critical",
+                        f"{len(healthy_bad)} target(s) are healthy while {proto} {result.port} is "
+                        f"{result.verdict}: "
+                        f"the {c.tg.health_check_protocol or 'TCP'} health check passes but {proto} "
+                        f"traffic does not "
+                        f"get in (green but broken): {_short(healthy_bad)}",
+                        proto,
+                        targets=healthy_bad[:50],
+                    )
         if result.verdict == "not_offered":
             continue
         # Client ranges: only when the client address is what the target sees.

@@ -893,6 +893,13 @@ class _Planner:
                     }
                 )
                 cidrs, origin = w.client_cidrs(lb_arn)
+                if "VPC not collected" in origin:
+                    self.warnings.append(
+                        f"the load balancer's security group {groups[0]} admits no {p.protocol} client, but "
+                        "its clients are not known (its VPC was not collected): add the inbound rule for "
+                        "the real client ranges yourself"
+                    )
+                    continue
                 broad = [c for c in cidrs if _is_everything(c)]
                 if ports and broad:
                     self.warnings.append(
