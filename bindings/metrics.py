@@ -13,11 +13,9 @@ reverse proxies' X-Forwarded-For entries to trust.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, JSONField, OuterRef, QuerySet, Subquery, Value
@@ -28,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bindings import models as m
-from dashboard.security import client_address
+from dashboard.security import address_in, client_address, parse_address
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ERROR_WINDOW = timedelta(hours=24)
@@ -37,22 +35,12 @@ ERROR_WINDOW = timedelta(hours=24)
 # --- access -----------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
-def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
-
-
 def _client_allowed(address: str, cidrs: Iterable[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
     cidrs = tuple(cidrs)
     if not cidrs:
-        return ip.is_loopback
-    return any(ip.version == net.version and ip in net for net in _networks(cidrs))
+        ip = parse_address(address)
+        return ip is not None and ip.is_loopback
+    return address_in(address, cidrs)
 
 
 def metrics_access(request: HttpRequest) -> int:

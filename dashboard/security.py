@@ -11,7 +11,8 @@ script are static files, and `base.html` turns off htmx's injected indicator sty
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -33,8 +34,27 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-def _proxy_networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+@lru_cache(maxsize=16)
+def networks_of(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parsed networks of a settings list (validated at start-up by `settings.envcidrs`)."""
     return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a client presents it; IPv4-mapped IPv6 reads as IPv4. None if not one."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    return ip
+
+
+def address_in(address: str, cidrs: Iterable[str]) -> bool:
+    """Is `address` inside one of `cidrs`?"""
+    ip = parse_address(address)
+    return ip is not None and any(ip.version == n.version and ip in n for n in networks_of(tuple(cidrs)))
 
 
 def _hop_address(text: str) -> str | None:
@@ -44,21 +64,8 @@ def _hop_address(text: str) -> str | None:
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # 192.0.2.1:443
         text = text.split(":", 1)[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
-def _is_proxy(address: str, networks: tuple) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip.version == net.version and ip in net for net in networks)
+    ip = parse_address(text)
+    return None if ip is None else str(ip)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -74,8 +81,8 @@ def client_address(request: HttpRequest) -> str:
     """
     remote = str(request.META.get("REMOTE_ADDR", "") or "")
     proxies = int(getattr(settings, "BH_TRUSTED_PROXIES", 0) or 0)
-    networks = _proxy_networks(tuple(getattr(settings, "BH_TRUSTED_PROXY_CIDRS", ()) or ()))
-    if proxies <= 0 or not _is_proxy(remote, networks):
+    proxy_cidrs = tuple(getattr(settings, "BH_TRUSTED_PROXY_CIDRS", ()) or ())
+    if proxies <= 0 or not address_in(remote, proxy_cidrs):
         return remote
     hops = [h for h in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if h.strip()]
     address = remote
@@ -84,6 +91,6 @@ def client_address(request: HttpRequest) -> str:
         if parsed is None:
             return remote
         address = parsed
-        if not _is_proxy(address, networks):
+        if not address_in(address, proxy_cidrs):
             break
     return address
