@@ -1126,3 +1126,26 @@ def test_a_tcp_udp_group_judges_each_protocol_against_its_own_lb_inbound_ranges(
     )
 
     assert verdicts(one(inv)) == {"TCP": "reachable", "UDP": "reachable"}
+
+
+def test_an_ipv6_open_rule_is_not_called_overly_broad_for_ipv4_targets():
+    rules = (rule("udp", 53), rule("tcp", 53), rule("-1", None, "::/0"))
+
+    assert "OVERLY_BROAD_SOURCE" not in codes(one(dns_inventory(rules=rules)))
+
+
+def test_a_missing_ports_list_is_invalid_spec_not_an_empty_ports_list():
+    inv = dns_inventory()
+    problem = m.Problem(
+        "TargetGroupBinding kube-system/coredns", "spec.networking.ingress[0].ports", "missing"
+    )
+    inv.bindings[0] = replace(
+        inv.bindings[0],
+        networking=(m.NetworkingRule((m.NetworkingPeer(cidr="10.0.0.0/16"),), ()),),
+        problems=(problem,),
+    )
+
+    result = one(inv)
+
+    assert "EMPTY_PORTS_LIST" not in codes(result)
+    assert any("ports" in f.message for f in findings(result, "INVALID_SPEC"))

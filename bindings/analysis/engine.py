@@ -1010,7 +1010,8 @@ class _Index:
         uncovered = expected - allowed
         ev = _Eval(level, uncovered, via_sg, match.rules)
         ev.cidr_level = coverage(cidr_allowed, expected)
-        ev.broad = tuple(r for r in match.rules if r.broad)
+        # Open to everyone in the family the targets are judged in (`::/0` says nothing about IPv4).
+        ev.broad = tuple(r for r in match.rules if r.broad and r.cidr & expected)
         # The reason names the exact rules; for the classic trap (tcp admitted, udp not) it names
         # the rule of the other protocol so the SRE sees why "port 53 is open" is not enough.
         used = [
@@ -1357,7 +1358,8 @@ def _check_spec(c: _Ctx) -> None:
         seen_fields.add(problem.field)
         c.f.invalid(problem.object, problem.field, problem.message)
     for i, rule in enumerate(b.networking or ()):
-        if not rule.ports:
+        if not rule.ports and f"spec.networking.ingress[{i}].ports" not in seen_fields:
+            # (`ports` missing or not a list is already an INVALID_SPEC naming the field.)
             c.f.add(
                 "EMPTY_PORTS_LIST",
                 "warning",
