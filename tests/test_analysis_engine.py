@@ -1149,3 +1149,12 @@ def test_a_missing_ports_list_is_invalid_spec_not_an_empty_ports_list():
 
     assert "EMPTY_PORTS_LIST" not in codes(result)
     assert any("ports" in f.message for f in findings(result, "INVALID_SPEC"))
+
+
+def test_with_unknown_client_ranges_a_mix_of_open_and_shut_targets_is_still_partial():
+    """One target admits every address, the other none (its ACL): partial whoever the clients are."""
+    inv = dns_inventory(rules=allow_all())
+    del inv.load_balancers[LB_ARN]
+    inv.network_acls.append(m.NetworkAcl("acl-shut", VPC, subnet_ids=("subnet-a",), entries=()))
+
+    assert verdicts(one(inv)) == {"UDP": "partial"}

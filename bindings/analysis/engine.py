@@ -2002,8 +2002,10 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         else []
     )
     # Judged against every address: "reachable" and "blocked" hold whatever the real client ranges
-    # are; anything in between is no verdict, and no target counts as refusing the clients.
-    if unknown_clients and verdict not in ("reachable", "blocked"):
+    # are; where a verdict depends on them it is none, and no target counts as refusing the clients.
+    # A mix of targets admitting every address and targets admitting none is `partial` for any
+    # clients too; only a target admitting part of the addresses makes the verdict depend on them.
+    if unknown_clients and partial:
         c.short[proto] = []
         c.broad_evals[proto] = []
         verdicts = [dataclasses.replace(v, admitted=None) if v.admitted is False else v for v in verdicts]
