@@ -29,26 +29,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchdb import bench_database
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgres://postgres@127.0.0.1:5432/bh_bench"
 BINDINGS = 10_000
 PATHS = ["/api/v1/bindings", "/api/v1/bindings?verdict=blocked&protocol=UDP", "/api/v1/bindings?limit=200"]
 
 
 def database_url() -> str:
-    """PostgreSQL bh_bench (created if missing) when the server answers, else ''."""
-    try:
-        import psycopg
-
-        with psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
-        ) as c:
-            if not c.execute("SELECT 1 FROM pg_database WHERE datname = 'bh_bench'").fetchone():
-                c.execute("CREATE DATABASE bh_bench")
-        return PG_URL
-    except Exception as exc:
-        print(f"PostgreSQL not reachable ({exc.__class__.__name__}); using SQLite", file=sys.stderr)
-        return ""
+    return bench_database("bh_bench")
 
 
 def seed(n: int) -> dict:

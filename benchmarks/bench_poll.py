@@ -45,7 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-PG_URL = "postgres://postgres@127.0.0.1:5432/bh_bench_poll"
+
+from benchdb import bench_database  # noqa: E402
+
 REGION = "us-east-1"
 TARGETS = 5
 LISTENERS_PER_NLB = 50  # the NLB listener quota
@@ -54,19 +56,7 @@ NAMESPACES = 20
 
 
 def database_url() -> str:
-    """PostgreSQL bh_bench_poll (created if missing) when the server answers, else ''."""
-    try:
-        import psycopg
-
-        with psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
-        ) as c:
-            if not c.execute("SELECT 1 FROM pg_database WHERE datname = 'bh_bench_poll'").fetchone():
-                c.execute("CREATE DATABASE bh_bench_poll")
-        return PG_URL
-    except Exception as exc:
-        print(f"PostgreSQL not reachable ({exc.__class__.__name__}); using SQLite", file=sys.stderr)
-        return ""
+    return bench_database("bh_bench_poll")
 
 
 def peak_rss_mb() -> float:

@@ -8,7 +8,7 @@ knob defaults to the healthy, fixed case; tests change one thing and look at wha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from bindings.analysis import model as m
@@ -216,3 +216,27 @@ def dns_inventory(
         )
     )
     return inv
+
+
+# Missing-data mutations of `dns_inventory`, shared by the hypothesis properties and the golden
+# file's seeded random cases (tests/analysis_golden/generate.py) so both cover the same inputs.
+MUTATIONS = ("none", "none", "none", "drop-eni", "drop-sg", "drop-tg", "drop-lb", "drop-vpc", "second-sg")
+
+
+def mutate(
+    inv: m.Inventory, mutation: str, other_rules: Callable[[], tuple[m.SecurityGroupRule, ...]]
+) -> None:
+    """Apply one of MUTATIONS; `other_rules` (called only for "second-sg") makes the second group's rules."""
+    if mutation == "drop-eni":
+        inv.network_interfaces.pop("eni-00000000000000001")
+    elif mutation == "drop-sg":
+        inv.network_interfaces["eni-00000000000000002"].security_group_ids = ("sg-missing",)
+    elif mutation == "drop-tg":
+        inv.target_groups.clear()
+    elif mutation == "drop-lb":
+        inv.load_balancers.clear()
+    elif mutation == "drop-vpc":
+        inv.vpcs.clear()
+    elif mutation == "second-sg":
+        inv.security_groups["sg-other"] = m.SecurityGroup("sg-other", ingress=other_rules())
+        inv.network_interfaces["eni-00000000000000002"].security_group_ids = (NODE_SG, "sg-other")

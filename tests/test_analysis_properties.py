@@ -13,7 +13,7 @@ from bindings.analysis import analyze
 from bindings.analysis import model as m
 
 sys.path.insert(0, str(Path(__file__).parent))
-from analysis_builders import LB_SG, NODE_SG, TG_ARN, VPC, allow_all, dns_inventory  # noqa: E402
+from analysis_builders import LB_SG, MUTATIONS, NODE_SG, TG_ARN, VPC, allow_all, dns_inventory, mutate  # noqa: E402
 
 RANK = {"blocked": 0, "partial": 1, "reachable": 2}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,26 +119,7 @@ def inventories(draw) -> m.Inventory:
                 tuple(draw(st.lists(nacl_entries, max_size=4))),
             )
         )
-    mutation = draw(
-        st.sampled_from(
-            ["none", "none", "none", "drop-eni", "drop-sg", "drop-tg", "drop-lb", "drop-vpc", "second-sg"]
-        )
-    )
-    if mutation == "drop-eni":
-        inv.network_interfaces.pop("eni-00000000000000001")
-    elif mutation == "drop-sg":
-        inv.network_interfaces["eni-00000000000000002"].security_group_ids = ("sg-missing",)
-    elif mutation == "drop-tg":
-        inv.target_groups.clear()
-    elif mutation == "drop-lb":
-        inv.load_balancers.clear()
-    elif mutation == "drop-vpc":
-        inv.vpcs.clear()
-    elif mutation == "second-sg":
-        inv.security_groups["sg-other"] = m.SecurityGroup(
-            "sg-other", ingress=tuple(draw(st.lists(sg_rules, max_size=3)))
-        )
-        inv.network_interfaces["eni-00000000000000002"].security_group_ids = (NODE_SG, "sg-other")
+    mutate(inv, draw(st.sampled_from(MUTATIONS)), lambda: tuple(draw(st.lists(sg_rules, max_size=3))))
     if draw(st.integers(0, 5)) == 0:
         inv.target_groups.get(TG_ARN, m.TargetGroup("x")).load_balancer_arns = ()
     return inv

@@ -14,13 +14,12 @@ import runpy
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +37,7 @@ from bindings import tasks
 from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
 from bindings.errors import TransientSourceError
 from tests.test_faults import fast_retries  # noqa: F401 - fixture re-used by name
-from tests.test_worker import ROOT, _worker_database_url
+from tests.test_worker import ROOT, celery_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -47,15 +46,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            pytest.fail(f"timed out waiting for {what}\n{tail}")
-        time.sleep(0.2)
 
 
 # --- a fault-injecting proxy in front of the Kubernetes emulator ---------------------------------
@@ -302,50 +292,6 @@ def broker_and_cache(url: str) -> Iterator[None]:
         finally:
             reset_pools()
             app.conf.broker_url, app.conf.broker_transport_options = saved
-
-
-@contextmanager
-def celery_worker(log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real worker subprocess (solo pool, as tests/test_worker.py), with `env` on top of ours."""
-    full = {**os.environ, "BH_DATA_DIR": str(settings.DATA_DIR), "PYTHONUNBUFFERED": "1", **env}
-    if "DATABASE_URL" not in env:
-        url = _worker_database_url()
-        if url:
-            full["DATABASE_URL"] = url
-        else:
-            full["BH_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "dashboard",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=full,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(lambda: b"ready." in log.read_bytes(), 60, "the worker to be ready", log)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def _scheduled_runs(**owner: Any) -> list[str]:

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,44 +38,64 @@ def _worker_database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            pytest.fail(f"timed out waiting for {what}\n{tail}")
+        time.sleep(0.2)
+
+
+@contextmanager
+def celery_worker(log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker subprocess (solo pool) on the test database and broker, `env` on top of ours;
+    yielded once it says it is ready, stopped afterwards."""
+    full = {**os.environ, "BH_DATA_DIR": str(settings.DATA_DIR), "PYTHONUNBUFFERED": "1", **env}
+    if "DATABASE_URL" not in env:
+        url = _worker_database_url()
+        if url:
+            full["DATABASE_URL"] = url
+        else:
+            full["BH_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "dashboard",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: b"ready." in log.read_bytes(), 60, "the worker to be ready", log)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
 @pytest.fixture
 def worker():
-    env = {**os.environ, "BH_DATA_DIR": str(settings.DATA_DIR), "PYTHONUNBUFFERED": "1"}
-    url = _worker_database_url()
-    if url:
-        env["DATABASE_URL"] = url
-    else:
-        # Point the worker's *default* database at the test file pytest-django created.
-        env["BH_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
-    log = open(Path(settings.DATA_DIR) / "test-worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with celery_worker(Path(settings.DATA_DIR) / "test-worker.log") as proc:
+        yield proc
 
 
 def test_a_real_worker_polls_the_sources_the_dispatcher_enqueued(worker):

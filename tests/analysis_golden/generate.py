@@ -42,10 +42,12 @@ for path in (ROOT, TESTS, ROOT / "benchmarks"):
 
 from analysis_builders import (  # noqa: E402
     LB_SG,
+    MUTATIONS,
     NODE_SG,
     TG_ARN,
     VPC,
     dns_inventory,
+    mutate,
 )
 from bench_analysis import build as bench_build  # noqa: E402
 
@@ -372,24 +374,7 @@ def _random_dns(rng: random.Random) -> m.Inventory:
             for _ in range(rng.randint(0, 4))
         )
         inv.network_acls.append(m.NetworkAcl("acl-1", VPC, rng.random() < 0.5, ("subnet-a",), entries))
-    mutation = rng.choice(
-        ["none", "none", "none", "drop-eni", "drop-sg", "drop-tg", "drop-lb", "drop-vpc", "second-sg"]
-    )
-    if mutation == "drop-eni":
-        inv.network_interfaces.pop("eni-00000000000000001")
-    elif mutation == "drop-sg":
-        inv.network_interfaces["eni-00000000000000002"].security_group_ids = ("sg-missing",)
-    elif mutation == "drop-tg":
-        inv.target_groups.clear()
-    elif mutation == "drop-lb":
-        inv.load_balancers.clear()
-    elif mutation == "drop-vpc":
-        inv.vpcs.clear()
-    elif mutation == "second-sg":
-        inv.security_groups["sg-other"] = m.SecurityGroup(
-            "sg-other", ingress=tuple(sg_rule() for _ in range(rng.randint(0, 3)))
-        )
-        inv.network_interfaces["eni-00000000000000002"].security_group_ids = (NODE_SG, "sg-other")
+    mutate(inv, rng.choice(MUTATIONS), lambda: tuple(sg_rule() for _ in range(rng.randint(0, 3))))
     if rng.random() < 0.15:
         inv.target_groups.get(TG_ARN, m.TargetGroup("x")).load_balancer_arns = ()
     if rng.random() < 0.3:
