@@ -70,6 +70,7 @@ import gc
 import ipaddress
 import json
 import re
+import socket
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -144,6 +145,17 @@ def _norm_ip(text: object) -> str | None:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         return None
+
+
+def _ip_key(text: str) -> tuple[int, int] | None:
+    """(version, integer) of a canonical address; dotted quads without ipaddress (hot path)."""
+    if _DOTTED_QUAD.fullmatch(text):
+        return 4, int.from_bytes(socket.inet_aton(text), "big")
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return ip.version, int(ip)
 
 
 def _host_cidr(address: str) -> str | None:
@@ -542,6 +554,9 @@ class _Index:
         self._nacl: dict[tuple, tuple[NetSet, tuple[str, ...]]] = {}
         self._lb_private: dict[str, tuple[NetSet, str]] = {}
         self._lb_rules: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[_Rule, ...]] | None] = {}
+        self._egress_rules: dict[tuple[str, str, int], tuple[tuple[str, Any], ...]] = {}
+        self._egress_none: set[tuple[str, str, int]] = set()
+        self._addresses: dict[str, Any] = {}
         # Most load balancers have no security groups: skip their checks without a lookup.
         self.lbs_with_sgs = frozenset(arn for arn, lb in inv.load_balancers.items() if lb.security_groups)
         # Load balancers whose default client ranges could not be known, and why.
@@ -643,6 +658,50 @@ class _Index:
             )
         self._lb_rules[key] = found
         return found
+
+    def lb_egress_allows(
+        self, lb_arn: str, proto: str, port: int, dest: str | None, dest_sgs: tuple[str, ...]
+    ) -> bool | None:
+        """Do the load balancer's outbound rules let `proto`/`port` out to `dest` (an address) or to
+        a member of `dest_sgs`? None when the LB has no collected groups. On the judging path of
+        every target behind an LB with groups: the matching rules are worked out once per LB,
+        protocol and port, and addresses are parsed once."""
+        key = (lb_arn, proto, port)
+        matching = self._egress_rules.get(key)
+        if matching is None:
+            found = self.lb_rules(lb_arn, egress=True)
+            if found is None:
+                matching = self._egress_rules[key] = ()
+                self._egress_none.add(key)
+            else:
+                rules = []
+                for r in found[1]:
+                    if not r.matches(proto, port):
+                        continue
+                    if r.kind == "cidr":
+                        net = parse_network(r.source)
+                        if net is not None:  # as (version, first, last) integers: compared fast
+                            rules.append(
+                                ("cidr", (net.version, int(net.network_address), int(net.broadcast_address)))
+                            )
+                    else:
+                        rules.append((r.kind, r.source))
+                matching = self._egress_rules[key] = tuple(rules)
+        if key in self._egress_none:
+            return None
+        ip = self._addresses.get(dest) if dest else None
+        if dest and ip is None and dest not in self._addresses:
+            ip = self._addresses[dest] = _ip_key(dest)
+        for kind, what in matching:
+            if kind == "cidr":
+                if ip is not None and ip[0] == what[0] and what[1] <= ip[1] <= what[2]:
+                    return True
+            elif kind == "security_group":
+                if what in dest_sgs:
+                    return True
+            else:
+                return True  # a prefix list: its addresses are not known, so no refusal is claimed
+        return False
 
     def rules_of(self, sg_id: str) -> tuple[_Rule, ...] | None:
         found = self._rules.get(sg_id)
@@ -1634,12 +1693,28 @@ def _client_ip_preserved_uncached(c: _Ctx) -> bool:
     return c.target_type == "instance"
 
 
+def _listener_signature(c: _Ctx, lb_arn: str) -> tuple:
+    """What an LB's inbound rules are read against for this group: the group's protocol and the
+    (protocol, port) of the LB's listeners forwarding to it (`_Index.lb_front_door`)."""
+    assert c.tg is not None
+    return (
+        str(c.tg.protocol).upper(),
+        tuple(
+            sorted(
+                (str(li.protocol).upper(), li.port if isinstance(li.port, int) else -1)
+                for li in c.ix.listeners_by_tg.get(c.tg.arn, ())
+                if li.load_balancer_arn == lb_arn
+            )
+        ),
+    )
+
+
 def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
     assert c.tg is not None
     key: tuple = (c.b.client_cidrs, lb_arn, c.tg.vpc_id)
     if lb_arn in c.ix.lbs_with_sgs:
-        # Its inbound rules narrow the default per target group (listener ports) and protocol.
-        key += (c.tg.arn, proto)
+        # Its inbound rules narrow the default per listener (ports forwarding here) and protocol.
+        key += (_listener_signature(c, lb_arn), proto)
     found = c.ix.client_cache.get(key)
     if found is None:
         found = c.ix.client_cache[key] = _client_ranges_uncached(c, lb_arn, proto)
@@ -1673,7 +1748,8 @@ def _source_groups(
     )
     with_sgs = c.ix.lbs_with_sgs
     if preserved and not hc and with_sgs and any(lb in with_sgs for lb in lbs):
-        key += (c.tg.arn, proto)  # client ranges per group and protocol (`_client_ranges`)
+        # Client ranges per listener and protocol (`_client_ranges`).
+        key += (tuple(_listener_signature(c, lb) for lb in lbs), proto)
     found = c.ix.groups_cache.get(key)
     if found is None:
         found = _source_groups_uncached(c, lbs, preserved, family, hc, proto)
@@ -1756,24 +1832,11 @@ def _lb_egress_refusal(c: _Ctx, lbs: Sequence[str], proto: str, port: int, targe
         # An instance target gets the LB's packets on its primary address of the target's family.
         addresses = eni.ipv6_addresses if target.family == 6 else eni.private_ips
         dest = addresses[0] if addresses else None
-    dest_net = NetSet.from_cidrs([_host_cidr(dest) or ""]) if dest else EMPTY
+    ix = c.ix
     for lb_arn in lbs:
-        found = c.ix.lb_rules(lb_arn, egress=True)
-        if found is None:
-            continue
-        sg_ids, rules = found
-        for r in rules:
-            if not r.matches(proto, port):
-                continue
-            if r.kind == "cidr":
-                if dest_net and r.cidr.contains(dest_net):
-                    break
-            elif r.kind == "security_group":
-                if r.source in target.sg_ids:
-                    break
-            else:
-                break  # a prefix list: its addresses are not known, so no refusal is claimed
-        else:
+        allowed = ix.lb_egress_allows(lb_arn, proto, port, dest, target.sg_ids)
+        if allowed is False:
+            sg_ids = ix.lb_rules(lb_arn, egress=True)[0]  # type: ignore[index]  # judged, so known
             return (
                 f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} allow "
                 f"no outbound {proto} {port} to {dest or target.target_id}"
@@ -1879,8 +1942,13 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     # target's judgement is reused without building a cache key.
     last_jid = last_port = last_family = -1
     ev: _Eval | None = None
-    # Outbound rules of the LB depend on each target's address: judge target by target then.
-    uniform = None if lb_sgs else c.uniform
+    # Outbound rules of the LB depend on each target's address: when they refuse one, judge
+    # target by target.
+    uniform = c.uniform
+    if lb_sgs and uniform is not None:
+        tport = uniform[1]
+        if any(_lb_egress_refusal(c, lbs, sg_proto, tport, t) for t in c.targets):
+            uniform = None
     targets = c.targets if uniform is None else ()
     if uniform is not None:
         # Every target shares one judgement: judge once, then build the verdicts in one pass
@@ -2090,7 +2158,12 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
         lb_sgs = bool(with_sgs) and any(
             lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=True) is not None for lb_arn in lbs
         )
-        uniform = None if lb_sgs else c.uniform
+        targets_all = c.targets
+        uniform = c.uniform
+        if lb_sgs and uniform is not None:
+            hc_port = uniform[1] if traffic else fixed_port
+            if hc_port is None or any(_lb_egress_refusal(c, lbs, "tcp", hc_port, t) for t in targets_all):
+                uniform = None
         targets = c.targets
         if uniform is not None and (traffic or fixed_port is not None):
             # One judgement for all targets (see `_Ctx.uniform`); same counts as the loop.
