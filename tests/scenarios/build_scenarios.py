@@ -857,6 +857,9 @@ def client_cidrs_bundle() -> tuple[str, Scenario]:
 def malformed_objects() -> tuple[str, Scenario]:
     s = fixed_udp(base())
     healthy = s.tgb("coredns-udp")["spec"]
+    # The broken copies bind the same target group: the controller's webhook allows that only in
+    # multi-cluster mode on every binding of the group (checkExistingTargetGroups).
+    healthy["multiClusterTargetGroup"] = True
     no_ref = copy.deepcopy(healthy)
     del no_ref["serviceRef"]
     s.add_tgb("broken-no-service-ref", no_ref)
