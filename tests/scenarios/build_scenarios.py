@@ -1312,11 +1312,12 @@ def parity_sg_choice_flag_match_all() -> tuple[str, Scenario]:
 
 def parity_sg_choice_flag_no_match() -> tuple[str, Scenario]:
     s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS}, {"keyA": "valueNotA"})
-    _rules_in(s, EXTRA_SG)
+    # The controller errors, so it has written nothing anywhere.
+    _rules_in(s, "none")
     s.expect(
         "coredns-udp",
-        {"UDP": "reachable"},
-        require=["SECURITY_GROUP_TAG_AMBIGUOUS"],
+        {"UDP": "blocked"},
+        require=["SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
         cites=[
             f"{SG_CHOICE}: A single security group with cluster name tag and one service target "
             "tag set with no matches",
@@ -1325,7 +1326,11 @@ def parity_sg_choice_flag_no_match() -> tuple[str, Scenario]:
             "with no matches",
         ],
     )
-    return "the flag's tag value matches no cluster-tagged group: the controller errors: tag ambiguous.", s
+    return (
+        "the flag's tag value matches no cluster-tagged group: the controller errors and writes nothing: "
+        "tag ambiguous, blocked.",
+        s,
+    )
 
 
 def parity_sg_choice_flag_empty_value() -> tuple[str, Scenario]:
@@ -1349,18 +1354,19 @@ def parity_sg_choice_flag_empty_value() -> tuple[str, Scenario]:
 
 def parity_sg_choice_flag_empty_value_missing() -> tuple[str, Scenario]:
     s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS, "keyA": ""}, {"keyE": ""})
-    _rules_in(s, EXTRA_SG)
+    # The controller errors, so it has written nothing anywhere.
+    _rules_in(s, "none")
     s.expect(
         "coredns-udp",
-        {"UDP": "reachable"},
-        require=["SECURITY_GROUP_TAG_AMBIGUOUS"],
+        {"UDP": "blocked"},
+        require=["SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
         cites=[
             f"{SG_CHOICE}: A single security group with cluster name tag and a service target tag "
             "with an empty "
             "value with no matches"
         ],
     )
-    return 'the flag keyE="" names a tag no group carries: tag ambiguous.', s
+    return 'the flag keyE="" names a tag no group carries: tag ambiguous, nothing written, blocked.', s
 
 
 def parity_aggregation_restricted() -> tuple[str, Scenario]:
