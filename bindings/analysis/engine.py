@@ -53,6 +53,18 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
 * `CLIENT_RANGES_NOT_COVERED` is not raised when a rule referencing the LB's security group admits
   the traffic; `OVERLY_BROAD_SOURCE` is `info` only when the client ranges of that protocol are the
   whole address space of the rule's family (preserved client IP and 0.0.0.0/0 or ::/0 clients).
+* The group the controller writes a binding's rules to on a target ENI is `controller_security_group`
+  (its resolveEndpointSGForENI): the only group, else the one cluster-tagged group that also
+  carries every tag of `--service-target-eni-security-group-tags` (`inventory.eni_sg_tags`).
+  Named networking ports are resolved per such group, from the pods behind that group's targets
+  only; a name that a target pod does not declare is `INVALID_SPEC` (the controller then fails the
+  binding's whole networking and writes none of its rules).
+* What the controller's admission webhook rejects is `INVALID_SPEC` even on an existing object
+  (most checks run on create only): `targetGroupProtocol` or `ipAddressType` (unset meaning ipv4)
+  other than the target group's; `vpcID` malformed or not the group's VPC; `nodeSelector` with ip
+  targets; `iamRoleArnToAssume` or a QUIC/TCP_QUIC group with instance targets (the mutating
+  webhook sets `targetGroupProtocol` on create, so the validator always sees it); two bindings of
+  one target group unless all set `multiClusterTargetGroup` (reported on each of them).
 * `inventory.problems` (tied to no binding) are not copied onto bindings; a binding's own,
   its Service's and its target group's problems are.
 * Probes (`inventory.probes`, the latest per binding and protocol) only add findings:
@@ -1598,19 +1610,20 @@ def _check_webhook_rules(c: _Ctx) -> None:
                 f"{tg_type}; {_WEBHOOK}",
             )
         spec_proto = b.target_group_protocol
-        if spec_proto is not None and tg.protocol:
-            if spec_proto != tg.protocol:
-                c.f.invalid(
-                    c.obj,
-                    "spec.targetGroupProtocol",
-                    f"{spec_proto!r} but target group {tg.name or tg.arn} is {tg.protocol!r}; {_WEBHOOK}",
-                )
-            elif tg.protocol in _QUIC and b.target_type == "instance":
-                c.f.invalid(
-                    c.obj,
-                    "spec.targetType",
-                    f"instance targets with a {tg.protocol} target group; {_WEBHOOK} (QUIC needs ip targets)",
-                )
+        if spec_proto is not None and tg.protocol and spec_proto != tg.protocol:
+            c.f.invalid(
+                c.obj,
+                "spec.targetGroupProtocol",
+                f"{spec_proto!r} but target group {tg.name or tg.arn} is {tg.protocol!r}; {_WEBHOOK}",
+            )
+        elif tg.protocol in _QUIC and b.target_type == "instance":
+            # The validator checks this only with targetGroupProtocol set, but its mutating
+            # webhook sets that field from the target group on every create: every create is checked.
+            c.f.invalid(
+                c.obj,
+                "spec.targetType",
+                f"instance targets with a {tg.protocol} target group; {_WEBHOOK} (QUIC needs ip targets)",
+            )
     if c.tg_arn:
         others = [o for o in c.ix.bindings_by_tg().get(c.tg_arn, ()) if o is not b]
         if others and not (
@@ -2707,7 +2720,11 @@ def _findings_networking(c: _Ctx) -> None:
                         nodePort=svc_ports[entry.port],
                     )
 
-    if c.target_type == "ip" and b.networking:
+    # Port names need the pods; most bindings name none and skip that work.
+    named = c.target_type == "ip" and any(
+        isinstance(entry.port, str) for rule in b.networking or () for entry in rule.ports or ()
+    )
+    if named:
         _finding_unresolved_named_ports(c)
 
     needs_rules = any(_known_bad(r) for r in c.results) or c.hc_admitted is False
@@ -2721,8 +2738,8 @@ def _findings_networking(c: _Ctx) -> None:
     # The pods behind the targets, by the group their ENI makes the controller write to: it
     # resolves named ports per group, from that group's pods only
     # (computeIngressPermissionsPerSGWithPodEndpoints).
-    pods_by_sg: dict[str, list[m.Pod]] = defaultdict(list)
-    pods_by_ip = c.ix.pods_by_ip if c.target_type == "ip" else {}
+    pods_by_sg: dict[str, dict[str, m.Pod]] = defaultdict(dict)
+    pods_by_ip = c.ix.pods_by_ip if named else {}
     controller_sg_of = c.ix.controller_sg
     # Equal jids mean equal security groups: consecutive targets mostly share them.
     last_jid = -1
@@ -2748,8 +2765,8 @@ def _findings_networking(c: _Ctx) -> None:
         if pods_by_ip:
             ip = _norm_ip(target.target_id)
             pod = pods_by_ip.get(ip) if ip else None
-            if pod is not None and pod not in pods_by_sg[label]:
-                pods_by_sg[label].append(pod)
+            if pod is not None:
+                pods_by_sg[label][f"{pod.namespace}/{pod.name}"] = pod
     if ambiguous:
         wanted = f"the tag {cluster_tag}" + (
             " and " + ", ".join(f"{k}={v}" for k, v in sorted(eni_sg_tags.items())) if eni_sg_tags else ""
@@ -2773,12 +2790,13 @@ def _finding_unresolved_named_ports(c: _Ctx) -> None:
     """A named networking port that a target pod does not declare: the controller's lookup of that
     name on that pod fails (computeNumericalPorts), which fails the binding's whole networking
     reconcile, so none of its declared rules are written."""
-    pods: list[m.Pod] = []
+    by_key: dict[str, m.Pod] = {}
     for target in c.targets:
         ip = _norm_ip(target.target_id)
         pod = c.ix.pods_by_ip.get(ip) if ip else None
-        if pod is not None and pod not in pods:
-            pods.append(pod)
+        if pod is not None:
+            by_key.setdefault(f"{pod.namespace}/{pod.name}", pod)
+    pods = list(by_key.values())
     if not pods:
         return
     ports = sorted({t.port for t in c.targets if isinstance(t.port, int)})
@@ -2844,7 +2862,7 @@ def _missing_rule_message(absent: bool, proto: str, missing: tuple[int, ...], ok
 
 
 def _finding_not_reconciled(
-    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, list[m.Pod]]
+    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
 ) -> None:
     """Declared rules missing from the group(s) they should be in, keyed by the group label."""
     # What is missing depends only on the groups and the declared rules, which many bindings
@@ -2868,7 +2886,7 @@ def _finding_not_reconciled(
 
 
 def _missing_declared(
-    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, list[m.Pod]]
+    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
 ) -> list[dict]:
     missing: list[dict] = []
     seen: set[tuple] = set()
@@ -2890,7 +2908,7 @@ def _missing_declared(
                         continue
                     if isinstance(entry.port, str) and group_pods:
                         # A name is resolved against this group's own pods only.
-                        numbers = _pod_port_numbers(group_pods, entry.port)
+                        numbers = _pod_port_numbers(group_pods.values(), entry.port)
                     else:
                         numbers = _port_numbers(c, entry.port)
                     ranges = [numbers] if isinstance(numbers, tuple) else [(n, n) for n in numbers or ()]

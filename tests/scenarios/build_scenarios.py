@@ -1496,15 +1496,20 @@ def _spec(**fields):
     return mutate
 
 
-def _quic(target_type: str):
+def _quic(target_type: str, protocol: str = "QUIC", declared: bool = True):
     def mutate(s: Scenario) -> None:
         if target_type == "instance":
             _instance(s, 30053)
-        s.tg(UDP_TG)["Protocol"] = "QUIC"
+        s.tg(UDP_TG)["Protocol"] = protocol
         for listener in s.aws["DescribeListeners"]["Listeners"]:
             if listener["Protocol"] == "UDP":
-                listener["Protocol"] = "QUIC"
-        s.tgb("coredns-udp")["spec"]["targetGroupProtocol"] = "QUIC"
+                listener["Protocol"] = protocol
+        spec = s.tgb("coredns-udp")["spec"]
+        if declared:
+            spec["targetGroupProtocol"] = protocol
+        else:
+            # Created without the mutating webhook, which sets it from the target group.
+            spec.pop("targetGroupProtocol", None)
 
     return mutate
 
@@ -1618,6 +1623,17 @@ WEBHOOK_SCENARIOS = {
             f"{CREATE}: TCP_QUIC and Instance Target Type should produce error",
         ],
         "a QUIC target group with instance targets (targetGroupProtocol QUIC): invalid spec.",
+    ),
+    "parity-webhook-tcp-quic-instance-undeclared": _webhook(
+        "tcp_quic_instance_undeclared",
+        _quic("instance", "TCP_QUIC", declared=False),
+        [
+            f"{CREATE}: TCP_QUIC and Instance Target Type should produce error",
+            "webhooks/elbv2/targetgroupbinding_mutator.go: defaultingTargetGroupProtocol "
+            "(sets spec.targetGroupProtocol from the target group on create, before the validator runs)",
+        ],
+        "a TCP_QUIC target group with instance targets and no targetGroupProtocol in the object: invalid "
+        "spec all the same (the mutating webhook sets it on create).",
     ),
     "parity-webhook-assume-role-instance": _webhook(
         "assume_role_instance",
