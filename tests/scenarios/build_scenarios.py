@@ -1562,6 +1562,12 @@ def _required_fields(s: Scenario) -> None:
         )
 
 
+def _by_name(s: Scenario) -> None:
+    spec = s.tgb("coredns-udp")["spec"]
+    del spec["targetGroupARN"]
+    spec["targetGroupName"] = "k8s-dns-udp"
+
+
 def _instance_node_selector(s: Scenario) -> None:
     _instance(s, 30053)
     # Every node has a zone label: the selector keeps both targets (no drift).
@@ -1653,6 +1659,13 @@ WEBHOOK_SCENARIOS = {
         [f"{DUPLICATE}: [ok] duplicate target groups with multi cluster support"],
         "bindings without targetType or without a target group, next to a valid one (all multi-cluster): "
         "invalid spec on the two, none on the valid one.",
+        ok=True,
+    ),
+    "parity-webhook-target-group-name": _webhook(
+        "target_group_name",
+        _by_name,
+        [f"{CREATE}: TargetGroupName can be resolved"],
+        "a binding that names its target group instead of giving the ARN: resolved, no invalid spec.",
         ok=True,
     ),
     "parity-webhook-accepted": _webhook(
