@@ -16,12 +16,15 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bindings.analysis import controller_security_group, parse_eni_sg_tags
 from bindings.analysis import model as m
 from bindings.analysis.bundle import BundleError, bundle_inventory, load_bundle, write_bundle
 from bindings.analysis.engine import analyze
 from bindings.fixes import apply_fix_to_inventory, fix_to_dict, generate_fix
+from tests import analysis_builders as ab
 from tests.scenarios.expectations import report_failures
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -301,3 +304,39 @@ def test_the_fix_for_a_named_port_per_group_adds_each_groups_own_number() -> Non
     written = {(r["securityGroup"], r["protocol"], r["fromPort"]) for r in fix["securityGroupRules"]}
     assert written == {(NODE_B_SG, "udp", 5353), (NODE_B_SG, "tcp", 5353)}
     assert {p.protocol: p.verdict for p in after.protocols} == {"UDP": "reachable"}
+
+
+# --- property: the engine and the fix generator choose exactly as the one function does ----------
+
+_TAG_KEYS = st.sampled_from(["kubernetes.io/cluster/demo", "kubernetes.io/cluster/other", "team", "tier"])
+_TAG_VALUES = st.sampled_from(["", "owned", "dns", "web"])
+_TAGS = st.dictionaries(_TAG_KEYS, _TAG_VALUES, max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    node_tags=_TAGS,
+    extra_tags=_TAGS,
+    flag=st.dictionaries(st.sampled_from(["team", "tier"]), _TAG_VALUES, max_size=2),
+)
+def test_findings_and_fixes_follow_the_one_security_group_choice(node_tags, extra_tags, flag) -> None:
+    inv = ab.dns_inventory(rules=())
+    inv.eni_sg_tags = flag
+    inv.security_groups[ab.NODE_SG].tags = node_tags
+    inv.security_groups["sg-0extra"] = m.SecurityGroup("sg-0extra", "extra", ab.VPC, extra_tags, ())
+    eni = inv.network_interfaces["eni-00000000000000001"]
+    eni.security_group_ids = (ab.NODE_SG, "sg-0extra")
+    choice = controller_security_group(eni.security_group_ids, inv.security_groups, "demo", flag)
+
+    (result,) = analyze(inv)
+    codes = {f.code for f in result.findings}
+    assert ("SECURITY_GROUP_TAG_AMBIGUOUS" in codes) == isinstance(choice, tuple)
+    if isinstance(choice, str):
+        # Both ENIs have a group the controller writes to: the rules it lacks are asked of those.
+        (finding,) = [f for f in result.findings if f.code == "NETWORKING_NOT_RECONCILED"]
+        assert {x["securityGroup"] for x in finding.evidence["missing"]} == {choice, ab.NODE_SG}
+        fix = generate_fix(inv, result)
+        assert fix is not None
+        assert {r.security_group_id for r in fix.security_group_rules} <= {choice, ab.NODE_SG}
+        after = {r.key: r for r in analyze(apply_fix_to_inventory(inv, fix))}[result.key]
+        assert {p.verdict for p in after.protocols} == {"reachable"}
