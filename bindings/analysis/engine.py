@@ -510,10 +510,10 @@ def controller_security_group(
     cluster_tag = f"kubernetes.io/cluster/{cluster}"
     required = eni_sg_tags or {}
     matching = []
-    for group in groups:
+    for sg_id, group in zip(ids, groups, strict=True):
         tags = (group.tags if group is not None else None) or {}
         if cluster_tag in tags and all(k in tags and tags[k] == v for k, v in required.items()):
-            matching.append(group.id)  # type: ignore[union-attr]
+            matching.append(sg_id)
     return matching[0] if len(matching) == 1 else tuple(matching)
 
 
