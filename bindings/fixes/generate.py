@@ -1324,15 +1324,25 @@ class _Planner:
                 self._on_ambiguous(r) for r in required
             )
             if ambiguous:
+                flag = w.inv.eni_sg_tags
+                wanted = f"the tag {w.cluster_tag}" + (
+                    " and the controller's --service-target-eni-security-group-tags ("
+                    + ", ".join(f"{k}={v}" for k, v in sorted(flag.items()))
+                    + ")"
+                    if flag
+                    else ""
+                )
+                remedy = (
+                    "put those tags on exactly one cluster-tagged group per interface"
+                    if flag
+                    else "leave the cluster tag on exactly one group per interface (or start the "
+                    "controller with --service-target-eni-security-group-tags)"
+                )
                 lines.append(
-                    "The controller cannot write networking rules here: a target network "
-                    "interface has several "
-                    f"security groups and not exactly one carries the tag {w.cluster_tag}. The "
-                    "security-group "
-                    "commands add the missing rules directly. To let the controller manage them "
-                    "instead, leave "
-                    "the cluster tag on exactly one group per interface (or start the controller with "
-                    "--service-target-eni-security-group-tags)."
+                    "The controller cannot write networking rules here: a target network interface has "
+                    f"several security groups and not exactly one carries {wanted}. The security-group "
+                    f"commands add the missing rules directly. To let the controller manage them instead, "
+                    f"{remedy}."
                 )
             if "NETWORKING_NOT_RECONCILED" in self.fixable and not manifest_changed and not ambiguous:
                 events = [e for e in w.b.events if e.reason == "FailedNetworkReconcile"]
