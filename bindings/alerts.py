@@ -1,4 +1,5 @@
-"""Alerts: verdict transitions and sources going stale, sent to webhooks (generic JSON or Slack).
+"""Alerts: verdict transitions and sources going stale, sent to webhooks (generic JSON, Slack,
+Microsoft Teams) and to PagerDuty's Events API v2.
 
 Two tasks, both thin:
 - `send_alerts_task` (beat, every 15 s) finds new events and records one `AlertDelivery` per hook
@@ -9,7 +10,10 @@ Two tasks, both thin:
   recorded on the row (the admin's delivery log). 4xx answers are not retried: the request is wrong.
 
 Hook URLs are secrets (a Slack webhook URL is a credential): they are read from a file or an
-environment variable at send time, and never stored, logged or put in `last_error`.
+environment variable at send time, and never stored, logged or put in `last_error`. A PagerDuty
+hook's file or variable holds the routing key instead; it joins the stored payload only in the
+request body, and the endpoint is BH_PAGERDUTY_EVENTS_URL. Every kind goes through `post_json`,
+so all share its timeout, redirect and host rules.
 """
 
 from __future__ import annotations
@@ -53,7 +57,27 @@ def _verdict_word(verdict: str) -> str:
     return verdict.replace("_", " ") if verdict else "new"
 
 
-def transition_event(t: m.VerdictTransition) -> dict[str, Any]:
+def root_causes(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """The most severe current finding per (binding id, protocol), as "CODE: message".
+
+    Findings are the latest analysis, so this is the cause as of now, which is what an on-call
+    reader acts on. A finding without a protocol applies to every protocol of its binding.
+    """
+    if not pairs:
+        return {}
+    best: dict[tuple[int, str], tuple[int, str]] = {}
+    rows = m.Finding.objects.filter(binding_id__in={b for b, _ in pairs}).values_list(
+        "binding_id", "protocol", "severity", "code", "message"
+    )
+    for binding_id, protocol, severity, code, message in rows.order_by("pk"):
+        rank = m.SEVERITY_RANK.get(severity, 0)
+        for key in [(binding_id, protocol)] if protocol else [p for p in pairs if p[0] == binding_id]:
+            if key in pairs and (key not in best or rank > best[key][0]):
+                best[key] = (rank, f"{code}: {message}"[:300])
+    return {key: text for key, (_rank, text) in best.items()}
+
+
+def transition_event(t: m.VerdictTransition, root_cause: str = "") -> dict[str, Any]:
     """The generic payload of a verdict transition."""
     b = t.binding
     return {
@@ -70,6 +94,7 @@ def transition_event(t: m.VerdictTransition) -> dict[str, Any]:
             f"{b.cluster.name} {b.namespace}/{b.name} {t.protocol}: "
             f"{_verdict_word(t.old)} → {_verdict_word(t.new)}"
         ),
+        "root_cause": root_cause,
     }
 
 
@@ -116,8 +141,125 @@ def slack_payload(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def payload_for(hook: m.AlertHook, event: dict[str, Any]) -> dict[str, Any]:
-    return slack_payload(event) if hook.kind == m.AlertHook.Kind.SLACK else event
+# PagerDuty: a binding turning blocked/partial opens (or updates) one alert per binding and
+# protocol; its recovery resolves it. Other moves (to unknown, not_offered) are not pages.
+PAGING_VERDICTS = frozenset({"blocked", "partial"})
+RECOVERED_VERDICTS = frozenset({"reachable"})
+PD_SEVERITY = {"blocked": "critical", "partial": "error"}
+PD_SUMMARY_MAX = 1024  # Events API v2: payload.summary is at most 1024 characters
+PD_DEDUP_MAX = 255  # Events API v2: dedup_key is at most 255 characters
+
+
+def pagerduty_dedup_key(event: dict[str, Any]) -> str:
+    """One PagerDuty alert per binding and protocol, or per stale source."""
+    if event["event"] == "verdict_changed":
+        key = f"binding-health/binding/{event['binding_id']}/{event['protocol']}"
+    else:
+        key = f"binding-health/{event['kind']}/{event['source']}/stale"
+    return key[:PD_DEDUP_MAX]
+
+
+def pagerduty_payload(event: dict[str, Any]) -> dict[str, Any] | None:
+    """An Events API v2 body without `routing_key` (added at send time); None: not a page."""
+    details = {k: v for k, v in event.items() if k not in ("summary",) and v not in (None, "")}
+    if event["event"] == "verdict_changed":
+        if event["new"] in PAGING_VERDICTS:
+            action, severity = "trigger", PD_SEVERITY[event["new"]]
+        elif event["new"] in RECOVERED_VERDICTS and event["old"] in PAGING_VERDICTS:
+            return {"event_action": "resolve", "dedup_key": pagerduty_dedup_key(event)}
+        else:
+            return None
+        source = f"{event['cluster']}/{event['namespace']}/{event['name']}"
+        component, group = f"{event['namespace']}/{event['name']}", event["cluster"]
+        event_class = f"verdict {event['protocol']}"
+    else:
+        # A stale source is a warning; PagerDuty resolves it by hand or by its auto-resolve timer.
+        action, severity = "trigger", "warning"
+        source, component, group, event_class = event["source"], event["source"], event["kind"], "source stale"
+    summary = event["summary"]
+    if event.get("root_cause"):
+        summary = f"{summary} ({event['root_cause']})"
+    return {
+        "event_action": action,
+        "dedup_key": pagerduty_dedup_key(event),
+        "client": "Binding Health",
+        "payload": {
+            "summary": summary[:PD_SUMMARY_MAX],
+            "source": source[:255],
+            "severity": severity,
+            "timestamp": event["at"],
+            "component": component[:255],
+            "group": group[:255],
+            "class": event_class,
+            "custom_details": details,
+        },
+    }
+
+
+def teams_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """A Teams workflow-webhook message carrying one Adaptive Card.
+
+    Every value from the cluster (names, errors) goes into TextRuns, which Adaptive Cards render
+    as plain text: TextBlock and FactSet text is markdown, where a hostile binding name could
+    become a link.
+    """
+    if event["event"] == "verdict_changed":
+        style = "good" if event["new"] == "reachable" else "attention"
+    else:
+        style = "warning"
+
+    def line(label: str, value: Any) -> dict[str, Any]:
+        return {
+            "type": "RichTextBlock",
+            "inlines": [
+                {"type": "TextRun", "text": f"{label}: ", "weight": "bolder"},
+                {"type": "TextRun", "text": str(value)},
+            ],
+        }
+
+    facts = [line(k, v) for k, v in event.items() if k not in ("summary", "event") and v not in (None, "")]
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {
+                            "type": "Container",
+                            "style": style,
+                            "items": [
+                                {
+                                    "type": "RichTextBlock",
+                                    "inlines": [
+                                        {"type": "TextRun", "text": "Binding Health: ", "weight": "bolder"},
+                                        {"type": "TextRun", "text": event["summary"]},
+                                    ],
+                                }
+                            ],
+                        },
+                        *facts,
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def payload_for(hook: m.AlertHook, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored body of `event` for this hook's kind; None when the kind does not send it."""
+    kind = hook.kind
+    if kind == m.AlertHook.Kind.SLACK:
+        return slack_payload(event)
+    if kind == m.AlertHook.Kind.TEAMS:
+        return teams_payload(event)
+    if kind == m.AlertHook.Kind.PAGERDUTY:
+        return pagerduty_payload(event)
+    return event
 
 
 # --- scan -------------------------------------------------------------------------------------
@@ -193,7 +335,10 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
     def offer(hook: m.AlertHook, key: str, event: dict[str, Any], transition_id: int | None = None) -> None:
         if (hook.pk, key) in existing:
             return
-        pk = _record(hook, key, payload_for(hook, event), transition_id)
+        payload = payload_for(hook, event)
+        if payload is None:
+            return
+        pk = _record(hook, key, payload, transition_id)
         if pk is not None:
             created.append(pk)
 
@@ -217,10 +362,13 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
         )
         transitions = list(transitions)
         first_judgements = _first_judgements([t for t in transitions if t.old == "unknown"])
+        causes = root_causes(
+            {(t.binding_id, t.protocol) for t in transitions if t.pk not in first_judgements and t.new != "reachable"}
+        )
         for t in transitions:
             if t.pk in first_judgements:
                 continue  # the first verdict after "not polled yet" is not a change either
-            event = transition_event(t)
+            event = transition_event(t, causes.get((t.binding_id, t.protocol), ""))
             for hook in hooks:
                 scope = scopes[hook.pk]
                 if hook.on_transitions and (not scope or t.binding.cluster_id in scope):
@@ -276,6 +424,27 @@ def hook_url(hook: m.AlertHook) -> str:
     return os.environ.get(hook.url_env, "").strip() if hook.url_env else ""
 
 
+PD_ROUTING_KEY_LENGTH = 32  # Events API v2: "the 32 character Integration Key"
+
+
+def request_for(hook: m.AlertHook, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where to POST a stored payload, and the body, secrets filled in now from file or env."""
+    secret = hook_url(hook)
+    if hook.kind == m.AlertHook.Kind.PAGERDUTY:
+        if not secret:
+            raise PermanentDeliveryError("no routing key: the hook's file or environment variable is empty")
+        if len(secret) != PD_ROUTING_KEY_LENGTH or not secret.isalnum():
+            # Say what is wrong without echoing the key (it is a credential).
+            raise PermanentDeliveryError(
+                f"the routing key is not a PagerDuty integration key "
+                f"({PD_ROUTING_KEY_LENGTH} letters and digits; this one has {len(secret)} characters)"
+            )
+        return settings.BH_PAGERDUTY_EVENTS_URL, {"routing_key": secret, **payload}
+    if not secret:
+        raise PermanentDeliveryError("no URL: the hook's file or environment variable is empty")
+    return secret, payload
+
+
 def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
     """POST `payload`; raise DeliveryError (retry) or PermanentDeliveryError (don't)."""
     if not url.startswith(("https://", "http://")):
@@ -321,15 +490,18 @@ def deliver_alert_task(self, delivery_id: int) -> str:
         return "gone"
     if delivery.status != m.AlertDelivery.Status.PENDING:
         return delivery.status  # a redelivered message after success (acks_late): send nothing
-    url = hook_url(delivery.hook)
     m.AlertDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
     delivery.attempts += 1
     try:
-        if not url:
-            raise PermanentDeliveryError("no URL: the hook's file or environment variable is empty")
-        post_json(url, delivery.payload, timeout=settings.BH_ALERT_TIMEOUT_SECONDS)
+        url, body = request_for(delivery.hook, delivery.payload)
+        post_json(url, body, timeout=settings.BH_ALERT_TIMEOUT_SECONDS)
     except PermanentDeliveryError as exc:
-        _finish(delivery, m.AlertDelivery.Status.FAILED, str(exc))
+        error = str(exc)
+        if delivery.hook.kind == m.AlertHook.Kind.PAGERDUTY and error.startswith(("HTTP 400", "HTTP 404")):
+            error += " (PagerDuty rejected the event: check the routing key and BH_PAGERDUTY_EVENTS_URL)"
+        _finish(delivery, m.AlertDelivery.Status.FAILED, error)
+        # A misconfigured hook must be visible where operators look, not only in the admin.
+        task_logger.warning("alert %s to hook %s failed for good: %s", delivery.pk, delivery.hook.name, error)
         return "failed"
     except DeliveryError as exc:
         final = self.request.retries >= self.max_retries

@@ -286,6 +286,11 @@ BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
+# PagerDuty hooks post here (EU accounts: https://events.eu.pagerduty.com/v2/enqueue).
+BH_PAGERDUTY_EVENTS_URL = os.environ.get("BH_PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+# Kubernetes Events on TGBs (clusters with "emit Kubernetes events"): at most this many per
+# cluster per minute; transitions beyond it are recorded as skipped, never queued up.
+BH_KUBE_EVENTS_PER_MINUTE = envint("BH_KUBE_EVENTS_PER_MINUTE", 30)
 # Active probes (off unless a cluster, a binding's setting or its annotation enables them): at most
 # this many sockets in flight per round, and the defaults for bindings without a ProbeSetting row.
 BH_PROBE_CONCURRENCY = envint("BH_PROBE_CONCURRENCY", 8)
