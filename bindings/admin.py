@@ -334,14 +334,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class AlertHookAdmin(admin.ModelAdmin):
     """Where alerts go. The URL is a secret: name a file or an environment variable holding it."""
 
-    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source")
+    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source", "last_outcome")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
     filter_horizontal = ("clusters",)
 
     @admin.display(description="URL from")
     def url_source(self, obj: m.AlertHook) -> str:
-        return f"file {obj.url_file}" if obj.url_file else f"${obj.url_env}"
+        what = "routing key" if obj.kind == m.AlertHook.Kind.PAGERDUTY else "URL"
+        return f"{what}: file {obj.url_file}" if obj.url_file else f"{what}: ${obj.url_env}"
+
+    @admin.display(description="last delivery")
+    def last_outcome(self, obj: m.AlertHook) -> str:
+        """The latest finished delivery, so a misconfigured hook (bad key, wrong host) shows here."""
+        last = (
+            obj.deliveries.exclude(status=m.AlertDelivery.Status.PENDING, last_error="")
+            .order_by("-created_at", "-pk")
+            .values_list("status", "last_error")
+            .first()
+        )
+        if last is None:
+            return "none yet"
+        status, error = last
+        return f"{status}: {error}" if error else status
 
 
 @admin.register(m.AlertDelivery)

@@ -175,7 +175,12 @@ def pagerduty_payload(event: dict[str, Any]) -> dict[str, Any] | None:
     else:
         # A stale source is a warning; PagerDuty resolves it by hand or by its auto-resolve timer.
         action, severity = "trigger", "warning"
-        source, component, group, event_class = event["source"], event["source"], event["kind"], "source stale"
+        source, component, group, event_class = (
+            event["source"],
+            event["source"],
+            event["kind"],
+            "source stale",
+        )
     summary = event["summary"]
     if event.get("root_cause"):
         summary = f"{summary} ({event['root_cause']})"
@@ -363,7 +368,11 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
         transitions = list(transitions)
         first_judgements = _first_judgements([t for t in transitions if t.old == "unknown"])
         causes = root_causes(
-            {(t.binding_id, t.protocol) for t in transitions if t.pk not in first_judgements and t.new != "reachable"}
+            {
+                (t.binding_id, t.protocol)
+                for t in transitions
+                if t.pk not in first_judgements and t.new != "reachable"
+            }
         )
         for t in transitions:
             if t.pk in first_judgements:

@@ -138,7 +138,9 @@ def test_pagerduty_summary_carries_the_root_cause_and_is_capped(pagerduty, bindi
 
 def test_pagerduty_pages_a_stale_source_as_a_warning(pagerduty, cluster, httpserver):
     m.AlertHook.objects.update(on_stale=True, on_transitions=False)
-    m.Cluster.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now() - timedelta(hours=2))
+    m.Cluster.objects.update(
+        last_polled_at=timezone.now(), last_success_at=timezone.now() - timedelta(hours=2)
+    )
     m.AwsAccount.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
     accept_pagerduty(httpserver)
 
@@ -259,7 +261,10 @@ def test_teams_recovery_and_stale_cards(teams, bindings, cluster, httpserver):
 
     assert deliver_all(alerts.alerts_scan()) == ["sent", "sent"]
 
-    styles = sorted(b["attachments"][0]["content"]["body"][0]["style"] for b in sent_bodies(httpserver, "/workflows/teams"))
+    styles = sorted(
+        b["attachments"][0]["content"]["body"][0]["style"]
+        for b in sent_bodies(httpserver, "/workflows/teams")
+    )
     assert styles == ["good", "warning"]
 
 
@@ -275,3 +280,16 @@ def test_a_redirect_from_a_sink_is_not_followed(pagerduty, teams, bindings, http
 
     assert deliver_all(alerts.alerts_scan()) == ["failed", "failed"]
     assert [req.path for req, _ in httpserver.log if req.path == "/elsewhere"] == []
+
+
+def test_the_admin_shows_why_a_hook_failed(pagerduty, bindings, client, admin_user):
+    with open(pagerduty.url_file, "w") as fh:
+        fh.write("short<b>")
+    transition(bindings[0], "reachable", "blocked")
+    deliver_all(alerts.alerts_scan())
+    client.force_login(admin_user)
+
+    page = client.get("/admin/bindings/alerthook/").content.decode()
+
+    assert "failed: the routing key is not a PagerDuty integration key" in page
+    assert "routing key: file " in page and "short<b>" not in page

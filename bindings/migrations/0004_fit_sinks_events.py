@@ -4,35 +4,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('bindings', '0004_parity_eni_sg_tags'),
+        ("bindings", "0004_parity_eni_sg_tags"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cluster',
-            name='emit_kube_events',
-            field=models.BooleanField(default=False, help_text='On a verdict change, create an Event on the TargetGroupBinding (BindingHealthBlocked / BindingHealthRecovered) so `kubectl describe` shows it. Needs the optional `create events` RBAC role.', verbose_name='emit Kubernetes events'),
+            model_name="cluster",
+            name="emit_kube_events",
+            field=models.BooleanField(
+                default=False,
+                help_text="On a verdict change, create an Event on the TargetGroupBinding (BindingHealthBlocked / BindingHealthRecovered) so `kubectl describe` shows it. Needs the optional `create events` RBAC role.",
+                verbose_name="emit Kubernetes events",
+            ),
         ),
         migrations.AddField(
-            model_name='verdicttransition',
-            name='kube_event',
-            field=models.CharField(blank=True, default='', max_length=300),
+            model_name="verdicttransition",
+            name="kube_event",
+            field=models.CharField(blank=True, default="", max_length=300),
         ),
         migrations.AlterField(
-            model_name='alerthook',
-            name='kind',
-            field=models.CharField(choices=[('webhook', 'generic JSON webhook'), ('slack', 'Slack-compatible incoming webhook'), ('pagerduty', 'PagerDuty Events API v2 (the file or variable holds the routing key)'), ('teams', 'Microsoft Teams workflow webhook (Adaptive Card)')], default='webhook', max_length=16),
+            model_name="alerthook",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("webhook", "generic JSON webhook"),
+                    ("slack", "Slack-compatible incoming webhook"),
+                    ("pagerduty", "PagerDuty Events API v2 (the file or variable holds the routing key)"),
+                    ("teams", "Microsoft Teams workflow webhook (Adaptive Card)"),
+                ],
+                default="webhook",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='alerthook',
-            name='url_env',
-            field=models.CharField(blank=True, help_text='Name of an environment variable holding the URL (for PagerDuty: the routing key).', max_length=128),
+            model_name="alerthook",
+            name="url_env",
+            field=models.CharField(
+                blank=True,
+                help_text="Name of an environment variable holding the URL (for PagerDuty: the routing key).",
+                max_length=128,
+            ),
         ),
         migrations.AlterField(
-            model_name='alerthook',
-            name='url_file',
-            field=models.CharField(blank=True, help_text='Path of a file holding the URL (for PagerDuty: the routing key).', max_length=1024),
+            model_name="alerthook",
+            name="url_file",
+            field=models.CharField(
+                blank=True,
+                help_text="Path of a file holding the URL (for PagerDuty: the routing key).",
+                max_length=1024,
+            ),
         ),
     ]
