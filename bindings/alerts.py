@@ -290,7 +290,7 @@ def _record(hook: m.AlertHook, key: str, payload: dict[str, Any], transition_id:
     return delivery.pk
 
 
-def _first_judgements(transitions: list[m.VerdictTransition]) -> set[int]:
+def first_judgements_of(transitions: list[m.VerdictTransition]) -> set[int]:
     """The `unknown -> …` transitions among these that are a binding's first real verdict.
 
     A binding's first analysis can run before its AWS side was ever polled (cluster and account
@@ -366,7 +366,7 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
             .order_by("at", "pk")
         )
         transitions = list(transitions)
-        first_judgements = _first_judgements([t for t in transitions if t.old == "unknown"])
+        first_judgements = first_judgements_of([t for t in transitions if t.old == "unknown"])
         causes = root_causes(
             {
                 (t.binding_id, t.protocol)

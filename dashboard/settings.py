@@ -233,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
         "options": {"expires": 14},
     },
+    "emit-kube-events": {
+        "task": "bindings.kube_events.emit_kube_events_task",
+        "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
+        "options": {"expires": 14},
+    },
     "prune-history": {
         "task": "bindings.tasks.prune_history_task",
         "schedule": 3600.0,
