@@ -97,8 +97,27 @@ class ClusterAdmin(PolledSourceAdmin):
             },
         ),
         ("Controller", {"fields": ("service_target_eni_sg_tags",)}),
+        ("Kubernetes events", {"fields": ("emit_kube_events", "last_kube_event")}),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),
     )
+    readonly_fields = (*PolledSourceAdmin.readonly_fields, "last_kube_event")
+
+    @admin.display(description="last Kubernetes event")
+    def last_kube_event(self, obj: m.Cluster) -> str:
+        """The latest Event outcome, so missing RBAC or an unreachable API shows where it is set."""
+        if obj.pk is None:
+            return "none yet"
+        last = (
+            m.VerdictTransition.objects.filter(binding__cluster=obj)
+            .exclude(kube_event="")
+            .order_by("-at", "-pk")
+            .values_list("kube_event", "at", "binding__namespace", "binding__name")
+            .first()
+        )
+        if last is None:
+            return "none yet"
+        outcome, at, namespace, name = last
+        return f"{outcome} ({namespace}/{name}, {at:%Y-%m-%d %H:%M:%S} UTC)"
 
     def _enqueue(self, pk: int) -> None:
         from bindings.tasks import poll_cluster_task

@@ -16,6 +16,7 @@ from bindings import kube_events
 from bindings import models as m
 from bindings.emulators import KubeEmulator
 from tests.test_api import make_bindings
+from tests.test_deploy import KUBE, granted, load_docs
 
 pytestmark = pytest.mark.django_db
 
@@ -190,7 +191,7 @@ def test_a_missing_token_file_is_named(live, cluster, tmp_path):
     assert t.kube_event.startswith("failed: cannot read bearer token file") and "absent-token" in t.kube_event
 
 
-def test_missing_rbac_says_which_component_to_add(httpserver, cluster):
+def test_missing_rbac_says_which_component_to_add(httpserver, cluster, client, admin_user):
     """An API server that forbids `create events` (the optional RBAC is not installed)."""
     m.Cluster.objects.filter(pk=cluster.pk).update(api_url=httpserver.url_for(""), emit_kube_events=True)
     [binding] = make_bindings(cluster, 1, prefix="rbac")
@@ -215,6 +216,18 @@ def test_missing_rbac_says_which_component_to_add(httpserver, cluster):
     assert sent["involvedObject"]["kind"] == "TargetGroupBinding" and sent["reason"] == "BindingHealthBlocked"
     t.refresh_from_db()
     assert "403" in t.kube_event and "components/kube-events" in t.kube_event
+    # The optional component grants exactly what this request needs, nothing more.
+    role = next(
+        d
+        for d in load_docs(KUBE / "components" / "kube-events" / "clusterrole-kube-events.yaml")
+        if d["kind"] == "ClusterRole"
+    )
+    assert request.method == "POST" and request.path.startswith("/api/v1/namespaces/")
+    assert granted(role) == {("", "events", "create")}
+    # And the admin shows it on the cluster, where events are switched on.
+    client.force_login(admin_user)
+    page = client.get(f"/admin/bindings/cluster/{cluster.pk}/change/").content.decode()
+    assert "failed: HTTP 403 Forbidden: the service account may not create events" in page
 
 
 def test_event_names_are_valid_for_any_binding_name():
