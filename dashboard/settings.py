@@ -8,6 +8,7 @@ silently run eagerly: a running demo has a real worker. See `.env.example` for e
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -113,6 +114,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.sso.context",
             ],
         },
     },
@@ -186,6 +188,39 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+
+# --- single sign-on (OpenID Connect; dashboard/sso.py, docs/operations.md) -------------------
+BH_OIDC_ENABLED = envbool("BH_OIDC_ENABLED", False)
+BH_OIDC_LABEL = os.environ.get("BH_OIDC_LABEL", "Sign in with single sign-on")
+# The claim holding the user's groups, and which groups make which role (JSON object
+# {"viewer": [...], "may-apply": [...], "admin": [...]}). Empty mapping: every user is a viewer.
+BH_OIDC_GROUPS_CLAIM = os.environ.get("BH_OIDC_GROUPS_CLAIM", "groups")
+try:
+    BH_OIDC_ROLE_GROUPS: dict[str, list[str]] = json.loads(os.environ.get("BH_OIDC_ROLE_GROUPS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BH_OIDC_ROLE_GROUPS must be a JSON object: {exc}") from None
+if not isinstance(BH_OIDC_ROLE_GROUPS, dict) or not all(
+    isinstance(v, list) and all(isinstance(g, str) for g in v) for v in BH_OIDC_ROLE_GROUPS.values()
+):
+    raise ImproperlyConfigured('BH_OIDC_ROLE_GROUPS must look like {"admin": ["group", ...], ...}')
+# mozilla-django-oidc's own settings, under its names (endpoints from the provider's
+# /.well-known/openid-configuration; the client secret from a file or variable).
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = envsecret("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_USE_PKCE = True
+OIDC_USERNAME_ALGO = "dashboard.sso.username_from_email"
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT", 10)
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if BH_OIDC_ENABLED:
+    # Local passwords stay (demo, break-glass); the OIDC backend only answers the callback.
+    AUTHENTICATION_BACKENDS.insert(0, "dashboard.sso.RoleMappingBackend")
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery -------------------------------------------------------------------------------------
