@@ -102,6 +102,7 @@ ADMIN_MODELS: dict[str, bool] = {
     "bindings/alertdelivery": False,
     "bindings/probesetting": True,
     "bindings/proberesult": False,
+    "bindings/fixapplication": False,  # the apply audit: nobody edits or deletes it
 }
 
 
@@ -300,6 +301,15 @@ def ensure_one_of_each(cluster: m.Cluster, binding: m.TargetGroupBinding) -> Non
     m.ProbeResult.objects.get_or_create(
         binding=binding, protocol="UDP", kind="dns", address="192.0.2.1", status="ok"
     )
+    if not m.FixApplication.objects.exists():
+        m.FixApplication.objects.create(
+            cluster=cluster,
+            binding=binding,
+            namespace=binding.namespace,
+            name=binding.name,
+            status=m.FixApplication.Status.DRY_RUN,
+            patch='{"spec": {}}',
+        )
     if not m.KubePod.objects.exists():
         m.KubePod.objects.create(cluster=cluster, uid="pod-1", namespace="kube-system", name="pod-1")
     if not m.KubeNode.objects.exists():
@@ -410,7 +420,8 @@ def test_apply_is_refused_when_the_cluster_does_not_allow_it(world):
     for step in ("dry-run", "apply"):
         response = client.post(f"/bindings/{world['ids']['binding']}/fix/{step}/", {})
         assert response.status_code == 403, step
-    assert set(m.FixApplication.objects.values_list("status", flat=True)) == {m.FixApplication.Status.DENIED}
+    made = m.FixApplication.objects.filter(user=world["users"]["operator"])
+    assert set(made.values_list("status", flat=True)) == {m.FixApplication.Status.DENIED}
 
 
 def test_metrics_access_rules(world, settings):
