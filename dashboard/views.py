@@ -851,16 +851,6 @@ def binding_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- fix panel, download, dry-run and apply -----------------------------------------------------------
 
 
-def _manifest_yaml(fix: dict[str, Any] | None) -> str:
-    """The fix manifest as YAML, rendered now (`render.to_yaml`: control and format characters as
-    escapes) rather than as stored, so fixes stored by an older version show them escaped too."""
-    if not fix:
-        return ""
-    if isinstance(fix.get("manifest"), dict):
-        return fix_render.to_yaml(fix["manifest"])
-    return str(fix.get("manifestYaml") or "")
-
-
 def _as_text(item: Any) -> str:
     """Alternatives may be plain strings or small dicts; show commands as text either way."""
     if isinstance(item, str):
@@ -874,7 +864,7 @@ def _as_text(item: Any) -> str:
 
 def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[str, Any]:
     fix = fix_apply_module.stored_fix(binding)
-    manifest_yaml = _manifest_yaml(fix)
+    manifest_yaml = fix_render.stored_manifest_yaml(fix)
     health_commands = []
     for item in (fix or {}).get("healthCheck") or []:
         if isinstance(item, dict):
@@ -916,7 +906,7 @@ def binding_fix(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def binding_fix_yaml(request: HttpRequest, pk: int) -> HttpResponse:
     """Download the fix manifest as a YAML file."""
     binding = _binding_for_user(request, pk)
-    text = _manifest_yaml(fix_apply_module.stored_fix(binding))
+    text = fix_render.stored_manifest_yaml(fix_apply_module.stored_fix(binding))
     if not text:
         return HttpResponse("No automatic fix for this binding.\n", status=404, content_type="text/plain")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{binding.namespace}-{binding.name}")[:150]

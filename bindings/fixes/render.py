@@ -61,6 +61,22 @@ def to_yaml_all(docs: list[Any]) -> str:
     )
 
 
+def stored_manifest_yaml(fix: dict[str, Any] | None) -> str:
+    """The manifest of a stored fix (`fix_to_dict` output) as YAML; "" when it has none.
+
+    The stored text keeps the manifest's key order (jsonb does not). Text stored by a version that
+    left control or format characters raw is rendered again from the manifest instead.
+    """
+    if not isinstance(fix, dict):
+        return ""
+    text = fix.get("manifestYaml")
+    if isinstance(text, str) and text and not textsafe.has_unsafe(text.replace("\n", "")):
+        return text
+    if isinstance(fix.get("manifest"), dict):
+        return to_yaml(fix["manifest"])
+    return ""
+
+
 def compact_json(obj: Any) -> str:
     return textsafe.json_text(obj)
 
