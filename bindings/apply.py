@@ -278,12 +278,14 @@ def _refuse(
     *,
     reviewed: m.FixApplication | None = None,
     status: str = Status.REFUSED,
+    sent: bool = False,
 ) -> Outcome:
+    # The row's patch text is what was *sent*: empty unless the request went out (then failed).
     audit = _audit(
         binding=binding,
         user=user,
         status=status,
-        text=reviewed.patch if reviewed is not None else "",
+        text=reviewed.patch if reviewed is not None and sent else "",
         message=message,
         reviewed=reviewed,
         uid=reviewed.uid if reviewed is not None else "",
@@ -450,6 +452,7 @@ def apply_reviewed(
         api_client = _client(target.cluster)
     except KubeError as exc:
         return _refuse(target, user, str(exc), reviewed=review, status=Status.FAILED)
+    sent = False
     with api_client:
         api = k8s.CustomObjectsApi(api_client)
         try:
@@ -480,13 +483,15 @@ def apply_reviewed(
                     f"Dry-run #{review.pk} was already applied: nothing was sent again.",
                     reviewed=review,
                 )
+            sent = True
             answer = _patch(api, target, json.loads(review.patch), dry_run=False)
         except k8s.ApiException as exc:
             status = Status.CONFLICT if exc.status == 409 else Status.FAILED
-            text = f"The API server refused the patch: {_api_error(exc)}"
+            what = "the patch" if sent else f"to read {name}"
+            text = f"The API server refused {what}: {_api_error(exc)}"
             if exc.status == 409:
                 text += " (someone else changed the binding; run the dry-run again)"
-            return _refuse(target, user, text, reviewed=review, status=status)
+            return _refuse(target, user, text, reviewed=review, status=status, sent=sent)
         except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
             return _refuse(
                 target,
@@ -494,6 +499,7 @@ def apply_reviewed(
                 f"Cannot reach cluster {target.cluster.name}: {exc}",
                 reviewed=review,
                 status=Status.FAILED,
+                sent=sent,
             )
     result_networking = (answer.get("spec") or {}).get("networking")
     diff = networking_diff(live_networking, result_networking, name=name)

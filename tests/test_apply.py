@@ -258,6 +258,7 @@ def test_it_refuses_without_a_usable_dry_run(live, bob, carol, alice, kube, sett
         assert expected in outcome.message, (case, outcome.message)
         assert "nothing was applied" in outcome.message or "yourself" in outcome.message, case
         assert outcome.audit.user == user and outcome.audit.status == "refused", case
+        assert outcome.audit.patch == "", case  # an audit row's patch is what was sent: nothing
 
     # Expired: the review window (BH_APPLY_REVIEW_SECONDS) has passed.
     settings.BH_APPLY_REVIEW_SECONDS = 60
@@ -271,6 +272,9 @@ def test_it_refuses_without_a_usable_dry_run(live, bob, carol, alice, kube, sett
     m.FixApplication.objects.filter(pk=tampered.dry_run_id).update(patch=wide)
     outcome = apply.apply_reviewed(tampered.dry_run_id, bob)
     assert outcome.status == "refused" and "digest" in outcome.message
+    garbled = _review(live, bob)
+    m.FixApplication.objects.filter(pk=garbled.dry_run_id).update(patch="{not json")
+    assert "digest" in apply.apply_reviewed(garbled.dry_run_id, bob).message
 
     assert "networking" not in _live_tgb(kube)["spec"]
     assert m.FixApplication.objects.filter(status="applied").count() == 0
@@ -526,5 +530,6 @@ def test_it_records_a_conflict_when_the_server_answers_409(httpserver, api_serve
     assert "the object has been modified" in outcome.message
     audit = outcome.audit
     assert (audit.status, audit.user, audit.reviewed_id) == ("conflict", bob, review.dry_run_id)
+    assert audit.patch == review.audit.patch  # it was sent, and the audit says so
     # The patch went out: that review is used up, a retry needs a new dry-run.
     assert apply.apply_reviewed(review.dry_run_id, bob).status == "refused"
