@@ -266,6 +266,8 @@ def test_hostile_text_comes_back_intact_in_valid_json(hostile_world, client, ali
         assert response.status_code == 200, url
         assert response["Content-Type"].startswith("application/json")
         body = json.loads(response.content)  # strict JSON: raw control characters would fail here
+        # Format characters too travel as \uXXXX escapes: the same strings, nothing raw in the text.
+        assert raw_unsafe(response.content.decode()) == [], url
         for text in _strings(body):
             fields = set(re.findall(r"([a-z-]+):<script>", text))
             if not fields:
