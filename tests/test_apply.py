@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.utils import timezone
 from kubernetes import client as k8s
 from werkzeug import Response
@@ -288,6 +291,29 @@ def test_it_applies_a_review_once(live, bob, kube):
 
     assert again.status == "refused" and "already applied" in again.message
     assert [a.status for a in m.FixApplication.objects.order_by("pk")] == ["dry_run", "applied", "refused"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tabs_applying_one_review_at_once_send_it_once(live, bob, kube):
+    """Four tabs press Apply on the same review at the same moment (real threads, real PostgreSQL
+    connections): the review is claimed with a compare-and-set, so exactly one sends it."""
+    review = _review(live, bob)
+    start = threading.Barrier(4)
+
+    def press() -> str:
+        try:
+            start.wait()
+            return apply.apply_reviewed(review.dry_run_id, bob).status
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = sorted(pool.map(lambda _: press(), range(4)))
+
+    assert statuses == ["applied", "refused", "refused", "refused"]
+    assert m.FixApplication.objects.filter(reviewed_id=review.dry_run_id, status="applied").count() == 1
+    refusals = m.FixApplication.objects.filter(reviewed_id=review.dry_run_id, status="refused")
+    assert all("already applied" in r.message for r in refusals)
 
 
 def test_it_stops_with_a_conflict_when_the_binding_changed_since_the_dry_run(live, bob, kube):
