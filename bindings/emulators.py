@@ -3,7 +3,8 @@
 - `KubeEmulator` hosts kmock (a Kubernetes API emulator, pinned at 0.8) on a real HTTP port in a
   background thread. Every kmock workaround lives in this module (shared/reference/emulators.md):
   metadata kmock leaves empty is filled in on `apply`, list pagination (``limit``/``continue``) is
-  added, the request log is trimmed, the core resources are declared so empty lists answer 200, and
+  added, the request log is trimmed, the core resources are declared so empty lists answer 200,
+  discovery documents carry real kinds, verbs and scopes (so real kubectl works against it), and
   ``stop`` cancels the loop's other tasks first so that an open watch can't hang shutdown.
 - `MotoServer` wraps moto's `ThreadedMotoServer` on a free port.
 - `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators.
@@ -23,6 +24,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -72,6 +74,53 @@ _CORE_RESOURCES = (
     "discovery.k8s.io/v1/endpointslices",
 )
 _REQUEST_LOG_KEEP = 50
+# The TargetGroupBinding CRD's discovery entry, as the controller's CRD declares it
+# (kubernetes-sigs/aws-load-balancer-controller, config/crd/bases/elbv2.k8s.aws_targetgroupbindings.yaml:
+# kind TargetGroupBinding, singular targetgroupbinding, scope Namespaced, a status subresource, no
+# short names). Real clients (kubectl) resolve "targetgroupbindings" through this entry.
+_TGB_DISCOVERY: dict[str, Any] = {
+    "kind": "TargetGroupBinding",
+    "singular": "targetgroupbinding",
+    "namespaced": True,
+    "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+    "subresources": ["status"],
+}
+
+
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version order, highest first when sorted: v2 > v1 > v1beta2 > v1beta1 > v1alpha1.
+
+    kmock picks a group's preferred version from an unordered set; a real API server prefers the
+    highest by this order, and kubectl reads objects at the preferred version.
+    """
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if match is None:
+        return (-1, 0, 0)  # not a Kubernetes-style version: last
+    stage = {"alpha": 0, "beta": 1, None: 2}[match.group(2)]
+    return (stage, int(match.group(1)), int(match.group(3) or 0))
+
+
+def _declare_discovery(emulator: kmock.KubernetesEmulator, tgb_versions: Iterable[str]) -> None:
+    """Give every resource the emulator serves a real discovery entry (kind, verbs, namespaced...).
+
+    kmock guesses entries it has no data for ("Services", no verbs, ``namespaced: null``), which
+    real kubectl rejects ("the server doesn't have a resource type"). The core resources take the
+    entries kmock ships (recorded from a real cluster), kept to the ones this emulator serves.
+    """
+    wanted = {_resource_key(r) for r in _CORE_RESOURCES}
+    emulator.resources.load_bundled()
+    for resource in list(emulator.resources):
+        if (resource.group, resource.version, resource.plural) not in wanted:
+            del emulator.resources[resource]
+    for resource in _CORE_RESOURCES:
+        emulator.resources[resource]  # noqa: B018 - declares it (auto-created), if kmock had no entry
+    for version in tgb_versions:
+        emulator.resources[f"elbv2.k8s.aws/{version}/targetgroupbindings"] = dict(_TGB_DISCOVERY)
+
+
+def _resource_key(resource: str) -> tuple[str, str, str]:
+    parts = resource.split("/")
+    return ("", parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2])
 
 
 @attrs.define(kw_only=True)
@@ -90,6 +139,27 @@ class _PagingEmulator(kmock.KubernetesEmulator):
                 if isinstance(reqs, list):
                     del reqs[:-_REQUEST_LOG_KEEP]
 
+    async def _serve_version(self, request: Any) -> Any:
+        result = await super()._serve_version(request)
+        # kmock writes the core group's version as "/v1"; the API server (and kubectl) say "v1".
+        result["groupVersion"] = result["groupVersion"].lstrip("/")
+        for entry in result["resources"]:
+            if "/" in entry["name"]:
+                # kmock copies the parent's entry to a subresource (x/status); the API server gives
+                # subresources no singular name, short names or categories, and only these verbs.
+                entry.update(singularName="", verbs=["get", "patch", "update"], shortNames=[], categories=[])
+        return result
+
+    async def _serve_apis(self, request: Any) -> Any:
+        result = await super()._serve_apis(request)
+        for group in result["groups"]:
+            _prefer_highest(group)
+        result["groups"].sort(key=lambda g: g["name"])
+        return result
+
+    async def _serve_group(self, request: Any) -> Any:
+        return _prefer_highest(await super()._serve_group(request))
+
     async def _serve_list(self, request: Any) -> Any:
         # kmock ignores `limit`/`continue`; a real API server honours them, and the collector pages.
         result = await super()._serve_list(request)
@@ -107,6 +177,13 @@ class _PagingEmulator(kmock.KubernetesEmulator):
                 metadata["continue"] = str(start + limit)
             items = items[start : start + limit]
         return {"apiVersion": "v1", "kind": "List", "metadata": metadata, "items": items}
+
+
+def _prefer_highest(group: dict[str, Any]) -> dict[str, Any]:
+    group["versions"].sort(key=lambda v: _version_priority(v["version"]), reverse=True)
+    if group["versions"]:
+        group["preferredVersion"] = dict(group["versions"][0])
+    return group
 
 
 class KubeEmulator:
@@ -167,10 +244,7 @@ class KubeEmulator:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         emulator = _PagingEmulator()
-        for resource in _CORE_RESOURCES:
-            emulator.resources[resource] = {}
-        for version in self._served_tgb_versions:
-            emulator.resources[f"elbv2.k8s.aws/{version}/targetgroupbindings"] = {}
+        _declare_discovery(emulator, self._served_tgb_versions)
         async with emulator, kmock.Server(emulator, port=self._port or None) as server:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
