@@ -7,12 +7,14 @@
   discovery documents carry real kinds, verbs and scopes (so real kubectl works against it), and
   ``stop`` cancels the loop's other tasks first so that an open watch can't hang shutdown.
 - `MotoServer` wraps moto's `ThreadedMotoServer` on a free port.
-- `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators.
+- `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators;
+  `seed_collection_cases` adds the missing-resource cases that `scripts/collect-bundle.sh` must survive.
 - `DnsServer` answers DNS over UDP and TCP on one loopback port (dnspython builds the answers), and
   `closed_udp_port` finds a UDP port nothing listens on: the demo's active probes target them.
 
 Run ``python -m bindings.emulators --state-file PATH`` to start both emulators, seed the demo world,
-write a JSON state file for the dashboard and serve until SIGINT/SIGTERM.
+write a JSON state file for the dashboard (and a kubeconfig beside it, ``PATH.kubeconfig``, for
+kubectl) and serve until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import struct
 import threading
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -108,7 +111,10 @@ def _declare_discovery(emulator: kmock.KubernetesEmulator, tgb_versions: Iterabl
     entries kmock ships (recorded from a real cluster), kept to the ones this emulator serves.
     """
     wanted = {_resource_key(r) for r in _CORE_RESOURCES}
-    emulator.resources.load_bundled()
+    with warnings.catch_warnings():
+        # kmock 0.8 reads its data with importlib.resources.read_binary, deprecated on 3.11/3.12.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        emulator.resources.load_bundled()
     for resource in list(emulator.resources):
         if (resource.group, resource.version, resource.plural) not in wanted:
             del emulator.resources[resource]
@@ -875,6 +881,103 @@ def _demo_kube_objects(
     return objects
 
 
+@dataclass
+class CollectionCases:
+    """What `seed_collection_cases` added to the demo world."""
+
+    deleted_target_group_arn: str  # deleted before any collection; a binding still names it
+    spare_target_group_arn: str  # exists, on no load balancer (a test deletes it mid-collection)
+    named_target_group_arn: str  # a binding names it by targetGroupName
+    misspelled_name: str  # a binding's targetGroupName that matches no target group
+    prefix_list_id: str  # named by a node security-group rule
+
+
+def seed_collection_cases(
+    world: DemoWorld, *, aws_endpoint: str, kube: KubeEmulator | str, misspelled_name: str = "k8s-dns-ucp"
+) -> CollectionCases:
+    """Add what a first collection of a real cluster meets to the demo world: a binding on a deleted
+    target group, one on a misspelled `targetGroupName`, one on a correct name (behind a TCP 5353
+    listener), one on a target group no load balancer uses, and a node security-group rule (TCP 8443,
+    a port no binding uses, so verdicts do not hang on it) whose source is a managed prefix list.
+    """
+    session = boto3.session.Session(region_name=world.region, **DEMO_CREDENTIALS)
+    elbv2 = session.client("elbv2", endpoint_url=aws_endpoint)
+    ec2 = session.client("ec2", endpoint_url=aws_endpoint)
+
+    def target_group(name: str) -> str:
+        arn = elbv2.create_target_group(
+            Name=name, Protocol="TCP", Port=53, VpcId=world.vpc_id, TargetType="ip", HealthCheckProtocol="TCP"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": ip, "Port": 53} for ip in world.pod_ips])
+        return arn
+
+    deleted = target_group("k8s-deleted")
+    elbv2.delete_target_group(TargetGroupArn=deleted)
+    spare = target_group("k8s-spare")
+    named = target_group("k8s-named")
+    elbv2.create_listener(
+        LoadBalancerArn=world.load_balancer_arn,
+        Protocol="TCP",
+        Port=5353,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": named}],
+    )
+    prefix_list = ec2.create_managed_prefix_list(
+        PrefixListName="office",
+        AddressFamily="IPv4",
+        MaxEntries=5,
+        Entries=[{"Cidr": "192.0.2.0/24", "Description": "office"}],
+    )["PrefixList"]["PrefixListId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=world.node_security_group_id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 8443,
+                "ToPort": 8443,
+                "PrefixListIds": [{"PrefixListId": prefix_list}],
+            }
+        ],
+    )
+
+    def binding(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "elbv2.k8s.aws/v1beta1",
+            "kind": "TargetGroupBinding",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "spec": {
+                "serviceRef": {"name": "coredns-external", "port": "dns-tcp"},
+                "targetType": "ip",
+                **spec,
+            },
+        }
+
+    objects = [
+        binding("on-deleted-tg", {"targetGroupARN": deleted}),
+        binding("misspelled-name", {"targetGroupName": misspelled_name}),
+        binding("by-name", {"targetGroupName": "k8s-named"}),
+        binding("spare", {"targetGroupARN": spare}),
+    ]
+    if isinstance(kube, KubeEmulator):
+        kube.apply(objects)
+    else:
+        apply_objects(kube, objects)
+    return CollectionCases(deleted, spare, named, misspelled_name, prefix_list)
+
+
+def write_kubeconfig(path: str, server: str) -> None:
+    """A kubeconfig whose current context ("demo") is the emulator at `server` (plain HTTP, no user)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+        "users": [{"name": "emulator", "user": {}}],
+        "contexts": [{"name": DEMO_CLUSTER, "context": {"cluster": "emulator", "user": "emulator"}}],
+        "current-context": DEMO_CLUSTER,
+    }
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(config, fh, indent=1)  # JSON is YAML: kubectl reads it
+
+
 # -- entry point ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Start both emulators and the probe targets, seed the demo world, write the state file, serve
@@ -885,6 +988,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free)")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--dns-port", type=int, default=0, help="loopback DNS server port (0: any free)")
+    parser.add_argument(
+        "--collection-cases",
+        action="store_true",
+        help="add bindings on a deleted target group, a misspelled and a correct targetGroupName, and a "
+        "prefix-list rule (docs/bundles.md: collecting a bundle from the emulators)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -899,8 +1008,13 @@ def main(argv: list[str] | None = None) -> int:
     dns_server = DnsServer(port=args.dns_port).start()
     try:
         world = seed_demo_world(aws_endpoint=moto.url, kube=kube, region=args.region)
+        if args.collection_cases:
+            seed_collection_cases(world, aws_endpoint=moto.url, kube=kube)
+        kubeconfig = args.state_file + ".kubeconfig"
+        write_kubeconfig(kubeconfig, kube.url)
         state = {
             "kube_url": kube.url,
+            "kubeconfig": os.path.abspath(kubeconfig),
             "aws_endpoint": moto.url,
             "region": args.region,
             "account_id": world.account_id,
