@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -308,3 +309,90 @@ def test_any_other_aws_error_stops_the_run_naming_the_step_and_the_error(tmp_pat
     expected = "step 'target groups' failed: DescribeTargetGroups: AccessDenied: User: arn:aws:iam::"
     assert expected in result.stderr, result.stderr
     assert not (tmp_path / "demo-bundle.tar.gz").exists()
+
+
+# --- the Kubernetes emulator's discovery documents, as kubectl reads them ---------------------------
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the emulator on loopback
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_the_emulator_serves_discovery_documents_real_clients_accept() -> None:
+    with KubeEmulator(served_tgb_versions=("v1alpha1", "v1beta1")) as kube:
+        assert _get(kube.url + "/api")["versions"] == ["v1"]
+        core = _get(kube.url + "/api/v1")
+        groups = _get(kube.url + "/apis")
+        elbv2 = _get(kube.url + "/apis/elbv2.k8s.aws")
+        tgbs = _get(kube.url + "/apis/elbv2.k8s.aws/v1alpha1")
+        slices = _get(kube.url + "/apis/discovery.k8s.io/v1")
+
+    assert core["groupVersion"] == "v1"
+    entries = {r["name"]: r for r in core["resources"]}
+    expected = {
+        "services": ("Service", True, "svc"),
+        "pods": ("Pod", True, "po"),
+        "nodes": ("Node", False, "no"),
+        "events": ("Event", True, "ev"),
+        "namespaces": ("Namespace", False, "ns"),
+    }
+    for name, (kind, namespaced, short) in expected.items():
+        entry = entries[name]
+        assert (entry["kind"], entry["namespaced"], entry["singularName"]) == (kind, namespaced, kind.lower())
+        assert {"get", "list", "watch"} <= set(entry["verbs"]) and short in entry["shortNames"]
+    for name, entry in entries.items():
+        if "/" in name:  # subresources: the parent's kind and scope, no names of their own
+            parent = entries[name.split("/")[0]]
+            assert (entry["kind"], entry["namespaced"]) == (parent["kind"], parent["namespaced"])
+            assert entry["singularName"] == "" and entry["shortNames"] == []
+    (slice_entry,) = [r for r in slices["resources"] if r["name"] == "endpointslices"]
+    assert (slice_entry["kind"], slice_entry["namespaced"]) == ("EndpointSlice", True)
+
+    by_name = {g["name"]: g for g in groups["groups"]}
+    assert set(by_name) == {"discovery.k8s.io", "elbv2.k8s.aws"}
+    # v1beta1 is preferred over v1alpha1, as a real API server orders versions.
+    for group in (by_name["elbv2.k8s.aws"], elbv2):
+        assert group["preferredVersion"] == {"groupVersion": "elbv2.k8s.aws/v1beta1", "version": "v1beta1"}
+        assert [v["version"] for v in group["versions"]] == ["v1beta1", "v1alpha1"]
+    (tgb,) = [r for r in tgbs["resources"] if r["name"] == "targetgroupbindings"]
+    assert tgb["kind"] == "TargetGroupBinding" and tgb["singularName"] == "targetgroupbinding"
+    assert tgb["namespaced"] is True and {"get", "list", "watch"} <= set(tgb["verbs"])
+
+
+@needs_clis
+@pytest.mark.slow
+def test_real_kubectl_lists_every_kind_the_bundle_needs(tmp_path: Path) -> None:
+    with KubeEmulator() as kube:
+        kube.apply(
+            [
+                {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "kube-system"}},
+                _tgb("coredns-udp", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1"),
+            ]
+        )
+        env = _env(_home(tmp_path, kube.url))
+        result = subprocess.run(
+            [
+                KUBECTL,
+                "get",
+                "services,pods,nodes,endpointslices,events,targetgroupbindings",
+                "-A",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        short = subprocess.run(
+            [KUBECTL, "get", "svc,po,no,ev", "-A", "-o", "name"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    kinds = [item["kind"] for item in json.loads(result.stdout)["items"]]
+    assert kinds == ["Event", "TargetGroupBinding"]
+    assert short.returncode == 0, short.stderr
+    assert short.stdout.split() == ["event/e1"]
