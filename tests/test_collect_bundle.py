@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -172,6 +173,24 @@ def _dashboard(world: World) -> dict[str, Any]:
     }
 
 
+def _hook(tmp_path: Path, command: str, delete: list[str]) -> Path:
+    """A folder with an `aws` that runs the real AWS CLI, but first — on the first call of `command`
+    only (mkdir is the atomic "first" among parallel calls) — runs `aws DELETE...`: a resource
+    vanishes between two of the script's calls, against the real emulator."""
+    folder = tmp_path / "hook"
+    folder.mkdir()
+    quoted = " ".join(shlex.quote(a) for a in delete)
+    (folder / "aws").write_text(
+        "#!/usr/bin/env bash\n"
+        f'if [[ " $* " == *" {command} "* ]] && mkdir "{tmp_path}/hooked" 2>/dev/null; then\n'
+        f"  {shlex.quote(str(AWS))} {quoted} >/dev/null\n"
+        "fi\n"
+        f'exec {shlex.quote(str(AWS))} "$@"\n'
+    )
+    (folder / "aws").chmod(0o755)
+    return folder
+
+
 # --- the real CLIs ----------------------------------------------------------------------------------
 @needs_clis
 @pytest.mark.slow
@@ -248,19 +267,14 @@ def test_profile_and_per_service_endpoint_variables_and_a_target_group_deleted_m
         "[emu]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
     )
     (home / ".aws" / "config").write_text(f"[profile emu]\nregion = {world.demo.region}\n")
-    # A hook around the real AWS CLI: before the first DescribeTargetHealth, the spare target group
-    # is deleted, as if someone removed it between the script's calls (mkdir is the atomic "first").
-    hook_bin = tmp_path / "hook"
-    hook_bin.mkdir()
-    (hook_bin / "aws").write_text(
-        "#!/usr/bin/env bash\n"
-        f'if [[ " $* " == *" describe-target-health "* ]] && mkdir "{tmp_path}/hooked" 2>/dev/null; then\n'
-        f'  "{AWS}" --profile emu --endpoint-url "{world.moto.url}" elbv2 delete-target-group '
-        f'--target-group-arn "{world.cases.spare_target_group_arn}" >/dev/null\n'
-        "fi\n"
-        f'exec "{AWS}" "$@"\n'
+    # Before the first DescribeTargetHealth the spare target group is deleted, as if someone removed
+    # it between the script's calls.
+    hook_bin = _hook(
+        tmp_path,
+        "describe-target-health",
+        ["--profile", "emu", "--endpoint-url", world.moto.url, "elbv2", "delete-target-group"]
+        + ["--target-group-arn", world.cases.spare_target_group_arn],
     )
-    (hook_bin / "aws").chmod(0o755)
     env = _env(
         home,
         AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2=world.moto.url,
@@ -280,6 +294,40 @@ def test_profile_and_per_service_endpoint_variables_and_a_target_group_deleted_m
     assert world.cases.spare_target_group_arn not in bundle.aws["DescribeTargetGroupAttributes"]
     offline = _analyze(out)
     assert "TARGET_GROUP_NOT_FOUND" in offline["spare"][1]
+    assert offline == _dashboard(world)
+
+
+@needs_clis
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_load_balancer_deleted_mid_run_is_listed_missing_and_the_rest_judged(tmp_path: Path, world) -> None:
+    lb = world.demo.load_balancer_arn
+    hook_bin = _hook(
+        tmp_path,
+        "describe-listeners",
+        ["--endpoint-url", world.moto.url, "elbv2", "delete-load-balancer", "--load-balancer-arn", lb],
+    )
+    env = _env(
+        _home(tmp_path, world.kube.url),
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=world.demo.region,
+    )
+    env["PATH"] = f"{hook_bin}{os.pathsep}{env['PATH']}"
+
+    result, _ = _collect(tmp_path, ["demo", "--endpoint-url", world.moto.url], env)
+
+    assert result.returncode == 0, result.stderr
+    bundle = load_bundle(tmp_path / "demo-bundle.tar.gz")
+    assert bundle.meta["missing"]["loadBalancers"] == [lb]
+    assert bundle.aws["DescribeLoadBalancers"] == {"LoadBalancers": []}
+    assert bundle.aws["DescribeListeners"] == {"Listeners": []}
+    assert bundle.aws["DescribeLoadBalancerAttributes"] == {}
+    offline = _analyze(tmp_path / "demo-bundle.tar.gz")
+    assert {"on-deleted-tg", "misspelled-name", "coredns-udp", "coredns-tcp", "by-name", "spare"} == set(
+        offline
+    )
+    assert "TARGET_GROUP_NOT_FOUND" in offline["on-deleted-tg"][1]
     assert offline == _dashboard(world)
 
 
