@@ -444,3 +444,16 @@ def test_real_kubectl_lists_every_kind_the_bundle_needs(tmp_path: Path) -> None:
     assert kinds == ["Event", "TargetGroupBinding"]
     assert short.returncode == 0, short.stderr
     assert short.stdout.split() == ["event/e1"]
+
+
+@needs_clis
+@pytest.mark.slow
+def test_a_cli_error_without_an_aws_code_stops_the_run_with_the_cli_message(tmp_path: Path) -> None:
+    with KubeEmulator() as kube:
+        kube.apply([_tgb("coredns-udp", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1")])
+        env = _env(_home(tmp_path, kube.url), AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        result, _ = _collect(tmp_path, ["demo"], env)  # no region anywhere
+
+    assert result.returncode == 1
+    assert "step 'target groups' failed: aws elbv2 describe-target-groups exited" in result.stderr
+    assert "You must specify a region" in result.stderr
