@@ -174,6 +174,8 @@ def run_stage(step, jobs):
     results = [None] * total
     done = 0
     shown = -1
+    if TTY:
+        print("collect-bundle: {} 0/{}".format(step, total), end="", file=sys.stderr, flush=True)
     with ThreadPoolExecutor(max_workers=min(parallel, total)) as pool:
         futures = {pool.submit(job): i for i, job in enumerate(jobs)}
         try:
@@ -182,7 +184,7 @@ def run_stage(step, jobs):
                 done += 1
                 # On a terminal the line is rewritten; in a log, one line per tenth and the last.
                 if TTY:
-                    print("\rcollect-bundle: {} {}/{}".format(step, done, total), end="", file=sys.stderr)
+                    print("\rcollect-bundle: {} {}/{}".format(step, done, total), end="", file=sys.stderr, flush=True)
                 elif done == total or done * 10 // total > shown:
                     shown = done * 10 // total
                     say("{} {}/{}".format(step, done, total))
