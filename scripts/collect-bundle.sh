@@ -29,6 +29,9 @@ writes CLUSTER-bundle.tar.gz for `manage.py analyze`.
                           AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2, AWS_ENDPOINT_URL_EC2,
                           AWS_ENDPOINT_URL and AWS_USE_FIPS_ENDPOINT=true work too
       --client-cidr CIDR  client range for preserved-client-IP traffic (repeatable)
+      --eni-sg-tags KEY=VALUE,...
+                          the controller's --service-target-eni-security-group-tags, if it runs
+                          with one (same syntax): it decides which security group gets the rules
       --parallel N        AWS calls at once (default 8; 1 to 64)
   -h, --help              this text
 
@@ -44,6 +47,7 @@ cluster=""
 context=""
 parallel=8
 client_cidrs=()
+eni_sg_tags=""
 aws_opts=()
 elbv2_endpoint=""
 ec2_endpoint=""
@@ -60,6 +64,7 @@ while [[ $# -gt 0 ]]; do
     --elbv2-endpoint-url) need "$@"; elbv2_endpoint="$2"; shift 2 ;;
     --ec2-endpoint-url) need "$@"; ec2_endpoint="$2"; shift 2 ;;
     --client-cidr) need "$@"; client_cidrs+=("$2"); shift 2 ;;
+    --eni-sg-tags) need "$@"; eni_sg_tags="$2"; shift 2 ;;
     --parallel) need "$@"; parallel="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) die "unknown option: $1 (see --help)" ;;
@@ -69,6 +74,11 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ "$parallel" =~ ^[0-9]+$ ]] && ((parallel >= 1 && parallel <= 64)) || die "--parallel must be 1 to 64"
+IFS=',' read -r -a tag_items <<<"$eni_sg_tags"
+for item in "${tag_items[@]+"${tag_items[@]}"}"; do
+  key="${item%%=*}"
+  [[ -z "$item" ]] || { [[ "$item" == *=* && -n "${key//[[:space:]]/}" ]] || die "--eni-sg-tags: '$item' is not KEY=VALUE"; }
+done
 
 command -v kubectl >/dev/null || die "kubectl not found on PATH"
 command -v aws >/dev/null || die "aws CLI not found on PATH"
@@ -105,7 +115,7 @@ fi
 export AWS_PAGER=""
 export AWS_RETRY_MODE="${AWS_RETRY_MODE:-adaptive}"
 export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-5}"
-python3 - "$bundle" "$cluster" "$parallel" "$elbv2_endpoint" "$ec2_endpoint" \
+python3 - "$bundle" "$cluster" "$parallel" "$elbv2_endpoint" "$ec2_endpoint" "$eni_sg_tags" \
     "${client_cidrs[@]+"${client_cidrs[@]}"}" -- aws --output json "${aws_opts[@]+"${aws_opts[@]}"}" <<'PY'
 import datetime
 import json
@@ -117,9 +127,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-bundle, cluster, parallel, elbv2_endpoint, ec2_endpoint = sys.argv[1:6]
+bundle, cluster, parallel, elbv2_endpoint, ec2_endpoint, eni_sg_tags = sys.argv[1:7]
 sep = sys.argv.index("--")
-client_cidrs, aws = sys.argv[6:sep], sys.argv[sep + 1 :]
+client_cidrs, aws = sys.argv[7:sep], sys.argv[sep + 1 :]
 parallel = int(parallel)
 service_endpoints = {"elbv2": elbv2_endpoint, "ec2": ec2_endpoint}
 # Both CLI majors print service errors as: An error occurred (Code) when calling the Op operation: msg
@@ -395,6 +405,10 @@ def main():
     }
     if client_cidrs:
         meta["clientCidrs"] = client_cidrs
+    # KEY=VALUE,... (checked by the shell part), as the controller's flag reads it.
+    tags = dict(item.split("=", 1) for item in eni_sg_tags.split(",") if item)
+    if tags:
+        meta["serviceTargetEniSecurityGroupTags"] = {k.strip(): v.strip() for k, v in tags.items()}
     with open(os.path.join(bundle, "bundle.json"), "w") as fh:
         json.dump(meta, fh, indent=1)
     for what, ids in meta["missing"].items():

@@ -80,6 +80,8 @@ def test_help_documents_the_positional_cluster_and_the_docs_agree() -> None:
         (["--parallel", "0"], "--parallel must be 1 to 64"),
         (["--parallel", "lots"], "--parallel must be 1 to 64"),
         (["-o"], "-o needs a value"),
+        (["--eni-sg-tags", "team"], "--eni-sg-tags: 'team' is not KEY=VALUE"),
+        (["--eni-sg-tags", "=dns"], "--eni-sg-tags: '=dns' is not KEY=VALUE"),
     ],
 )
 def test_bad_usage_exits_2_naming_the_argument(args: list[str], message: str) -> None:
@@ -152,7 +154,7 @@ def _analyze(path: Path) -> dict[tuple[str, str], Any]:
     }
 
 
-def _dashboard(world: World) -> dict[str, Any]:
+def _dashboard(world: World, eni_sg_tags: dict[str, str] | None = None) -> dict[str, Any]:
     account = m.AwsAccount.objects.create(
         name="demo-account",
         account_id=world.demo.account_id,
@@ -160,7 +162,11 @@ def _dashboard(world: World) -> dict[str, Any]:
         endpoint_url=world.moto.url,
     )
     cluster = m.Cluster.objects.create(
-        name="demo", connection=m.Cluster.Connection.URL, api_url=world.kube.url, aws_account=account
+        name="demo",
+        connection=m.Cluster.Connection.URL,
+        api_url=world.kube.url,
+        aws_account=account,
+        service_target_eni_sg_tags=eni_sg_tags or {},
     )
     assert polling.cluster_poll(cluster=cluster, trigger="test").status == m.PollRun.Status.SUCCESS
     assert polling.account_poll(account=account, trigger="test").status == m.PollRun.Status.SUCCESS
@@ -283,7 +289,22 @@ def test_profile_and_per_service_endpoint_variables_and_a_target_group_deleted_m
     env["PATH"] = f"{hook_bin}{os.pathsep}{env['PATH']}"
     out = tmp_path / "custom.tgz"
 
-    result, _ = _collect(tmp_path, ["-c", "demo", "--profile", "emu", "-o", str(out), "--parallel", "2"], env)
+    result, _ = _collect(
+        tmp_path,
+        [
+            "-c",
+            "demo",
+            "--profile",
+            "emu",
+            "-o",
+            str(out),
+            "--parallel",
+            "2",
+            "--eni-sg-tags",
+            "team=dns,tier=",
+        ],
+        env,
+    )
 
     assert result.returncode == 0, result.stderr
     bundle = load_bundle(out)
@@ -294,7 +315,9 @@ def test_profile_and_per_service_endpoint_variables_and_a_target_group_deleted_m
     assert world.cases.spare_target_group_arn not in bundle.aws["DescribeTargetGroupAttributes"]
     offline = _analyze(out)
     assert "TARGET_GROUP_NOT_FOUND" in offline["spare"][1]
-    assert offline == _dashboard(world)
+    # The controller's tag flag, in bundle.json as the dashboard's cluster setting holds it.
+    assert bundle.meta["serviceTargetEniSecurityGroupTags"] == {"team": "dns", "tier": ""}
+    assert offline == _dashboard(world, eni_sg_tags={"team": "dns", "tier": ""})
 
 
 @needs_clis
