@@ -152,7 +152,7 @@ def emit_for_cluster(cluster: m.Cluster, *, now: datetime | None = None) -> dict
         core = k8s.CoreV1Api(api_client)
         for t in due:
             if now - t.at > MAX_DELAY:
-                _set(t.pk, "skipped: rate limited (BH_KUBE_EVENTS_PER_MINUTE) for too long")
+                _set(t.pk, f"skipped: not sent within {int(MAX_DELAY.total_seconds() // 60)} minutes")
                 counts["skipped"] += 1
                 continue
             if not bucket.try_take():
