@@ -142,7 +142,7 @@ def slack_payload(event: dict[str, Any]) -> dict[str, Any]:
 
 
 # PagerDuty: a binding turning blocked/partial opens (or updates) one alert per binding and
-# protocol; its recovery resolves it. Other moves (to unknown, not_offered) are not pages.
+# protocol; reaching `reachable` resolves it. Other moves (to unknown, not_offered) are not pages.
 PAGING_VERDICTS = frozenset({"blocked", "partial"})
 RECOVERED_VERDICTS = frozenset({"reachable"})
 PD_SEVERITY = {"blocked": "critical", "partial": "error"}
@@ -165,7 +165,9 @@ def pagerduty_payload(event: dict[str, Any]) -> dict[str, Any] | None:
     if event["event"] == "verdict_changed":
         if event["new"] in PAGING_VERDICTS:
             action, severity = "trigger", PD_SEVERITY[event["new"]]
-        elif event["new"] in RECOVERED_VERDICTS and event["old"] in PAGING_VERDICTS:
+        elif event["new"] in RECOVERED_VERDICTS:
+            # From any old verdict: blocked → unknown (a failed poll) → reachable must still close
+            # the incident; resolving a key with no open alert is a no-op at PagerDuty.
             return {"event_action": "resolve", "dedup_key": pagerduty_dedup_key(event)}
         else:
             return None

@@ -99,21 +99,29 @@ def test_pagerduty_triggers_on_blocked_and_partial_and_resolves_on_recovery(page
     assert ROUTING_KEY not in json.dumps(list(m.AlertDelivery.objects.values_list("payload", flat=True)))
 
 
-def test_pagerduty_is_not_paged_for_moves_that_are_not_an_outage_or_a_recovery(
+def test_pagerduty_is_not_paged_for_moves_that_are_not_an_outage_and_resolves_after_unknown(
     pagerduty, bindings, httpserver, monkeypatch
 ):
-    """To unknown/not_offered, or reachable from unknown: generic hooks hear it, PagerDuty does not."""
+    """To unknown/not_offered: generic hooks hear it, PagerDuty does not. blocked → unknown →
+    reachable (a failed poll during the outage) still resolves the incident."""
     monkeypatch.setenv("BH_TEST_WEBHOOK_URL", httpserver.url_for("/hook"))
     m.AlertHook.objects.create(name="ops", kind="webhook", url_env="BH_TEST_WEBHOOK_URL", on_stale=False)
     first, second, third = bindings
-    transition(first, "blocked", "unknown")
-    transition(second, "reachable", "not_offered")
-    transition(third, "unknown", "reachable")
+    start = timezone.now() - timedelta(minutes=5)
+    transition(first, "blocked", "unknown", at=start)
+    transition(second, "reachable", "not_offered", at=start + timedelta(minutes=1))
+    transition(third, "blocked", "unknown", at=start + timedelta(minutes=2))
+    back = transition(third, "unknown", "reachable", at=start + timedelta(minutes=3))
 
     created = alerts.alerts_scan()
 
-    hooks = list(m.AlertDelivery.objects.filter(pk__in=created).values_list("hook__name", flat=True))
-    assert hooks == ["ops"] * 3
+    rows = list(
+        m.AlertDelivery.objects.filter(pk__in=created).values_list("hook__name", "transition_id", "payload")
+    )
+    assert sorted(name for name, _, _ in rows) == ["ops"] * 4 + ["pd"]
+    [(_, transition_id, payload)] = [row for row in rows if row[0] == "pd"]
+    assert transition_id == back.pk
+    assert payload == {"event_action": "resolve", "dedup_key": f"binding-health/binding/{third.pk}/UDP"}
 
 
 def test_pagerduty_summary_carries_the_root_cause_and_is_capped(pagerduty, bindings, httpserver):
