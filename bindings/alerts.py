@@ -427,6 +427,11 @@ def send_alerts_task() -> int:
 
 def hook_url(hook: m.AlertHook) -> str:
     """The hook's URL, read now from its file or environment variable ('' when missing)."""
+    return hook_secret(hook)
+
+
+def hook_secret(hook: m.AlertHook) -> str:
+    """What the hook's file or environment variable holds now: a URL, or PagerDuty's routing key."""
     if hook.url_file:
         try:
             return Path(hook.url_file).expanduser().read_text().strip()
@@ -440,8 +445,8 @@ PD_ROUTING_KEY_LENGTH = 32  # Events API v2: "the 32 character Integration Key"
 
 def request_for(hook: m.AlertHook, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Where to POST a stored payload, and the body, secrets filled in now from file or env."""
-    secret = hook_url(hook)
     if hook.kind == m.AlertHook.Kind.PAGERDUTY:
+        secret = hook_secret(hook)  # a key, not a URL: the URL checks apply to the endpoint instead
         if not secret:
             raise PermanentDeliveryError("no routing key: the hook's file or environment variable is empty")
         if len(secret) != PD_ROUTING_KEY_LENGTH or not secret.isalnum():
@@ -451,9 +456,10 @@ def request_for(hook: m.AlertHook, payload: dict[str, Any]) -> tuple[str, dict[s
                 f"({PD_ROUTING_KEY_LENGTH} letters and digits; this one has {len(secret)} characters)"
             )
         return settings.BH_PAGERDUTY_EVENTS_URL, {"routing_key": secret, **payload}
-    if not secret:
+    url = hook_url(hook)
+    if not url:
         raise PermanentDeliveryError("no URL: the hook's file or environment variable is empty")
-    return secret, payload
+    return url, payload
 
 
 def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
