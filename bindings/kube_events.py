@@ -163,6 +163,7 @@ def emit_for_cluster(cluster: m.Cluster, *, now: datetime | None = None) -> dict
             reason = reason_for(t.old, t.new)
             assert reason is not None
             body = event_body(t, reason, causes.get((t.binding_id, t.protocol), ""))
+            unreachable = False
             try:
                 core.create_namespaced_event(
                     t.binding.namespace, body, _request_timeout=settings.BH_KUBE_REQUEST_TIMEOUT
@@ -175,6 +176,7 @@ def emit_for_cluster(cluster: m.Cluster, *, now: datetime | None = None) -> dict
                 error = _api_error(exc)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 error = f"cannot reach the API server: {exc.__class__.__name__}"
+                unreachable = True
             else:
                 _set(t.pk, "created")
                 counts["created"] += 1
@@ -188,6 +190,10 @@ def emit_for_cluster(cluster: m.Cluster, *, now: datetime | None = None) -> dict
             )
             _set(t.pk, f"failed: {error}")
             counts["failed"] += 1
+            if unreachable:
+                # One timeout per cluster and beat is enough: the rest wait for the next beat
+                # (and are dropped after MAX_DELAY), so a dead API server never stalls the task.
+                break
     return counts
 
 

@@ -167,8 +167,9 @@ def test_an_unreachable_cluster_fails_clearly_and_does_not_stop_another(
         aws_account=aws_account,
         emit_kube_events=True,
     )
-    [lost] = make_bindings(down, 1, prefix="down")
+    [lost, waiting] = make_bindings(down, 2, prefix="down")
     broken = transition(lost, "reachable", "blocked")
+    later = transition(waiting, "reachable", "blocked")
     transition(live[2], "reachable", "blocked")
 
     with caplog.at_level(logging.WARNING):
@@ -179,6 +180,9 @@ def test_an_unreachable_cluster_fails_clearly_and_does_not_stop_another(
     broken.refresh_from_db()
     assert broken.kube_event.startswith("failed: cannot reach the API server")
     assert "cluster down failed: cannot reach the API server" in caplog.text
+    # One connection failure per cluster and beat: the next transition waits for the next beat.
+    later.refresh_from_db()
+    assert later.kube_event == ""
 
 
 def test_a_missing_token_file_is_named(live, cluster, tmp_path):
