@@ -206,11 +206,20 @@ def test_it_accepts_numeric_protocols_and_all_protocols():
     assert verdicts(one(dns_inventory(rules=(rule("-1", None),)))) == {"UDP": "reachable"}
 
 
-def test_it_reports_not_offered_and_no_listener_when_no_listener_carries_tcp():
+def test_a_tcp_udp_group_behind_a_udp_listener_is_not_offered_for_tcp_without_a_finding():
+    """A listener forwards to the group: TCP is simply not offered; no NO_LISTENER, no NotInUse."""
     result = one(dns_inventory(tg_protocol="TCP_UDP", listener_protocols=("UDP",)))
     assert verdicts(result) == {"TCP": "not_offered", "UDP": "reachable"}
-    [finding] = findings(result, "NO_LISTENER")
-    assert finding.protocol == "TCP" and finding.severity == "warning"
+    assert "NO_LISTENER" not in codes(result)
+    assert not any("NotInUse" in f.message for f in result.findings)
+
+
+def test_no_listener_at_all_is_no_listener_for_each_protocol_of_a_tcp_udp_group():
+    inv = dns_inventory(tg_protocol="TCP_UDP", listener_protocols=("UDP",))
+    inv.listeners.clear()
+    result = one(inv)
+    assert verdicts(result) == {"TCP": "not_offered", "UDP": "not_offered"}
+    assert {f.protocol for f in findings(result, "NO_LISTENER")} == {"TCP", "UDP"}
 
 
 def test_a_tcp_listener_does_not_carry_udp_to_a_udp_group():
@@ -375,12 +384,21 @@ def test_a_reference_to_another_security_group_does_not_admit_the_lb():
     assert verdicts(one(dns_inventory(rules=rules))) == {"UDP": "blocked"}
 
 
-def test_prefix_list_sources_are_named_but_not_counted():
+def test_an_uncollected_prefix_list_makes_the_verdict_unknown_never_blocked():
     udp = protocol(
         one(dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))), "UDP"
     )
-    assert udp.verdict == "blocked"
+    assert udp.verdict == "unknown"
     assert "pl-123" in " ".join(udp.reasons)
+
+
+def test_a_collected_prefix_list_counts_as_its_entries():
+    inv = dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))
+    inv.prefix_lists["pl-123"] = m.PrefixList("pl-123", ("10.0.0.0/16",))
+    assert verdicts(one(inv)) == {"UDP": "reachable"}
+    inv = dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))
+    inv.prefix_lists["pl-123"] = m.PrefixList("pl-123", ("10.0.0.0/24",))
+    assert verdicts(one(inv)) in ({"UDP": "partial"}, {"UDP": "blocked"})
 
 
 def test_a_network_acl_deny_blocks_what_the_security_group_admits():
@@ -945,8 +963,11 @@ def test_the_fix_says_target_rules_cannot_help_when_the_lb_group_lets_nothing_ou
 
     fix = generate_fix(inv, result)
 
-    assert fix is not None and any("let part of this traffic nowhere" in w for w in fix.warnings)
-    assert "TRAFFIC_BLOCKED" not in fix.targets and fix.protocols == ()
+    # The fix plans the egress rule on the load balancer's group (it no longer only warns).
+    assert fix is not None and not any("let part of this traffic nowhere" in w for w in fix.warnings)
+    egress = [r for r in fix.security_group_rules if r.direction == "egress"]
+    assert egress and all(r.security_group_id == LB_SG and r.required for r in egress)
+    assert any("authorize-security-group-egress" in c for c in fix.security_group_commands)
 
 
 def test_a_tcp_listener_does_not_forward_to_a_tls_group():
@@ -984,9 +1005,11 @@ def test_an_acl_that_lets_no_reply_out_blocks_the_traffic():
 
     result = one(inv)
 
-    assert verdicts(result) == {"UDP": "blocked"}
-    assert "replies to ports 1024-65535" in protocol(result, "UDP").targets[0].reason
-    assert result.health_check.admitted is False  # the health checks' answers cannot leave either
+    # The sources in the target's own subnet never cross its ACL (AWS VPC user guide, "Network
+    # ACL basics"): the rest of the VPC's clients get no reply.
+    assert verdicts(result) == {"UDP": "partial"}
+    assert "outbound udp to port 1024-65535" in protocol(result, "UDP").targets[0].reason
+    assert result.health_check.admitted is False  # the other zone's LB node gets no answer either
 
 
 def test_an_acl_letting_replies_out_to_part_of_the_ephemeral_ports_only():
@@ -998,7 +1021,7 @@ def test_an_acl_letting_replies_out_to_part_of_the_ephemeral_ports_only():
 
     reason = protocol(one(inv), "UDP").targets[0].reason
 
-    assert verdicts(one(inv)) == {"UDP": "blocked"} and "replies to ports 32768-65535" in reason
+    assert verdicts(one(inv)) == {"UDP": "partial"} and "outbound udp to port 32768-65535" in reason
 
 
 def test_an_acl_allowing_replies_on_every_ephemeral_port_to_the_clients_is_fine():
@@ -1155,6 +1178,9 @@ def test_with_unknown_client_ranges_a_mix_of_open_and_shut_targets_is_still_part
     """One target admits every address, the other none (its ACL): partial whoever the clients are."""
     inv = dns_inventory(rules=allow_all())
     del inv.load_balancers[LB_ARN]
+    # The shut subnet's own addresses are not filtered by its ACL: without its CIDR in the data
+    # nothing is exempt, and the target admits no address at all.
+    del inv.subnets["subnet-a"]
     inv.network_acls.append(m.NetworkAcl("acl-shut", VPC, subnet_ids=("subnet-a",), entries=()))
 
     assert verdicts(one(inv)) == {"UDP": "partial"}
