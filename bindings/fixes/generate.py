@@ -555,6 +555,7 @@ class _Planner:
         self.findings = world.result.findings
         self.patch_keys: tuple[str, ...] = ()
         self.acl_complete = True
+        self.acl_planned = False
 
     # -- the pieces ------------------------------------------------------------------------
 
@@ -1167,6 +1168,7 @@ class _Planner:
         sg_rules += self.lb_egress_rules()
         sg_rules = _dedupe(sg_rules)
         acl_entries, self.acl_complete = self.acl_entries()
+        self.acl_planned = bool(acl_entries)
 
         if not manifest_changed and not sg_rules and hc_change is None and not acl_entries:
             return None
@@ -1291,9 +1293,9 @@ class _Planner:
             )
         # The rules land where they are needed: through the controller (new networking, its group
         # pickable) or through our required commands (everything else).
-        rules_land = (manifest_changed or any(r.required for r in sg_rules) or not needs) and (
-            not ambiguous_enis or ambiguous_covered
-        )
+        rules_land = (
+            manifest_changed or any(r.required for r in sg_rules) or not needs or self.acl_planned
+        ) and (not ambiguous_enis or ambiguous_covered)
         traffic_ok = rules_land and not unknown and not nacl and not lb_refuses
         protocols: list[str] = []
         if traffic_ok:
