@@ -2477,10 +2477,11 @@ def _findings_traffic(c: _Ctx) -> None:
                 if any(_LB_REFUSAL in t.reason for t in bad):
                     where = "(the load balancer's security groups refuse it; see the reasons)"
                 elif denials:
-                    where = ("in their security groups, and " if sg_refuses else "") + (
-                        "the network ACL of their subnet refuses it: "
-                        + "; ".join(d.text for d in denials[:_MAX_LISTED])
-                    )
+                    where = (
+                        "in their security groups, and the network ACL of their subnet refuses it too: "
+                        if sg_refuses
+                        else "(their security groups admit it; the network ACL of their subnet refuses it): "
+                    ) + "; ".join(d.text for d in denials[:_MAX_LISTED])
                 else:
                     where = "in their security groups"
                 c.f.add(

@@ -1023,13 +1023,25 @@ class _Planner:
         only; the final deny when no entry matched); (entries, whether every refusal is covered)."""
         w = self.w
         acls = {a.id: a for a in w.inv.network_acls or ()}
-        denials: dict[tuple, None] = {}
+        # Per refusal (entry, direction, protocol, ports), the union of what it refuses: targets in
+        # different subnets behind one ACL each miss "everything but my subnet", which unites into
+        # the whole range again (one entry instead of a fragment per subnet).
+        refused: dict[tuple, list[str]] = {}
         for finding in self.findings:
             if finding.code in ("TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"):
                 for d in finding.evidence.get("networkAclDenials") or ():
-                    for cidr in d.get("cidrs") or ():
-                        key = (d["networkAclId"], d["ruleNumber"], d["egress"], d["protocol"])
-                        denials[(*key, d["fromPort"], d["toPort"], cidr)] = None
+                    key = (
+                        d["networkAclId"],
+                        d["ruleNumber"],
+                        d["egress"],
+                        d["protocol"],
+                        d["fromPort"],
+                        d["toPort"],
+                    )
+                    refused.setdefault(key, []).extend(d.get("cidrs") or ())
+        denials = [
+            (*key, cidr) for key, cidrs in refused.items() for cidr in NetSet.from_cidrs(cidrs).to_cidrs()
+        ]
         used: dict[tuple[str, bool], set[int]] = {}
         out: list[PlannedAclEntry] = []
         complete = True
@@ -1231,7 +1243,7 @@ class _Planner:
             kubectl_patch=kubectl,
             security_group_rules=tuple(sg_rules),
             security_group_commands=tuple(_sg_commands(sg_rules)),
-            terraform=_terraform(sg_rules, b) + _terraform_acl(acl_entries, b),
+            terraform="\n".join(t for t in (_terraform(sg_rules, b), _terraform_acl(acl_entries, b)) if t),
             network_acl_entries=tuple(acl_entries),
             network_acl_commands=tuple(_acl_commands(acl_entries)),
             health_checks=(hc_change,) if hc_change else (),
@@ -1357,6 +1369,8 @@ class _Planner:
             extras.append(f"add {len(required)} rule(s) to security group(s) {_short(groups)} directly")
         if hc_change is not None:
             extras.append("health-check the traffic port")
+        if self.acl_planned:
+            extras.append("allow the refused traffic in the targets' network ACL")
         if extras:
             text += ("; " if text.endswith(tuple("0123456789)")) or added else ": ") + "; ".join(extras)
         return text
@@ -1748,14 +1762,14 @@ def _terraform_acl(entries: Iterable[PlannedAclEntry], binding: m.Binding) -> st
                     f"  egress         = {'true' if e.egress else 'false'}",
                     f"  protocol       = {render.tf_string(e.protocol)}",
                     f"  rule_action    = {render.tf_string(e.action)}",
-                    f"  {'ipv6_cidr_block' if v6 else 'cidr_block     '} = {render.tf_string(e.cidr)}",
+                    f"  {'ipv6_cidr_block' if v6 else 'cidr_block    '} = {render.tf_string(e.cidr)}",
                     f"  from_port      = {int(e.from_port)}",
                     f"  to_port        = {int(e.to_port)}",
                     "}",
                 ]
             )
         )
-    return ("\n" + "\n\n".join(blocks) + "\n") if blocks else ""
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
 def _sg_commands(rules: Iterable[PlannedRule]) -> list[str]:
