@@ -59,6 +59,7 @@ AWS_OPERATIONS = (
     "DescribeSubnets",
     "DescribeVpcs",
     "DescribeNetworkAcls",
+    "GetManagedPrefixListEntries",
 )
 
 
