@@ -80,6 +80,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _MAX_POD_ENI = 100_000
 # Network ACL rule numbers a user may set (32767 is the implicit final deny AWS lists too).
 _ACL_RULE_NUMBERS = range(1, 32768)
+_ENI_ID = re.compile(r"eni-[0-9a-zA-Z]+")
 
 # IANA protocol numbers that security-group rules may carry instead of names.
 _SG_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "-1": "-1", "all": "-1"}
@@ -703,7 +704,7 @@ def pod_eni_entries(value: Any) -> list[tuple[str, tuple[str, ...]]] | None:
         return None
     text = value.strip()
     if text.startswith("eni-"):
-        return [(text, ())] if text.replace("-", "").isalnum() else None
+        return [(text, ())] if _ENI_ID.fullmatch(text) else None
     try:
         data = json.loads(text)
     except ValueError:
