@@ -116,7 +116,9 @@ def test_the_engine_judges_the_pod_on_its_branch_eni_for_every_shape(annotation)
 @pytest.mark.django_db
 def test_the_poller_describes_the_branch_enis_of_every_shape(cluster, aws_account):
     for i, value in enumerate([RESOURCE_CONTROLLER, DUAL_STACK, "eni-0handwritten0000001", "{"]):
-        dbm.KubePod.objects.create(cluster=cluster, uid=f"uid-{i}", namespace="n", name=f"p{i}", pod_eni=value)
+        dbm.KubePod.objects.create(
+            cluster=cluster, uid=f"uid-{i}", namespace="n", name=f"p{i}", pod_eni=value
+        )
 
     refs = account_references(aws_account)
 
