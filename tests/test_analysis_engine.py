@@ -1184,3 +1184,143 @@ def test_with_unknown_client_ranges_a_mix_of_open_and_shut_targets_is_still_part
     inv.network_acls.append(m.NetworkAcl("acl-shut", VPC, subnet_ids=("subnet-a",), entries=()))
 
     assert verdicts(one(inv)) == {"UDP": "partial"}
+
+
+def test_malformed_rules_acls_and_prefix_lists_are_invalid_spec_only_where_they_are_read():
+    """Bad input is named (object and field) on the bindings whose judgement reads it; the verdict
+    is still judged from the well-formed rest, and objects no binding reads stay silent."""
+    bad = m.Problem(
+        "SecurityGroup sg-0node00000000000a", "IpPermissions[3].FromPort", "'x'-53 is not a port range"
+    )
+    inv = dns_inventory(rules=allow_all())
+    inv.security_groups["sg-0unused"] = m.SecurityGroup("sg-0unused", problems=[bad])
+    inv.network_acls.append(
+        m.NetworkAcl(
+            "acl-0elsewhere",
+            VPC,
+            subnet_ids=("subnet-z",),
+            problems=[m.Problem("NetworkAcl acl-0elsewhere", "Entries[0].RuleNumber", "bad")],
+        )
+    )
+    inv.prefix_lists["pl-0unnamed"] = m.PrefixList(
+        "pl-0unnamed", (), [m.Problem("PrefixList pl-0unnamed", "Entries[0].Cidr", "bad")]
+    )
+    untouched = one(inv)
+    assert "INVALID_SPEC" not in codes(untouched) and verdicts(untouched) == {"UDP": "reachable"}
+
+    inv.security_groups[NODE_SG].problems.append(bad)
+    inv.security_groups[NODE_SG].ingress += (rule("tcp", 9153, "pl-0unnamed", kind="prefix_list"),)
+    acl = m.NetworkAcl(
+        "acl-0targets",
+        VPC,
+        subnet_ids=("subnet-a", "subnet-b"),
+        entries=(
+            m.NetworkAclEntry(100, "-1", "allow", False, "0.0.0.0/0"),
+            m.NetworkAclEntry(100, "-1", "allow", True, "0.0.0.0/0"),
+        ),
+        problems=[
+            m.Problem("NetworkAcl acl-0targets", "Entries[2].PortRange", "None is not a From-To range")
+        ],
+    )
+    inv.network_acls.append(acl)
+    touched = one(inv)
+    invalid = {(f.evidence["object"], f.evidence["field"]) for f in findings(touched, "INVALID_SPEC")}
+    assert invalid == {
+        ("SecurityGroup sg-0node00000000000a", "IpPermissions[3].FromPort"),
+        ("PrefixList pl-0unnamed", "Entries[0].Cidr"),
+        ("NetworkAcl acl-0targets", "Entries[2].PortRange"),
+    }
+    assert verdicts(touched) == {"UDP": "reachable"}  # still judged from the well-formed rest
+
+
+def test_hostile_network_input_is_rejected_by_the_normaliser_with_the_field_named():
+    from bindings.analysis.normalize import normalize_aws
+
+    records = normalize_aws(
+        {
+            "DescribeSecurityGroups": {
+                "SecurityGroups": [
+                    {
+                        "GroupId": "sg-1",
+                        "IpPermissions": [
+                            {
+                                "IpProtocol": "udp",
+                                "FromPort": 70000,
+                                "ToPort": 70001,
+                                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                            },
+                            {
+                                "IpProtocol": "tcp",
+                                "FromPort": 53,
+                                "ToPort": 53,
+                                "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+                            },
+                        ],
+                    }
+                ]
+            },
+            "DescribeNetworkAcls": {
+                "NetworkAcls": [
+                    {
+                        "NetworkAclId": "acl-1",
+                        "Entries": [
+                            {
+                                "RuleNumber": 99999,
+                                "Protocol": "17",
+                                "RuleAction": "deny",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 10,
+                                "Protocol": "udp\u202e",
+                                "RuleAction": "deny",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 11,
+                                "Protocol": "17",
+                                "RuleAction": "maybe",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 12,
+                                "Protocol": "17",
+                                "RuleAction": "deny",
+                                "CidrBlock": "300.0.0.0/8",
+                            },
+                            {
+                                "RuleNumber": 13,
+                                "Protocol": "17",
+                                "RuleAction": "deny",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 14,
+                                "Protocol": "-1",
+                                "RuleAction": "allow",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                        ],
+                    }
+                ]
+            },
+            "GetManagedPrefixListEntries": {
+                "pl-1": {"Entries": [{"Cidr": "10.0.0.0/8"}, {"Cidr": "x" * 10_000}]}
+            },
+        }
+    )
+    sg = records.security_groups["sg-1"]
+    assert [r.from_port for r in sg.ingress] == [53]
+    assert [p.field for p in sg.problems] == ["IpPermissions[0].FromPort"]
+    (acl,) = records.network_acls
+    assert [e.rule_number for e in acl.entries] == [14]
+    assert [p.field for p in acl.problems] == [
+        "Entries[0].RuleNumber",
+        "Entries[1].Protocol",
+        "Entries[2].RuleAction",
+        "Entries[3].CidrBlock",
+        "Entries[4].PortRange",
+    ]
+    pl = records.prefix_lists["pl-1"]
+    assert pl.cidrs == ("10.0.0.0/8",) and [p.field for p in pl.problems] == ["Entries[1].Cidr"]
+    assert all(len(p.message) < 300 for p in (*sg.problems, *acl.problems, *pl.problems))  # quoted, bounded
