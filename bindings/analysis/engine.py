@@ -13,6 +13,10 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   with no parsed forward target on a load balancer the group names in `LoadBalancerArns` is
   assumed to forward to it (the action was not collected, not absent).
 * With `aws_complete` False, a protocol no known listener carries is `unknown`, not `not_offered`.
+* `NO_LISTENER` only when no listener forwards anything to the group: a TCP_UDP (TCP_QUIC) group
+  behind a listener carrying one of its protocols is `not_offered` for the other, with no finding
+  (its targets are in use, so no "Target.NotInUse" either). A listener whose protocol can carry
+  nothing to the group (TCP -> TLS) forwards nothing.
 * Targets in state `draining` are not judged. A target whose ENI or one of whose security groups
   is missing is `unknown`; a verdict counts a target as admitted only when every expected source
   is admitted. A target with no expected source of its address family (e.g. IPv6-only client
@@ -45,7 +49,21 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   evaluated in rule-number order for the inbound protocol and port, and — ACLs being stateless —
   for the replies: outbound to the same sources on every ephemeral port 1024-65535 (an ACL with
   no outbound entries in the data is not judged outbound). Denied addresses are not admitted.
+  Only sources outside the target's own subnet meet it (AWS VPC user guide, "Network ACL basics":
+  rules are evaluated as traffic enters and leaves the subnet, not within it); when the subnet
+  was not collected, every source is judged against the ACL. Each refusal is kept as an
+  `AclDenial` (ACL, rule number or the final deny, direction, protocol, ports, CIDRs): the reasons,
+  `TRAFFIC_BLOCKED` / `HEALTH_CHECK_BLOCKED` (evidence `networkAclDenials`) and the fix read it.
+  `CLIENT_RANGES_NOT_COVERED` is judged on the security groups alone: an ACL refusal is not it.
   The load balancer subnets' ACLs are not judged.
+* Prefix lists: a rule naming a managed prefix list counts as the list's entries
+  (`Inventory.prefix_lists`) everywhere a CIDR rule counts (target rules, the LB's inbound and
+  outbound rules). A list whose entries were not collected may hold any address: a target that a
+  matching rule of such a list could complete is `unknown` (the list named), never refused.
+* Malformed input (a security-group rule, ACL entry or prefix-list entry the normaliser dropped,
+  `problems` on those objects) is `INVALID_SPEC` naming the object and field on every binding whose
+  judgement reads it (its targets' groups, ACL and the prefix lists their rules name, its load
+  balancers' groups), worked out once per (groups, ACL, subnet); the rest is still judged.
 * `TARGET_DRIFT` for instance targets compares against ready nodes minus the controller's default
   exclusions and a `spec.nodeSelector.matchLabels` (skipped when `matchExpressions` is used).
 * A target whose rules admit health checks from only some LB addresses counts as
