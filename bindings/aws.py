@@ -73,6 +73,7 @@ RESPONSE_KEYS = (
     "GetManagedPrefixListEntries",
 )
 PREFIX_LIST_BATCH = 100  # PrefixListIds per DescribeManagedPrefixLists call (its MaxResults cap)
+PREFIX_LIST_TTL = 86400  # seconds a prefix list version's entries stay cached
 
 
 class Cache(Protocol):
@@ -652,7 +653,8 @@ def _prefix_list_entries(
                     continue  # deleted between the two calls
                 raise
             if cache is not None and version is not None:
-                cache.set(key, entries, None)  # a version's entries never change
+                # A version's entries never change: the TTL only bounds what old versions keep.
+                cache.set(key, entries, PREFIX_LIST_TTL)
         out[list_id] = {"Entries": entries}
     return out
 
