@@ -567,6 +567,12 @@ class _Planner:
             return None
         if not ({"HEALTH_CHECK_PORT_MISMATCH", "HEALTH_CHECK_BLOCKED"} & self.fixable):
             return None
+        if any(
+            f.code == "HEALTH_CHECK_BLOCKED" and f.evidence.get("networkAclDenials") for f in self.findings
+        ):
+            # A network ACL refuses the checks on their current port: the ACL entries fix that
+            # port; moving the check would meet ACL entries nobody judged.
+            return None
         if str(tg.health_check_protocol or "TCP").upper() != "TCP":
             return None  # an HTTP(S) check needs its path served on the new port: not ours to assume
         if not all(w.listens_tcp_on(p) for p in ports):
@@ -1023,24 +1029,25 @@ class _Planner:
         only; the final deny when no entry matched); (entries, whether every refusal is covered)."""
         w = self.w
         acls = {a.id: a for a in w.inv.network_acls or ()}
-        # Per refusal (entry, direction, protocol, ports), the union of what it refuses: targets in
-        # different subnets behind one ACL each miss "everything but my subnet", which unites into
-        # the whole range again (one entry instead of a fragment per subnet).
-        refused: dict[tuple, list[str]] = {}
+        # Per (ACL, direction, protocol, ports): the union of what every entry refuses there, placed
+        # before the first of those entries. Targets in different subnets behind one ACL each miss
+        # "everything but my subnet", and a deny-all behind a narrower deny refuses the rest: united,
+        # that is the expected sources again, one entry instead of a fragment per subnet or entry.
+        # Every refused range lies within the expected sources, so the union never opens more.
+        refused: dict[tuple, tuple[list[str], int | None]] = {}
         for finding in self.findings:
             if finding.code in ("TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"):
                 for d in finding.evidence.get("networkAclDenials") or ():
-                    key = (
-                        d["networkAclId"],
-                        d["ruleNumber"],
-                        d["egress"],
-                        d["protocol"],
-                        d["fromPort"],
-                        d["toPort"],
-                    )
-                    refused.setdefault(key, []).extend(d.get("cidrs") or ())
+                    key = (d["networkAclId"], d["egress"], d["protocol"], d["fromPort"], d["toPort"])
+                    cidrs, first = refused.get(key, ([], None))
+                    rule = d["ruleNumber"]
+                    if rule is not None:
+                        first = rule if first is None else min(first, rule)
+                    refused[key] = ([*cidrs, *(d.get("cidrs") or ())], first)
         denials = [
-            (*key, cidr) for key, cidrs in refused.items() for cidr in NetSet.from_cidrs(cidrs).to_cidrs()
+            (acl_id, first, egress, proto, lo, hi, cidr)
+            for (acl_id, egress, proto, lo, hi), (cidrs, first) in refused.items()
+            for cidr in NetSet.from_cidrs(cidrs).to_cidrs()
         ]
         used: dict[tuple[str, bool], set[int]] = {}
         out: list[PlannedAclEntry] = []
