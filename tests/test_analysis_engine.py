@@ -1324,3 +1324,12 @@ def test_hostile_network_input_is_rejected_by_the_normaliser_with_the_field_name
     pl = records.prefix_lists["pl-1"]
     assert pl.cidrs == ("10.0.0.0/8",) and [p.field for p in pl.problems] == ["Entries[1].Cidr"]
     assert all(len(p.message) < 300 for p in (*sg.problems, *acl.problems, *pl.problems))  # quoted, bounded
+
+
+def test_an_acl_refusal_holds_whatever_an_uncollected_prefix_list_holds():
+    inv = dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))
+    inv = _with_acl(inv)  # inbound allow-all only; outbound: nothing, so no reply leaves
+    inv.network_acls[0].entries += (m.NetworkAclEntry(32767, "-1", "deny", True, "0.0.0.0/0"),)
+    udp = protocol(one(inv), "UDP")
+    assert udp.verdict in ("blocked", "partial")  # refused replies: known, list or not
+    assert "pl-123" in " ".join(t.reason for t in udp.targets)

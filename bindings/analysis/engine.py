@@ -1231,8 +1231,11 @@ class _Index:
         level = coverage(allowed, expected)
         uncovered = expected - allowed
         unknown_lists = match.prefix_lists
-        if unknown_lists and level != "full":
-            # An uncollected prefix list may hold exactly the uncovered range: no refusal is claimed.
+        sg_level = coverage(sg_allowed, expected)
+        if unknown_lists and sg_level != "full" and not denials:
+            # An uncollected prefix list may hold exactly the uncovered range: no refusal is claimed
+            # (unless a network ACL refuses part of the sources anyway: that holds whatever the
+            # list holds).
             ev = _Eval(None, uncovered, via_sg, match.rules)
             ev.tail = (
                 f"prefix list(s) {_short(unknown_lists)} admit {proto} {port} but their entries were not "
@@ -1241,7 +1244,7 @@ class _Index:
             ev.acl_denials = denials
             return ev
         ev = _Eval(level, uncovered, via_sg, match.rules)
-        ev.sg_level = coverage(sg_allowed, expected)
+        ev.sg_level = sg_level
         ev.sg_uncovered = expected - sg_allowed
         ev.acl_denials = denials
         ev.cidr_level = coverage(cidr_allowed, expected)
@@ -1269,6 +1272,8 @@ class _Index:
                 f"{allowed or 'none of them'}; "
                 f"uncovered: {uncovered}"
             )
+        if unknown_lists and sg_level != "full":
+            ev.tail += f"; prefix list(s) {_short(unknown_lists)} not collected (they may admit more)"
         if denials and level != "full":
             if ev.sg_level == "full":
                 ev.tail = (
