@@ -72,7 +72,10 @@ RESPONSE_KEYS = (
     "DescribeSubnets",
     "DescribeVpcs",
     "DescribeNetworkAcls",
+    "GetManagedPrefixListEntries",
 )
+PREFIX_LIST_BATCH = 100  # PrefixListIds per DescribeManagedPrefixLists call (its MaxResults cap)
+PREFIX_LIST_TTL = 86400  # seconds a prefix list version's entries stay cached
 
 
 class Cache(Protocol):
@@ -365,6 +368,7 @@ def collect_account(
         "DescribeSubnets": {"Subnets": []},
         "DescribeVpcs": {"Vpcs": []},
         "DescribeNetworkAcls": {"NetworkAcls": []},
+        "GetManagedPrefixListEntries": {},
     }
     cache_prefix = f"binding-health:aws:{target.account_id}:{target.region}"
 
@@ -584,11 +588,77 @@ def collect_account(
         ):
             acls.setdefault(acl["NetworkAclId"], acl)
     out["DescribeNetworkAcls"]["NetworkAcls"] = list(acls.values())
+    out["GetManagedPrefixListEntries"] = _prefix_list_entries(
+        calls, cache, f"{cache_prefix}:prefix-list", out["DescribeSecurityGroups"]["SecurityGroups"]
+    )
 
     # No NUL may reach PostgreSQL (descriptions and tags are user-written text).
     return AwsSnapshot(
         responses=without_nul(out), api_calls=dict(calls.counts), missing_target_groups=_unique(missing)
     )
+
+
+def _prefix_list_entries(
+    calls: _Calls, cache: Cache | None, prefix: str, groups: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`{prefixListId: {"Entries": [...]}}` for every prefix list a rule of `groups` names.
+
+    DescribeManagedPrefixLists answers for up to 100 lists in one call with each list's `Version`;
+    the entries (GetManagedPrefixListEntries, one list per call) are cached per (id, version), so
+    an unchanged list costs no call and a changed one is seen on the next poll. A list that no
+    longer exists is left out: the analysis then reads it as unknown, never as empty.
+    """
+    ids = _unique(
+        [
+            str(pair.get("PrefixListId"))
+            for group in groups
+            for permission in (*group.get("IpPermissions", []), *group.get("IpPermissionsEgress", []))
+            for pair in permission.get("PrefixListIds", [])
+            if pair.get("PrefixListId")
+        ]
+    )
+    if not ids:
+        return {}
+    described, _ = _describe_with_bisect(
+        calls,
+        ids,
+        PREFIX_LIST_BATCH,
+        lambda group: _paged(
+            calls,
+            "ec2",
+            "DescribeManagedPrefixLists",
+            "describe_managed_prefix_lists",
+            "PrefixLists",
+            PrefixListIds=group,
+        ),
+        _code_in("InvalidPrefixListID", "InvalidPrefixListId"),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for item in described:
+        list_id, version = item.get("PrefixListId"), item.get("Version")
+        if not list_id:
+            continue
+        key = f"{prefix}:{list_id}:{version}"
+        entries = cache.get(key) if cache is not None and version is not None else None
+        if entries is None:
+            try:
+                entries = _paged(
+                    calls,
+                    "ec2",
+                    "GetManagedPrefixListEntries",
+                    "get_managed_prefix_list_entries",
+                    "Entries",
+                    PrefixListId=list_id,
+                )
+            except AwsError as exc:
+                if _code_in("InvalidPrefixListID", "InvalidPrefixListId")(exc):
+                    continue  # deleted between the two calls
+                raise
+            if cache is not None and version is not None:
+                # A version's entries never change: the TTL only bounds what old versions keep.
+                cache.set(key, entries, PREFIX_LIST_TTL)
+        out[list_id] = {"Entries": entries}
+    return out
 
 
 def _cached(cache: Cache | None, key: str, ttl: float, fetch: Callable[[], Any]) -> Any:

@@ -449,6 +449,8 @@ class SecurityGroup(AwsObject):
     name = models.CharField(max_length=255, blank=True)
     vpc_id = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    # Malformed permissions (not stored as rules): INVALID_SPEC on the bindings that use the group.
+    problems = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "group_id"], name="uniq_sg")]
@@ -508,6 +510,7 @@ class NetworkAcl(AwsObject):
     is_default = models.BooleanField(default=False)
     subnet_ids = models.JSONField(default=list, blank=True)
     entries = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # malformed entries (not stored)
 
     class Meta:
         verbose_name = "network ACL"
@@ -515,6 +518,21 @@ class NetworkAcl(AwsObject):
 
     def __str__(self) -> str:
         return self.acl_id
+
+
+class ManagedPrefixList(AwsObject):
+    """The entries of a managed prefix list a security-group rule names (GetManagedPrefixListEntries)."""
+
+    prefix_list_id = models.CharField(max_length=64)
+    cidrs = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # malformed entries (not stored)
+
+    class Meta:
+        verbose_name = "managed prefix list"
+        constraints = [models.UniqueConstraint(fields=["account", "prefix_list_id"], name="uniq_prefix_list")]
+
+    def __str__(self) -> str:
+        return self.prefix_list_id
 
 
 class SourceSnapshot(models.Model):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ from django.utils import timezone
 from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
-from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes
+from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes, pod_eni_entries
 from bindings.fieldmaps import jsonable
 from bindings.fixes import fix_to_dict, generate_fix
 from bindings.fixes.generate import FIXABLE_CODES
@@ -433,16 +432,6 @@ def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
     return run
 
 
-def _pod_eni_ids(value: str) -> list[str]:
-    """`vpc.amazonaws.com/pod-eni` holds a JSON list of {"eniId": ...} (security groups for pods)."""
-    try:
-        data = json.loads(value)
-    except (TypeError, ValueError):
-        return []
-    items = data if isinstance(data, list) else [data]
-    return [str(i["eniId"]) for i in items if isinstance(i, dict) and i.get("eniId")]
-
-
 def account_references(account: m.AwsAccount) -> dict[str, Any]:
     """What the bindings of the account's clusters point at: all the AWS poll fetches."""
     clusters = list(account.clusters.filter(enabled=True))
@@ -457,7 +446,7 @@ def account_references(account: m.AwsAccount) -> dict[str, Any]:
     for value in (
         m.KubePod.objects.filter(cluster__in=clusters).exclude(pod_eni="").values_list("pod_eni", flat=True)
     ):
-        enis.update(_pod_eni_ids(value))
+        enis.update(eni_id for eni_id, _ in pod_eni_entries(value) or ())
     return {
         "target_group_arns": arns,
         "target_group_names": names,

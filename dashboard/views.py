@@ -584,7 +584,26 @@ def _path(
         targets.note = "data needed for the judgement is missing"
     if listener.state == "fail":
         listener.note = f"{protocol} is not offered to this target group"
-    return [clients, listener, group, targets, rules]
+    hops = [clients, listener, group, targets, rules]
+    # The network ACL of the targets' subnet, when it refuses: the entries, as the analysis names
+    # them (rule number, direction, ports). Where the security groups admit the traffic, the
+    # rules hop is not the one that fails.
+    refused = [t for t in pv.get("targets", []) if t.get("admitted") is False]
+    acl_lines = sorted(
+        {
+            piece.strip()
+            for t in refused
+            for piece in re.split(r"; |, but ", str(t.get("reason", "")))
+            if piece.strip().startswith("network ACL")
+        }
+    )
+    if acl_lines:
+        acl = Hop("network-acl", "Network ACL (target subnet)", acl_lines[:10], state="fail")
+        acl.note = f"{protocol} {port} is refused here (ACLs are stateless: replies need outbound entries)"
+        if all(str(t.get("reason", "")).startswith("the security groups admit") for t in refused):
+            rules.state, rules.note = "ok", "the security groups admit it"
+        hops.append(acl)
+    return hops
 
 
 def _health_warnings(data: dict[str, Any], target_group: m.TargetGroup | None) -> list[str]:
@@ -879,6 +898,7 @@ def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[st
         "manifest_yaml": manifest_yaml,
         "patch_command": ((fix or {}).get("patch") or {}).get("kubectl", "") if fix else "",
         "sg_commands": [_as_text(c) for c in (fix or {}).get("securityGroupCommands") or []],
+        "acl_commands": [_as_text(c) for c in (fix or {}).get("networkAclCommands") or []],
         "terraform": (fix or {}).get("terraform") or "",
         "health_commands": health_commands,
         "warnings": [_as_text(w) for w in (fix or {}).get("warnings") or []],

@@ -828,3 +828,21 @@ def test_it_shows_live_probe_results_next_to_the_static_verdict(client, alice, d
     assert "probe UDP ✓ ok" in listing
     assert "Live probes" in detail and "from the Binding Health worker" in detail
     assert "127.0.0.1:5353" in detail and "1.5 ms" in detail
+
+
+def test_the_path_names_the_network_acl_entry_that_refuses_and_not_the_security_groups(
+    client, alice, cluster
+):
+    client.force_login(alice)
+    udp = load_scenario(cluster, "nacl-denies-udp-inbound")["coredns-udp"]
+
+    html = client.get(f"/bindings/{udp.pk}/").content.decode()
+
+    assert "Network ACL (target subnet)" in html
+    assert "network ACL acl-0b1n0000000000001 rule 90 denies inbound udp 53" in html
+    assert "the security groups admit it" in html
+    assert "CLIENT_RANGES_NOT_COVERED" not in html
+
+    panel = client.get(f"/bindings/{udp.pk}/fix/").content.decode()
+    assert "Network ACL entries" in panel and "aws ec2 create-network-acl-entry" in panel
+    assert "--rule-number 89" in panel  # just below the refusing entry 90

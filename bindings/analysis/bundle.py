@@ -67,6 +67,7 @@ AWS_OPERATIONS = (
     "DescribeSubnets",
     "DescribeVpcs",
     "DescribeNetworkAcls",
+    "GetManagedPrefixListEntries",
 )
 
 
