@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bindings", "0005_sec_apply_reviewed_dry_run"),
+        ("bindings", "0006_verdicts_prefix_lists"),
     ]
 
     operations = [
