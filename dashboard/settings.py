@@ -283,6 +283,16 @@ BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
+# The credentials boundary (bindings/credentials.py): every file the worker reads by a path typed
+# into the admin (cluster token, kubeconfig and CA files; alert hook URL files) must resolve, symlinks
+# followed, to a file under one of these directories. Default: the pod's service-account folder and
+# the data directory. Never list the folder holding the app's own secrets (SECRET_KEY_FILE, …).
+BH_CREDENTIALS_DIRS = envlist(
+    "BH_CREDENTIALS_DIRS", f"/var/run/secrets/kubernetes.io/serviceaccount,{DATA_DIR}"
+)
+# Alert webhooks may only go to these hosts (exact names, or "*.example.com" for its subdomains);
+# empty: any host. Checked when a hook is saved and again before every delivery.
+BH_WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in envlist("BH_WEBHOOK_ALLOWED_HOSTS")]
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
