@@ -6,9 +6,12 @@ expectations themselves are written out here, by hand, from the access policy (R
 never derived from the views under test:
 
 - pages and partials: anonymous → login redirect; any signed-in user reads; poll needs
-  bindings.change_cluster, apply needs bindings.apply_fix and a cluster that allows it;
-- /api/: anonymous → 401 problem JSON; read tokens and sessions read; POST /polls needs a write
-  token or the permission; expired and revoked tokens → 401;
+  bindings.poll_cluster (not change_cluster), apply needs bindings.apply_fix and a cluster that
+  allows it;
+- /api/: anonymous → 401 problem JSON (also when a CSRF check would apply); read tokens and
+  sessions read; POST /polls needs the poll permission, held by the session's user or by the owner
+  of a read-write token (a token never has more rights than its owner); expired and revoked
+  tokens → 401;
 - the admin: staff only, read-only models refuse add/change/delete even to superusers;
 - /metrics: bearer token or allowed CIDR, else loopback only (the matrix requests come from a
   non-loopback address, the rules are covered by `test_metrics_access_rules`);
@@ -41,38 +44,58 @@ from tests.test_pages import load_scenario
 pytestmark = pytest.mark.django_db
 
 REMOTE = "203.0.113.7"  # a non-loopback client: /metrics refuses it unless configured
-PERSONAS = ("anon", "viewer", "operator", "staff", "tok_read", "tok_write", "tok_expired", "tok_revoked")
+# viewer: signed in, no permissions; poller: may poll (poll_cluster, poll_awsaccount) and nothing
+# else; operator: poll, change_cluster and apply_fix; staff: a superuser. tok_read/tok_write are the
+# viewer's tokens, tok_poller is the poller's read-write token.
+PERSONAS = (
+    "anon",
+    "viewer",
+    "poller",
+    "operator",
+    "staff",
+    "tok_read",
+    "tok_write",
+    "tok_poller",
+    "tok_expired",
+    "tok_revoked",
+)
 METHODS = ("GET", "POST")
 
 # Outcome codes: a status, or
 #   login  = 302 to /accounts/login/?next=…      alogin = 302 to /admin/login/?next=…
 #   302    = any other redirect                  NNNp   = status NNN as application/problem+json
-# Row order is PERSONAS: anon, viewer, operator, staff, read token, write token, expired, revoked.
-Row = tuple[str, str, str, str, str, str, str, str]
+# Row order is PERSONAS: anon, viewer, poller, operator, staff, read token, write token (viewer's),
+# write token (poller's), expired, revoked.
+Row = tuple[str, str, str, str, str, str, str, str, str, str]
+N = len(PERSONAS)
 
-ALL_200: Row = ("200",) * 8
-ALL_405: Row = ("405",) * 8
-ALL_302: Row = ("302",) * 8
+ALL_200: Row = ("200",) * N
+ALL_405: Row = ("405",) * N
+ALL_302: Row = ("302",) * N
 # Dashboard pages: any signed-in user; a bearer token is not a login.
-PAGE: Row = ("login", "200", "200", "200", "login", "login", "login", "login")
-# Poll now (POST): needs bindings.change_cluster; success redirects back to the cluster page.
-POLL: Row = ("login", "403", "302", "302", "login", "login", "login", "login")
+PAGE: Row = ("login", "200", "200", "200", "200", "login", "login", "login", "login", "login")
+# Poll now (POST): needs bindings.poll_cluster; success redirects back to the cluster page.
+POLL: Row = ("login", "403", "302", "302", "302", "login", "login", "login", "login", "login")
 # Fix dry-run / apply (POST): needs bindings.apply_fix and Cluster.allow_apply_fix. The operator's
 # request then reaches the (unreachable) API server and reports its error: 200, not 403.
-APPLY: Row = ("login", "403", "200", "200", "login", "login", "login", "login")
+APPLY: Row = ("login", "403", "403", "200", "200", "login", "login", "login", "login", "login")
 # The JSON API: sessions and live tokens read; no credentials or dead tokens → 401 problem.
-API_READ: Row = ("401p", "200", "200", "200", "200", "200", "401p", "401p")
-API_POLL: Row = ("401p", "403p", "202", "202", "403p", "202", "401p", "401p")
-API_405: Row = ("405p",) * 8
-API_404: Row = ("404p",) * 8
+API_READ: Row = ("401p", "200", "200", "200", "200", "200", "200", "200", "401p", "401p")
+# Polls: the permission, of the session's user or of a write token's owner (the viewer's write
+# token polls nothing: the viewer may not).
+API_POLL: Row = ("401p", "403p", "202", "202", "202", "403p", "403p", "202", "401p", "401p")
+API_405: Row = ("405p",) * N
+API_404: Row = ("404p",) * N
 # The admin: staff only (non-staff, signed in or not, are sent to the admin's login).
-ADMIN_OK: Row = ("alogin", "alogin", "alogin", "200", "alogin", "alogin", "alogin", "alogin")
-ADMIN_403: Row = ("alogin", "alogin", "alogin", "403", "alogin", "alogin", "alogin", "alogin")
-ADMIN_404: Row = ("alogin", "alogin", "alogin", "404", "alogin", "alogin", "alogin", "alogin")
-ADMIN_302: Row = ("alogin", "alogin", "alogin", "302", "alogin", "alogin", "alogin", "alogin")
-ADMIN_405: Row = ("alogin", "alogin", "alogin", "405", "alogin", "alogin", "alogin", "alogin")
+_NO_ADMIN = ("alogin",) * 5
+ADMIN_OK: Row = ("alogin", "alogin", "alogin", "alogin", "200", *_NO_ADMIN)
+ADMIN_403: Row = ("alogin", "alogin", "alogin", "alogin", "403", *_NO_ADMIN)
+ADMIN_404: Row = ("alogin", "alogin", "alogin", "alogin", "404", *_NO_ADMIN)
+ADMIN_302: Row = ("alogin", "alogin", "alogin", "alogin", "302", *_NO_ADMIN)
+ADMIN_405: Row = ("alogin", "alogin", "alogin", "alogin", "405", *_NO_ADMIN)
 # Signed-in account pages (password change): any signed-in user.
-ACCOUNT: Row = ("login", "200", "200", "200", "login", "login", "login", "login")
+_NO_LOGIN = ("login",) * 5
+ACCOUNT: Row = ("login", "200", "200", "200", "200", *_NO_LOGIN)
 
 # The admin's models, written out: a newly registered model produces URLs that are missing here.
 # True = operators edit it (add/change/delete allowed to staff); False = observed state, read-only.
@@ -153,7 +176,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     },
     "accounts/aws/<int:pk>/": {"url": "/accounts/aws/{account}/", "GET": PAGE, "POST": ALL_405},
     # --- machine endpoints ---
-    "metrics": {"url": "/metrics", "GET": ("403",) * 8, "POST": ALL_405},
+    "metrics": {"url": "/metrics", "GET": ("403",) * N, "POST": ALL_405},
     "healthz": {"url": "/healthz", "GET": ALL_200, "POST": ALL_405},
     "readyz": {"url": "/readyz", "GET": ALL_200, "POST": ALL_405},
     # --- the JSON API ---
@@ -186,20 +209,20 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "accounts/password_change/done/": {
         "url": "/accounts/password_change/done/",
         "GET": ACCOUNT,
-        "POST": ("login", "405", "405", "405", "login", "login", "login", "login"),
+        "POST": ("login", "405", "405", "405", "405", *_NO_LOGIN),
     },
     # --- the admin ---
     "admin/": {"url": "/admin/", "GET": ADMIN_OK, "POST": ADMIN_OK},
     # The login form answers everyone; a staff user who is signed in already is sent on (302).
     "admin/login/": {
         "url": "/admin/login/",
-        "GET": ("200", "200", "200", "302", "200", "200", "200", "200"),
+        "GET": ("200", "200", "200", "200", "302", "200", "200", "200", "200", "200"),
         "POST": ALL_200,
     },
     # Non-staff are sent to the admin index (which sends them on to its login); staff log out by POST.
     "admin/logout/": {
         "url": "/admin/logout/",
-        "GET": ("302", "302", "302", "405", "302", "302", "302", "302"),
+        "GET": ("302", "302", "302", "302", "405", "302", "302", "302", "302", "302"),
         "POST": ALL_302,
     },
     "admin/password_change/": {"url": "/admin/password_change/", "GET": ADMIN_OK, "POST": ADMIN_OK},
@@ -260,13 +283,13 @@ def world(cluster, alice, admin_user, django_user_model) -> dict[str, Any]:
     bindings = load_scenario(cluster)
     binding = bindings["coredns-udp"]
     operator = django_user_model.objects.create_user("bob", "bob@example.invalid", "bob-password-1")
-    operator.user_permissions.add(
-        Permission.objects.get(codename="change_cluster", content_type__app_label="bindings"),
-        Permission.objects.get(codename="apply_fix", content_type__app_label="bindings"),
-    )
+    operator.user_permissions.add(*_perms("poll_cluster", "poll_awsaccount", "change_cluster", "apply_fix"))
+    poller = django_user_model.objects.create_user("pia", "pia@example.invalid", "pia-password-1")
+    poller.user_permissions.add(*_perms("poll_cluster", "poll_awsaccount"))
     tokens = {
         "tok_read": make_token(alice, "read"),
         "tok_write": make_token(alice, "write"),
+        "tok_poller": make_token(poller, "write"),
         "tok_expired": make_token(alice, "write", expires_at=timezone.now() - timedelta(minutes=1)),
         "tok_revoked": make_token(alice, "write", revoked=True),
     }
@@ -275,7 +298,7 @@ def world(cluster, alice, admin_user, django_user_model) -> dict[str, Any]:
         label: apps.get_model(*label.split("/")).objects.order_by("pk").first().pk for label in ADMIN_MODELS
     }
     return {
-        "users": {"viewer": alice, "operator": operator, "staff": admin_user},
+        "users": {"viewer": alice, "poller": poller, "operator": operator, "staff": admin_user},
         "tokens": tokens,
         "ids": {
             "binding": binding.pk,
@@ -286,6 +309,12 @@ def world(cluster, alice, admin_user, django_user_model) -> dict[str, Any]:
             "obj": objects,
         },
     }
+
+
+def _perms(*codenames: str) -> list[Permission]:
+    perms = list(Permission.objects.filter(codename__in=codenames, content_type__app_label="bindings"))
+    assert len(perms) == len(codenames), codenames
+    return perms
 
 
 def ensure_one_of_each(cluster: m.Cluster, binding: m.TargetGroupBinding) -> None:
@@ -381,7 +410,7 @@ def test_access_matrix(persona, world, no_side_effects, settings):
 
 def test_the_matrix_counts(world):
     """For the report: URL patterns × methods × personas, every cell explicit."""
-    assert len(EXPECTED) * len(METHODS) * len(PERSONAS) == len(EXPECTED) * 16
+    assert len(EXPECTED) * len(METHODS) * len(PERSONAS) == len(EXPECTED) * 20
     for route, row in EXPECTED.items():
         for method in METHODS:
             assert len(row[method]) == len(PERSONAS), route
@@ -540,7 +569,7 @@ def test_the_admin_poll_now_action_needs_a_csrf_token(world, no_side_effects):
 def test_a_bearer_token_needs_no_csrf_token_but_a_session_cookie_does(world):
     body = '{"cluster": "demo"}'
     with patch("bindings.tasks.poll_cluster_task.delay_on_commit") as delay:
-        token_client, _ = csrf_client("tok_write", world)
+        token_client, _ = csrf_client("tok_poller", world)
         token_response = token_client.post("/api/v1/polls", body, content_type="application/json")
         assert token_response.status_code == 202
         assert delay.call_count == 1

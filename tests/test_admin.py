@@ -66,12 +66,12 @@ def test_it_creates_a_cluster_with_client_networks(client, admin_user, aws_accou
         ({"client_networks-0-cidr": "10.0.0.0/33"}, "is not a CIDR block"),
         (
             {"connection": "kubeconfig", "kubeconfig_path": "/nonexistent/kubeconfig"},
-            "is not a readable file",
+            "does not exist",
         ),
         ({"connection": "url", "api_url": ""}, "needs the API server URL"),
         ({"name": "bad name!"}, "EKS cluster name"),
         ({"poll_interval_seconds": "5"}, "at most every 30 seconds"),
-        ({"token_file": "/nonexistent/token"}, "is not a readable file"),
+        ({"token_file": "/nonexistent/token"}, "does not exist"),
     ],
 )
 def test_it_rejects_bad_cluster_settings_with_a_clear_message(client, admin_user, overrides, message):
