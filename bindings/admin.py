@@ -6,6 +6,7 @@ Poller-owned data is shown read-only: it is rewritten on every poll, so edits wo
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -371,7 +372,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if db_field.name == "user" and not request.user.is_superuser:
             # Only superusers mint tokens for others: a token for someone else would act with
             # their rights, which may exceed the creator's.
-            kwargs["queryset"] = type(request.user).objects.filter(pk=request.user.pk)
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
             kwargs["initial"] = request.user.pk
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
