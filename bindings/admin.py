@@ -30,15 +30,16 @@ def _ago(value) -> str:
 
 class PolledSourceAdmin(admin.ModelAdmin):
     """Clusters and AWS accounts. Where the poller connects and with which credentials (the
-    model's CONNECTION_FIELDS) is for superusers only, and so is adding a source (a source is its
-    connection); staff with change_* edit the rest. "Poll now" needs the model's poll permission
-    (POLL_PERMISSION), not change_*."""
+    model's CONNECTION_FIELDS, plus `superuser_fields`) is for superusers only, and so is adding
+    a source (a source is its connection); staff with change_* edit the rest. "Poll now" needs the
+    model's poll permission (POLL_PERMISSION), not change_*."""
 
     # Django 6 assumes https for scheme-less URLs; adopt that now (and silence the warning).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("last_polled_at", "last_success_at", "next_poll_at", "last_error", "problems")
     actions = ("poll_now",)
     lock_kind = ""  # source_lock's kind: "cluster" or "account"
+    superuser_fields: tuple[str, ...] = ()  # beyond the model's CONNECTION_FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_superuser) and super().has_add_permission(request)
@@ -47,7 +48,7 @@ class PolledSourceAdmin(admin.ModelAdmin):
         fields = tuple(super().get_readonly_fields(request, obj))
         if request.user.is_superuser:
             return fields
-        return fields + tuple(self.model.CONNECTION_FIELDS)
+        return fields + tuple(self.model.CONNECTION_FIELDS) + self.superuser_fields
 
     def has_poll_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(self.model.POLL_PERMISSION)
@@ -99,6 +100,8 @@ class ClientNetworkInline(admin.TabularInline):
 @admin.register(m.Cluster)
 class ClusterAdmin(PolledSourceAdmin):
     lock_kind = "cluster"
+    # Whether users with bindings.apply_fix may write to this cluster: a superuser's decision.
+    superuser_fields = ("allow_apply_fix",)
     list_display = (
         "name",
         "connection",
@@ -129,6 +132,14 @@ class ClusterAdmin(PolledSourceAdmin):
                 ),
                 "description": "Credentials are never stored here: give paths to files the worker can "
                 "read, under BH_CREDENTIALS_DIRS. Only superusers edit these fields.",
+            },
+        ),
+        (
+            "Fixes",
+            {
+                "fields": ("allow_apply_fix",),
+                "description": "Only superusers change this. Applying also needs the apply_fix permission "
+                "and the optional patch RBAC role in the cluster.",
             },
         ),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),

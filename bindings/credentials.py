@@ -22,6 +22,14 @@ from django.conf import settings
 
 # A URL file holds one URL: a few hundred bytes. Anything larger is not what the field is for.
 URL_FILE_MAX_BYTES = 8192
+# Kubeconfigs with embedded certificates are a few KiB; generated multi-cluster ones rarely 100 KiB.
+KUBECONFIG_MAX_BYTES = 1024 * 1024
+# The files a kubeconfig itself names (the Kubernetes client reads them by path, relative to the
+# kubeconfig's directory): they are held to the same boundary.
+KUBECONFIG_FILE_KEYS = {
+    "clusters": ("cluster", ("certificate-authority",)),
+    "users": ("user", ("client-certificate", "client-key", "tokenFile")),
+}
 
 
 class CredentialPathError(ValueError):
@@ -73,6 +81,40 @@ def credential_path(value: str, *, what: str = "credential file") -> Path:
     if not resolved.is_file():
         raise CredentialPathError(f"{what} {raw!r} is not a regular file")
     return resolved
+
+
+def kubeconfig_path(value: str, *, what: str = "kubeconfig file") -> Path:
+    """`credential_path` for a kubeconfig, plus the same check for every file it names
+    (certificate-authority, client-certificate, client-key, tokenFile of any cluster or user).
+
+    Only these paths are checked: the kubeconfig's content is otherwise the deployer's (an `exec`
+    plugin such as `aws eks get-token` runs as configured)."""
+    import yaml
+
+    path = credential_path(value, what=what)
+    text = read_credential(str(path), what=what, max_bytes=KUBECONFIG_MAX_BYTES)
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise CredentialPathError(f"{what} {value!r} is not valid YAML: {exc.__class__.__name__}") from None
+    if not isinstance(doc, dict):
+        raise CredentialPathError(f"{what} {value!r} is not a kubeconfig (not a mapping)")
+    for section, (inner, keys) in KUBECONFIG_FILE_KEYS.items():
+        entries = doc.get(section)
+        for entry in entries if isinstance(entries, list) else []:
+            body = entry.get(inner) if isinstance(entry, dict) else None
+            if not isinstance(body, dict):
+                continue
+            for key in keys:
+                ref = body.get(key)
+                if isinstance(ref, str) and ref.strip():
+                    name = str(entry.get("name", "?"))[:100]
+                    where = Path(ref.strip()).expanduser()
+                    credential_path(
+                        str(where if where.is_absolute() else path.parent / where),
+                        what=f"{what} {value!r}: {section[:-1]} {name!r} {key}",
+                    )
+    return path
 
 
 def read_credential(value: str, *, what: str, max_bytes: int) -> str:

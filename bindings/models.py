@@ -187,7 +187,7 @@ class Cluster(PolledSource):
 
     def clean(self) -> None:
         super().clean()
-        from bindings.credentials import CredentialPathError, credential_path
+        from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
 
         if not CLUSTER_NAME_RE.match(self.name or ""):
             raise ValidationError({"name": "Use letters, digits, '-' and '_' (an EKS cluster name)."})
@@ -198,8 +198,9 @@ class Cluster(PolledSource):
         errors = {}
         for field, what in self.CREDENTIAL_PATH_FIELDS.items():
             if getattr(self, field):
+                check = kubeconfig_path if field == "kubeconfig_path" else credential_path
                 try:
-                    credential_path(getattr(self, field), what=what)
+                    check(getattr(self, field), what=what)
                 except CredentialPathError as exc:
                     errors[field] = str(exc)
         if errors:

@@ -28,7 +28,7 @@ from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes
-from bindings.credentials import CredentialPathError, credential_path
+from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
 from bindings.errors import KubeError
 from bindings.fieldmaps import jsonable
 from bindings.fixes import fix_to_dict, generate_fix
@@ -49,8 +49,9 @@ def _credential(cluster: m.Cluster, field: str) -> str | None:
     if not value:
         return None
     what = f"cluster {cluster.name!r} {field} ({m.Cluster.CREDENTIAL_PATH_FIELDS[field]})"
+    check = kubeconfig_path if field == "kubeconfig_path" else credential_path
     try:
-        return str(credential_path(value, what=what))
+        return str(check(value, what=what))
     except CredentialPathError as exc:
         raise KubeError(str(exc)) from None
 

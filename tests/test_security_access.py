@@ -146,7 +146,9 @@ def test_validation_accepts_files_in_the_credentials_dirs_also_through_inner_sym
     # Kubernetes mounts Secrets as `name -> ..data/name`, `..data -> ..2024_…`: links inside the dir.
     real = credentials_dir / "..2026_12_06" / "file"
     real.parent.mkdir()
-    real.write_text("content")
+    real.write_text(KUBECONFIG.format(ca="ca.crt", token="token"))
+    for name in ("ca.crt", "token"):
+        (real.parent / name).write_text("x")
     (credentials_dir / "..data").symlink_to(real.parent.name)
     (credentials_dir / "file").symlink_to("..data/file")
     if field == "kubeconfig_path":
@@ -156,6 +158,73 @@ def test_validation_accepts_files_in_the_credentials_dirs_also_through_inner_sym
     cluster.full_clean()
 
     assert credential_path(str(credentials_dir / "file")) == real.resolve()
+
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {{server: "https://kube.example.invalid", certificate-authority: "{ca}"}}
+users:
+- name: poller
+  user: {{tokenFile: "{token}"}}
+contexts:
+- name: prod
+  context: {{cluster: prod, user: poller}}
+current-context: prod
+"""
+
+
+@pytest.mark.parametrize("key", ["ca", "token"])
+def test_files_a_kubeconfig_names_must_lie_in_the_credentials_dirs_too(
+    key, credentials_dir, outside, cluster
+):
+    for name in ("ca.crt", "token"):
+        (credentials_dir / name).write_text("x")
+    refs = {"ca": "ca.crt", "token": "token"}  # relative: to the kubeconfig's folder
+    refs[key] = str(outside) if key == "ca" else "../outside/secret"
+    kubeconfig = credentials_dir / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG.format(**refs))
+    m.Cluster.objects.filter(pk=cluster.pk).update(connection="kubeconfig", kubeconfig_path=str(kubeconfig))
+    cluster.refresh_from_db()
+    field = {"ca": "cluster 'prod' certificate-authority", "token": "user 'poller' tokenFile"}[key]
+
+    with pytest.raises(ValidationError, match=f"{field}.*outside the credentials directories"):
+        cluster.full_clean()
+    with pytest.raises(KubeError, match=f"{field}.*outside the credentials directories"):
+        polling.kube_connection(cluster)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("- just\n- a list\n", "not a kubeconfig"),
+        ("a: [\n", "not valid YAML"),
+        ("x" * (2 << 20), "larger than"),
+    ],
+)
+def test_a_kubeconfig_that_is_not_one_is_refused_by_name(content, message, credentials_dir, cluster):
+    kubeconfig = credentials_dir / "kubeconfig"
+    kubeconfig.write_text(content)
+    cluster.connection = "kubeconfig"
+    cluster.kubeconfig_path = str(kubeconfig)
+
+    with pytest.raises(ValidationError, match=message):
+        cluster.full_clean()
+
+
+def test_a_kubeconfig_relative_to_its_folder_is_accepted(credentials_dir, cluster):
+    for name in ("ca.crt", "token"):
+        (credentials_dir / name).write_text("x")
+    (credentials_dir / "kubeconfig").write_text(KUBECONFIG.format(ca="ca.crt", token="token"))
+    cluster.connection = "kubeconfig"
+    cluster.kubeconfig_path = str(credentials_dir / "kubeconfig")
+
+    cluster.full_clean()
+
+    connection = polling.kube_connection(cluster)
+    assert connection.kubeconfig_path == str((credentials_dir / "kubeconfig").resolve())
 
 
 def test_the_admin_form_names_the_field_and_the_boundary(client, admin_user, credentials_dir, outside):
@@ -279,9 +348,10 @@ def test_staff_with_change_cluster_cannot_aim_the_poller_at_their_listener(
     client, editor, cluster, credentials_dir, outside
 ):
     """The original exploit through the admin: change api_url and token_file. Both are ignored
-    (read-only for non-superusers); the harmless fields are saved."""
+    (read-only for non-superusers), as is the apply switch; the harmless fields are saved."""
     client.force_login(editor)
-    before = m.Cluster.objects.values(*m.Cluster.CONNECTION_FIELDS).get(pk=cluster.pk)
+    guarded = (*m.Cluster.CONNECTION_FIELDS, "allow_apply_fix")
+    before = m.Cluster.objects.values(*guarded).get(pk=cluster.pk)
 
     page = client.get(f"/admin/bindings/cluster/{cluster.pk}/change/").content.decode()
     response = client.post(
@@ -294,13 +364,14 @@ def test_staff_with_change_cluster_cannot_aim_the_poller_at_their_listener(
             ca_file=str(outside),
             connection="kubeconfig",
             verify_ssl="",
+            allow_apply_fix="on",
         ),
     )
 
     assert response.status_code == 302, response.content.decode()[:3000]
-    for field in m.Cluster.CONNECTION_FIELDS:
+    for field in guarded:
         assert f'name="{field}"' not in page, field
-    assert m.Cluster.objects.values(*m.Cluster.CONNECTION_FIELDS).get(pk=cluster.pk) == before
+    assert m.Cluster.objects.values(*guarded).get(pk=cluster.pk) == before
     assert m.Cluster.objects.get(pk=cluster.pk).poll_interval_seconds == 600
 
 
@@ -344,16 +415,21 @@ def test_superusers_edit_connection_fields(client, admin_user, cluster, credenti
     response = client.post(
         f"/admin/bindings/cluster/{cluster.pk}/change/",
         _cluster_change_form(
-            cluster, connection="url", api_url="https://kube.example.invalid", token_file=str(token)
+            cluster,
+            connection="url",
+            api_url="https://kube.example.invalid",
+            token_file=str(token),
+            allow_apply_fix="on",
         ),
     )
 
     assert response.status_code == 302, response.content.decode()[:3000]
     cluster.refresh_from_db()
-    assert (cluster.api_url, cluster.token_file, cluster.verify_ssl) == (
+    assert (cluster.api_url, cluster.token_file, cluster.verify_ssl, cluster.allow_apply_fix) == (
         "https://kube.example.invalid",
         str(token),
         False,  # the checkbox was not sent: superusers may turn verification off
+        True,
     )
 
 
