@@ -18,6 +18,10 @@ never derived from the views under test:
 - /healthz, /readyz, the login and password-reset forms: public.
 
 A bearer token authenticates the API only: on HTML pages it is no login.
+
+`test_every_role_and_every_action` is the second table: roles (viewer, poller, editor, operator,
+superuser) × actions on sources and tokens (poll by every route, edit connection fields, TLS and
+apply switches, add sources, mint tokens), judged by their effect.
 """
 
 from __future__ import annotations
@@ -628,3 +632,195 @@ def test_there_is_no_self_service_password_reset(client, db):
     """Reset mails need outgoing mail a self-hosted install rarely has; operators reset passwords."""
     assert client.get("/accounts/password_reset/").status_code == 404
     assert client.get("/accounts/reset/MQ/bogus-token/").status_code == 404
+
+
+# --- who may do what: every role × every action on sources and tokens ---------------------------------
+#
+# The table above covers URLs; this one covers *actions*, judged by their effect (a poll queued, a
+# row changed, a token minted) rather than by status codes. Written by hand from docs/security.md:
+# polling is its own right (poll_cluster / poll_awsaccount), connection fields, the TLS switch, the
+# apply switch and adding sources are for superusers, tokens for others only superusers mint.
+
+ROLES = ("viewer", "poller", "editor", "operator", "superuser")
+# viewer: signed in, nothing else. poller: poll_* only (not staff). editor: staff with view/change
+# on sources and add/change on tokens, no poll. operator: editor + poll_* + apply_fix. superuser.
+ACTIONS: dict[str, tuple[bool, bool, bool, bool, bool]] = {
+    "dashboard poll (cluster)": (False, True, False, True, True),
+    "API poll, session (cluster)": (False, True, False, True, True),
+    "API poll, session (account)": (False, True, False, True, True),
+    "API poll, own write token (cluster)": (False, True, False, True, True),
+    "API poll, own write token (account)": (False, True, False, True, True),
+    "admin Poll now (cluster)": (False, False, False, True, True),
+    "admin Poll now (account)": (False, False, False, True, True),
+    "admin edit poll interval": (False, False, True, True, True),
+    "admin edit API URL": (False, False, False, False, True),
+    "admin edit token file": (False, False, False, False, True),
+    "admin turn TLS verification off": (False, False, False, False, True),
+    "admin allow apply on the cluster": (False, False, False, False, True),
+    "admin edit account role ARN": (False, False, False, False, True),
+    "admin add cluster": (False, False, False, False, True),
+    "admin mint token for self": (False, False, True, True, True),
+    "admin mint token for another user": (False, False, False, False, True),
+}
+
+
+@pytest.fixture
+def role_users(django_user_model, alice, admin_user) -> dict[str, Any]:
+    poller = django_user_model.objects.create_user("pia", password="pia-password-1")
+    poller.user_permissions.add(*_perms("poll_cluster", "poll_awsaccount"))
+    editing = (
+        "view_cluster",
+        "change_cluster",
+        "view_awsaccount",
+        "change_awsaccount",
+        "view_apitoken",
+        "add_apitoken",
+        "change_apitoken",
+    )
+    editor = django_user_model.objects.create_user("eve", password="eve-password-1", is_staff=True)
+    editor.user_permissions.add(*_perms(*editing))
+    operator = django_user_model.objects.create_user("otto", password="otto-password-1", is_staff=True)
+    operator.user_permissions.add(*_perms(*editing, "poll_cluster", "poll_awsaccount", "apply_fix"))
+    return {
+        "viewer": alice,
+        "poller": poller,
+        "editor": editor,
+        "operator": operator,
+        "superuser": admin_user,
+    }
+
+
+def _cluster_form(cluster: m.Cluster, **overrides: str) -> dict[str, str]:
+    """The complete change form as the admin renders it for a superuser; others' extra fields
+    are ignored by the admin (read-only for them)."""
+    data = {
+        "name": cluster.name,
+        "enabled": "on",
+        "aws_account": str(cluster.aws_account_id),
+        "poll_interval_seconds": str(cluster.poll_interval_seconds),
+        "probe_kind": cluster.probe_kind,
+        "connection": cluster.connection,
+        "kubeconfig_path": cluster.kubeconfig_path,
+        "kube_context": cluster.kube_context,
+        "api_url": cluster.api_url,
+        "token_file": cluster.token_file,
+        "ca_file": cluster.ca_file,
+        "client_networks-TOTAL_FORMS": "0",
+        "client_networks-INITIAL_FORMS": "0",
+    }
+    if cluster.verify_ssl:
+        data["verify_ssl"] = "on"
+    if cluster.allow_apply_fix:
+        data["allow_apply_fix"] = "on"
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _do(action: str, client: Client, user: Any, cluster: m.Cluster, other: Any, token_dir: Any) -> bool:
+    """Attempt `action` as `user`; True when it took effect."""
+    account = cluster.aws_account
+    assert account is not None
+    url = f"/admin/bindings/cluster/{cluster.pk}/change/"
+    with (
+        patch("bindings.tasks.poll_cluster_task.delay_on_commit") as poll_cluster,
+        patch("bindings.tasks.poll_account_task.delay_on_commit") as poll_account,
+    ):
+        if action == "dashboard poll (cluster)":
+            client.post(f"/clusters/{cluster.pk}/poll/")
+        elif action.startswith("API poll"):
+            body = {"cluster": cluster.name} if "(cluster)" in action else {"account": account.name}
+            headers = {}
+            if "token" in action:
+                headers["HTTP_AUTHORIZATION"] = f"Bearer {make_token(user, 'write')}"
+                client = Client()  # the token alone, no session
+            client.post("/api/v1/polls", body, content_type="application/json", **headers)
+        elif action.startswith("admin Poll now"):
+            target = ("cluster", cluster.pk) if "(cluster)" in action else ("awsaccount", account.pk)
+            client.post(
+                f"/admin/bindings/{target[0]}/",
+                {"action": "poll_now", "index": "0", "_selected_action": [str(target[1])]},
+            )
+        if action.startswith(("dashboard poll", "API poll", "admin Poll now")):
+            return bool(poll_cluster.call_count or poll_account.call_count)
+
+    def changed(**overrides: str) -> m.Cluster:
+        client.post(url, _cluster_form(cluster, **overrides))
+        return m.Cluster.objects.get(pk=cluster.pk)
+
+    if action == "admin edit poll interval":
+        return changed(poll_interval_seconds="777").poll_interval_seconds == 777
+    if action == "admin edit API URL":
+        return changed(api_url="https://attacker.example").api_url == "https://attacker.example"
+    if action == "admin edit token file":
+        token = token_dir / "token"
+        token.write_text("t")
+        return changed(token_file=str(token)).token_file == str(token)
+    if action == "admin turn TLS verification off":
+        form = _cluster_form(cluster, api_url="https://kube.example.invalid")
+        form.pop("verify_ssl", None)
+        client.post(url, form)
+        return not m.Cluster.objects.get(pk=cluster.pk).verify_ssl
+    if action == "admin allow apply on the cluster":
+        return changed(allow_apply_fix="on").allow_apply_fix
+    if action == "admin edit account role ARN":
+        arn = "arn:aws:iam::999999999999:role/other"
+        form = {"name": account.name, "account_id": account.account_id, "region": account.region}
+        form |= {"enabled": "on", "poll_interval_seconds": "300", "role_arn": arn}
+        client.post(f"/admin/bindings/awsaccount/{account.pk}/change/", form)
+        return m.AwsAccount.objects.get(pk=account.pk).role_arn == arn
+    if action == "admin add cluster":
+        form = _cluster_form(cluster, name="added", api_url="https://kube.example.invalid")
+        client.post("/admin/bindings/cluster/add/", form)
+        return m.Cluster.objects.filter(name="added").exists()
+    if action.startswith("admin mint token"):
+        owner = user if action.endswith("self") else other
+        before = m.ApiToken.objects.filter(user=owner, name="minted").count()
+        form = {
+            "name": "minted",
+            "user": str(owner.pk),
+            "scope": "write",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        }
+        client.post("/admin/bindings/apitoken/add/", form)
+        return m.ApiToken.objects.filter(user=owner, name="minted").count() > before
+    raise AssertionError(f"no such action: {action}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_and_every_action(role, role_users, cluster, credentials_dir, django_user_model):
+    other = django_user_model.objects.create_superuser("root2", "root2@example.invalid", "root2-password-1")
+    user = role_users[role]
+    mismatches = []
+    for action, row in ACTIONS.items():
+        client = Client()
+        client.force_login(user)
+        cluster.refresh_from_db()
+        got = _do(action, client, user, cluster, other, credentials_dir)
+        want = row[ROLES.index(role)]
+        if got != want:
+            mismatches.append(
+                f"{role} {action}: expected {'allowed' if want else 'refused'}, got the opposite"
+            )
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_anonymous_unsafe_api_requests_are_401_not_csrf_403(world, no_side_effects):
+    """No session, a client that enforces CSRF (as curl or a script is to the server): the API
+    answers 401 (no credentials) where the route takes the method, else 405/404 — never the CSRF
+    check's 403, which would tell a script its credentials were wrong when it sent none."""
+    mismatches = []
+    for cookie in (False, True):
+        client = Client(REMOTE_ADDR=REMOTE, enforce_csrf_checks=True)
+        if cookie:
+            client.cookies["csrftoken"] = get_random_string(32)
+        for route, row in sorted(EXPECTED.items()):
+            if not route.startswith(("api/", "^api")):
+                continue
+            url = row["url"].format(**world["ids"])
+            for method in UNSAFE:
+                want = {"401p"} if (route, method) == ("api/v1/polls", "POST") else {"405p", "404p"}
+                got = outcome(_unsafe(client, method, url))
+                if got not in want:
+                    mismatches.append(f"{method} {url} cookie={cookie}: expected {want}, got {got}")
+    assert not mismatches, "\n".join(mismatches)
