@@ -867,3 +867,43 @@ def test_a_released_lock_is_not_reported(cluster):
         assert poll_running_since("cluster", cluster.pk) is not None
     assert poll_running_since("cluster", cluster.pk) is None
     assert poll_running_since("account", cluster.aws_account_id) is None
+
+
+# --- settings -------------------------------------------------------------------------------------------
+
+
+def _settings_in_subprocess(env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from django.conf import settings; print(settings.BH_CREDENTIALS_DIRS)"
+    )
+    full = {k: v for k, v in os.environ.items() if not k.startswith("BH_")}
+    full |= {"DJANGO_SETTINGS_MODULE": "dashboard.settings", "BH_DATA_DIR": str(tmp_path), **env}
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed program
+        [sys.executable, "-c", code],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_an_empty_credentials_dirs_variable_means_the_default_not_nothing(tmp_path):
+    status, out = _settings_in_subprocess({"BH_CREDENTIALS_DIRS": ""}, tmp_path)
+
+    assert status == 0, out
+    assert f"['/var/run/secrets/kubernetes.io/serviceaccount', '{tmp_path}']" in out
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://hooks.slack.com", "hooks.slack.com:443", "hooks.slack.com/x", "a*.b.c"]
+)
+def test_a_webhook_allow_list_entry_that_is_no_host_name_stops_the_start(entry, tmp_path):
+    status, out = _settings_in_subprocess({"BH_WEBHOOK_ALLOWED_HOSTS": entry}, tmp_path)
+
+    assert status != 0
+    assert f"BH_WEBHOOK_ALLOWED_HOSTS: {entry!r} is not a host name" in out
