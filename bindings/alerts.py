@@ -311,7 +311,7 @@ def hook_url(hook: m.AlertHook) -> str:
     if hook.url_file:
         try:
             url = read_credential(
-                hook.url_file, what=f"alert hook {hook.name!r} URL file", max_bytes=URL_FILE_MAX_BYTES
+                hook.url_file, what=f"alert hook {ascii(hook.name)} URL file", max_bytes=URL_FILE_MAX_BYTES
             ).strip()
         except CredentialPathError as exc:
             raise HookUrlError(str(exc)) from None

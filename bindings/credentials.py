@@ -64,22 +64,23 @@ def credential_path(value: str, *, what: str = "credential file") -> Path:
     candidate = Path(raw).expanduser()
     if not candidate.is_absolute():
         # A relative path would depend on the worker's working directory: refuse, don't guess.
-        raise CredentialPathError(f"{what} {raw!r} is not an absolute path")
+        raise CredentialPathError(f"{what} {ascii(raw)} is not an absolute path")
     try:
         resolved = candidate.resolve(strict=True)
     except FileNotFoundError:
-        raise CredentialPathError(f"{what} {raw!r} does not exist") from None
+        raise CredentialPathError(f"{what} {ascii(raw)} does not exist") from None
     except (OSError, RuntimeError) as exc:
-        raise CredentialPathError(f"{what} {raw!r} cannot be resolved: {exc.__class__.__name__}") from None
+        raise CredentialPathError(
+            f"{what} {ascii(raw)} cannot be resolved: {exc.__class__.__name__}"
+        ) from None
     dirs = credential_dirs()
     if not any(_inside(resolved, d) for d in dirs):
-        via = f" (it resolves to {str(resolved)!r})" if resolved != candidate else ""
+        via = f" (it resolves to {ascii(str(resolved))})" if resolved != candidate else ""
         allowed = ", ".join(str(d) for d in dirs) or "none configured"
-        raise CredentialPathError(
-            f"{what} {raw!r}{via} is outside the credentials directories (BH_CREDENTIALS_DIRS: {allowed})"
-        )
+        where = f"the credentials directories (BH_CREDENTIALS_DIRS: {allowed})"
+        raise CredentialPathError(f"{what} {ascii(raw)}{via} is outside {where}")
     if not resolved.is_file():
-        raise CredentialPathError(f"{what} {raw!r} is not a regular file")
+        raise CredentialPathError(f"{what} {ascii(raw)} is not a regular file")
     return resolved
 
 
@@ -96,9 +97,11 @@ def kubeconfig_path(value: str, *, what: str = "kubeconfig file") -> Path:
     try:
         doc = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as exc:
-        raise CredentialPathError(f"{what} {value!r} is not valid YAML: {exc.__class__.__name__}") from None
+        raise CredentialPathError(
+            f"{what} {ascii(value)} is not valid YAML: {exc.__class__.__name__}"
+        ) from None
     if not isinstance(doc, dict):
-        raise CredentialPathError(f"{what} {value!r} is not a kubeconfig (not a mapping)")
+        raise CredentialPathError(f"{what} {ascii(value)} is not a kubeconfig (not a mapping)")
     for section, (inner, keys) in KUBECONFIG_FILE_KEYS.items():
         entries = doc.get(section)
         for entry in entries if isinstance(entries, list) else []:
@@ -112,7 +115,7 @@ def kubeconfig_path(value: str, *, what: str = "kubeconfig file") -> Path:
                     where = Path(ref.strip()).expanduser()
                     credential_path(
                         str(where if where.is_absolute() else path.parent / where),
-                        what=f"{what} {value!r}: {section[:-1]} {name!r} {key}",
+                        what=f"{what} {ascii(value)}: {section[:-1]} {ascii(name)} {key}",
                     )
     return path
 
@@ -126,12 +129,12 @@ def read_credential(value: str, *, what: str, max_bytes: int) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        raise CredentialPathError(f"{what} {value!r} cannot be read: {exc.strerror}") from None
+        raise CredentialPathError(f"{what} {ascii(value)} cannot be read: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise CredentialPathError(f"{what} {value!r} is larger than {max_bytes} bytes")
+        raise CredentialPathError(f"{what} {ascii(value)} is larger than {max_bytes} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise CredentialPathError(f"{what} {value!r} is not UTF-8 text") from None
+        raise CredentialPathError(f"{what} {ascii(value)} is not UTF-8 text") from None
