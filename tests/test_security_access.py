@@ -907,3 +907,12 @@ def test_a_webhook_allow_list_entry_that_is_no_host_name_stops_the_start(entry, 
 
     assert status != 0
     assert f"BH_WEBHOOK_ALLOWED_HOSTS: {entry!r} is not a host name" in out
+
+
+@pytest.mark.parametrize("name", ["tok\u202eneknot", "tok\x1b[31men", "tok\nen"])
+def test_hostile_characters_in_a_path_are_shown_escaped(name, credentials_dir):
+    value = str(credentials_dir / name)
+    with pytest.raises(CredentialPathError) as error:
+        credential_path(value)
+    message = str(error.value)
+    assert name not in message and ascii(value) in message  # \u202e, \x1b, \n: visible, inert
