@@ -519,7 +519,9 @@ def test_disabled_tls_verification_is_a_warning_on_every_page_showing_the_cluste
     [binding] = make_bindings(insecure, 1)
     client.force_login(alice)
 
-    for url in ("/", f"/clusters/{insecure.pk}/", f"/bindings/{binding.pk}/"):
+    pages = ["/", f"/clusters/{insecure.pk}/", f"/bindings/{binding.pk}/", "/bindings/"]
+    pages.append(f"/accounts/aws/{insecure.aws_account_id}/")
+    for url in pages:
         html = client.get(url).content.decode()
         assert "insecure connection" in html, url
         assert "TLS verification is off" in html, url  # in full, or in the badge's title
