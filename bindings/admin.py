@@ -150,7 +150,7 @@ class ClusterAdmin(PolledSourceAdmin):
         warning = obj.tls_warning
         if not warning:
             return "verified" if obj.connection == m.Cluster.Connection.URL else "(kubeconfig / in-cluster)"
-        return format_html('<strong class="errornote" title="{}">insecure</strong>', warning)
+        return format_html('<strong title="{}">⚠ insecure</strong>', warning)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         obj = self.get_object(request, object_id)
