@@ -142,6 +142,7 @@ class ClusterAdmin(PolledSourceAdmin):
                 "and the optional patch RBAC role in the cluster.",
             },
         ),
+        ("Controller", {"fields": ("service_target_eni_sg_tags",)}),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),
     )
 

@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from bindings.analysis.normalize import parse_eni_sg_tags
+
 # --- validators -------------------------------------------------------------------------------
 
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -159,6 +161,15 @@ class Cluster(PolledSource):
         help_text="Let users with the 'apply fix' permission patch TGBs in this cluster "
         "(needs the optional patch RBAC role). Off: fixes are shown, never applied.",
     )
+    service_target_eni_sg_tags = models.JSONField(
+        "service target ENI security group tags",
+        default=dict,
+        blank=True,
+        help_text="The controller's --service-target-eni-security-group-tags, as a JSON object "
+        '{"key": "value"}: on an ENI with several cluster-tagged security groups, the controller '
+        "writes networking rules to the one that also carries all of these tags. Empty when the "
+        "flag is not set.",
+    )
 
     # Where the poller connects and with which credentials: only superusers edit these
     # (bindings/admin.py); the paths must lie under BH_CREDENTIALS_DIRS (bindings/credentials.py).
@@ -203,6 +214,10 @@ class Cluster(PolledSource):
                     check(getattr(self, field), what=what)
                 except CredentialPathError as exc:
                     errors[field] = str(exc)
+        try:
+            parse_eni_sg_tags(self.service_target_eni_sg_tags, "service target ENI security group tags")
+        except ValueError as exc:
+            errors["service_target_eni_sg_tags"] = str(exc)
         if errors:
             raise ValidationError(errors)
 
