@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("bindings", "0004_parity_eni_sg_tags"),
+        ("bindings", "0005_sec_apply_reviewed_dry_run"),
     ]
 
     operations = [
