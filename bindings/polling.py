@@ -27,6 +27,8 @@ from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes, pod_eni_entries
+from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
+from bindings.errors import KubeError
 from bindings.fieldmaps import jsonable
 from bindings.fixes import fix_to_dict, generate_fix
 from bindings.fixes.generate import FIXABLE_CODES
@@ -38,17 +40,36 @@ from bindings.sync import SyncStats, account_sync, cluster_sync, digest, snapsho
 logger = logging.getLogger(__name__)
 
 
+def _credential(cluster: m.Cluster, field: str) -> str | None:
+    """The cluster's credential path `field`, re-checked now (symlinks resolved) against
+    BH_CREDENTIALS_DIRS; the resolved path is what the collector opens. KubeError otherwise:
+    the poll fails with a message naming the cluster and field, and nothing is read."""
+    value = getattr(cluster, field)
+    if not value:
+        return None
+    what = f"cluster {cluster.name!r} {field} ({m.Cluster.CREDENTIAL_PATH_FIELDS[field]})"
+    check = kubeconfig_path if field == "kubeconfig_path" else credential_path
+    try:
+        return str(check(value, what=what))
+    except CredentialPathError as exc:
+        raise KubeError(str(exc)) from None
+
+
 def kube_connection(cluster: m.Cluster) -> kube.KubeConnection:
+    """How to reach `cluster`, with its credential paths checked at read time (also for apply)."""
     if cluster.connection == m.Cluster.Connection.IN_CLUSTER:
         return kube.KubeConnection(in_cluster=True)
     if cluster.connection == m.Cluster.Connection.URL:
         return kube.KubeConnection(
             api_url=cluster.api_url,
-            token_file=cluster.token_file or None,
-            ca_file=cluster.ca_file or None,
+            token_file=_credential(cluster, "token_file"),
+            ca_file=_credential(cluster, "ca_file"),
             verify_ssl=cluster.verify_ssl,
         )
-    return kube.KubeConnection(kubeconfig_path=cluster.kubeconfig_path, context=cluster.kube_context or None)
+    path = _credential(cluster, "kubeconfig_path")
+    if path is None:
+        raise KubeError(f"cluster {cluster.name!r}: a kubeconfig connection needs kubeconfig_path")
+    return kube.KubeConnection(kubeconfig_path=path, context=cluster.kube_context or None)
 
 
 def aws_target(account: m.AwsAccount) -> aws.AwsTarget:
