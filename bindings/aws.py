@@ -35,6 +35,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from bindings.errors import AwsError, AwsThrottled, AwsUnavailable
 from bindings.textsafe import without_nul
@@ -221,6 +222,13 @@ class _Calls:
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
             raise AwsUnavailable(
                 f"{operation}: AWS endpoint unreachable: {exc}", operation=operation
+            ) from exc
+        except ResponseParserError as exc:
+            # A 200 that is not the service's format: a proxy's page, a captive portal.
+            raise AwsUnavailable(
+                f"{operation}: the answer is not an AWS response ({str(exc)[:200]})",
+                operation=operation,
+                code="UnexpectedAnswer",
             ) from exc
         except NoCredentialsError as exc:
             raise AwsError(f"{operation}: no AWS credentials found", operation=operation) from exc
