@@ -55,8 +55,8 @@ raw="$work/raw"
 mkdir -p "$bundle" "$raw"
 
 echo "collect-bundle: reading Kubernetes objects" >&2
-"${kube[@]}" get targetgroupbindings,services,endpointslices,pods,nodes,events -A -o yaml >"$bundle/kubernetes.yaml"
-"${kube[@]}" get targetgroupbindings -A -o json >"$raw/tgbs.json"
+# JSON (valid YAML too): the bundle reader parses it with the json module, ~50x faster than YAML.
+"${kube[@]}" get targetgroupbindings,services,endpointslices,pods,nodes,events -A -o json >"$bundle/kubernetes.yaml"
 
 # call OPERATION KEY-ARN|- aws-args... : store one response; KEY "-" means a list-shaped call whose
 # pages are merged, anything else is the ARN a per-resource response is keyed by.
@@ -78,20 +78,24 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 seen = []
 for item in doc.get("items") or []:
+    if item.get("kind") != "TargetGroupBinding":
+        continue
     spec = item.get("spec") or {}
     arn = spec.get("targetGroupARN")
     if isinstance(arn, str) and arn and arn not in seen:
         seen.append(arn)
 print("\n".join(seen))
-' "$raw/tgbs.json")"
+' "$bundle/kubernetes.yaml")"
 tg_names="$(py '
 import json, sys
 doc = json.load(open(sys.argv[1]))
 for item in doc.get("items") or []:
+    if item.get("kind") != "TargetGroupBinding":
+        continue
     spec = item.get("spec") or {}
     if not spec.get("targetGroupARN") and isinstance(spec.get("targetGroupName"), str):
         print(spec["targetGroupName"])
-' "$raw/tgbs.json")"
+' "$bundle/kubernetes.yaml")"
 
 echo "collect-bundle: reading target groups" >&2
 mapfile -t arns < <(printf '%s\n' "$tg_arns" | sed '/^$/d')

@@ -308,8 +308,11 @@ args = sys.argv[1:]
 if "config" in args:
     print("arn:aws:eks:us-east-1:123456789012:cluster/demo")
 elif args[-2:] == ["-o", "json"]:
-    items = [i for i in doc["items"] if i["kind"] == "TargetGroupBinding"]
-    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kinds = {"targetgroupbindings": "TargetGroupBinding", "services": "Service", "pods": "Pod",
+             "endpointslices": "EndpointSlice", "nodes": "Node", "events": "Event"}
+    wanted = {kinds[r] for r in args[args.index("get") + 1].split(",")}
+    items = [i for i in doc["items"] if i["kind"] in wanted]
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4))
 else:
     print(yaml.safe_dump(doc))
 """
@@ -377,6 +380,10 @@ def test_collect_bundle_with_stubs(tmp_path: Path) -> None:
     # Only the referenced target groups were asked about, 20 ARNs at most per call.
     log = (bin_dir / "aws.log").read_text()
     assert "describe-target-groups --target-group-arns" in log
+    # kubectl's JSON, which the reader takes through the json module
+    with tarfile.open(out) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("kubernetes.yaml"))
+        assert archive.extractfile(member).read().lstrip().startswith(b"{")
 
 
 # --- reader bounds and the JSON path (issue 15 item 3, issue 16) -----------------------------------
