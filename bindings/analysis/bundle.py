@@ -691,7 +691,10 @@ def _render(kube_objects: list[dict], aws: dict, meta: dict) -> dict[str, bytes]
     # Round-trip through JSON first so datetimes and other SDK leftovers become plain strings.
     kube = json.loads(json.dumps(kube, default=_json_default))
     return {
-        KUBE_FILE: yaml.safe_dump(kube, sort_keys=False, allow_unicode=True).encode(),
+        # JSON text, as `kubectl -o json` prints it: valid YAML, and read by the json module, ~50x
+        # faster (load_bundle). ASCII-only, so any string (a lone surrogate, a bidi override) is
+        # written as an escape rather than raw.
+        KUBE_FILE: json.dumps(kube, indent=1).encode(),
         AWS_FILE: json.dumps(aws, indent=1, default=_json_default, ensure_ascii=False).encode(),
         META_FILE: json.dumps(meta, indent=1, default=_json_default, ensure_ascii=False).encode(),
     }
