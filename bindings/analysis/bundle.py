@@ -481,6 +481,7 @@ def _text(data: bytes, label: str) -> str:
 
 
 _STRING = re.compile(rb'"[^"]*"')
+_JSON_START = re.compile(r"\s*[\[{]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = [0] * 256
 _STEP[ord("[")] = _STEP[ord("{")] = 1
@@ -505,7 +506,7 @@ def _refuse_constant(name: str) -> Any:
 def _load_documents(data: bytes, text: str, label: str, max_depth: int) -> list[Any]:
     """The documents of kubernetes.yaml: JSON text (what `kubectl -o json` prints, and valid YAML)
     through the json module, ~100 times faster than YAML; anything else as YAML."""
-    if text.lstrip()[:1] in ("{", "[") and json_depth(data) <= max_depth:
+    if _JSON_START.match(text) and json_depth(data) <= max_depth:
         try:
             # NaN/Infinity are not JSON; YAML reads them as strings, so YAML decides.
             return [json.loads(text, parse_constant=_refuse_constant)]
