@@ -412,3 +412,40 @@ class ProbeResultAdmin(ReadOnlyAdmin):
     search_fields = ("binding__namespace", "binding__name", "address", "detail")
     list_select_related = ("binding",)
     date_hierarchy = "at"
+
+
+# --- the apply audit ----------------------------------------------------------------------------
+
+
+@admin.register(m.FixApplication)
+class FixApplicationAdmin(ReadOnlyAdmin):
+    """Who reviewed what and when (dry-run rows: the TGB's uid and resourceVersion, the exact patch
+    and its SHA-256), and what each apply sent (the same text and digest, pointing at its dry-run)."""
+
+    list_display = ("at", "user", "status", "namespace", "name", "cluster", "reviewed", "digest", "used_at")
+    list_filter = ("status", "cluster")
+    search_fields = ("namespace", "name", "patch_sha256", "user__username")
+    list_select_related = ("user", "cluster", "reviewed")
+    date_hierarchy = "at"
+    fields = (
+        "at",
+        "user",
+        "status",
+        "cluster",
+        "binding",
+        "namespace",
+        "name",
+        "uid",
+        "resource_version",
+        "reviewed",
+        "used_at",
+        "server_dry_run",
+        "patch_sha256",
+        "patch",
+        "diff",
+        "message",
+    )
+
+    @admin.display(description="sha256")
+    def digest(self, obj: m.FixApplication) -> str:
+        return obj.patch_sha256[:12]

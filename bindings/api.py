@@ -21,7 +21,6 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, Literal
 
-import yaml
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -33,6 +32,7 @@ from ninja.params import Path
 
 from bindings import models as m
 from bindings.api_auth import BrowserSessionAuth, TokenAuth, can_write
+from bindings.fixes import render as fix_render
 
 logger = logging.getLogger(__name__)
 
@@ -917,9 +917,7 @@ def binding_fix(
     if not isinstance(fix, dict) or not fix:
         raise Http404(f"Binding {binding_id} has no fix: nothing to change, or not analysed yet.")
     if _wants_yaml(request, params.format):
-        text = fix.get("manifestYaml")
-        if not isinstance(text, str) or not text:
-            text = yaml.safe_dump(fix, sort_keys=False, allow_unicode=False)
+        text = fix_render.stored_manifest_yaml(fix) or fix_render.to_yaml(fix)
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="tgb-fix-{binding.pk}.yaml"'
         response["Vary"] = "Accept"

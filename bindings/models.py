@@ -727,7 +727,12 @@ class AlertDelivery(models.Model):
 
 
 class FixApplication(models.Model):
-    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result."""
+    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result.
+
+    A dry-run row is the review: the target TGB (uid + resourceVersion) and the exact merge-patch
+    text that an apply of it sends, with its SHA-256. An apply row points at the dry-run it used
+    (`reviewed`) and repeats the text and digest it sent (bindings/apply.py).
+    """
 
     class Status(models.TextChoices):
         DRY_RUN = "dry_run", "dry-run"
@@ -735,6 +740,7 @@ class FixApplication(models.Model):
         CONFLICT = "conflict"
         FAILED = "failed"
         DENIED = "denied"
+        REFUSED = "refused"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.SET_NULL, null=True, related_name="+")
     binding = models.ForeignKey(TargetGroupBinding, on_delete=models.SET_NULL, null=True, blank=True)
@@ -743,9 +749,30 @@ class FixApplication(models.Model):
     user = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True)
     at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=Status)
-    manifest = models.JSONField(default=dict)
+    manifest = models.JSONField(default=dict, help_text="The patch body, parsed (for reading).")
     diff = models.TextField(blank=True)
     message = models.TextField(blank=True)
+    reviewed = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="applications",
+        help_text="The dry-run this apply used.",
+    )
+    uid = models.CharField(max_length=255, blank=True, help_text="The TGB's uid when it was reviewed.")
+    resource_version = models.CharField(
+        max_length=64, blank=True, help_text="The TGB's resourceVersion when it was reviewed."
+    )
+    # Text, not JSON: jsonb does not keep key order, and this is the exact body sent on the wire.
+    patch = models.TextField(blank=True, help_text="The exact merge-patch body (JSON text) reviewed or sent.")
+    patch_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the patch text.")
+    server_dry_run = models.BooleanField(
+        default=False, help_text="The API server validated the dry-run (else the diff was computed locally)."
+    )
+    used_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an apply sent this dry-run's patch (each is used once)."
+    )
 
     class Meta:
         ordering = ["-at"]

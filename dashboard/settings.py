@@ -98,6 +98,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.security.ContentSecurityPolicyMiddleware",
+    # Last, so it sees each page first on the way out: control/format characters from cluster
+    # and AWS data shown as visible escapes (dashboard/visible.py).
+    "dashboard.visible.VisibleTextMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -289,6 +292,9 @@ BH_MASS_DELETE_MIN = envint("BH_MASS_DELETE_MIN", 5)
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
+# Applying a fix (bindings/apply.py): an apply must name a dry-run the same user made at most this
+# many seconds ago; the exact patch that dry-run recorded is what is sent.
+BH_APPLY_REVIEW_SECONDS = envint("BH_APPLY_REVIEW_SECONDS", 600)
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import yaml
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import (
@@ -52,6 +52,7 @@ from django_htmx.middleware import HtmxDetails
 
 from bindings import apply as fix_apply_module
 from bindings import models as m
+from bindings.fixes import render as fix_render
 from bindings.probing import latest_probes
 
 PAGE_SIZE = 50
@@ -852,12 +853,6 @@ def binding_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- fix panel, download, dry-run and apply -----------------------------------------------------------
 
 
-def _fix_of(binding: m.TargetGroupBinding) -> dict[str, Any] | None:
-    result = getattr(binding, "result", None)
-    fix = (result.data or {}).get("fix") if result else None
-    return fix if isinstance(fix, dict) and fix else None
-
-
 def _as_text(item: Any) -> str:
     """Alternatives may be plain strings or small dicts; show commands as text either way."""
     if isinstance(item, str):
@@ -866,16 +861,12 @@ def _as_text(item: Any) -> str:
         for key in ("command", "cli", "text"):
             if isinstance(item.get(key), str):
                 return item[key]
-    return yaml.safe_dump(item, sort_keys=False).strip()
+    return fix_render.to_yaml(item).strip()
 
 
 def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[str, Any]:
-    fix = _fix_of(binding)
-    manifest_yaml = ""
-    if fix:
-        manifest_yaml = fix.get("manifestYaml") or (
-            yaml.safe_dump(fix["manifest"], sort_keys=False) if isinstance(fix.get("manifest"), dict) else ""
-        )
+    fix = fix_apply_module.stored_fix(binding)
+    manifest_yaml = fix_render.stored_manifest_yaml(fix)
     health_commands = []
     for item in (fix or {}).get("healthCheck") or []:
         if isinstance(item, dict):
@@ -917,12 +908,7 @@ def binding_fix(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def binding_fix_yaml(request: HttpRequest, pk: int) -> HttpResponse:
     """Download the fix manifest as a YAML file."""
     binding = _binding_for_user(request, pk)
-    fix = _fix_of(binding)
-    text = ""
-    if fix:
-        text = fix.get("manifestYaml") or (
-            yaml.safe_dump(fix["manifest"], sort_keys=False) if isinstance(fix.get("manifest"), dict) else ""
-        )
+    text = fix_render.stored_manifest_yaml(fix_apply_module.stored_fix(binding))
     if not text:
         return HttpResponse("No automatic fix for this binding.\n", status=404, content_type="text/plain")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{binding.namespace}-{binding.name}")[:150]
@@ -935,7 +921,9 @@ def _apply_response(
     request: HtmxHttpRequest, binding: m.TargetGroupBinding, outcome: fix_apply_module.Outcome, step: str
 ) -> HttpResponse:
     context = _fix_context(request, binding)
-    context.update({"outcome": outcome, "step": step})
+    context.update(
+        {"outcome": outcome, "step": step, "review_minutes": max(1, settings.BH_APPLY_REVIEW_SECONDS // 60)}
+    )
     status = 403 if outcome.status == m.FixApplication.Status.DENIED else 200
     template = "dashboard/binding_fix.html#apply" if _partial(request) else "dashboard/binding_fix.html"
     return render(request, template, context, status=status)
@@ -944,22 +932,20 @@ def _apply_response(
 @require_POST
 @login_required
 def binding_fix_dry_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Step 1 of applying: a server-side dry-run (or a clearly labelled local diff)."""
+    """Step 1 of applying, the review: a server-side dry-run (or a clearly labelled local diff),
+    recorded with the exact patch an apply of it sends."""
     binding = _binding_for_user(request, pk)
-    outcome = fix_apply_module.fix_dry_run(binding=binding, user=request.user, fix=_fix_of(binding))
+    outcome = fix_apply_module.fix_dry_run(binding=binding, user=request.user)
     return _apply_response(request, binding, outcome, "dry-run")
 
 
 @require_POST
 @login_required
 def binding_fix_apply(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Step 2: the real patch, only if the binding is still the one the dry-run saw."""
+    """Step 2: send the patch of the dry-run named in the form (`bindings.apply.apply_reviewed`)."""
     binding = _binding_for_user(request, pk)
-    outcome = fix_apply_module.fix_apply(
-        binding=binding,
-        user=request.user,
-        fix=_fix_of(binding),
-        resource_version=request.POST.get("resource_version", "")[:64],
+    outcome = fix_apply_module.apply_reviewed(
+        request.POST.get("dry_run", "")[:20], request.user, binding=binding
     )
     return _apply_response(request, binding, outcome, "apply")
 

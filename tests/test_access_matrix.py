@@ -102,6 +102,7 @@ ADMIN_MODELS: dict[str, bool] = {
     "bindings/alertdelivery": False,
     "bindings/probesetting": True,
     "bindings/proberesult": False,
+    "bindings/fixapplication": False,  # the apply audit: nobody edits or deletes it
 }
 
 
@@ -300,6 +301,15 @@ def ensure_one_of_each(cluster: m.Cluster, binding: m.TargetGroupBinding) -> Non
     m.ProbeResult.objects.get_or_create(
         binding=binding, protocol="UDP", kind="dns", address="192.0.2.1", status="ok"
     )
+    if not m.FixApplication.objects.exists():
+        m.FixApplication.objects.create(
+            cluster=cluster,
+            binding=binding,
+            namespace=binding.namespace,
+            name=binding.name,
+            status=m.FixApplication.Status.DRY_RUN,
+            patch='{"spec": {}}',
+        )
     if not m.KubePod.objects.exists():
         m.KubePod.objects.create(cluster=cluster, uid="pod-1", namespace="kube-system", name="pod-1")
     if not m.KubeNode.objects.exists():
@@ -410,7 +420,32 @@ def test_apply_is_refused_when_the_cluster_does_not_allow_it(world):
     for step in ("dry-run", "apply"):
         response = client.post(f"/bindings/{world['ids']['binding']}/fix/{step}/", {})
         assert response.status_code == 403, step
-    assert set(m.FixApplication.objects.values_list("status", flat=True)) == {m.FixApplication.Status.DENIED}
+    made = m.FixApplication.objects.filter(user=world["users"]["operator"])
+    assert set(made.values_list("status", flat=True)) == {m.FixApplication.Status.DENIED}
+
+
+def test_apply_takes_only_the_users_own_review(world):
+    """Apply sends a reviewed patch only to the user who reviewed it: not even a superuser may
+    apply someone else's dry-run, nor apply without one (both 200 with the refusal, recorded)."""
+    binding = m.TargetGroupBinding.objects.get(pk=world["ids"]["binding"])
+    review = m.FixApplication.objects.create(
+        cluster=binding.cluster,
+        binding=binding,
+        namespace=binding.namespace,
+        name=binding.name,
+        user=world["users"]["operator"],
+        status=m.FixApplication.Status.DRY_RUN,
+        patch='{"spec": {"networking": {}}}',
+    )
+    staff = persona_client("staff", world)
+
+    theirs = staff.post(f"/bindings/{binding.pk}/fix/apply/", {"dry_run": review.pk})
+    none = staff.post(f"/bindings/{binding.pk}/fix/apply/", {})
+
+    assert theirs.status_code == 200 and "made by another user" in theirs.content.decode()
+    assert none.status_code == 200 and "needs the id of a dry-run" in none.content.decode()
+    made = m.FixApplication.objects.filter(user=world["users"]["staff"]).order_by("pk")
+    assert [(a.status, a.reviewed_id) for a in made] == [("refused", review.pk), ("refused", None)]
 
 
 def test_metrics_access_rules(world, settings):

@@ -31,9 +31,10 @@ from typing import Any
 import pytest
 from django.utils.html import escape
 
-from bindings import aws, kube, polling
+from bindings import aws, kube, polling, textsafe
 from bindings import models as m
 from bindings.analysis.bundle import _parse_json, _parse_yaml, load_bundle
+from bindings.textsafe import visible_markup
 from tests.conftest import SCENARIOS
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -194,16 +195,26 @@ def test_a_hostile_file_is_polled_judged_and_rendered_and_its_defects_are_visibl
     assert verdicts == _baseline_verdicts()
 
     # rendering: pages and API answer for every binding, problems of the sources are shown
+    # Control and format characters (bidi overrides, ANSI escapes) show as visible escapes.
     client.force_login(alice)
-    for url in ("/", "/bindings/", f"/clusters/{cluster.pk}/", f"/accounts/aws/{account.pk}/"):
+    bindings = m.TargetGroupBinding.objects.filter(cluster=cluster).values_list("pk", flat=True)
+    for url in (
+        "/",
+        "/bindings/",
+        f"/clusters/{cluster.pk}/",
+        f"/accounts/aws/{account.pk}/",
+        *(f"/bindings/{pk}/" for pk in bindings[:20]),
+    ):
         response = client.get(url)
         assert response.status_code == 200, url
+        raw = {c for c in textsafe.UNSAFE.findall(response.content.decode()) if c not in "\t\n\r"}
+        assert not raw, (url, sorted(raw))
     page = client.get(f"/clusters/{cluster.pk}/").content.decode()
     for p in cluster.problems[:50]:
-        assert escape(p["message"]) in page, p
+        assert visible_markup(escape(p["message"])) in page, p
     page = client.get(f"/accounts/aws/{account.pk}/").content.decode()
     for p in account.problems[:50]:
-        assert escape(p["message"]) in page, p
+        assert visible_markup(escape(p["message"])) in page, p
     api = client.get("/api/v1/bindings", {"limit": 200})
     assert api.status_code == 200
     listed = {item["id"] for item in api.json()["items"]}

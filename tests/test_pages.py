@@ -628,7 +628,7 @@ def test_it_denies_a_viewer_the_dry_run_and_records_it(client, alice, dns, clust
     udp = dns["coredns-udp"]
 
     response = client.post(f"/bindings/{udp.pk}/fix/dry-run/", HTTP_HX_REQUEST="true")
-    apply = client.post(f"/bindings/{udp.pk}/fix/apply/", {"resource_version": "1"}, HTTP_HX_REQUEST="true")
+    apply = client.post(f"/bindings/{udp.pk}/fix/apply/", {"dry_run": "1"}, HTTP_HX_REQUEST="true")
 
     assert response.status_code == 403 and apply.status_code == 403
     assert "Not allowed" in response.content.decode()

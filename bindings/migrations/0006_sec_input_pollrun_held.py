@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bindings", "0004_parity_eni_sg_tags"),
+        ("bindings", "0005_sec_apply_reviewed_dry_run"),
     ]
 
     operations = [
