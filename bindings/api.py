@@ -279,13 +279,14 @@ def _next_link(request: HttpRequest, cursor: str | None) -> str | None:
 
 class PollSummary(Schema):
     id: int
-    status: Literal["running", "success", "failed"]
+    status: Literal["running", "success", "failed", "held"]
     trigger: str
     started_at: datetime
     finished_at: datetime | None
     duration_ms: int | None
     api_calls: dict[str, int]
     error: str
+    note: str = Field("", description="Why a held poll stored nothing (it waits for the next poll to agree).")
 
 
 class ClusterOut(Schema):
@@ -542,7 +543,7 @@ class FindingFilters(PageParams):
 class PollFilters(PageParams):
     cluster: str | None = _Name
     account: str | None = _Name
-    status: Literal["running", "success", "failed"] | None = None
+    status: Literal["running", "success", "failed", "held"] | None = None
 
 
 class FixParams(Schema):
@@ -570,6 +571,7 @@ def _poll_summary(run: m.PollRun | None) -> dict[str, Any] | None:
         "duration_ms": run.duration_ms,
         "api_calls": run.api_calls if isinstance(run.api_calls, dict) else {},
         "error": run.error,
+        "note": run.note,
     }
 
 

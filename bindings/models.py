@@ -604,6 +604,9 @@ class PollRun(models.Model):
         RUNNING = "running"
         SUCCESS = "success"
         FAILED = "failed"
+        # The answer would have deleted most of the source's objects at once: nothing was stored,
+        # the next poll deletes them if it agrees (`note` says why; bindings.polling.deletion_hold).
+        HELD = "held"
 
     cluster = models.ForeignKey(
         Cluster, on_delete=models.CASCADE, null=True, blank=True, related_name="polls"
@@ -619,6 +622,7 @@ class PollRun(models.Model):
     api_calls = models.JSONField(default=dict, blank=True)
     rows_written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    note = models.TextField(blank=True, help_text="Why a held poll waited.")
 
     class Meta:
         ordering = ["-started_at"]

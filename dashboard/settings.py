@@ -281,6 +281,12 @@ BH_POLL_INTERVAL_MAX_SECONDS = envint("BH_POLL_INTERVAL_MAX_SECONDS", 1800)
 BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
 # An unchanged payload skips sync for at most this long; then a full sync runs regardless.
 BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
+# A poll whose answer would delete more than this fraction of a source's bindings (a cluster's
+# TargetGroupBindings, an account's target groups) and more than BH_MASS_DELETE_MIN of them stores
+# nothing and waits for the next poll to agree (bindings.polling.deletion_hold): an odd answer
+# must not delete every binding with its history.
+BH_MASS_DELETE_FRACTION = float(os.environ.get("BH_MASS_DELETE_FRACTION", "0.5"))
+BH_MASS_DELETE_MIN = envint("BH_MASS_DELETE_MIN", 5)
 # /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
 # API tokens verified within this many seconds are not looked up again by the same process (0: off).
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
