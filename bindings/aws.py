@@ -35,6 +35,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from bindings.errors import AwsError, AwsThrottled, AwsUnavailable
 from bindings.textsafe import without_nul
@@ -227,6 +228,13 @@ class _Calls:
             raise AwsUnavailable(
                 f"{operation}: AWS endpoint unreachable: {exc}", operation=operation
             ) from exc
+        except ResponseParserError as exc:
+            # A 200 that is not the service's format: a proxy's page, a captive portal.
+            raise AwsUnavailable(
+                f"{operation}: the answer is not an AWS response ({str(exc)[:200]})",
+                operation=operation,
+                code="UnexpectedAnswer",
+            ) from exc
         except NoCredentialsError as exc:
             raise AwsError(f"{operation}: no AWS credentials found", operation=operation) from exc
         except BotoCoreError as exc:
@@ -282,6 +290,39 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
+
+
+def _listed(response: dict[str, Any], key: str, operation: str) -> list[Any]:
+    """The documented list of a response (DescribeTargetGroups' TargetGroups, ...), checked.
+
+    botocore parses whatever a 200 carries by the operation's output shape and leaves out what is
+    not there, so an odd answer (a proxy's page, an emulator's bug, a truncated body) reads as an
+    empty list: the poll would succeed and the account's target groups, then every binding's
+    verdict, would go (issue 15 item 4). It fails instead, naming the call and the field; the
+    previous state stays. Transient: retried like an outage.
+    """
+    value = response.get(key)
+    if not isinstance(value, list):
+        state = "missing" if key not in response else f"a {type(value).__name__}"
+        raise AwsUnavailable(
+            f"{operation}: the answer's field {key} is {state}, expected a list; not the documented answer",
+            operation=operation,
+            code="UnexpectedAnswer",
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise AwsUnavailable(
+                f"{operation}: the answer's field {key}[{index}] is a {type(item).__name__}, "
+                "expected an object",
+                operation=operation,
+                code="UnexpectedAnswer",
+            )
+    return value
+
+
+def _with_list(response: dict[str, Any], key: str, operation: str) -> dict[str, Any]:
+    _listed(response, key, operation)
+    return response
 
 
 def _describe_with_bisect(
@@ -394,6 +435,7 @@ def collect_account(
                         TargetGroupArn=arn,
                     )
                 )
+                _listed(health, "TargetHealthDescriptions", "DescribeTargetHealth")
             except AwsError as exc:
                 if exc.code != "TargetGroupNotFound":
                     raise
@@ -413,12 +455,16 @@ def collect_account(
             cache,
             f"{cache_prefix}:tg-attributes:{arn}",
             attribute_ttl,
-            lambda arn=arn: _plain(
-                calls.run(
-                    "DescribeTargetGroupAttributes",
-                    calls.client("elbv2").describe_target_group_attributes,
-                    TargetGroupArn=arn,
-                )
+            lambda arn=arn: _with_list(
+                _plain(
+                    calls.run(
+                        "DescribeTargetGroupAttributes",
+                        calls.client("elbv2").describe_target_group_attributes,
+                        TargetGroupArn=arn,
+                    )
+                ),
+                "Attributes",
+                "DescribeTargetGroupAttributes",
             ),
         )
     missing_set = set(missing)
@@ -435,7 +481,7 @@ def collect_account(
             for page in calls.pages(
                 "elbv2", "DescribeLoadBalancers", "describe_load_balancers", LoadBalancerArns=group
             )
-            for lb in _plain(page).get("LoadBalancers", [])
+            for lb in _listed(_plain(page), "LoadBalancers", "DescribeLoadBalancers")
         ],
         _code_in("LoadBalancerNotFound"),
     )
@@ -446,16 +492,22 @@ def collect_account(
             cache,
             f"{cache_prefix}:lb-attributes:{lb_arn}",
             attribute_ttl,
-            lambda lb_arn=lb_arn: _plain(
-                calls.run(
-                    "DescribeLoadBalancerAttributes",
-                    calls.client("elbv2").describe_load_balancer_attributes,
-                    LoadBalancerArn=lb_arn,
-                )
+            lambda lb_arn=lb_arn: _with_list(
+                _plain(
+                    calls.run(
+                        "DescribeLoadBalancerAttributes",
+                        calls.client("elbv2").describe_load_balancer_attributes,
+                        LoadBalancerArn=lb_arn,
+                    )
+                ),
+                "Attributes",
+                "DescribeLoadBalancerAttributes",
             ),
         )
         for page in calls.pages("elbv2", "DescribeListeners", "describe_listeners", LoadBalancerArn=lb_arn):
-            out["DescribeListeners"]["Listeners"].extend(_plain(page).get("Listeners", []))
+            out["DescribeListeners"]["Listeners"].extend(
+                _listed(_plain(page), "Listeners", "DescribeListeners")
+            )
 
     # 4. Instances: the nodes (to find pod IPs on their ENIs) and instance targets.
     instance_ids = _unique([*node_instance_ids, *instance_targets])
@@ -708,7 +760,7 @@ def _paged(calls: _Calls, service: str, operation: str, method: str, key: str, *
     return [
         item
         for page in calls.pages(service, operation, method, **kwargs)
-        for item in _plain(page).get(key, [])
+        for item in _listed(_plain(page), key, operation)
     ]
 
 

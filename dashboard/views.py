@@ -56,7 +56,7 @@ from bindings.fixes import render as fix_render
 from bindings.probing import latest_probes
 
 PAGE_SIZE = 50
-POLL_PERMISSION = "bindings.change_cluster"
+POLL_PERMISSION = m.Cluster.POLL_PERMISSION
 VERDICT_CHOICES = [
     ("reachable", "reachable"),
     ("partial", "partial"),
@@ -149,7 +149,9 @@ def _not_modified(etag: str) -> HttpResponse:
 def _source_state(source: m.PolledSource | None) -> tuple[Any, ...]:
     if source is None:
         return ()
-    return (source.pk, source.last_success_at, source.last_polled_at, source.last_error, source.is_stale)
+    # The TLS warning is shown with the cluster (a superuser may fix it without a poll).
+    tls = source.tls_warning if isinstance(source, m.Cluster) else ""
+    return (source.pk, source.last_success_at, source.last_polled_at, source.last_error, source.is_stale, tls)
 
 
 def _newest_change() -> datetime | None:
@@ -1013,20 +1015,23 @@ def cluster_poll_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def cluster_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Enqueue a poll of the cluster now (permission bindings.change_cluster)."""
+    """Enqueue a poll of the cluster now (permission bindings.poll_cluster), unless one is running:
+    then say since when, and queue nothing (the queued poll would find the lock held)."""
     cluster = get_object_or_404(m.Cluster, pk=pk)
     if not request.user.has_perm(POLL_PERMISSION):
-        return HttpResponseForbidden(
-            "You do not have the permission to poll clusters (bindings.change_cluster)."
-        )
-    from bindings.tasks import poll_cluster_task  # the view module must not need Celery to import
+        return HttpResponseForbidden(f"You do not have the permission to poll clusters ({POLL_PERMISSION}).")
+    # the view module must not need Celery to import
+    from bindings.tasks import poll_cluster_task, poll_running_since
 
+    running_since = poll_running_since("cluster", cluster.pk)
     since = timezone.now()
-    poll_cluster_task.delay_on_commit(cluster.pk, "dashboard")
+    if running_since is None:
+        poll_cluster_task.delay_on_commit(cluster.pk, "dashboard")
     next_url = request.POST.get("next", "")
     if _partial(request):
-        context = _poll_context(request, cluster, since)
+        context = _poll_context(request, cluster, None if running_since else since)
         context["next"] = next_url
+        context["running_since"] = running_since
         return render(request, "dashboard/_poll.html", context)
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = reverse("dashboard:cluster-detail", args=[cluster.pk])

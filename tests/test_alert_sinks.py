@@ -288,11 +288,6 @@ def test_teams_recovery_and_stale_cards(teams, bindings, cluster, httpserver):
     assert styles == ["good", "warning"]
 
 
-@pytest.mark.xfail(
-    reason="needs the shared 3xx-is-failed rule in alerts.post_json (branch sec-access); "
-    "drop this marker once it is on main",
-    strict=False,
-)
 def test_a_redirect_from_a_sink_is_not_followed(pagerduty, teams, bindings, httpserver):
     """A 3xx could carry the routing key or card to another host: it is a failed delivery."""
     transition(bindings[0], "reachable", "blocked")
@@ -318,3 +313,31 @@ def test_the_admin_shows_why_a_hook_failed(pagerduty, bindings, client, admin_us
 
     assert "failed: the routing key is not a PagerDuty integration key" in page
     assert "routing key: file " in page and "short<b>" not in page
+
+
+def test_sinks_obey_the_webhook_host_allow_list(pagerduty, teams, bindings, settings):
+    """PagerDuty's endpoint and Teams' URL go through the one delivery path and its host rule."""
+    settings.BH_WEBHOOK_ALLOWED_HOSTS = ["events.pagerduty.com", "*.logic.azure.com"]
+    transition(bindings[0], "reachable", "blocked")
+
+    assert deliver_all(alerts.alerts_scan()) == ["failed", "failed"]
+
+    errors = set(m.AlertDelivery.objects.values_list("hook__name", "last_error"))
+    assert errors == {
+        ("pd", "the hook's host 'localhost' is not in BH_WEBHOOK_ALLOWED_HOSTS"),
+        ("teams", "the hook's host 'localhost' is not in BH_WEBHOOK_ALLOWED_HOSTS"),
+    }
+
+
+def test_a_routing_key_file_outside_the_credential_directories_is_refused(
+    pagerduty, bindings, settings, tmp_path
+):
+    outside = tmp_path / "elsewhere-key"
+    outside.write_text(ROUTING_KEY)
+    m.AlertHook.objects.filter(pk=pagerduty.pk).update(url_file=str(outside))
+    transition(bindings[0], "reachable", "blocked")
+
+    assert deliver_all(alerts.alerts_scan()) == ["failed"]
+
+    error = m.AlertDelivery.objects.get().last_error
+    assert "routing key file" in error and "BH_CREDENTIALS_DIRS" in error and ROUTING_KEY not in error

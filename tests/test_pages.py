@@ -38,7 +38,7 @@ def bob(django_user_model):
     """Bob is an on-call operator: he may poll clusters and apply fixes."""
     user = django_user_model.objects.create_user("bob", "bob@example.invalid", "bob-password-1")
     user.user_permissions.add(
-        Permission.objects.get(codename="change_cluster", content_type__app_label="bindings"),
+        Permission.objects.get(codename="poll_cluster", content_type__app_label="bindings"),
         Permission.objects.get(codename="apply_fix", content_type__app_label="bindings"),
     )
     return user

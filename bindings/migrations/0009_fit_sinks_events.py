@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bindings", "0006_verdicts_prefix_lists"),
+        ("bindings", "0008_sec_input_pollrun_held"),
     ]
 
     operations = [
