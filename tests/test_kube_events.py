@@ -192,7 +192,8 @@ def test_a_missing_token_file_is_named(live, cluster, tmp_path):
     kube_events.emit_kube_events_task.apply()
 
     t.refresh_from_db()
-    assert t.kube_event.startswith("failed: cannot read bearer token file") and "absent-token" in t.kube_event
+    # The credential check names the cluster, the field and the file.
+    assert t.kube_event.startswith("failed: cluster 'demo' token_file") and "absent-token" in t.kube_event
 
 
 def test_missing_rbac_says_which_component_to_add(httpserver, cluster, client, admin_user):
