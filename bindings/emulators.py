@@ -811,6 +811,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free)")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--dns-port", type=int, default=0, help="loopback DNS server port (0: any free)")
+    parser.add_argument(
+        "--controller-interval",
+        type=float,
+        default=2.0,
+        help="seconds between the emulated controller's reconciles (0: no emulated controller)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -823,8 +829,21 @@ def main(argv: list[str] | None = None) -> int:
     # Real local services for the demo's active probes: a DNS server (UDP and TCP) and a UDP port
     # with nothing behind it.
     dns_server = DnsServer(port=args.dns_port).start()
+    controller: threading.Thread | None = None
     try:
         world = seed_demo_world(aws_endpoint=moto.url, kube=kube, region=args.region)
+        if args.controller_interval > 0:
+            # Plays the AWS Load Balancer Controller: an applied fix reaches the security groups.
+            from bindings.emulated_controller import EmulatedController
+
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+            emulated = EmulatedController(
+                kube_url=kube.url, aws_endpoint=moto.url, cluster=world.cluster, region=args.region
+            )
+            controller = threading.Thread(
+                target=emulated.run, args=(stop, args.controller_interval), name="emulated-controller", daemon=True
+            )
+            controller.start()
         state = {
             "kube_url": kube.url,
             "aws_endpoint": moto.url,
@@ -845,6 +864,9 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        stop.set()
+        if controller is not None:
+            controller.join(15)
         dns_server.stop()
         kube.stop()
         moto.stop()
