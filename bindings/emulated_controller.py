@@ -67,7 +67,11 @@ class Permission:
     def ip_permission(self, *, labelled: bool) -> dict[str, Any]:
         """The boto3 `IpPermissions` entry (with the controller's label when authorizing)."""
         extra = {"Description": LABEL} if labelled else {}
-        entry: dict[str, Any] = {"IpProtocol": self.protocol, "FromPort": self.from_port, "ToPort": self.to_port}
+        entry: dict[str, Any] = {
+            "IpProtocol": self.protocol,
+            "FromPort": self.from_port,
+            "ToPort": self.to_port,
+        }
         if self.peer_kind == "security_group":
             entry["UserIdGroupPairs"] = [{"GroupId": self.peer, **extra}]
         elif ":" in self.peer:
@@ -152,7 +156,9 @@ def binding_permissions(ix: _Index, b: am.Binding) -> dict[str, set[Permission]]
                         if peer.cidr is not None:
                             out[group].add(Permission(protocol, lo, hi, "cidr", _cidr(peer.cidr)))
                         elif peer.security_group_id:
-                            out[group].add(Permission(protocol, lo, hi, "security_group", peer.security_group_id))
+                            out[group].add(
+                                Permission(protocol, lo, hi, "security_group", peer.security_group_id)
+                            )
     return out
 
 

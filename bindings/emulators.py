@@ -841,7 +841,10 @@ def main(argv: list[str] | None = None) -> int:
                 kube_url=kube.url, aws_endpoint=moto.url, cluster=world.cluster, region=args.region
             )
             controller = threading.Thread(
-                target=emulated.run, args=(stop, args.controller_interval), name="emulated-controller", daemon=True
+                target=emulated.run,
+                args=(stop, args.controller_interval),
+                name="emulated-controller",
+                daemon=True,
             )
             controller.start()
         state = {
