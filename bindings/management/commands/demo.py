@@ -33,8 +33,16 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--poll-interval", type=int, default=60)
+        parser.add_argument(
+            "--walkthrough",
+            action="store_true",
+            help="run the story headless (blocked -> fix -> reachable -> one alert); exit 0 if it completes",
+        )
 
     def handle(self, *args, **opts) -> None:
+        if opts["walkthrough"]:
+            self._walkthrough(opts["poll_interval"])
+            return
         data_dir = Path(settings.DATA_DIR)
         state_file = data_dir / "emulators.json"
         state_file.unlink(missing_ok=True)
@@ -132,11 +140,28 @@ class Command(BaseCommand):
         finally:
             stop()
 
-    def _ensure_user(self) -> None:
+    def _walkthrough(self, interval: int) -> None:
+        from bindings import walkthrough
+
+        call_command("migrate", interactive=False, verbosity=0)
+        user = self._ensure_user()
+
+        def configure(state: dict) -> tuple[m.Cluster, m.AwsAccount]:
+            cluster = self._configure(state, interval)
+            assert cluster.aws_account is not None
+            return cluster, cluster.aws_account
+
+        try:
+            walkthrough.run(user=user, configure=configure, say=self.stdout.write)
+        except walkthrough.WalkthroughFailed as exc:
+            raise CommandError(f"walkthrough failed: {exc}") from exc
+
+    def _ensure_user(self):
         user_model = get_user_model()
         user = user_model.objects.filter(username=DEMO_USER).first()
         if user is None:
-            user_model.objects.create_superuser(DEMO_USER, "sre@example.invalid", DEMO_PASSWORD)
+            user = user_model.objects.create_superuser(DEMO_USER, "sre@example.invalid", DEMO_PASSWORD)
+        return user
 
     def _wait_for_state(self, state_file: Path, proc: subprocess.Popen) -> dict:
         deadline = time.monotonic() + 90
@@ -151,7 +176,7 @@ class Command(BaseCommand):
             time.sleep(0.2)
         raise CommandError("the emulators did not start within 90 s; see var/emulators.log")
 
-    def _configure(self, state: dict, interval: int) -> None:
+    def _configure(self, state: dict, interval: int) -> m.Cluster:
         """Point the demo's account and cluster at this run's emulators; poll them at once; probe
         the demo's CoreDNS bindings against the emulators' loopback DNS server.
 
@@ -200,3 +225,4 @@ class Command(BaseCommand):
             m.ProbeSetting.objects.create(
                 cluster=cluster, namespace="kube-system", name="coredns-tcp", kind="tcp", **common
             )
+        return cluster
