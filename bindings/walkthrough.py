@@ -206,9 +206,14 @@ def run(
         recovery = [a for a in received if a.get("name") == BINDING[1] and a.get("protocol") == "UDP"]
         for alert in received:
             say(f"   received: {alert.get('summary') or alert}")
-        if sent != ["sent"] or len(recovery) != 1 or (recovery[0]["old"], recovery[0]["new"]) != (
-            "blocked",
-            "reachable",
+        if (
+            sent != ["sent"]
+            or len(recovery) != 1
+            or (recovery[0]["old"], recovery[0]["new"])
+            != (
+                "blocked",
+                "reachable",
+            )
         ):
             raise WalkthroughFailed(f"expected exactly one recovery alert, the receiver got {received}")
         if _deliver():

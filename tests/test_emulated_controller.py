@@ -58,7 +58,12 @@ class World:
         return list(binding.events)
 
     def new_group(self, name: str, tags: dict[str, str] | None = None) -> str:
-        spec = [{"ResourceType": "security-group", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}]
+        spec = [
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+            }
+        ]
         return self.ec2.create_security_group(
             GroupName=name,
             Description=name,
