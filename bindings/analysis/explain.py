@@ -114,20 +114,25 @@ def root_cause(pv: Mapping[str, Any], rules: Sequence[Rule] = ()) -> str:
 
 
 def group_findings(findings: Sequence[Mapping[str, Any]]) -> list[FindingGroup]:
-    """Root causes first, each with the consequences of its protocol folded under it."""
+    """Root causes first, each with the consequences of its protocol folded under it.
+
+    A protocol's root is the most specific root-cause finding of that protocol or of none (a
+    binding-wide cause such as NETWORKING_NOT_RECONCILED); informational ones never lead.
+    """
     items = [dict(f) for f in findings]
-    by_protocol: dict[str, dict[str, Any]] = {}
-    for code in ROOT_CAUSES:
-        for f in items:
-            proto = str(f.get("protocol") or "")
-            if f.get("code") == code and proto and proto not in by_protocol and f.get("severity") != "info":
-                by_protocol[proto] = f
-    groups: dict[int, FindingGroup] = {id(root): FindingGroup(root) for root in by_protocol.values()}
+    rank = {code: i for i, code in enumerate(ROOT_CAUSES)}
+    candidates = [f for f in items if f.get("code") in rank and f.get("severity") != "info"]
+    roots: dict[str, dict[str, Any]] = {}
+    for proto in sorted({str(f.get("protocol") or "") for f in items if f.get("code") in CONSEQUENCES}):
+        mine = [f for f in candidates if str(f.get("protocol") or "") in (proto, "")]
+        if proto and mine:
+            roots[proto] = min(mine, key=lambda f: rank[f["code"]])
+    groups: dict[int, FindingGroup] = {id(root): FindingGroup(root) for root in roots.values()}
     loose: list[FindingGroup] = []
     for f in items:
         if id(f) in groups:
             continue
-        root = by_protocol.get(str(f.get("protocol") or ""))
+        root = roots.get(str(f.get("protocol") or ""))
         if f.get("code") in CONSEQUENCES and root is not None:
             groups[id(root)].consequences.append(f)
         else:
