@@ -65,10 +65,17 @@ class FindingGroup:
     consequences: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _who(pv: Mapping[str, Any]) -> str:
+    return "clients" if pv.get("client_ip_preserved") else "load balancer addresses"
+
+
 def _sources(pv: Mapping[str, Any]) -> str:
     sources = ", ".join(str(s) for s in pv.get("expected_sources") or ()) or "unknown"
-    who = "clients" if pv.get("client_ip_preserved") else "load balancer addresses"
-    return f"{who} {sources}"
+    return f"{_who(pv)} {sources}"
+
+
+def _suffix(pv: Mapping[str, Any]) -> str:
+    return f"; {_sources(pv)}" if pv.get("expected_sources") else ""
 
 
 def root_cause(pv: Mapping[str, Any], rules: Sequence[Rule] = ()) -> str:
@@ -95,22 +102,26 @@ def root_cause(pv: Mapping[str, Any], rules: Sequence[Rule] = ()) -> str:
     texts = [str(t.get("reason") or "") for t in refusing]
     lb = next((t for t in texts if _LB in t), "")
     if lb:
-        return lead + lb.split("; ")[0] + f"; {_sources(pv)}"
+        return lead + lb.split("; ")[0] + _suffix(pv)
     nacl = next((m.group(0) for t in texts for m in [_NACL.search(t)] if m), "")
     if nacl:
-        return lead + nacl.strip() + f"; {_sources(pv)}"
+        return lead + nacl.strip() + _suffix(pv)
     groups = sorted({str(g) for t in refusing for g in t.get("security_group_ids") or ()})
     named = ", ".join(groups) or "the target security groups"
     mine = [r for r in rules if r.group_id in groups]
     if isinstance(port, int) and any(r.covers(proto, port) for r in mine):
         uncovered = sorted({str(s) for t in refusing for s in t.get("uncovered_sources") or ()})
-        what = f"{named} admit{'s' if len(groups) == 1 else ''} {head} from only part of the sources"
-        what += f" (uncovered {', '.join(uncovered)})" if uncovered else ""
+        verb = "admits" if len(groups) == 1 else "admit"
+        if uncovered and set(uncovered) >= {str(s) for s in pv.get("expected_sources") or ()}:
+            what = f"{named} {verb} {head} only from sources other than the {_who(pv)}"
+        else:
+            what = f"{named} {verb} {head} from only part of the sources"
+            what += f" (uncovered {', '.join(uncovered)})" if uncovered else ""
     elif isinstance(port, int) and proto in _OTHER and any(r.covers(_OTHER[proto], port) for r in mine):
         what = f"{named} admit{'s' if len(groups) == 1 else ''} {_OTHER[proto]} {port} only"
     else:
         what = f"no rule in {named} admits {head}"
-    return lead + what + f"; {_sources(pv)}"
+    return lead + what + _suffix(pv)
 
 
 def group_findings(findings: Sequence[Mapping[str, Any]]) -> list[FindingGroup]:
