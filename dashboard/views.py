@@ -186,6 +186,50 @@ def _perms(request: HttpRequest, cluster: m.Cluster | None = None) -> dict[str, 
 # --- overview ---------------------------------------------------------------------------------------
 
 
+WORST_LIMIT = 10
+
+
+def worst_bindings(limit: int = WORST_LIMIT) -> list[dict[str, Any]]:
+    """The blocked, then partial, bindings (most severe findings first): per refused protocol its
+    verdict and root-cause sentence. Three queries whatever the limit."""
+    results = list(
+        m.BindingResult.objects.filter(worst_verdict__in=("blocked", "partial"))
+        .select_related("binding", "binding__cluster")
+        .annotate(
+            vrank=Case(When(worst_verdict="blocked", then=Value(0)), default=Value(1)),
+            srank=Case(
+                *[When(max_severity=s, then=Value(-rank)) for s, rank in m.SEVERITY_RANK.items() if s],
+                default=Value(0),
+            ),
+        )
+        .order_by("vrank", "srank", "-changed_at", "pk")[:limit]
+    )
+    refused = [
+        (result, pv)
+        for result in results
+        for pv in (result.data or {}).get("protocols") or []
+        if pv.get("verdict") in ("blocked", "partial")
+    ]
+    sg_ids = {
+        sg for _, pv in refused for t in pv.get("targets") or [] for sg in t.get("security_group_ids") or []
+    }
+    rules = [
+        explain.Rule(*row)
+        for row in m.SecurityGroupRule.objects.filter(
+            egress=False, security_group__group_id__in=sg_ids
+        ).values_list("security_group__group_id", "protocol", "from_port", "to_port")
+    ]
+    return [
+        {
+            "binding": result.binding,
+            "protocol": pv.get("protocol"),
+            "verdict": pv.get("verdict"),
+            "cause": explain.root_cause(pv, rules),
+        }
+        for result, pv in refused
+    ]
+
+
 @require_GET
 @login_required
 @vary_on_headers("HX-Request")
@@ -243,6 +287,11 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         m.VerdictTransition.objects.select_related("binding", "binding__cluster").order_by("-at", "-pk")[:15]
     )
     context = {
+        "worst": worst_bindings(),
+        "green_but_broken": m.Finding.objects.filter(code="HEALTH_CHECK_MASKS_TRAFFIC")
+        .values("binding_id")
+        .distinct()
+        .count(),
         "rows": rows,
         "totals_verdict": list(totals_v.items()),
         "totals_severity": list(totals_s.items()),

@@ -78,8 +78,12 @@ def _suffix(pv: Mapping[str, Any]) -> str:
     return f"; {_sources(pv)}" if pv.get("expected_sources") else ""
 
 
-def root_cause(pv: Mapping[str, Any], rules: Sequence[Rule] = ()) -> str:
-    """One sentence per protocol: the verdict and which layer refuses what from whom."""
+def root_cause(pv: Mapping[str, Any], rules: Sequence[Rule] | None = None) -> str:
+    """One sentence per protocol: the verdict and which layer refuses what from whom.
+
+    `rules` are the inbound rules of the targets' security groups; None when not loaded, and then
+    the sentence names the refusing groups without saying what they admit instead.
+    """
     proto = str(pv.get("protocol") or "?")
     port = pv.get("port")
     verdict = str(pv.get("verdict") or "unknown")
@@ -108,8 +112,10 @@ def root_cause(pv: Mapping[str, Any], rules: Sequence[Rule] = ()) -> str:
         return lead + nacl.strip() + _suffix(pv)
     groups = sorted({str(g) for t in refusing for g in t.get("security_group_ids") or ()})
     named = ", ".join(groups) or "the target security groups"
-    mine = [r for r in rules if r.group_id in groups]
-    if isinstance(port, int) and any(r.covers(proto, port) for r in mine):
+    mine = [r for r in rules or () if r.group_id in groups]
+    if rules is None:
+        what = f"{named} refuse{'s' if len(groups) == 1 else ''} {head}"
+    elif isinstance(port, int) and any(r.covers(proto, port) for r in mine):
         uncovered = sorted({str(s) for t in refusing for s in t.get("uncovered_sources") or ()})
         verb = "admits" if len(groups) == 1 else "admit"
         if uncovered and set(uncovered) >= {str(s) for s in pv.get("expected_sources") or ()}:
