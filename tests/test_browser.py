@@ -189,7 +189,7 @@ def test_the_detail_page_leads_with_the_root_cause_and_marks_a_disagreeing_probe
     # The findings lead with the missing rule; the four findings restating it are folded.
     first = page.locator("ul.findings > li").first
     assert "MISSING_NETWORKING_RULE" in first.locator("p").first.inner_text()
-    assert "4 consequences of this cause" in first.locator("details.consequences summary").inner_text()
+    assert "4 consequences of this cause" in first.locator("details.consequences > summary").inner_text()
 
 
 def test_no_fix_button_when_there_is_no_fix(page, sre, cluster):
@@ -228,11 +228,12 @@ def test_apply_waits_for_the_controller_then_turns_reachable_without_a_reload(
     sync_api.expect(page.locator(".outcome-dry_run")).to_be_visible()
     assert "protocol: UDP" in page.locator("pre.diff").inner_text()
     page.get_by_role("button", name="Apply this change to demo").click()
-    waiting = page.locator(".causes .applied.waiting")
+    # The live region (not only the fix panel) says so, at once: the Apply answer triggers its refresh.
+    waiting = page.locator(".causes > p.applied.waiting")
     sync_api.expect(waiting).to_contain_text("waiting for the controller")
     assert "Applied by root-sre at " in waiting.inner_text() and "next poll in ~" in waiting.inner_text()
     # A second dry-run is not offered while the controller has not caught up.
-    assert page.get_by_role("link", name="Show fix").count() == 0
+    sync_api.expect(page.get_by_role("link", name="Show fix")).to_have_count(0)
 
     # The controller writes the rule; the next poll judges UDP reachable; the page follows.
     report = EmulatedController(kube_url=d.kube.url, aws_endpoint=d.moto.url, cluster="demo").reconcile()
@@ -243,5 +244,5 @@ def test_apply_waits_for_the_controller_then_turns_reachable_without_a_reload(
     cause = page.locator(".causes .cause-text").first
     sync_api.expect(cause).to_contain_text("UDP 53 reachable: 2 of 2 target(s)", timeout=25_000)
     assert page.evaluate("() => window.bhNoReload") is True
-    sync_api.expect(page.locator(".causes .applied")).to_contain_text("judges it reachable")
+    sync_api.expect(page.locator(".causes > p.applied")).to_contain_text("judges it reachable")
     page.screenshot(path=str(ARTIFACTS / "walkthrough-end.png"), full_page=True)
