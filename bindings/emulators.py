@@ -332,6 +332,7 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         """Start serving; `url` is set afterwards."""
+        _network_load_balancer_arns()
         # werkzeug logs every request at INFO; that drowns test output and the demo's console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
@@ -358,6 +359,37 @@ class MotoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_ARN_LOCK = threading.Lock()
+
+
+def _network_load_balancer_arns() -> None:
+    """moto (5.2) names every load balancer ``loadbalancer/app/...``; AWS names network load
+    balancers ``loadbalancer/net/...`` (and their listeners ``listener/net/...``). Wrap moto's
+    CreateLoadBalancer so an NLB gets the ARN AWS would give it. Idempotent."""
+    from moto.elbv2 import models, utils
+
+    if getattr(models.ELBv2Backend.create_load_balancer, "bh_net_arns", False):
+        return
+    original = models.ELBv2Backend.create_load_balancer
+
+    def net_arn(**kwargs: Any) -> str:
+        return utils.make_arn_for_load_balancer(**kwargs).replace(":loadbalancer/app/", ":loadbalancer/net/")
+
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("loadbalancer_type") != "network":
+            return original(self, *args, **kwargs)
+        # The ARN is made by a module-level helper: swap it for this one call only.
+        with _ARN_LOCK:
+            models.make_arn_for_load_balancer = net_arn
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                models.make_arn_for_load_balancer = utils.make_arn_for_load_balancer
+
+    create.bh_net_arns = True  # type: ignore[attr-defined]
+    models.ELBv2Backend.create_load_balancer = create  # type: ignore[method-assign]
 
 
 # -- a loopback DNS server (the demo's probe target) ------------------------------------------------

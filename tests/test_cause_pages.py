@@ -137,4 +137,7 @@ def test_the_overview_says_so_when_nothing_is_broken(client, alice, cluster):
 
     page = text(client.get("/"))
 
-    assert re.search(r">0</strong> bindings green but broken", page) and "No binding is blocked or partial." in page
+    assert (
+        re.search(r">0</strong> bindings green but broken", page)
+        and "No binding is blocked or partial." in page
+    )

@@ -259,3 +259,8 @@ def test_a_cluster_group_no_binding_uses_loses_its_labelled_rules(w):
     w.controller.reconcile()
 
     assert w.rules(stale) == {("udp", 123, 123, "10.0.0.0/16", "ntp")}
+
+
+def test_the_emulated_nlb_has_the_arns_aws_gives_network_load_balancers(w):
+    assert ":loadbalancer/net/dns-nlb/" in w.world.load_balancer_arn
+    assert all(":listener/net/dns-nlb/" in arn for arn in w.world.listener_arns)
