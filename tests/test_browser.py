@@ -246,3 +246,18 @@ def test_apply_waits_for_the_controller_then_turns_reachable_without_a_reload(
     assert page.evaluate("() => window.bhNoReload") is True
     sync_api.expect(page.locator(".causes > p.applied")).to_contain_text("judges it reachable")
     page.screenshot(path=str(ARTIFACTS / "walkthrough-end.png"), full_page=True)
+
+
+def test_the_api_docs_work_from_local_assets_without_breaking_the_csp(page, live_server):
+    violations: list[str] = []
+    page.on(
+        "console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
+    remote: list[str] = []
+    page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(live_server.url) else None)
+
+    page.goto("/api/v1/docs")
+
+    sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("Binding Health API")
+    sync_api.expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    assert remote == [] and violations == []
