@@ -141,3 +141,15 @@ def test_the_overview_says_so_when_nothing_is_broken(client, alice, cluster):
         re.search(r">0</strong> bindings green but broken", page)
         and "No binding is blocked or partial." in page
     )
+
+
+def test_every_page_names_a_favicon_that_exists(client, alice):
+    from django.contrib.staticfiles import finders
+
+    client.force_login(alice)
+
+    page = client.get("/").content.decode()
+
+    icon = r'<link rel="icon" type="image/svg\+xml" href="/static/dashboard/favicon[^"]*\.svg">'
+    assert re.search(icon, page)
+    assert finders.find("dashboard/favicon.svg")
