@@ -48,3 +48,20 @@ def test_the_walkthrough_fails_loudly_when_the_story_breaks(django_user_model):
 
     assert "UDP: blocked" in out.getvalue() and "Story complete" not in out.getvalue()
     assert m.FixApplication.objects.get().status == "denied"
+
+
+def test_the_demo_says_when_the_first_poll_has_landed_and_not_before(live_demo):
+    from bindings import polling
+    from bindings.management.commands.demo import Command
+
+    out = io.StringIO()
+    command = Command(stdout=out)
+
+    assert command._first_poll_landed("http://127.0.0.1:8000/") is False
+    polling.account_poll(account=live_demo.account, trigger="test")  # before the cluster: nothing to judge
+    polling.cluster_poll(cluster=live_demo.cluster, trigger="test")
+    assert command._first_poll_landed("http://127.0.0.1:8000/") is False  # judged without AWS: unknown
+    polling.account_poll(account=live_demo.account, trigger="test")
+
+    assert command._first_poll_landed("http://127.0.0.1:8000/") is True
+    assert "first poll landed: 2 bindings, 1 blocked → http://127.0.0.1:8000/" in out.getvalue()

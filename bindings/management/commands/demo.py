@@ -53,6 +53,9 @@ class Command(BaseCommand):
             "AWS_SECRET_ACCESS_KEY": "demo",  # noqa: S105
             "AWS_DEFAULT_REGION": "us-east-1",
             "PYTHONUNBUFFERED": "1",
+            # The demo often runs as root in a container; Celery's "superuser privileges" warning
+            # is about production workers and only buries the demo's own lines.
+            "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges",
         }
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_user()
@@ -130,10 +133,13 @@ class Command(BaseCommand):
                 + f"  Logs:      {data_dir}/{{emulators,worker,beat,web}}.log\n"
                 + "The first poll lands within about 30 seconds. Ctrl-C stops everything.\n"
             )
+            landed = False
             while True:
                 for name, proc in procs:
                     if proc.poll() is not None:
                         raise CommandError(f"{name} exited with {proc.returncode}; see {data_dir}/{name}.log")
+                if not landed:
+                    landed = self._first_poll_landed(f"http://{address}/")
                 time.sleep(1)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the demo ...")
@@ -155,6 +161,41 @@ class Command(BaseCommand):
             walkthrough.run(user=user, configure=configure, say=self.stdout.write)
         except walkthrough.WalkthroughFailed as exc:
             raise CommandError(f"walkthrough failed: {exc}") from exc
+
+    def _first_poll_landed(self, url: str) -> bool:
+        """Say so once the first cluster and account polls of the demo have been judged."""
+        cluster = m.Cluster.objects.filter(name="demo").select_related("aws_account").first()
+        if cluster is None or cluster.aws_account is None:
+            return False
+        # Judged with both sides: an account poll that started after the first cluster poll ended
+        # (a cluster poll alone, or an account poll before it, judges every binding unknown).
+        cluster_poll = (
+            m.PollRun.objects.filter(cluster=cluster, status=m.PollRun.Status.SUCCESS)
+            .order_by("started_at")
+            .first()
+        )
+        if cluster_poll is None or cluster_poll.finished_at is None:
+            return False
+        account_poll = (
+            m.PollRun.objects.filter(
+                account=cluster.aws_account,
+                status=m.PollRun.Status.SUCCESS,
+                started_at__gte=cluster_poll.finished_at,
+            )
+            .order_by("started_at")
+            .first()
+        )
+        if account_poll is None:
+            return False
+        results = m.BindingResult.objects.filter(binding__cluster=cluster)
+        total = m.TargetGroupBinding.objects.filter(cluster=cluster).count()
+        if total == 0 or results.count() < total:
+            return False
+        blocked = results.filter(worst_verdict="blocked").count()
+        self.stdout.write(
+            self.style.SUCCESS(f"first poll landed: {total} bindings, {blocked} blocked → {url}")
+        )
+        return True
 
     def _ensure_user(self):
         user_model = get_user_model()
