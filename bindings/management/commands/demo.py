@@ -13,16 +13,19 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from bindings import models as m
 
 DEMO_USER = "sre"
+SETTLE = timedelta(seconds=10)
 DEMO_PASSWORD = "binding-health-demo"  # noqa: S105 - a local demo login, printed on start
 
 
@@ -190,6 +193,12 @@ class Command(BaseCommand):
         results = m.BindingResult.objects.filter(binding__cluster=cluster)
         total = m.TargetGroupBinding.objects.filter(cluster=cluster).count()
         if total == 0 or results.count() < total:
+            return False
+        # The poll run is marked successful before its analysis is stored (with analyzed_at = its
+        # start): wait for the results, or a while for any that did not change.
+        judged = results.filter(analyzed_at__gte=account_poll.started_at).count()
+        settled = account_poll.finished_at is not None and timezone.now() - account_poll.finished_at > SETTLE
+        if judged < total and not settled:
             return False
         blocked = results.filter(worst_verdict="blocked").count()
         self.stdout.write(
