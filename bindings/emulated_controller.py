@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from bindings import kube as kube_collector
 from bindings.analysis import model as am
@@ -92,6 +93,7 @@ class Plan:
     desired: dict[str, frozenset[Permission]] = field(default_factory=dict)
     groups: frozenset[str] = frozenset()
     failures: dict[str, str] = field(default_factory=dict)  # "ns/name" -> message
+    users: dict[str, frozenset[str]] = field(default_factory=dict)  # group -> "ns/name" writing to it
 
     @property
     def authorize_only(self) -> bool:
@@ -195,6 +197,7 @@ def desired_permissions(inv: am.Inventory) -> Plan:
     """What the controller would leave in each group it manages, for this cluster and account."""
     ix = _Index(inv)
     wanted: dict[str, set[Permission]] = defaultdict(set)
+    users: dict[str, set[str]] = defaultdict(set)
     failures: dict[str, str] = {}
     for b in inv.bindings:
         if b.networking is None:
@@ -202,11 +205,17 @@ def desired_permissions(inv: am.Inventory) -> Plan:
         try:
             for group, permissions in binding_permissions(ix, b).items():
                 wanted[group] |= permissions
+                users[group].add(b.key)
         except NetworkingFailure as exc:
             failures[b.key] = str(exc)
     tagged = {g.id for g in inv.security_groups.values() if ix.cluster_tag in (g.tags or {})}
     desired = {group: _restricted(perms) for group, perms in wanted.items()}
-    return Plan(desired=desired, groups=frozenset(tagged | set(desired)), failures=failures)
+    return Plan(
+        desired=desired,
+        groups=frozenset(tagged | set(desired)),
+        failures=failures,
+        users={group: frozenset(keys) for group, keys in users.items()},
+    )
 
 
 def _existing(group: am.SecurityGroup) -> tuple[set[Permission], set[Permission]]:
@@ -310,20 +319,30 @@ class EmulatedController:
         plan = desired_permissions(inv)
         grant, revoke = changes(plan, inv.security_groups)
         report = Report(failures=dict(plan.failures))
-        for group_id, permissions in revoke.items():
-            self.ec2.revoke_security_group_ingress(
-                GroupId=group_id, IpPermissions=[p.ip_permission(labelled=False) for p in permissions]
-            )
-            report.revoked += [(group_id, p) for p in permissions]
-        for group_id, permissions in grant.items():
-            self.ec2.authorize_security_group_ingress(
-                GroupId=group_id, IpPermissions=[p.ip_permission(labelled=True) for p in permissions]
-            )
-            report.authorized += [(group_id, p) for p in permissions]
+        for group_id in sorted(set(grant) | set(revoke)):
+            try:
+                if revoke.get(group_id):
+                    self.ec2.revoke_security_group_ingress(
+                        GroupId=group_id,
+                        IpPermissions=[p.ip_permission(labelled=False) for p in revoke[group_id]],
+                    )
+                    report.revoked += [(group_id, p) for p in revoke[group_id]]
+                if grant.get(group_id):
+                    self.ec2.authorize_security_group_ingress(
+                        GroupId=group_id,
+                        IpPermissions=[p.ip_permission(labelled=True) for p in grant[group_id]],
+                    )
+                    report.authorized += [(group_id, p) for p in grant[group_id]]
+            except ClientError as exc:
+                # EC2 refused (rule limit, a vanished group): every binding writing there failed.
+                error = exc.response.get("Error", {})
+                message = f"failed to reconcile {group_id}: {error.get('Code')}: {error.get('Message')}"
+                for key in plan.users.get(group_id, ()):
+                    report.failures.setdefault(key, message)
         bindings = {b.key: b for b in inv.bindings}
-        for key, message in plan.failures.items():
+        for key, message in report.failures.items():
             self._event(bindings[key], message)
-        for key in set(self._events) - set(plan.failures):
+        for key in set(self._events) - set(report.failures):
             del self._events[key]  # recovered: the next failure starts a new event
         return report
 

@@ -264,3 +264,19 @@ def test_a_cluster_group_no_binding_uses_loses_its_labelled_rules(w):
 def test_the_emulated_nlb_has_the_arns_aws_gives_network_load_balancers(w):
     assert ":loadbalancer/net/dns-nlb/" in w.world.load_balancer_arn
     assert all(":listener/net/dns-nlb/" in arn for arn in w.world.listener_arns)
+
+
+def test_an_ec2_refusal_becomes_an_event_on_the_bindings_writing_to_that_group(w):
+    # 70 ports: more rules than a VPC security group may hold (60), so EC2 refuses the write.
+    ports = [{"protocol": "UDP", "port": 20000 + i} for i in range(70)]
+    w.networking("coredns-udp", [{"from": [VPC], "ports": ports}])
+
+    report = w.controller.reconcile()
+
+    message = report.failures["kube-system/coredns-udp"]
+    assert message.startswith(f"failed to reconcile {w.sg}: RulesPerSecurityGroupLimitExceeded")
+    # The group's reconcile failed for every binding that writes to it (coredns-tcp does too).
+    assert report.failures["kube-system/coredns-tcp"] == message
+    [event] = w.events("coredns-udp")
+    assert event.reason == "FailedNetworkReconcile" and "RulesPerSecurityGroupLimitExceeded" in event.message
+    assert w.labelled() == set()
