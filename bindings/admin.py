@@ -96,6 +96,7 @@ class ClusterAdmin(PolledSourceAdmin):
                 "description": "Credentials are never stored here: give paths to files the worker can read.",
             },
         ),
+        ("Controller", {"fields": ("service_target_eni_sg_tags",)}),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),
     )
 

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from bindings.analysis.normalize import parse_eni_sg_tags
+
 # --- validators -------------------------------------------------------------------------------
 
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -152,6 +154,15 @@ class Cluster(PolledSource):
         help_text="Let users with the 'apply fix' permission patch TGBs in this cluster "
         "(needs the optional patch RBAC role). Off: fixes are shown, never applied.",
     )
+    service_target_eni_sg_tags = models.JSONField(
+        "service target ENI security group tags",
+        default=dict,
+        blank=True,
+        help_text="The controller's --service-target-eni-security-group-tags, as a JSON object "
+        '{"key": "value"}: on an ENI with several cluster-tagged security groups, the controller '
+        "writes networking rules to the one that also carries all of these tags. Empty when the "
+        "flag is not set.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -172,6 +183,10 @@ class Cluster(PolledSource):
             raise ValidationError({"api_url": "A URL connection needs the API server URL."})
         if self.token_file and not Path(self.token_file).expanduser().is_file():
             raise ValidationError({"token_file": f"{self.token_file} is not a readable file."})
+        try:
+            parse_eni_sg_tags(self.service_target_eni_sg_tags, "service target ENI security group tags")
+        except ValueError as exc:
+            raise ValidationError({"service_target_eni_sg_tags": str(exc)}) from None
 
     def client_cidrs(self) -> list[str]:
         return [network.cidr for network in self.client_networks.all()]

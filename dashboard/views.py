@@ -94,8 +94,10 @@ FINDING_HELP = {
     "TARGET_DRIFT": "Registered targets and ready endpoints differ: the controller is behind or failing.",
     "UNHEALTHY_TARGETS": "Some targets fail their health checks (reason codes listed).",
     "SECURITY_GROUP_TAG_AMBIGUOUS": "The controller needs exactly one security group tagged "
-    "kubernetes.io/cluster/<name> on each target ENI to apply networking rules.",
-    "INVALID_SPEC": "The binding or an object it depends on is malformed or missing.",
+    "kubernetes.io/cluster/<name> (and, with --service-target-eni-security-group-tags, those tags) "
+    "on each target ENI to apply networking rules.",
+    "INVALID_SPEC": "The binding or an object it depends on is malformed or missing, or breaks a rule "
+    "of the controller's admission webhook.",
     "STALE_DATA": "The newest successful poll is older than three poll intervals: this may be out of date.",
 }
 CARRIED = {

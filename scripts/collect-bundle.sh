@@ -3,7 +3,10 @@
 # then tar it, so `python manage.py analyze BUNDLE.tar.gz` can judge it offline.
 #
 # Usage: scripts/collect-bundle.sh [-o OUT.tar.gz] [-c CLUSTER] [--context CTX] [--region REGION]
-#                                  [--client-cidr CIDR]...
+#                                  [--client-cidr CIDR]... [--eni-sg-tags KEY=VALUE,...]
+#
+# --eni-sg-tags: the controller's --service-target-eni-security-group-tags, if it runs with one
+# (same KEY=VALUE,... syntax); it decides which security group the controller writes rules to.
 #
 # Read-only: it runs only `kubectl get` and `aws ... describe-*`. AWS calls are limited to the target
 # groups the TargetGroupBindings reference, their load balancers, and those load balancers' VPCs.
@@ -15,6 +18,7 @@ cluster=""
 context=""
 region=""
 client_cidrs=()
+eni_sg_tags=""
 
 die() { echo "collect-bundle: $*" >&2; exit 2; }
 
@@ -25,7 +29,8 @@ while [[ $# -gt 0 ]]; do
     --context) context="${2:?}"; shift 2 ;;
     --region) region="${2:?}"; shift 2 ;;
     --client-cidr) client_cidrs+=("${2:?}"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --eni-sg-tags) eni_sg_tags="${2:?}"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
 done
@@ -178,10 +183,18 @@ py '
 import datetime, json, sys
 meta = {"cluster": sys.argv[2],
         "collectedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-if len(sys.argv) > 3:
-    meta["clientCidrs"] = sys.argv[3:]
+tags = {}
+for item in filter(None, sys.argv[3].split(",")):
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        sys.exit(f"collect-bundle: --eni-sg-tags: {item!r} is not KEY=VALUE")
+    tags[key.strip()] = value.strip()
+if tags:
+    meta["serviceTargetEniSecurityGroupTags"] = tags
+if len(sys.argv) > 4:
+    meta["clientCidrs"] = sys.argv[4:]
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
-' "$bundle/bundle.json" "$cluster" "${client_cidrs[@]}"
+' "$bundle/bundle.json" "$cluster" "$eni_sg_tags" "${client_cidrs[@]}"
 
 tar -C "$work" -czf "$out" "$stem"
 echo "collect-bundle: wrote $out" >&2

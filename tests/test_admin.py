@@ -84,6 +84,37 @@ def test_it_rejects_bad_cluster_settings_with_a_clear_message(client, admin_user
     assert not m.Cluster.objects.exists()
 
 
+def test_it_saves_the_controllers_eni_security_group_tags(client, admin_user):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/admin/bindings/cluster/add/",
+        _cluster_form(service_target_eni_sg_tags='{"keyA": "valueA", "team": ""}'),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    cluster = m.Cluster.objects.get(name="prod-eu")
+    assert cluster.service_target_eni_sg_tags == {"keyA": "valueA", "team": ""}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('["keyA=valueA"]', "must be an object of tag key to value"),
+        ('{"keyA": 7}', "the value must be a string"),
+        ('{"": "x"}', "tag key"),
+    ],
+)
+def test_it_rejects_malformed_eni_security_group_tags(client, admin_user, value, message):
+    client.force_login(admin_user)
+
+    response = client.post("/admin/bindings/cluster/add/", _cluster_form(service_target_eni_sg_tags=value))
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not m.Cluster.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

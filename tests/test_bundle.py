@@ -344,7 +344,8 @@ def test_collect_bundle_script_syntax() -> None:
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "collect-bundle.sh")]).returncode == 0
 
 
-def test_collect_bundle_with_stubs(tmp_path: Path) -> None:
+def _collect_with_stubs(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """Run collect-bundle.sh against stub kubectl/aws serving the dns-udp-blocked bundle."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _stub(bin_dir, "kubectl", STUB_KUBECTL)
@@ -354,12 +355,17 @@ def test_collect_bundle_with_stubs(tmp_path: Path) -> None:
     out = tmp_path / "demo.tar.gz"
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "collect-bundle.sh"), "-o", str(out), "--client-cidr", "10.0.0.0/8"],
+        ["bash", str(ROOT / "scripts" / "collect-bundle.sh"), "-o", str(out), *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=tmp_path,
     )
+    return result, out, bin_dir
+
+
+def test_collect_bundle_with_stubs(tmp_path: Path) -> None:
+    result, out, bin_dir = _collect_with_stubs(tmp_path, "--client-cidr", "10.0.0.0/8")
     assert result.returncode == 0, result.stderr
     bundle = load_bundle(out)
     assert bundle.meta["cluster"] == "demo"
@@ -375,3 +381,18 @@ def test_collect_bundle_with_stubs(tmp_path: Path) -> None:
     # Only the referenced target groups were asked about, 20 ARNs at most per call.
     log = (bin_dir / "aws.log").read_text()
     assert "describe-target-groups --target-group-arns" in log
+
+
+def test_collect_bundle_records_the_controllers_eni_sg_tags(tmp_path: Path) -> None:
+    result, out, _ = _collect_with_stubs(tmp_path, "--eni-sg-tags", "team=dns,tier=")
+    assert result.returncode == 0, result.stderr
+    bundle = load_bundle(out)
+    assert bundle.meta["serviceTargetEniSecurityGroupTags"] == {"team": "dns", "tier": ""}
+    assert bundle_inventory(bundle).eni_sg_tags == {"team": "dns", "tier": ""}
+
+
+def test_collect_bundle_rejects_a_malformed_eni_sg_tag(tmp_path: Path) -> None:
+    result, out, _ = _collect_with_stubs(tmp_path, "--eni-sg-tags", "team")
+    assert result.returncode != 0
+    assert "--eni-sg-tags: 'team' is not KEY=VALUE" in result.stderr
+    assert not out.exists()

@@ -24,7 +24,13 @@ from typing import Any
 import yaml
 
 from bindings.analysis.model import Inventory
-from bindings.analysis.normalize import build_inventory, normalize_aws, normalize_kubernetes, parse_cidr
+from bindings.analysis.normalize import (
+    build_inventory,
+    normalize_aws,
+    normalize_kubernetes,
+    parse_cidr,
+    parse_eni_sg_tags,
+)
 
 __all__ = [
     "AWS_FILE",
@@ -40,6 +46,8 @@ __all__ = [
 KUBE_FILE = "kubernetes.yaml"
 AWS_FILE = "aws.json"
 META_FILE = "bundle.json"
+# bundle.json: the controller's --service-target-eni-security-group-tags (DESIGN.md "Bundles").
+ENI_SG_TAGS_FIELD = "serviceTargetEniSecurityGroupTags"
 _KUBE_ALIASES = (KUBE_FILE, "kubernetes.yml")
 _WANTED = frozenset({*_KUBE_ALIASES, AWS_FILE, META_FILE})
 # Size caps: a large cluster's bundle is tens of MB; these stop archive bombs, not real data.
@@ -264,6 +272,10 @@ def _check_meta(value: Any, label: str) -> dict:
         for i, cidr in enumerate(cidrs):
             if parse_cidr(cidr) is None:
                 raise BundleError(f"{label}: field clientCidrs[{i}] is not a valid CIDR: {str(cidr)[:80]!r}")
+    try:
+        parse_eni_sg_tags(value.get(ENI_SG_TAGS_FIELD), ENI_SG_TAGS_FIELD)
+    except ValueError as exc:
+        raise BundleError(f"{label}: field {exc}") from None
     collected = value.get("collectedAt")
     if collected is not None and _parse_timestamp(collected) is None:
         raise BundleError(f"{label}: field collectedAt is not an ISO 8601 timestamp: {str(collected)[:80]!r}")
@@ -339,6 +351,7 @@ def bundle_inventory(bundle: Bundle, *, client_cidrs: list[str] | tuple[str, ...
         aws=aws,
         client_cidrs=list(cidrs) if cidrs else None,
         now=_parse_timestamp(bundle.meta.get("collectedAt")),
+        eni_sg_tags=parse_eni_sg_tags(bundle.meta.get(ENI_SG_TAGS_FIELD), ENI_SG_TAGS_FIELD),
     )
 
 

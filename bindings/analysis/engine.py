@@ -53,6 +53,18 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
 * `CLIENT_RANGES_NOT_COVERED` is not raised when a rule referencing the LB's security group admits
   the traffic; `OVERLY_BROAD_SOURCE` is `info` only when the client ranges of that protocol are the
   whole address space of the rule's family (preserved client IP and 0.0.0.0/0 or ::/0 clients).
+* The group the controller writes a binding's rules to on a target ENI is `controller_security_group`
+  (its resolveEndpointSGForENI): the only group, else the one cluster-tagged group that also
+  carries every tag of `--service-target-eni-security-group-tags` (`inventory.eni_sg_tags`).
+  Named networking ports are resolved per such group, from the pods behind that group's targets
+  only; a name that a target pod does not declare is `INVALID_SPEC` (the controller then fails the
+  binding's whole networking and writes none of its rules).
+* What the controller's admission webhook rejects is `INVALID_SPEC` even on an existing object
+  (most checks run on create only): `targetGroupProtocol` or `ipAddressType` (unset meaning ipv4)
+  other than the target group's; `vpcID` malformed or not the group's VPC; `nodeSelector` with ip
+  targets; `iamRoleArnToAssume` or a QUIC/TCP_QUIC group with instance targets (the mutating
+  webhook sets `targetGroupProtocol` on create, so the validator always sees it); two bindings of
+  one target group unless all set `multiClusterTargetGroup` (reported on each of them).
 * `inventory.problems` (tied to no binding) are not copied onto bindings; a binding's own,
   its Service's and its target group's problems are.
 * Probes (`inventory.probes`, the latest per binding and protocol) only add findings:
@@ -470,6 +482,41 @@ class _Target:
 # --- the index ---------------------------------------------------------------------------------
 
 
+def controller_security_group(
+    sg_ids: Sequence[str],
+    security_groups: dict[str, m.SecurityGroup],
+    cluster: str,
+    eni_sg_tags: dict[str, str] | None = None,
+) -> str | tuple[str, ...] | None:
+    """The security group the controller writes a binding's networking rules to on one ENI.
+
+    The controller's `resolveEndpointSGForENI` (pkg/networking/networking_manager.go): the only
+    group of the ENI, whatever its tags; else the one group carrying the tag key
+    `kubernetes.io/cluster/<cluster>` and, when the controller runs with
+    `--service-target-eni-security-group-tags`, every one of those tags with the same value (an
+    empty value must be present and empty). Returns the group id; a tuple of the matching ids
+    (empty or several) when the controller errors because not exactly one matches; None when a
+    group of the ENI is not in `security_groups` (the choice cannot be known).
+
+    Pure and the one home of this choice: the analysis, the fix generator and the demo's emulated
+    controller all call it.
+    """
+    ids = tuple(sg_ids)
+    if len(ids) == 1:
+        return ids[0]
+    groups = [security_groups.get(s) for s in ids]
+    if any(g is None for g in groups):
+        return None
+    cluster_tag = f"kubernetes.io/cluster/{cluster}"
+    required = eni_sg_tags or {}
+    matching = []
+    for sg_id, group in zip(ids, groups, strict=True):
+        tags = (group.tags if group is not None else None) or {}
+        if cluster_tag in tags and all(k in tags and tags[k] == v for k, v in required.items()):
+            matching.append(sg_id)
+    return matching[0] if len(matching) == 1 else tuple(matching)
+
+
 class _Index:
     """Lookups built once per inventory, and caches of judgements shared by all bindings."""
 
@@ -570,6 +617,7 @@ class _Index:
         self._summary: dict[int | tuple, tuple[NetSet, str, tuple[str, ...]]] = {}
         self._sgs_known: dict[tuple[str, ...], bool] = {}
         self._controller_sg: dict[tuple[str, ...], object] = {}
+        self._bindings_by_tg: dict[str, list[m.Binding]] | None = None
         self.client_cache: dict[tuple, tuple[NetSet, str]] = {}
         self.groups_cache: dict[tuple, tuple] = {}
         self.groups_intern: dict[tuple, tuple] = {}
@@ -577,24 +625,29 @@ class _Index:
         self._flat_rules: dict[tuple[str, ...], tuple[_Rule, ...] | None] = {}
         self._unreconciled: dict[tuple, tuple[dict, ...]] = {}
 
-    def controller_sg(self, sg_ids: tuple[str, ...], cluster_tag: str) -> str | tuple[str, ...] | None:
-        """The group the controller writes networking rules to (§2.2): the only one, else the one
-        carrying the cluster tag; a tuple of the tagged groups when that is ambiguous; None when
-        the groups are not all known."""
+    def controller_sg(self, sg_ids: tuple[str, ...]) -> str | tuple[str, ...] | None:
+        """`controller_security_group` for this inventory's cluster and tag flag, cached per ENI groups."""
         found = self._controller_sg.get(sg_ids, self)
         if found is not self:
             return found  # type: ignore[return-value]
-        groups = [self.inv.security_groups.get(s) for s in sg_ids]
-        result: str | tuple[str, ...] | None
-        if len(sg_ids) == 1:
-            result = sg_ids[0]
-        elif not sg_ids or any(g is None for g in groups):
-            result = None
-        else:
-            tagged = tuple(g.id for g in groups if g is not None and cluster_tag in (g.tags or {}))
-            result = tagged[0] if len(tagged) == 1 else tagged
+        inv = self.inv
+        result = controller_security_group(sg_ids, inv.security_groups, inv.cluster, inv.eni_sg_tags)
         self._controller_sg[sg_ids] = result
         return result
+
+    def bindings_by_tg(self) -> dict[str, list[m.Binding]]:
+        """The bindings of this cluster by target group ARN (built on first use)."""
+        found = self._bindings_by_tg
+        if found is None:
+            found = self._bindings_by_tg = defaultdict(list)
+            for binding in self.inv.bindings:
+                arn = binding.target_group_arn
+                if arn is None and binding.target_group_name:
+                    tg = self.tg_by_name.get(binding.target_group_name)
+                    arn = tg.arn if tg is not None else None
+                if arn:
+                    found[arn].append(binding)
+        return found
 
     def sgs_known(self, sg_ids: tuple[str, ...]) -> bool:
         found = self._sgs_known.get(sg_ids)
@@ -1379,6 +1432,7 @@ def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.Bind
         c.f.extend_unchecked(stale)
     _check_spec(c)
     _resolve_target_group(c)
+    _check_webhook_rules(c)
     _resolve_service(c)
     _derive_protocols(c)
     if c.tg is not None:
@@ -1485,6 +1539,103 @@ def _resolve_target_group(c: _Ctx) -> None:
             )
     if c.target_type not in ("ip", "instance") and (tg is not None or b.target_type is not None):
         c.f.invalid(c.obj, "spec.targetType", f"{c.target_type!r} is not ip or instance")
+
+
+_VPC_ID = re.compile(r"^(?:vpc-[0-9a-f]{8}|vpc-[0-9a-f]{17}|vpc-[0-9a-f]{32})$")
+_QUIC = frozenset({"QUIC", "TCP_QUIC"})
+# Most of the rules below run on create only in the controller's admission webhook, and the fields
+# are not immutable (or the webhook was not running), so an object that breaks them can exist.
+_WEBHOOK = "the controller's admission webhook rejects this"
+
+
+def _spec_field(b: m.Binding, name: str) -> Any:
+    spec = b.raw.get("spec") if isinstance(b.raw, dict) else None
+    return spec.get(name) if isinstance(spec, dict) else None
+
+
+def _check_webhook_rules(c: _Ctx) -> None:
+    """The rules of the controller's TargetGroupBinding validator
+    (webhooks/elbv2/targetgroupbinding_validator.go) that a bundle can show, as INVALID_SPEC.
+    (Required fields are checked by `normalize`; immutable-field changes need the previous
+    version of the object, which no bundle holds.)"""
+    b, tg = c.b, c.tg
+    if b.target_type == "ip" and _spec_field(b, "nodeSelector") is not None:
+        c.f.invalid(
+            c.obj,
+            "spec.nodeSelector",
+            f"set with targetType ip; {_WEBHOOK} (nodeSelector is for instance targets)",
+        )
+    if _spec_field(b, "iamRoleArnToAssume") and b.target_type == "instance":
+        c.f.invalid(
+            c.obj,
+            "spec.iamRoleArnToAssume",
+            f"set with targetType instance; {_WEBHOOK} "
+            "(a target group in another account takes ip targets only)",
+        )
+    declared_type = b.ip_address_type
+    if declared_type is not None and declared_type not in ("ipv4", "ipv6"):
+        c.f.invalid(c.obj, "spec.ipAddressType", f"{declared_type!r} is not ipv4 or ipv6")
+    vpc_id = _spec_field(b, "vpcID")
+    if vpc_id is not None and vpc_id != "":
+        if not isinstance(vpc_id, str) or not _VPC_ID.match(vpc_id):
+            c.f.invalid(
+                c.obj,
+                "spec.vpcID",
+                f"{str(vpc_id)[:80]!r} is not a VPC id (vpc- followed by 8, 17 or 32 lowercase hex "
+                f"characters); {_WEBHOOK}",
+            )
+        elif tg is not None and tg.vpc_id and tg.vpc_id != vpc_id:
+            c.f.invalid(
+                c.obj,
+                "spec.vpcID",
+                f"{vpc_id} but target group {tg.name or tg.arn} is in {tg.vpc_id}; {_WEBHOOK}",
+            )
+    if tg is not None:
+        tg_type = str(tg.ip_address_type).lower() if tg.ip_address_type else None
+        if tg_type is not None and tg_type not in ("ipv4", "ipv6"):
+            c.f.invalid(
+                f"TargetGroup {tg.arn}",
+                "IpAddressType",
+                f"{str(tg.ip_address_type)[:40]!r} is not ipv4 or ipv6",
+            )
+        elif (
+            tg_type is not None
+            and declared_type in (None, "ipv4", "ipv6")
+            and (declared_type or "ipv4") != tg_type
+        ):
+            c.f.invalid(
+                c.obj,
+                "spec.ipAddressType",
+                f"{declared_type or 'unset (ipv4)'} but target group {tg.name or tg.arn} is "
+                f"{tg_type}; {_WEBHOOK}",
+            )
+        spec_proto = b.target_group_protocol
+        if spec_proto is not None and tg.protocol and spec_proto != tg.protocol:
+            c.f.invalid(
+                c.obj,
+                "spec.targetGroupProtocol",
+                f"{spec_proto!r} but target group {tg.name or tg.arn} is {tg.protocol!r}; {_WEBHOOK}",
+            )
+        elif tg.protocol in _QUIC and b.target_type == "instance":
+            # The validator checks this only with targetGroupProtocol set, but its mutating
+            # webhook sets that field from the target group on every create: every create is checked.
+            c.f.invalid(
+                c.obj,
+                "spec.targetType",
+                f"instance targets with a {tg.protocol} target group; {_WEBHOOK} (QUIC needs ip targets)",
+            )
+    if c.tg_arn:
+        others = [o for o in c.ix.bindings_by_tg().get(c.tg_arn, ()) if o is not b]
+        if others and not (
+            _spec_field(b, "multiClusterTargetGroup") is True
+            and all(_spec_field(o, "multiClusterTargetGroup") is True for o in others)
+        ):
+            c.f.invalid(
+                c.obj,
+                "spec.targetGroupARN",
+                f"target group {c.tg_arn} is also bound by {_short(o.key for o in others)}; {_WEBHOOK} "
+                "unless every binding of the group sets multiClusterTargetGroup: true",
+            )
 
 
 def _resolve_service(c: _Ctx) -> None:
@@ -2465,6 +2616,11 @@ def _named_ports(c: _Ctx) -> dict[str, set[int]]:
     return out
 
 
+def _pod_port_numbers(pods: Iterable[m.Pod], name: str) -> list[int]:
+    """The numbers a port name resolves to on these pods (LookupContainerPort: by name only)."""
+    return sorted({cp.container_port for pod in pods for cp in pod.container_ports or () if cp.name == name})
+
+
 def _port_numbers(c: _Ctx, port: int | str | None) -> tuple[int, int] | list[int] | None:
     """A networking port as a range (None/int) or the resolved numbers of a named port."""
     if port is None:
@@ -2564,13 +2720,26 @@ def _findings_networking(c: _Ctx) -> None:
                         nodePort=svc_ports[entry.port],
                     )
 
+    # Port names need the pods; most bindings name none and skip that work.
+    named = c.target_type == "ip" and any(
+        isinstance(entry.port, str) for rule in b.networking or () for entry in rule.ports or ()
+    )
+    if named:
+        _finding_unresolved_named_ports(c)
+
     needs_rules = any(_known_bad(r) for r in c.results) or c.hc_admitted is False
     declared = bool(b.networking)
     if not (declared or needs_rules):
         return
     cluster_tag = c.ix.cluster_tag
+    eni_sg_tags = c.ix.inv.eni_sg_tags
     ambiguous: dict[str, list[str]] = {}
     controller_sg: dict[str, tuple[str, ...]] = {}
+    # The pods behind the targets, by the group their ENI makes the controller write to: it
+    # resolves named ports per group, from that group's pods only
+    # (computeIngressPermissionsPerSGWithPodEndpoints).
+    pods_by_sg: dict[str, dict[str, m.Pod]] = defaultdict(dict)
+    pods_by_ip = c.ix.pods_by_ip if named else {}
     controller_sg_of = c.ix.controller_sg
     # Equal jids mean equal security groups: consecutive targets mostly share them.
     last_jid = -1
@@ -2581,28 +2750,86 @@ def _findings_networking(c: _Ctx) -> None:
             continue
         if target.jid != last_jid:
             last_jid = target.jid
-            choice = controller_sg_of(target.sg_ids, cluster_tag)
+            choice = controller_sg_of(target.sg_ids)
         if isinstance(choice, str):
+            label = choice
             controller_sg[choice] = (choice,)
         elif choice is not None:
             ambiguous[eni.id] = list(choice)
             # The controller cannot write anywhere: a declared rule is in place only if some
             # group on the ENI already holds it.
-            controller_sg[" or ".join(target.sg_ids)] = target.sg_ids
+            label = " or ".join(target.sg_ids)
+            controller_sg[label] = target.sg_ids
+        else:
+            continue
+        if pods_by_ip:
+            ip = _norm_ip(target.target_id)
+            pod = pods_by_ip.get(ip) if ip else None
+            if pod is not None:
+                pods_by_sg[label][f"{pod.namespace}/{pod.name}"] = pod
     if ambiguous:
+        wanted = f"the tag {cluster_tag}" + (
+            " and " + ", ".join(f"{k}={v}" for k, v in sorted(eni_sg_tags.items())) if eni_sg_tags else ""
+        )
         c.f.add(
             "SECURITY_GROUP_TAG_AMBIGUOUS",
             "warning",
             f"{len(ambiguous)} target network interface(s) have several security groups and "
-            f"{'none' if not any(ambiguous.values()) else 'more than one'} carries the tag "
-            f"{cluster_tag}: the "
+            f"{'none' if not any(ambiguous.values()) else 'more than one'} carries {wanted}: the "
             f"controller cannot choose where to write networking rules ({_short(ambiguous)})",
             None,
             networkInterfaces=dict(sorted(ambiguous.items())),
             tag=cluster_tag,
+            **({"requiredTags": dict(sorted(eni_sg_tags.items()))} if eni_sg_tags else {}),
         )
     if declared:
-        _finding_not_reconciled(c, controller_sg)
+        _finding_not_reconciled(c, controller_sg, pods_by_sg)
+
+
+def _finding_unresolved_named_ports(c: _Ctx) -> None:
+    """A named networking port that a target pod does not declare: the controller's lookup of that
+    name on that pod fails (computeNumericalPorts), which fails the binding's whole networking
+    reconcile, so none of its declared rules are written."""
+    by_key: dict[str, m.Pod] = {}
+    for target in c.targets:
+        ip = _norm_ip(target.target_id)
+        pod = c.ix.pods_by_ip.get(ip) if ip else None
+        if pod is not None:
+            by_key.setdefault(f"{pod.namespace}/{pod.name}", pod)
+    pods = list(by_key.values())
+    if not pods:
+        return
+    ports = sorted({t.port for t in c.targets if isinstance(t.port, int)})
+    for i, rule in enumerate(c.b.networking or ()):
+        if not rule.peers:
+            continue  # without peers the controller never looks the ports up
+        for j, entry in enumerate(rule.ports or ()):
+            name = entry.port
+            if not isinstance(name, str):
+                continue
+            lacking = [
+                f"{p.namespace}/{p.name}"
+                for p in pods
+                if not any(cp.name == name for cp in p.container_ports or ())
+            ]
+            if not lacking:
+                continue
+            field = f"spec.networking.ingress[{i}].ports[{j}].port"
+            obj = c.obj
+            c.f.add(
+                "INVALID_SPEC",
+                "warning",
+                f"{obj}: {field}: named port {name!r} is declared by no container port of pod(s) "
+                f"{_short(lacking, 5)}: the controller cannot resolve it and fails this binding's "
+                "networking reconcile, so none of its declared rules will be written (rules an "
+                "earlier reconcile wrote stay); use the port number"
+                + (f" ({_short(ports, 3)}, the targets' port)" if ports else ""),
+                None,
+                object=obj,
+                field=field,
+                namedPort=name,
+                pods=lacking[:50],
+            )
 
 
 def _missing_rule(c: _Ctx, proto: str, missing: list[int], ok: bool, what: str) -> None:
@@ -2634,7 +2861,9 @@ def _missing_rule_message(absent: bool, proto: str, missing: tuple[int, ...], ok
     return head + tail
 
 
-def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> None:
+def _finding_not_reconciled(
+    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
+) -> None:
     """Declared rules missing from the group(s) they should be in, keyed by the group label."""
     # What is missing depends only on the groups and the declared rules, which many bindings
     # share (same protocol, port and peers): cached by content, unless a port is named (then it
@@ -2650,19 +2879,22 @@ def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) 
                 return
     except (TypeError, AttributeError):
         key = None
-    missing = _missing_declared(c, controller_sg)
+    missing = _missing_declared(c, controller_sg, pods_by_sg)
     if key is not None:
         c.ix._unreconciled[key] = tuple(dict(x) for x in missing)
     _add_not_reconciled(c, missing)
 
 
-def _missing_declared(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> list[dict]:
+def _missing_declared(
+    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
+) -> list[dict]:
     missing: list[dict] = []
     seen: set[tuple] = set()
     for sg_id in sorted(controller_sg):
         rules = c.ix.flat_rules(controller_sg[sg_id])
         if rules is None:
             continue
+        group_pods = pods_by_sg.get(sg_id)
         for rule in c.b.networking or ():
             for peer in rule.peers or ():
                 peer_net = parse_network(peer.cidr) if peer.cidr is not None else None
@@ -2674,7 +2906,11 @@ def _missing_declared(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> lis
                     proto = str(entry.protocol).lower()
                     if proto not in ("tcp", "udp"):
                         continue
-                    numbers = _port_numbers(c, entry.port)
+                    if isinstance(entry.port, str) and group_pods:
+                        # A name is resolved against this group's own pods only.
+                        numbers = _pod_port_numbers(group_pods.values(), entry.port)
+                    else:
+                        numbers = _port_numbers(c, entry.port)
                     ranges = [numbers] if isinstance(numbers, tuple) else [(n, n) for n in numbers or ()]
                     for lo, hi in ranges:
                         if c.ix.has_equivalent(sg_id, rules, proto, lo, hi, peer_net, peer.security_group_id):

@@ -398,6 +398,9 @@ class Inventory:
     cluster: str
     now: datetime | None = None  # the analysis never reads the clock; callers pass it
     client_cidrs: tuple[str, ...] | None = None  # cluster (admin) or bundle override
+    # The controller's `--service-target-eni-security-group-tags` (cluster setting or bundle.json
+    # `serviceTargetEniSecurityGroupTags`): tags that the group it writes to must also carry.
+    eni_sg_tags: dict[str, str] = field(default_factory=dict)
     bindings: list[Binding] = field(default_factory=list)
     services: dict[str, Service] = field(default_factory=dict)  # "ns/name" -> Service
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)

@@ -154,6 +154,36 @@ def _str_dict(value: Any) -> dict[str, str]:
     return out
 
 
+# The most tags a security group can carry (AWS tag quota), and the longest key and value.
+MAX_ENI_SG_TAGS = 50
+_MAX_TAG_KEY = 128
+_MAX_TAG_VALUE = 256
+
+
+def parse_eni_sg_tags(value: object, where: str = "serviceTargetEniSecurityGroupTags") -> dict[str, str]:
+    """The controller's `--service-target-eni-security-group-tags` as a {key: value} mapping.
+
+    Raises ValueError naming `where` and the offending entry. The one validator for the cluster
+    setting (admin) and bundle.json, so both accept exactly the same values.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object of tag key to value, got {type(value).__name__}")
+    if len(value) > MAX_ENI_SG_TAGS:
+        raise ValueError(f"{where} has {len(value)} tags; a security group carries at most {MAX_ENI_SG_TAGS}")
+    out: dict[str, str] = {}
+    for key, tag_value in value.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > _MAX_TAG_KEY:
+            raise ValueError(f"{where}: tag key {str(key)[:80]!r} must be 1-{_MAX_TAG_KEY} characters")
+        if not isinstance(tag_value, str) or len(tag_value) > _MAX_TAG_VALUE:
+            raise ValueError(
+                f"{where}[{key[:80]!r}]: the value must be a string of at most {_MAX_TAG_VALUE} characters"
+            )
+        out[key] = tag_value
+    return out
+
+
 def parse_cidr(text: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     """Parse a CIDR the way Go's net.ParseCIDR does: a prefix length is required, host bits allowed."""
     if not isinstance(text, str) or "/" not in text or len(text) > 64:
@@ -1296,6 +1326,7 @@ def build_inventory(
     client_cidrs: Iterable[str] | None = None,
     now: datetime | None = None,
     sources: Iterable[SourceStatus] = (),
+    eni_sg_tags: dict[str, str] | None = None,
 ) -> Inventory:
     """Join one cluster's records with the AWS records into the `Inventory` the engine judges.
 
@@ -1326,6 +1357,7 @@ def build_inventory(
         aws_complete=aws is not None,
         sources=list(sources),
         problems=problems,
+        eni_sg_tags=dict(eni_sg_tags or {}),
     )
     if aws is not None:
         inventory.target_groups = dict(aws.target_groups)

@@ -33,7 +33,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from bindings.analysis import model as m
-from bindings.analysis.engine import LISTENER_CARRIES, norm_proto
+from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group, norm_proto
 from bindings.analysis.netset import NetSet, parse_network
 
 from . import render
@@ -416,21 +416,21 @@ class _World:
 
     def controller_group(self, sg_ids: tuple[str, ...]) -> str | None:
         """The group the controller writes networking rules to on an ENI (§2.2), None if it can't."""
-        if len(sg_ids) == 1:
-            return sg_ids[0]
-        tagged = [
-            s
-            for s in sg_ids
-            if s in self.inv.security_groups and self.cluster_tag in (self.inv.security_groups[s].tags or {})
-        ]
-        return tagged[0] if len(tagged) == 1 and len(sg_ids) > 1 else None
+        choice = controller_security_group(
+            sg_ids, self.inv.security_groups, self.inv.cluster, self.inv.eni_sg_tags
+        )
+        return choice if isinstance(choice, str) else None
 
     def write_group(self, sg_ids: tuple[str, ...]) -> str | None:
-        """Where we write a rule ourselves: the controller's group, else a cluster-tagged one, "
-        "else the first."""
-        chosen = self.controller_group(sg_ids)
-        if chosen:
-            return chosen
+        """Where we write a rule ourselves: the controller's group, else the first of the groups
+        it considered (several match), else a cluster-tagged one, else the first."""
+        choice = controller_security_group(
+            sg_ids, self.inv.security_groups, self.inv.cluster, self.inv.eni_sg_tags
+        )
+        if isinstance(choice, str):
+            return choice
+        if choice:
+            return choice[0]
         tagged = [
             s
             for s in sg_ids
@@ -483,10 +483,17 @@ def _is_ambiguity(f: m.Finding) -> bool:
     )
 
 
+def _is_unresolved_named_port(f: m.Finding) -> bool:
+    return f.code == "INVALID_SPEC" and isinstance(f.evidence, dict) and bool(f.evidence.get("namedPort"))
+
+
 def generate_fix(inventory: m.Inventory, result: m.BindingResult) -> Fix | None:
     """The change that repairs `result`'s fixable findings, or None when nothing is fixable."""
     codes = {f.code for f in result.findings}
     fixable = codes & FIXABLE_CODES
+    if any(_is_unresolved_named_port(f) for f in result.findings):
+        # The named port becomes its number in the manifest (`repaired_port`).
+        fixable.add("INVALID_SPEC")
     if "SERVICE_PROTOCOL_MISMATCH" in fixable and not any(_is_ambiguity(f) for f in result.findings):
         fixable.discard("SERVICE_PROTOCOL_MISMATCH")
     if not fixable:
@@ -747,6 +754,8 @@ class _Planner:
         if isinstance(port, int) and not 0 <= port <= 65535:
             self.explanation.append(f"{path}.port {port} is outside 0-65535; removed.")
             return None
+        if w.target_type == "ip" and isinstance(port, str):
+            return self.repaired_named_port(entry, port, path)
         if w.target_type == "instance":
             if isinstance(port, str):
                 self.explanation.append(
@@ -761,6 +770,29 @@ class _Planner:
                 )
                 return {**copy.deepcopy(entry), "port": node_ports[port]}
         return copy.deepcopy(entry)
+
+    def repaired_named_port(self, entry: dict, name: str, path: str) -> dict | None:
+        """A port name some target pod does not declare fails the controller's whole networking
+        reconcile (computeNumericalPorts): it becomes the number it stands for — the one number
+        the declaring pods give it, else the targets' single traffic port — or is removed (the
+        needs then add the traffic ports by number)."""
+        w = self.w
+        pods = [t.pod for t in w.targets if t.pod is not None]
+        if not pods or all(any(cp.name == name for cp in p.container_ports or ()) for p in pods):
+            return copy.deepcopy(entry)
+        numbers = w.named_port(None, name) or w.traffic_ports()
+        if len(numbers) == 1:
+            self.explanation.append(
+                f"{path}.port is the name {name!r}, which some target pods do not declare: the "
+                "controller fails the whole binding's networking on it, so none of its rules are "
+                f"written; it becomes the number {numbers[0]}."
+            )
+            return {**copy.deepcopy(entry), "port": numbers[0]}
+        self.explanation.append(
+            f"{path}.port is the name {name!r}, which some target pods do not declare: the controller "
+            "fails the whole binding's networking on it; removed (the traffic ports are added by number)."
+        )
+        return None
 
     def declared(
         self, rules: list[dict], proto: str, port: int, target: _Target | None
@@ -1292,15 +1324,25 @@ class _Planner:
                 self._on_ambiguous(r) for r in required
             )
             if ambiguous:
+                flag = w.inv.eni_sg_tags
+                wanted = f"the tag {w.cluster_tag}" + (
+                    " and the controller's --service-target-eni-security-group-tags ("
+                    + ", ".join(f"{k}={v}" for k, v in sorted(flag.items()))
+                    + ")"
+                    if flag
+                    else ""
+                )
+                remedy = (
+                    "put those tags on exactly one cluster-tagged group per interface"
+                    if flag
+                    else "leave the cluster tag on exactly one group per interface (or start the "
+                    "controller with --service-target-eni-security-group-tags)"
+                )
                 lines.append(
-                    "The controller cannot write networking rules here: a target network "
-                    "interface has several "
-                    f"security groups and not exactly one carries the tag {w.cluster_tag}. The "
-                    "security-group "
-                    "commands add the missing rules directly. To let the controller manage them "
-                    "instead, leave "
-                    "the cluster tag on exactly one group per interface (or start the controller with "
-                    "--service-target-eni-security-group-tags)."
+                    "The controller cannot write networking rules here: a target network interface has "
+                    f"several security groups and not exactly one carries {wanted}. The security-group "
+                    f"commands add the missing rules directly. To let the controller manage them instead, "
+                    f"{remedy}."
                 )
             if "NETWORKING_NOT_RECONCILED" in self.fixable and not manifest_changed and not ambiguous:
                 events = [e for e in w.b.events if e.reason == "FailedNetworkReconcile"]
