@@ -10,8 +10,9 @@ controller pkg/networking/security_group_reconciler.go):
 * a rule with `ports: []` or `from: []` yields no permission; a port left out means 0-65535;
   a named port is resolved per security group against the container ports of that group's own
   pods (a pod without the name fails the whole binding); named ports with instance targets fail;
-* the group written to is the one the analysis names (`_Index.controller_sg`: the only group on
-  the target's ENI, else the one carrying `kubernetes.io/cluster/<name>`); no such group fails;
+* the group written to is the one the analysis names (`controller_security_group`: the only
+  group on the target's ENI, else the one carrying `kubernetes.io/cluster/<name>` and, with the
+  controller's `--service-target-eni-security-group-tags`, those tags); no such group fails;
 * restricted mode: security-group-source permissions on one group are merged per (protocol,
   source group) into one min..max range; CIDR sources stay one per CIDR and port;
 * each group ends with exactly the desired permissions among the rules labelled
@@ -42,7 +43,10 @@ from botocore.exceptions import ClientError
 
 from bindings import kube as kube_collector
 from bindings.analysis import model as am
-from bindings.analysis.engine import _EXCLUDED_NODE_LABELS, _Index
+
+# The engine's index resolves endpoints to ENIs exactly as the analysis does (pod-ENI annotation,
+# secondary addresses, prefixes); the group choice is the analysis's one pure function.
+from bindings.analysis.engine import _EXCLUDED_NODE_LABELS, _Index, controller_security_group
 from bindings.analysis.normalize import build_inventory, normalize_aws, normalize_kubernetes
 
 logger = logging.getLogger(__name__)
@@ -138,11 +142,14 @@ def binding_permissions(ix: _Index, b: am.Binding) -> dict[str, set[Permission]]
     """The permissions one binding asks for, per security group; raises NetworkingFailure."""
     by_group: dict[str, list[am.Pod | None]] = defaultdict(list)
     for eni, pod, _label in _endpoint_enis(ix, b):
-        # The analysis's own choice of group (and with it any tag flag it learns), never a copy.
-        choice = ix.controller_sg(tuple(eni.security_group_ids or ()), ix.cluster_tag)
+        inv = ix.inv
+        choice = controller_security_group(
+            tuple(eni.security_group_ids or ()), inv.security_groups, inv.cluster, inv.eni_sg_tags
+        )
         if not isinstance(choice, str):
+            wanted = ix.cluster_tag + "".join(f", {k}={v}" for k, v in sorted(inv.eni_sg_tags.items()))
             raise NetworkingFailure(
-                f"expected exactly one securityGroup tagged with {ix.cluster_tag} for eni {eni.id}, "
+                f"expected exactly one securityGroup tagged with {wanted} for eni {eni.id}, "
                 f"got: {list(choice or eni.security_group_ids or ())}"
             )
         by_group[choice].append(pod)
@@ -280,11 +287,14 @@ class EmulatedController:
         cluster: str,
         region: str = "us-east-1",
         credentials: dict[str, str] | None = None,
+        eni_sg_tags: dict[str, str] | None = None,
     ) -> None:
         from bindings.emulators import DEMO_CREDENTIALS
 
         self.kube_url = kube_url
         self.cluster = cluster
+        # The controller's --service-target-eni-security-group-tags, as the cluster setting holds it.
+        self.eni_sg_tags = dict(eni_sg_tags or {})
         session = boto3.session.Session(region_name=region, **(credentials or DEMO_CREDENTIALS))
         self.ec2 = session.client("ec2", endpoint_url=aws_endpoint)
         self._events: dict[str, tuple[str, int]] = {}  # binding key -> (message, count)
@@ -311,6 +321,7 @@ class EmulatedController:
             cluster=self.cluster,
             kube=normalize_kubernetes(snapshot.objects, cluster=self.cluster),
             aws=normalize_aws(self._aws_responses()),
+            eni_sg_tags=self.eni_sg_tags,
         )
 
     def reconcile(self) -> Report:

@@ -281,3 +281,28 @@ def test_an_ec2_refusal_becomes_an_event_on_the_bindings_writing_to_that_group(w
     assert event.reason == "FailedNetworkReconcile" and "RulesPerSecurityGroupLimitExceeded" in event.message
     # (moto keeps the rules up to the limit where EC2 would keep none: not asserted either way.)
     assert len(w.labelled()) < 70
+
+
+def test_with_the_tag_flag_the_group_must_also_carry_those_tags(w):
+    both = w.new_group("nodes-extra", {"kubernetes.io/cluster/demo": "owned", "team": "dns"})
+    for eni in w.node_enis():
+        w.ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[w.sg, both])
+    w.networking("coredns-udp", [{"from": [VPC], "ports": [{"protocol": "UDP", "port": 53}]}])
+    # Two groups carry the cluster tag: without the flag the controller cannot choose.
+    assert (
+        "expected exactly one securityGroup" in w.controller.reconcile().failures["kube-system/coredns-udp"]
+    )
+
+    flagged = EmulatedController(
+        kube_url=w.kube.url,
+        aws_endpoint=w.controller.ec2.meta.endpoint_url,
+        cluster="demo",
+        eni_sg_tags={"team": "dns"},
+    )
+    report = flagged.reconcile()
+
+    # Every binding now writes to the group with the flag's tags (coredns-tcp's TCP 53 too: the
+    # unlabelled TCP 53 rule is on the other group).
+    assert report.failures == {}
+    assert w.labelled(both) == {("udp", 53, 53, "10.0.0.0/16"), ("tcp", 53, 53, "10.0.0.0/16")}
+    assert w.labelled() == set()
