@@ -962,9 +962,9 @@ def binding_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if _unchanged(request, etag):
         return _not_modified(etag)
     context = binding_context(binding)
+    # The last-poll line is part of the live region: it refreshes with the verdicts.
+    context.update(_poll_context(request, binding.cluster, None))
     context.update(_perms(request, binding.cluster))
-    if not _partial(request):
-        context.update(_poll_context(request, binding.cluster, None))
     template = "dashboard/binding_detail.html#live" if _partial(request) else "dashboard/binding_detail.html"
     return _with_etag(render(request, template, context), etag)
 

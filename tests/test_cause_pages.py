@@ -153,3 +153,15 @@ def test_every_page_names_a_favicon_that_exists(client, alice):
     icon = r'<link rel="icon" type="image/svg\+xml" href="/static/dashboard/favicon[^"]*\.svg">'
     assert re.search(icon, page)
     assert finders.find("dashboard/favicon.svg")
+
+
+def test_the_live_region_carries_the_last_poll_line_so_it_refreshes_with_the_verdicts(
+    client, alice, dns, cluster
+):
+    m.PollRun.objects.create(cluster=cluster, status="success", finished_at=timezone.now(), duration_ms=1200)
+    client.force_login(alice)
+
+    live = text(client.get(f"/bindings/{dns['coredns-udp'].pk}/", HTTP_HX_REQUEST="true"))
+
+    assert live.lstrip().startswith('<div id="binding-live"')
+    assert f'id="poll-{cluster.pk}"' in live and "Last poll of demo" in live
