@@ -84,17 +84,15 @@ def _fix_of(binding: m.TargetGroupBinding) -> dict[str, Any] | None:
 
 def review_fix(binding: m.TargetGroupBinding, user: AbstractBaseUser) -> apply.Outcome:
     """The dry-run the UI's "Dry-run" button makes (dashboard/views.binding_fix_dry_run)."""
-    return apply.fix_dry_run(binding=binding, user=user, fix=_fix_of(binding))
+    return apply.fix_dry_run(binding=binding, user=user)
 
 
 def apply_reviewed_fix(
     binding: m.TargetGroupBinding, user: AbstractBaseUser, reviewed: apply.Outcome
 ) -> apply.Outcome:
     """The one call into apply.py's Apply step, made as the UI's Apply button makes it
-    (dashboard/views.binding_fix_apply) with the dry-run the user reviewed."""
-    return apply.fix_apply(
-        binding=binding, user=user, fix=_fix_of(binding), resource_version=reviewed.resource_version
-    )
+    (dashboard/views.binding_fix_apply): exactly the patch of the dry-run the user reviewed."""
+    return apply.apply_reviewed(reviewed.dry_run_id, user, binding=binding)
 
 
 def _poll(cluster: m.Cluster, account: m.AwsAccount) -> None:
