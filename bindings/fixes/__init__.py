@@ -1,7 +1,8 @@
 """Fixes for bindings with fixable findings: generate, render, and apply to an inventory (pure).
 
 Public API:
-- `generate_fix(inventory, result) -> Fix | None`
+- `generate_fix(inventory, result, index=None) -> Fix | None`; `FixIndex(inventory)` built once
+  and passed to every call of one inventory keeps a run linear; `generate_fixes(inventory, results)`
 - `fix_to_dict(fix) -> dict` (JSON-able, for the API and the dashboard panel)
 - `fix_to_yaml(fix) -> str` (the download: the TGB manifest, ready for `kubectl apply`)
 - `apply_fix_to_inventory(inventory, fix) -> Inventory` (a copy with the fix applied the way the
@@ -22,12 +23,14 @@ from .generate import (
     FIXABLE_CODES,
     RULE_LIMIT,
     Fix,
+    FixIndex,
     HealthCheckChange,
     PlannedRule,
     _has_equivalent,
     _Planner,
     _World,
     generate_fix,
+    generate_fixes,
 )
 from .schema import validate_manifest
 
@@ -35,12 +38,14 @@ __all__ = [
     "FIXABLE_CODES",
     "RULE_LIMIT",
     "Fix",
+    "FixIndex",
     "HealthCheckChange",
     "PlannedRule",
     "apply_fix_to_inventory",
     "fix_to_dict",
     "fix_to_yaml",
     "generate_fix",
+    "generate_fixes",
     "validate_manifest",
 ]
 
