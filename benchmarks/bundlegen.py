@@ -80,7 +80,7 @@ def make_bundle(n: int) -> tuple[list[dict], dict[str, Any], dict[str, Any]]:
         _sg(BAD_SG, "eks-nodes-bad", [_perm("tcp", 10250, 10250, VPC_CIDR, "kubelet")], True),
     ]
     pods = n * TARGETS
-    nodes = max(2, -(-pods // PODS_PER_NODE))
+    nodes = 2 * -(-pods // (2 * PODS_PER_NODE))  # as many good nodes as bad ones
     # Node i is good when even; binding b's pods sit on nodes of parity b % 2.
     slots: dict[int, list[int]] = {0: [], 1: []}
     for node in range(nodes):

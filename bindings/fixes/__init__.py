@@ -50,6 +50,20 @@ __all__ = [
 ]
 
 
+def _copy_tree(value: Any) -> Any:
+    """`copy.deepcopy` for the plain JSON trees a fix holds (dicts, lists, scalars), in a tenth of
+    the time: every stored fix copies its manifest, patch and counts."""
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_copy_tree(v) for v in value)
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    return copy.deepcopy(value)
+
+
 def fix_to_dict(fix: Fix) -> dict[str, Any]:
     """The fix as plain JSON-able data (the API's and the panel's shape)."""
     return {
@@ -60,9 +74,9 @@ def fix_to_dict(fix: Fix) -> dict[str, Any]:
         "warnings": list(fix.warnings),
         "targets": list(fix.targets),
         "protocols": list(fix.protocols),
-        "manifest": copy.deepcopy(fix.manifest),
+        "manifest": _copy_tree(fix.manifest),
         "manifestYaml": render.to_yaml(fix.manifest) if fix.manifest is not None else "",
-        "patch": {"kubectl": fix.kubectl_patch, "body": copy.deepcopy(fix.patch_body)},
+        "patch": {"kubectl": fix.kubectl_patch, "body": _copy_tree(fix.patch_body)},
         "securityGroupCommands": list(fix.security_group_commands),
         "securityGroupRules": [
             {
@@ -79,7 +93,7 @@ def fix_to_dict(fix: Fix) -> dict[str, Any]:
         ],
         "terraform": fix.terraform,
         "healthCheck": [{"command": h.command, "reason": h.reason} for h in fix.health_checks],
-        "ruleCount": copy.deepcopy(fix.rule_counts),
+        "ruleCount": _copy_tree(fix.rule_counts),
     }
 
 

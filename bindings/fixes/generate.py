@@ -897,9 +897,13 @@ class _Planner:
         """Add what `needs` lack to `rules`: into a rule with the same peers, else a new rule."""
         added: list[tuple[_Need, list[Peer]]] = []
         groups: dict[tuple[Peer, ...], list[dict]] = {}
+        # Only a named port makes what is declared depend on the target (its pod's ports); else
+        # the first target answers for all of them.
+        per_target = any(isinstance(e.get("port"), str) for r in rules for e in r["ports"])
         for need in needs:
             missing: list[Peer] = []
-            for target in need.targets or [None]:
+            targets = need.targets or [None]
+            for target in targets if per_target else targets[:1]:
                 cidrs, sgs = self.declared(rules, need.protocol, need.port, target)
                 for peer in need.uncovered(
                     lambda p, cidrs=cidrs, sgs=sgs: (
@@ -938,6 +942,8 @@ class _Planner:
         w = self.w
         planned: dict[tuple, list[_Target]] = {}
         for need in needs:
+            # What is uncovered depends on the target's groups only; targets mostly share them.
+            uncovered: dict[tuple[str, ...], list[Peer]] = {}
             for target in need.targets:
                 if target is None or not target.eni or not target.sg_ids:
                     continue
@@ -948,9 +954,12 @@ class _Planner:
                 sg_id = w.write_group(target.sg_ids)
                 if sg_id is None:
                     continue
-                for peer in need.uncovered(
-                    lambda p, t=target, n=need: w.admitted_now(t.sg_ids, n.protocol.lower(), n.port, p)
-                ):
+                peers = uncovered.get(target.sg_ids)
+                if peers is None:
+                    peers = uncovered[target.sg_ids] = need.uncovered(
+                        lambda p, t=target, n=need: w.admitted_now(t.sg_ids, n.protocol.lower(), n.port, p)
+                    )
+                for peer in peers:
                     found = planned.setdefault((sg_id, need.protocol.lower(), need.port, peer), [])
                     if target not in found:
                         found.append(target)
