@@ -555,6 +555,27 @@ class HistoryParams(Schema):
 
 _ERRORS = {400: Problem, 401: Problem, 403: Problem, 404: Problem}
 
+# --- who am I ----------------------------------------------------------------------------------
+
+
+class WhoAmI(Schema):
+    username: str
+    scope: Literal["read", "write", "session"] = Field(
+        ..., description="The token's scope, or `session` for the dashboard's login session."
+    )
+
+
+@api.get("/whoami", response={200: WhoAmI, **_ERRORS}, operation_id="whoami")
+def whoami(request: HttpRequest) -> dict[str, Any]:
+    """Who the credentials belong to. Authentication and nothing else: a client's credential
+    check, and the floor `benchmarks/bench_api.py` measures the list endpoint against."""
+    api_token = getattr(request, "api_token", None)
+    return {
+        "username": request.user.get_username(),
+        "scope": str(api_token.scope) if api_token is not None else "session",
+    }
+
+
 # --- sources ----------------------------------------------------------------------------------
 
 
