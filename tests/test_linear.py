@@ -262,3 +262,60 @@ def test_every_generated_manifest_validates(tmp_path: Path) -> None:
     for fix in fixes.values():
         assert fix.manifest is not None and validate_manifest(fix.manifest) == []
         assert fix.manifest_errors == []
+
+
+# --- the engine's caches with load-balancer security groups ---------------------------------------
+
+
+def _varied_lb_groups(n: int) -> m.Inventory:
+    """The benchmark inventory with groups on every NLB whose rules differ by listener port,
+    protocol and family: what a cache keyed too coarsely would get wrong."""
+    import bench_analysis
+
+    inv = bench_analysis.build(n, 3, lb_security_groups=True)
+    rule = bench_analysis._rule
+    inv.security_groups["sg-lb-narrow"] = m.SecurityGroup(
+        "sg-lb-narrow",
+        vpc_id=bench_analysis.VPC,
+        ingress=(
+            m.SecurityGroupRule("udp", 10000, 10049, "cidr", "10.0.0.0/9"),
+            m.SecurityGroupRule("tcp", 10000, 10099, "cidr", "10.128.0.0/9"),
+            m.SecurityGroupRule("udp", 10050, 10099, "cidr", "10.0.0.0/8"),
+        ),
+        # Out only to half the VPC, and to IPv6 everywhere: targets elsewhere are refused.
+        egress=(rule("-1", None, "10.0.0.0/9"), rule("-1", None, "::/0")),
+    )
+    inv.security_groups["sg-lb-v6"] = m.SecurityGroup(
+        "sg-lb-v6",
+        vpc_id=bench_analysis.VPC,
+        ingress=(rule("-1", None, "10.0.0.0/8"),),
+        egress=(rule("udp", None, "0.0.0.0/0"), rule("tcp", None, "::/0")),
+    )
+    for i, lb in enumerate(inv.load_balancers.values()):
+        lb.security_groups = (
+            (bench_analysis.LB_SG,),
+            ("sg-lb-narrow",),
+            ("sg-lb-v6",),
+            (bench_analysis.LB_SG, "sg-lb-narrow"),
+            (),
+        )[i % 5]
+    for i, tg in enumerate(inv.target_groups.values()):
+        if i % 4 == 0:
+            tg.attributes = {"preserve_client_ip.enabled": "true"}
+    return inv
+
+
+def test_lb_group_caches_give_what_each_binding_alone_gives() -> None:
+    inv = _varied_lb_groups(100)
+    together = analyze(inv)
+    verdicts = Counter(p.verdict for r in together for p in r.protocols)
+    assert verdicts["blocked"] and verdicts["reachable"] and verdicts["partial"]
+    assert any("allow no outbound" in reason for r in together for p in r.protocols for reason in p.reasons)
+    by_uid = {r.uid: r for r in together}
+    assert len(by_uid) == len(inv.bindings) == 100
+    for binding in inv.bindings:
+        result = by_uid[binding.uid]
+        alone = copy.copy(inv)
+        alone.bindings = [binding]
+        (single,) = analyze(alone)  # a fresh index: nothing cached from other bindings
+        assert jsonable(single) == jsonable(result), binding.name
