@@ -490,7 +490,8 @@ def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
         m.Cluster.objects.filter(name=name).delete()
         m.AwsAccount.objects.filter(name=name).delete()
         inv = bench_analysis.build(bindings, TARGETS, broken_half=broken)
-        account = m.AwsAccount.objects.create(name=name, account_id="210987654321", region=REGION)
+        account_id = "210987654322" if broken else "210987654321"  # (account, region) is unique
+        account = m.AwsAccount.objects.create(name=name, account_id=account_id, region=REGION)
         cluster = m.Cluster.objects.create(
             name=name,
             connection=m.Cluster.Connection.URL,
