@@ -561,6 +561,8 @@ class _Index:
         self._egress_rules: dict[tuple[str, str, int], tuple[tuple[str, Any], ...]] = {}
         self._egress_none: set[tuple[str, str, int]] = set()
         self._egress_open: dict[tuple, frozenset[int]] = {}
+        # (LB, protocol, listener port) -> positions of the LB's inbound rules matching it.
+        self._front_by_port: dict[tuple[str, str, int], tuple[int, ...]] = {}
         self._addresses: dict[str, Any] = {}
         # Most load balancers have no security groups: skip their checks without a lookup.
         self.lbs_with_sgs = frozenset(arn for arn, lb in inv.load_balancers.items() if lb.security_groups)
@@ -1741,14 +1743,20 @@ def _front_rules(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     tg = c.tg
     assert tg is not None
     tg_proto = str(tg.protocol).upper()
-    wanted = {
-        (carried.lower(), li.port)
-        for li in c.ix.listeners_by_tg.get(tg.arn, ())
-        if li.load_balancer_arn == lb_arn and isinstance(li.port, int)
-        for carried in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
-        if not proto or carried == proto
-    }
-    return tuple(i for i, r in enumerate(found[1]) if any(r.matches(p, port) for p, port in wanted))
+    by_port = c.ix._front_by_port
+    matched: set[int] = set()
+    for li in c.ix.listeners_by_tg.get(tg.arn, ()):
+        if li.load_balancer_arn != lb_arn or not isinstance(li.port, int):
+            continue
+        for carried in _CARRIES.get((str(li.protocol).upper(), tg_proto), ()):
+            if proto and carried != proto:
+                continue
+            key = (lb_arn, carried.lower(), li.port)
+            hits = by_port.get(key)
+            if hits is None:
+                hits = by_port[key] = tuple(i for i, r in enumerate(found[1]) if r.matches(key[1], li.port))
+            matched.update(hits)
+    return tuple(sorted(matched))
 
 
 def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
@@ -1872,19 +1880,10 @@ def _lb_egress_refuses_any(
     balancers let this traffic out to their whole address family (the usual outbound rule)."""
     ix = c.ix
     families = ix.lb_egress_open(lbs if type(lbs) is tuple else tuple(lbs), proto, port)
-    if families:
-        addresses = ix._addresses
-        for t in targets:
-            dest = t.ip
-            if dest is None:
-                break  # an instance target or no address: the full check decides
-            ip = addresses.get(dest)
-            if ip is None and dest not in addresses:
-                ip = addresses[dest] = _ip_key(dest)
-            if ip is None or ip[0] not in families:
-                break
-        else:
-            return False
+    # An `ip` target's address is canonical and its family read from it (`resolve_new`); any
+    # other target (instance, no address) goes through the full check.
+    if families and all(t.ip is not None and t.family in families for t in targets):
+        return False
     return any(_lb_egress_refusal(c, lbs, proto, port, t) for t in targets)
 
 
