@@ -487,10 +487,11 @@ def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
 
         from bindings.sync import account_sync, cluster_sync
 
+        account_id = "210987654322" if broken else "210987654321"  # (account, region) is unique
         m.Cluster.objects.filter(name=name).delete()
         m.AwsAccount.objects.filter(name=name).delete()
+        m.AwsAccount.objects.filter(account_id=account_id, region=REGION).delete()
         inv = bench_analysis.build(bindings, TARGETS, broken_half=broken)
-        account_id = "210987654322" if broken else "210987654321"  # (account, region) is unique
         account = m.AwsAccount.objects.create(name=name, account_id=account_id, region=REGION)
         cluster = m.Cluster.objects.create(
             name=name,
