@@ -488,9 +488,12 @@ def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
         from bindings.sync import account_sync, cluster_sync
 
         account_id = "210987654322" if broken else "210987654321"  # (account, region) is unique
+        stale = m.AwsAccount.objects.filter(name=name) | m.AwsAccount.objects.filter(
+            account_id=account_id, region=REGION
+        )
         m.Cluster.objects.filter(name=name).delete()
-        m.AwsAccount.objects.filter(name=name).delete()
-        m.AwsAccount.objects.filter(account_id=account_id, region=REGION).delete()
+        m.Cluster.objects.filter(aws_account__in=stale).delete()
+        stale.delete()
         inv = bench_analysis.build(bindings, TARGETS, broken_half=broken)
         account = m.AwsAccount.objects.create(name=name, account_id=account_id, region=REGION)
         cluster = m.Cluster.objects.create(
