@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from celery import shared_task
@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bindings import models as m
+from bindings.credentials import URL_FILE_MAX_BYTES, CredentialPathError, read_credential
 
 task_logger = get_task_logger(__name__)
 
@@ -266,20 +267,73 @@ def send_alerts_task() -> int:
 # --- delivery ---------------------------------------------------------------------------------
 
 
+class HookUrlError(PermanentDeliveryError):
+    """The hook's URL cannot be used: its file is outside BH_CREDENTIALS_DIRS, unreadable or too
+    large, it is not http(s), or its host is not in BH_WEBHOOK_ALLOWED_HOSTS. The message never
+    holds the URL itself (a Slack webhook URL is a credential), at most its host."""
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Is `host` in the allow-list? Entries are exact names or "*.domain" for its subdomains;
+    an empty list allows every host."""
+    if not allowed:
+        return True
+    host = host.lower().rstrip(".")
+    for entry in allowed:
+        entry = entry.lower().rstrip(".")
+        if entry.startswith("*.") and host.endswith(entry[1:]) and len(host) > len(entry) - 1:
+            return True
+        if host == entry:
+            return True
+    return False
+
+
+def check_hook_url(url: str) -> str:
+    """`url` if it is http(s) and its host is allowed, else HookUrlError (which names the host)."""
+    if not url:
+        raise HookUrlError("no URL: the hook's file or environment variable is empty")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise HookUrlError("the hook URL cannot be parsed") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise HookUrlError("the hook URL is not an http(s) URL with a host")
+    if not host_allowed(host, settings.BH_WEBHOOK_ALLOWED_HOSTS):
+        shown = host.encode("ascii", "backslashreplace").decode()[:255]
+        raise HookUrlError(f"the hook's host {shown!r} is not in BH_WEBHOOK_ALLOWED_HOSTS")
+    return url
+
+
 def hook_url(hook: m.AlertHook) -> str:
-    """The hook's URL, read now from its file or environment variable ('' when missing)."""
+    """The hook's URL, read now from its file (under BH_CREDENTIALS_DIRS, at most
+    URL_FILE_MAX_BYTES) or environment variable, and checked by `check_hook_url`."""
     if hook.url_file:
         try:
-            return Path(hook.url_file).expanduser().read_text().strip()
-        except OSError:
-            return ""
-    return os.environ.get(hook.url_env, "").strip() if hook.url_env else ""
+            url = read_credential(
+                hook.url_file, what=f"alert hook {ascii(hook.name)} URL file", max_bytes=URL_FILE_MAX_BYTES
+            ).strip()
+        except CredentialPathError as exc:
+            raise HookUrlError(str(exc)) from None
+    else:
+        url = os.environ.get(hook.url_env, "").strip() if hook.url_env else ""
+    return check_hook_url(url)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is never followed: the hook's URL was checked, the redirect target was not (a
+    blind SSRF into the worker's network). urllib then raises the 3xx as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_RefuseRedirects)
 
 
 def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
     """POST `payload`; raise DeliveryError (retry) or PermanentDeliveryError (don't)."""
-    if not url.startswith(("https://", "http://")):
-        raise PermanentDeliveryError("the hook URL is not http(s)")
+    check_hook_url(url)
     body = json.dumps(payload).encode()
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         url,
@@ -288,11 +342,17 @@ def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
         headers={"Content-Type": "application/json", "User-Agent": "binding-health-alerts"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _opener.open(request, timeout=timeout) as response:
             response.read(1024)
     except urllib.error.HTTPError as exc:
-        # HTTPError's text has the status, never the URL; keep it that way in last_error.
+        # HTTPError's text has the status, never the URL; keep it that way in last_error (and
+        # leave out a redirect's Location: it is the receiver's, and may carry anything).
         message = f"HTTP {exc.code} {exc.reason}"
+        if 300 <= exc.code < 400:
+            raise PermanentDeliveryError(
+                f"{message}: the hook answered with a redirect, and redirects are never followed; "
+                "configure the final URL"
+            ) from None
         if exc.code >= 500 or exc.code == 429:
             raise DeliveryError(message) from None
         raise PermanentDeliveryError(message) from None
@@ -321,12 +381,10 @@ def deliver_alert_task(self, delivery_id: int) -> str:
         return "gone"
     if delivery.status != m.AlertDelivery.Status.PENDING:
         return delivery.status  # a redelivered message after success (acks_late): send nothing
-    url = hook_url(delivery.hook)
     m.AlertDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
     delivery.attempts += 1
     try:
-        if not url:
-            raise PermanentDeliveryError("no URL: the hook's file or environment variable is empty")
+        url = hook_url(delivery.hook)
         post_json(url, delivery.payload, timeout=settings.BH_ALERT_TIMEOUT_SECONDS)
     except PermanentDeliveryError as exc:
         _finish(delivery, m.AlertDelivery.Status.FAILED, str(exc))

@@ -3,15 +3,18 @@
 - `KubeEmulator` hosts kmock (a Kubernetes API emulator, pinned at 0.8) on a real HTTP port in a
   background thread. Every kmock workaround lives in this module (shared/reference/emulators.md):
   metadata kmock leaves empty is filled in on `apply`, list pagination (``limit``/``continue``) is
-  added, the request log is trimmed, the core resources are declared so empty lists answer 200, and
+  added, the request log is trimmed, the core resources are declared so empty lists answer 200,
+  discovery documents carry real kinds, verbs and scopes (so real kubectl works against it), and
   ``stop`` cancels the loop's other tasks first so that an open watch can't hang shutdown.
 - `MotoServer` wraps moto's `ThreadedMotoServer` on a free port.
-- `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators.
+- `seed_demo_world` builds the "DNS over UDP is blocked" case in both emulators;
+  `seed_collection_cases` adds the missing-resource cases that `scripts/collect-bundle.sh` must survive.
 - `DnsServer` answers DNS over UDP and TCP on one loopback port (dnspython builds the answers), and
   `closed_udp_port` finds a UDP port nothing listens on: the demo's active probes target them.
 
 Run ``python -m bindings.emulators --state-file PATH`` to start both emulators, seed the demo world,
-write a JSON state file for the dashboard and serve until SIGINT/SIGTERM.
+write a JSON state file for the dashboard (and a kubeconfig beside it, ``PATH.kubeconfig``, for
+kubectl) and serve until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import struct
 import threading
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -72,6 +77,56 @@ _CORE_RESOURCES = (
     "discovery.k8s.io/v1/endpointslices",
 )
 _REQUEST_LOG_KEEP = 50
+# The TargetGroupBinding CRD's discovery entry, as the controller's CRD declares it
+# (kubernetes-sigs/aws-load-balancer-controller, config/crd/bases/elbv2.k8s.aws_targetgroupbindings.yaml:
+# kind TargetGroupBinding, singular targetgroupbinding, scope Namespaced, a status subresource, no
+# short names). Real clients (kubectl) resolve "targetgroupbindings" through this entry.
+_TGB_DISCOVERY: dict[str, Any] = {
+    "kind": "TargetGroupBinding",
+    "singular": "targetgroupbinding",
+    "namespaced": True,
+    "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+    "subresources": ["status"],
+}
+
+
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version order, highest first when sorted: v2 > v1 > v1beta2 > v1beta1 > v1alpha1.
+
+    kmock picks a group's preferred version from an unordered set; a real API server prefers the
+    highest by this order, and kubectl reads objects at the preferred version.
+    """
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if match is None:
+        return (-1, 0, 0)  # not a Kubernetes-style version: last
+    stage = {"alpha": 0, "beta": 1, None: 2}[match.group(2)]
+    return (stage, int(match.group(1)), int(match.group(3) or 0))
+
+
+def _declare_discovery(emulator: kmock.KubernetesEmulator, tgb_versions: Iterable[str]) -> None:
+    """Give every resource the emulator serves a real discovery entry (kind, verbs, namespaced...).
+
+    kmock guesses entries it has no data for ("Services", no verbs, ``namespaced: null``), which
+    real kubectl rejects ("the server doesn't have a resource type"). The core resources take the
+    entries kmock ships (recorded from a real cluster), kept to the ones this emulator serves.
+    """
+    wanted = {_resource_key(r) for r in _CORE_RESOURCES}
+    with warnings.catch_warnings():
+        # kmock 0.8 reads its data with importlib.resources.read_binary, deprecated on 3.11/3.12.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        emulator.resources.load_bundled()
+    for resource in list(emulator.resources):
+        if (resource.group, resource.version, resource.plural) not in wanted:
+            del emulator.resources[resource]
+    for resource in _CORE_RESOURCES:
+        emulator.resources[resource]  # noqa: B018 - declares it (auto-created), if kmock had no entry
+    for version in tgb_versions:
+        emulator.resources[f"elbv2.k8s.aws/{version}/targetgroupbindings"] = dict(_TGB_DISCOVERY)
+
+
+def _resource_key(resource: str) -> tuple[str, str, str]:
+    parts = resource.split("/")
+    return ("", parts[0], parts[1]) if len(parts) == 2 else (parts[0], parts[1], parts[2])
 
 
 @attrs.define(kw_only=True)
@@ -90,6 +145,27 @@ class _PagingEmulator(kmock.KubernetesEmulator):
                 if isinstance(reqs, list):
                     del reqs[:-_REQUEST_LOG_KEEP]
 
+    async def _serve_version(self, request: Any) -> Any:
+        result = await super()._serve_version(request)
+        # kmock writes the core group's version as "/v1"; the API server (and kubectl) say "v1".
+        result["groupVersion"] = result["groupVersion"].lstrip("/")
+        for entry in result["resources"]:
+            if "/" in entry["name"]:
+                # kmock copies the parent's entry to a subresource (x/status); the API server gives
+                # subresources no singular name, short names or categories, and only these verbs.
+                entry.update(singularName="", verbs=["get", "patch", "update"], shortNames=[], categories=[])
+        return result
+
+    async def _serve_apis(self, request: Any) -> Any:
+        result = await super()._serve_apis(request)
+        for group in result["groups"]:
+            _prefer_highest(group)
+        result["groups"].sort(key=lambda g: g["name"])
+        return result
+
+    async def _serve_group(self, request: Any) -> Any:
+        return _prefer_highest(await super()._serve_group(request))
+
     async def _serve_list(self, request: Any) -> Any:
         # kmock ignores `limit`/`continue`; a real API server honours them, and the collector pages.
         result = await super()._serve_list(request)
@@ -107,6 +183,13 @@ class _PagingEmulator(kmock.KubernetesEmulator):
                 metadata["continue"] = str(start + limit)
             items = items[start : start + limit]
         return {"apiVersion": "v1", "kind": "List", "metadata": metadata, "items": items}
+
+
+def _prefer_highest(group: dict[str, Any]) -> dict[str, Any]:
+    group["versions"].sort(key=lambda v: _version_priority(v["version"]), reverse=True)
+    if group["versions"]:
+        group["preferredVersion"] = dict(group["versions"][0])
+    return group
 
 
 class KubeEmulator:
@@ -167,10 +250,7 @@ class KubeEmulator:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         emulator = _PagingEmulator()
-        for resource in _CORE_RESOURCES:
-            emulator.resources[resource] = {}
-        for version in self._served_tgb_versions:
-            emulator.resources[f"elbv2.k8s.aws/{version}/targetgroupbindings"] = {}
+        _declare_discovery(emulator, self._served_tgb_versions)
         async with emulator, kmock.Server(emulator, port=self._port or None) as server:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -572,6 +652,12 @@ def seed_demo_world(*, aws_endpoint: str, kube: KubeEmulator | str, region: str 
             }
         ],
     )["GroupId"]
+    monitoring_list = ec2.create_managed_prefix_list(
+        PrefixListName="monitoring",
+        AddressFamily="IPv4",
+        MaxEntries=5,
+        Entries=[{"Cidr": "10.200.0.0/24", "Description": "prometheus"}],
+    )["PrefixList"]["PrefixListId"]
     ec2.authorize_security_group_ingress(
         GroupId=sg_id,
         IpPermissions=[
@@ -586,6 +672,14 @@ def seed_demo_world(*, aws_endpoint: str, kube: KubeEmulator | str, region: str 
                 "FromPort": 10250,
                 "ToPort": 10250,
                 "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "kubelet"}],
+            },
+            {
+                # CoreDNS metrics for the monitoring network, through a managed prefix list (as
+                # corporate ranges usually are): the poller collects its entries.
+                "IpProtocol": "tcp",
+                "FromPort": 9153,
+                "ToPort": 9153,
+                "PrefixListIds": [{"PrefixListId": monitoring_list, "Description": "coredns metrics"}],
             },
         ],
     )
@@ -801,6 +895,103 @@ def _demo_kube_objects(
     return objects
 
 
+@dataclass
+class CollectionCases:
+    """What `seed_collection_cases` added to the demo world."""
+
+    deleted_target_group_arn: str  # deleted before any collection; a binding still names it
+    spare_target_group_arn: str  # exists, on no load balancer (a test deletes it mid-collection)
+    named_target_group_arn: str  # a binding names it by targetGroupName
+    misspelled_name: str  # a binding's targetGroupName that matches no target group
+    prefix_list_id: str  # named by a node security-group rule
+
+
+def seed_collection_cases(
+    world: DemoWorld, *, aws_endpoint: str, kube: KubeEmulator | str, misspelled_name: str = "k8s-dns-ucp"
+) -> CollectionCases:
+    """Add what a first collection of a real cluster meets to the demo world: a binding on a deleted
+    target group, one on a misspelled `targetGroupName`, one on a correct name (behind a TCP 5353
+    listener), one on a target group no load balancer uses, and a node security-group rule (TCP 8443,
+    a port no binding uses, so verdicts do not hang on it) whose source is a managed prefix list.
+    """
+    session = boto3.session.Session(region_name=world.region, **DEMO_CREDENTIALS)
+    elbv2 = session.client("elbv2", endpoint_url=aws_endpoint)
+    ec2 = session.client("ec2", endpoint_url=aws_endpoint)
+
+    def target_group(name: str) -> str:
+        arn = elbv2.create_target_group(
+            Name=name, Protocol="TCP", Port=53, VpcId=world.vpc_id, TargetType="ip", HealthCheckProtocol="TCP"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": ip, "Port": 53} for ip in world.pod_ips])
+        return arn
+
+    deleted = target_group("k8s-deleted")
+    elbv2.delete_target_group(TargetGroupArn=deleted)
+    spare = target_group("k8s-spare")
+    named = target_group("k8s-named")
+    elbv2.create_listener(
+        LoadBalancerArn=world.load_balancer_arn,
+        Protocol="TCP",
+        Port=5353,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": named}],
+    )
+    prefix_list = ec2.create_managed_prefix_list(
+        PrefixListName="office",
+        AddressFamily="IPv4",
+        MaxEntries=5,
+        Entries=[{"Cidr": "192.0.2.0/24", "Description": "office"}],
+    )["PrefixList"]["PrefixListId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=world.node_security_group_id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 8443,
+                "ToPort": 8443,
+                "PrefixListIds": [{"PrefixListId": prefix_list}],
+            }
+        ],
+    )
+
+    def binding(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "elbv2.k8s.aws/v1beta1",
+            "kind": "TargetGroupBinding",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "spec": {
+                "serviceRef": {"name": "coredns-external", "port": "dns-tcp"},
+                "targetType": "ip",
+                **spec,
+            },
+        }
+
+    objects = [
+        binding("on-deleted-tg", {"targetGroupARN": deleted}),
+        binding("misspelled-name", {"targetGroupName": misspelled_name}),
+        binding("by-name", {"targetGroupName": "k8s-named"}),
+        binding("spare", {"targetGroupARN": spare}),
+    ]
+    if isinstance(kube, KubeEmulator):
+        kube.apply(objects)
+    else:
+        apply_objects(kube, objects)
+    return CollectionCases(deleted, spare, named, misspelled_name, prefix_list)
+
+
+def write_kubeconfig(path: str, server: str) -> None:
+    """A kubeconfig whose current context ("demo") is the emulator at `server` (plain HTTP, no user)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+        "users": [{"name": "emulator", "user": {}}],
+        "contexts": [{"name": DEMO_CLUSTER, "context": {"cluster": "emulator", "user": "emulator"}}],
+        "current-context": DEMO_CLUSTER,
+    }
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(config, fh, indent=1)  # JSON is YAML: kubectl reads it
+
+
 # -- entry point ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Start both emulators and the probe targets, seed the demo world, write the state file, serve
@@ -811,6 +1002,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free)")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--dns-port", type=int, default=0, help="loopback DNS server port (0: any free)")
+    parser.add_argument(
+        "--collection-cases",
+        action="store_true",
+        help="add bindings on a deleted target group, a misspelled and a correct targetGroupName, and a "
+        "prefix-list rule (docs/bundles.md: collecting a bundle from the emulators)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -825,8 +1022,13 @@ def main(argv: list[str] | None = None) -> int:
     dns_server = DnsServer(port=args.dns_port).start()
     try:
         world = seed_demo_world(aws_endpoint=moto.url, kube=kube, region=args.region)
+        if args.collection_cases:
+            seed_collection_cases(world, aws_endpoint=moto.url, kube=kube)
+        kubeconfig = args.state_file + ".kubeconfig"
+        write_kubeconfig(kubeconfig, kube.url)
         state = {
             "kube_url": kube.url,
+            "kubeconfig": os.path.abspath(kubeconfig),
             "aws_endpoint": moto.url,
             "region": args.region,
             "account_id": world.account_id,

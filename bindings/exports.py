@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bindings import models as m
-from bindings.analysis.bundle import write_bundle
+from bindings.analysis.bundle import ENI_SG_TAGS_FIELD, write_bundle
 
 
 class NothingPolled(Exception):
@@ -30,6 +30,7 @@ def cluster_bundle_parts(cluster: m.Cluster) -> tuple[list[dict], dict, dict]:
         "cluster": cluster.name,
         "collectedAt": snap.collected_at.isoformat(),
         "clientCidrs": cluster.client_cidrs() or None,
+        ENI_SG_TAGS_FIELD: dict(cluster.service_target_eni_sg_tags or {}) or None,
     }
     return list(snap.payload.get("objects", [])), aws, {k: v for k, v in meta.items() if v}
 

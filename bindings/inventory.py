@@ -15,6 +15,7 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from bindings import fieldmaps as fm
 from bindings import models as m
 from bindings.analysis import model as am
+from bindings.analysis.normalize import parse_eni_sg_tags
 from bindings.probes import effective_kind
 
 
@@ -105,14 +106,26 @@ def source_statuses(cluster: m.Cluster) -> list[am.SourceStatus]:
     return sources
 
 
+def _eni_sg_tags(cluster: m.Cluster, problems: list[am.Problem]) -> dict[str, str]:
+    """The cluster's tag setting. A value saved around the admin's validation is reported as a
+    cluster problem and counts as unset, rather than failing the whole analysis."""
+    try:
+        return parse_eni_sg_tags(cluster.service_target_eni_sg_tags)
+    except ValueError as exc:
+        problems.append(am.Problem(f"Cluster {cluster.name}", "service_target_eni_sg_tags", str(exc)))
+        return {}
+
+
 def cluster_inventory(cluster: m.Cluster, *, now: datetime | None = None) -> am.Inventory:
     """Everything the analysis needs for `cluster`, from its rows and its AWS account's rows."""
+    problems = fm.problems_of(cluster.problems)
     inv = am.Inventory(
         cluster=cluster.name,
         now=now,
         client_cidrs=tuple(cluster.client_cidrs()) or None,
+        eni_sg_tags=_eni_sg_tags(cluster, problems),
         sources=source_statuses(cluster),
-        problems=fm.problems_of(cluster.problems),
+        problems=problems,
     )
     inv.bindings = [binding_record(r) for r in m.TargetGroupBinding.objects.filter(cluster=cluster)]
     for s in m.KubeService.objects.filter(cluster=cluster):
@@ -298,3 +311,5 @@ def _add_aws(inv: am.Inventory, account: m.AwsAccount) -> None:
     for v in rows(fm.VPC):
         inv.vpcs[v.vpc_id] = fm.VPC.record_of(v)
     inv.network_acls.extend(fm.NETWORK_ACL.record_of(n) for n in rows(fm.NETWORK_ACL))
+    for pl in rows(fm.PREFIX_LIST):
+        inv.prefix_lists[pl.prefix_list_id] = fm.PREFIX_LIST.record_of(pl)

@@ -8,12 +8,15 @@ security-group ids) are JSON. `bindings.inventory` turns rows back into the anal
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from bindings.analysis.normalize import parse_eni_sg_tags
 
 # --- validators -------------------------------------------------------------------------------
 
@@ -107,9 +110,15 @@ class AwsAccount(PolledSource):
     external_id = models.CharField(max_length=1224, blank=True)
     endpoint_url = models.URLField(blank=True, help_text="Only for emulators (moto). Empty for real AWS.")
 
+    # Where the poller goes and as whom: only superusers edit these (bindings/admin.py).
+    CONNECTION_FIELDS = ("role_arn", "external_id", "endpoint_url")
+    # "Poll now" (admin action, API) is its own right, separate from editing the account.
+    POLL_PERMISSION = "bindings.poll_awsaccount"
+
     class Meta:
         verbose_name = "AWS account"
         constraints = [models.UniqueConstraint(fields=["account_id", "region"], name="uniq_account_region")]
+        permissions = [("poll_awsaccount", "Can poll an AWS account now")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.account_id}/{self.region})"
@@ -152,26 +161,81 @@ class Cluster(PolledSource):
         help_text="Let users with the 'apply fix' permission patch TGBs in this cluster "
         "(needs the optional patch RBAC role). Off: fixes are shown, never applied.",
     )
+    service_target_eni_sg_tags = models.JSONField(
+        "service target ENI security group tags",
+        default=dict,
+        blank=True,
+        help_text="The controller's --service-target-eni-security-group-tags, as a JSON object "
+        '{"key": "value"}: on an ENI with several cluster-tagged security groups, the controller '
+        "writes networking rules to the one that also carries all of these tags. Empty when the "
+        "flag is not set.",
+    )
+
+    # Where the poller connects and with which credentials: only superusers edit these
+    # (bindings/admin.py); the paths must lie under BH_CREDENTIALS_DIRS (bindings/credentials.py).
+    CONNECTION_FIELDS = (
+        "connection",
+        "kubeconfig_path",
+        "kube_context",
+        "api_url",
+        "token_file",
+        "ca_file",
+        "verify_ssl",
+    )
+    # "Poll now" (admin action, dashboard, API) is its own right, separate from editing the cluster.
+    POLL_PERMISSION = "bindings.poll_cluster"
+    CREDENTIAL_PATH_FIELDS = {
+        "kubeconfig_path": "kubeconfig file",
+        "token_file": "bearer token file",
+        "ca_file": "CA file",
+    }
+
+    class Meta:
+        permissions = [("poll_cluster", "Can poll a cluster now")]
 
     def __str__(self) -> str:
         return self.name
 
     def clean(self) -> None:
         super().clean()
-        from pathlib import Path
+        from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
 
         if not CLUSTER_NAME_RE.match(self.name or ""):
             raise ValidationError({"name": "Use letters, digits, '-' and '_' (an EKS cluster name)."})
-        if self.connection == self.Connection.KUBECONFIG:
-            if not self.kubeconfig_path:
-                raise ValidationError({"kubeconfig_path": "A kubeconfig connection needs a path."})
-            path = Path(self.kubeconfig_path).expanduser()
-            if not path.is_file():
-                raise ValidationError({"kubeconfig_path": f"{path} is not a readable file."})
+        if self.connection == self.Connection.KUBECONFIG and not self.kubeconfig_path:
+            raise ValidationError({"kubeconfig_path": "A kubeconfig connection needs a path."})
         if self.connection == self.Connection.URL and not self.api_url:
             raise ValidationError({"api_url": "A URL connection needs the API server URL."})
-        if self.token_file and not Path(self.token_file).expanduser().is_file():
-            raise ValidationError({"token_file": f"{self.token_file} is not a readable file."})
+        errors = {}
+        for field, what in self.CREDENTIAL_PATH_FIELDS.items():
+            if getattr(self, field):
+                check = kubeconfig_path if field == "kubeconfig_path" else credential_path
+                try:
+                    check(getattr(self, field), what=what)
+                except CredentialPathError as exc:
+                    errors[field] = str(exc)
+        try:
+            parse_eni_sg_tags(self.service_target_eni_sg_tags, "service target ENI security group tags")
+        except ValueError as exc:
+            errors["service_target_eni_sg_tags"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def tls_warning(self) -> str:
+        """Why this cluster's API connection is not protected by verified TLS ('' when it is).
+
+        Only the API URL mode has these settings; a kubeconfig carries its own."""
+        if self.connection != self.Connection.URL or not self.api_url:
+            return ""
+        if self.api_url.lower().startswith("http://"):
+            return "plain HTTP: the bearer token and every answer cross the network unencrypted"
+        if not self.verify_ssl:
+            return (
+                "TLS verification is off: anyone on the path can impersonate the API server "
+                "and receive the bearer token"
+            )
+        return ""
 
     def client_cidrs(self) -> list[str]:
         return [network.cidr for network in self.client_networks.all()]
@@ -427,6 +491,8 @@ class SecurityGroup(AwsObject):
     name = models.CharField(max_length=255, blank=True)
     vpc_id = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    # Malformed permissions (not stored as rules): INVALID_SPEC on the bindings that use the group.
+    problems = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "group_id"], name="uniq_sg")]
@@ -486,6 +552,7 @@ class NetworkAcl(AwsObject):
     is_default = models.BooleanField(default=False)
     subnet_ids = models.JSONField(default=list, blank=True)
     entries = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # malformed entries (not stored)
 
     class Meta:
         verbose_name = "network ACL"
@@ -493,6 +560,21 @@ class NetworkAcl(AwsObject):
 
     def __str__(self) -> str:
         return self.acl_id
+
+
+class ManagedPrefixList(AwsObject):
+    """The entries of a managed prefix list a security-group rule names (GetManagedPrefixListEntries)."""
+
+    prefix_list_id = models.CharField(max_length=64)
+    cidrs = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # malformed entries (not stored)
+
+    class Meta:
+        verbose_name = "managed prefix list"
+        constraints = [models.UniqueConstraint(fields=["account", "prefix_list_id"], name="uniq_prefix_list")]
+
+    def __str__(self) -> str:
+        return self.prefix_list_id
 
 
 class SourceSnapshot(models.Model):
@@ -522,6 +604,9 @@ class PollRun(models.Model):
         RUNNING = "running"
         SUCCESS = "success"
         FAILED = "failed"
+        # The answer would have deleted most of the source's objects at once: nothing was stored,
+        # the next poll deletes them if it agrees (`note` says why; bindings.polling.deletion_hold).
+        HELD = "held"
 
     cluster = models.ForeignKey(
         Cluster, on_delete=models.CASCADE, null=True, blank=True, related_name="polls"
@@ -537,6 +622,7 @@ class PollRun(models.Model):
     api_calls = models.JSONField(default=dict, blank=True)
     rows_written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    note = models.TextField(blank=True, help_text="Why a held poll waited.")
 
     class Meta:
         ordering = ["-started_at"]
@@ -681,6 +767,22 @@ class AlertHook(models.Model):
         super().clean()
         if bool(self.url_file) == bool(self.url_env):
             raise ValidationError("Give exactly one of: a URL file, or an environment variable name.")
+        from bindings.alerts import HookUrlError, hook_url
+
+        if self.url_file:
+            # The file must lie under BH_CREDENTIALS_DIRS and be readable here; its host must be
+            # allowed. The same checks run again before every delivery.
+            try:
+                hook_url(self)
+            except HookUrlError as exc:
+                raise ValidationError({"url_file": str(exc)}) from None
+        elif os.environ.get(self.url_env, "").strip():
+            # The variable may be set only in the worker's environment; when this process has it,
+            # check its host now rather than at the first alert.
+            try:
+                hook_url(self)
+            except HookUrlError as exc:
+                raise ValidationError({"url_env": str(exc)}) from None
 
 
 class AlertDelivery(models.Model):
@@ -708,7 +810,12 @@ class AlertDelivery(models.Model):
 
 
 class FixApplication(models.Model):
-    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result."""
+    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result.
+
+    A dry-run row is the review: the target TGB (uid + resourceVersion) and the exact merge-patch
+    text that an apply of it sends, with its SHA-256. An apply row points at the dry-run it used
+    (`reviewed`) and repeats the text and digest it sent (bindings/apply.py).
+    """
 
     class Status(models.TextChoices):
         DRY_RUN = "dry_run", "dry-run"
@@ -716,6 +823,7 @@ class FixApplication(models.Model):
         CONFLICT = "conflict"
         FAILED = "failed"
         DENIED = "denied"
+        REFUSED = "refused"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.SET_NULL, null=True, related_name="+")
     binding = models.ForeignKey(TargetGroupBinding, on_delete=models.SET_NULL, null=True, blank=True)
@@ -724,9 +832,30 @@ class FixApplication(models.Model):
     user = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True)
     at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=Status)
-    manifest = models.JSONField(default=dict)
+    manifest = models.JSONField(default=dict, help_text="The patch body, parsed (for reading).")
     diff = models.TextField(blank=True)
     message = models.TextField(blank=True)
+    reviewed = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="applications",
+        help_text="The dry-run this apply used.",
+    )
+    uid = models.CharField(max_length=255, blank=True, help_text="The TGB's uid when it was reviewed.")
+    resource_version = models.CharField(
+        max_length=64, blank=True, help_text="The TGB's resourceVersion when it was reviewed."
+    )
+    # Text, not JSON: jsonb does not keep key order, and this is the exact body sent on the wire.
+    patch = models.TextField(blank=True, help_text="The exact merge-patch body (JSON text) reviewed or sent.")
+    patch_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the patch text.")
+    server_dry_run = models.BooleanField(
+        default=False, help_text="The API server validated the dry-run (else the diff was computed locally)."
+    )
+    used_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an apply sent this dry-run's patch (each is used once)."
+    )
 
     class Meta:
         ordering = ["-at"]

@@ -98,6 +98,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.security.ContentSecurityPolicyMiddleware",
+    # Last, so it sees each page first on the way out: control/format characters from cluster
+    # and AWS data shown as visible escapes (dashboard/visible.py).
+    "dashboard.visible.VisibleTextMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -278,11 +281,37 @@ BH_POLL_INTERVAL_MAX_SECONDS = envint("BH_POLL_INTERVAL_MAX_SECONDS", 1800)
 BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
 # An unchanged payload skips sync for at most this long; then a full sync runs regardless.
 BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
+# A poll whose answer would delete more than this fraction of a source's bindings (a cluster's
+# TargetGroupBindings, an account's target groups) and more than BH_MASS_DELETE_MIN of them stores
+# nothing and waits for the next poll to agree (bindings.polling.deletion_hold): an odd answer
+# must not delete every binding with its history.
+BH_MASS_DELETE_FRACTION = float(os.environ.get("BH_MASS_DELETE_FRACTION", "0.5"))
+BH_MASS_DELETE_MIN = envint("BH_MASS_DELETE_MIN", 5)
 # /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
 # API tokens verified within this many seconds are not looked up again by the same process (0: off).
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
+# The credentials boundary (bindings/credentials.py): every file the worker reads by a path typed
+# into the admin (cluster token, kubeconfig and CA files; alert hook URL files) must resolve, symlinks
+# followed, to a file under one of these directories. Default: the pod's service-account folder and
+# the data directory. Never list the folder holding the app's own secrets (SECRET_KEY_FILE, …).
+# Empty counts as unset: a blank line copied from .env.example must not silently allow nothing.
+BH_CREDENTIALS_DIRS = envlist(
+    "BH_CREDENTIALS_DIRS", f"/var/run/secrets/kubernetes.io/serviceaccount,{DATA_DIR}"
+) or ["/var/run/secrets/kubernetes.io/serviceaccount", str(DATA_DIR)]
+# Alert webhooks may only go to these hosts (exact names, or "*.example.com" for its subdomains);
+# empty: any host. Checked when a hook is saved and again before every delivery.
+BH_WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in envlist("BH_WEBHOOK_ALLOWED_HOSTS")]
+for _host in BH_WEBHOOK_ALLOWED_HOSTS:
+    if not _host or any(c in _host for c in "/:@ ") or "*" in _host.removeprefix("*."):
+        raise ImproperlyConfigured(
+            f"BH_WEBHOOK_ALLOWED_HOSTS: {_host!r} is not a host name (give hooks.slack.com or *.example.com, "
+            "no scheme, port or path)"
+        )
+# Applying a fix (bindings/apply.py): an apply must name a dry-run the same user made at most this
+# many seconds ago; the exact patch that dry-run recorded is what is sent.
+BH_APPLY_REVIEW_SECONDS = envint("BH_APPLY_REVIEW_SECONDS", 600)
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)

@@ -154,3 +154,30 @@ def test_it_exports_what_was_polled_as_a_bundle_that_analyses_the_same(
         (v.binding.name, v.protocol): v.verdict for v in m.ProtocolVerdict.objects.select_related("binding")
     }
     assert verdicts == stored == {("coredns-udp", "UDP"): "blocked", ("coredns-tcp", "TCP"): "reachable"}
+
+
+def test_the_clusters_eni_security_group_tags_reach_the_analysis_and_the_export(
+    demo_cluster, demo_account, tmp_path
+):
+    from bindings.analysis.bundle import bundle_inventory, load_bundle
+    from bindings.exports import cluster_bundle_write
+    from bindings.inventory import cluster_inventory
+
+    demo_cluster.service_target_eni_sg_tags = {"team": "dns"}
+    demo_cluster.save()
+    polling.cluster_poll(cluster=demo_cluster)
+    polling.account_poll(account=demo_account)
+
+    assert cluster_inventory(demo_cluster).eni_sg_tags == {"team": "dns"}
+    exported = load_bundle(cluster_bundle_write(demo_cluster, tmp_path / "demo.tar.gz"))
+    assert exported.meta["serviceTargetEniSecurityGroupTags"] == {"team": "dns"}
+    assert bundle_inventory(exported).eni_sg_tags == {"team": "dns"}
+
+    # A value stored around the admin's validation is a cluster problem, not a failed analysis.
+    m.Cluster.objects.filter(pk=demo_cluster.pk).update(service_target_eni_sg_tags=["team=dns"])
+    demo_cluster.refresh_from_db()
+    inventory = cluster_inventory(demo_cluster)
+    assert inventory.eni_sg_tags == {}
+    assert [(p.object, p.field) for p in inventory.problems] == [
+        ("Cluster demo", "service_target_eni_sg_tags")
+    ]

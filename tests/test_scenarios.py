@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from tests.scenarios.expectations import report_failures
+
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 FOLDERS = sorted(p for p in SCENARIOS.iterdir() if (p / "expected.json").is_file())
 
@@ -34,35 +36,7 @@ def test_scenarios_exist() -> None:
 
 def test_scenario_matches_expected(scenario: Path) -> None:
     expected = json.loads((scenario / "expected.json").read_text())
-    report = run_analyze(scenario)
-    found = {f"{b['namespace']}/{b['name']}": b for b in report["bindings"]}
-    failures = []
-    for key, want in expected["bindings"].items():
-        got = found.get(key)
-        if got is None:
-            failures.append(f"{key}: not in the report")
-            continue
-        verdicts = {p["protocol"]: p["verdict"] for p in got["protocols"]}
-        admitted = {
-            p["protocol"]: [p["targets"]["admitted"], p["targets"]["total"]] for p in got["protocols"]
-        }
-        codes = {f["code"] for f in got["findings"]}
-        for protocol, verdict in want.get("protocols", {}).items():
-            if protocol == "*":
-                wrong = {p: v for p, v in verdicts.items() if v != verdict}
-                if wrong:
-                    failures.append(f"{key}: every protocol should be {verdict}, got {wrong}")
-            elif verdicts.get(protocol) != verdict:
-                failures.append(f"{key} {protocol}: verdict {verdicts.get(protocol)!r}, expected {verdict!r}")
-        for code in want.get("require", []):
-            if code not in codes:
-                failures.append(f"{key}: missing finding {code} (got {sorted(codes)})")
-        for code in want.get("forbid", []):
-            if code in codes:
-                failures.append(f"{key}: forbidden finding {code} reported")
-        for protocol, pair in want.get("admitted", {}).items():
-            if admitted.get(protocol) != list(pair):
-                failures.append(f"{key} {protocol}: admitted/total {admitted.get(protocol)}, expected {pair}")
+    failures = report_failures(expected, run_analyze(scenario))
     assert not failures, "\n".join(failures)
 
 

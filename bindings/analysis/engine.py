@@ -13,6 +13,10 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   with no parsed forward target on a load balancer the group names in `LoadBalancerArns` is
   assumed to forward to it (the action was not collected, not absent).
 * With `aws_complete` False, a protocol no known listener carries is `unknown`, not `not_offered`.
+* `NO_LISTENER` only when no listener forwards anything to the group: a TCP_UDP (TCP_QUIC) group
+  behind a listener carrying one of its protocols is `not_offered` for the other, with no finding
+  (its targets are in use, so no "Target.NotInUse" either). A listener whose protocol can carry
+  nothing to the group (TCP -> TLS) forwards nothing.
 * Targets in state `draining` are not judged. A target whose ENI or one of whose security groups
   is missing is `unknown`; a verdict counts a target as admitted only when every expected source
   is admitted. A target with no expected source of its address family (e.g. IPv6-only client
@@ -45,7 +49,21 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   evaluated in rule-number order for the inbound protocol and port, and — ACLs being stateless —
   for the replies: outbound to the same sources on every ephemeral port 1024-65535 (an ACL with
   no outbound entries in the data is not judged outbound). Denied addresses are not admitted.
+  Only sources outside the target's own subnet meet it (AWS VPC user guide, "Network ACL basics":
+  rules are evaluated as traffic enters and leaves the subnet, not within it); when the subnet
+  was not collected, every source is judged against the ACL. Each refusal is kept as an
+  `AclDenial` (ACL, rule number or the final deny, direction, protocol, ports, CIDRs): the reasons,
+  `TRAFFIC_BLOCKED` / `HEALTH_CHECK_BLOCKED` (evidence `networkAclDenials`) and the fix read it.
+  `CLIENT_RANGES_NOT_COVERED` is judged on the security groups alone: an ACL refusal is not it.
   The load balancer subnets' ACLs are not judged.
+* Prefix lists: a rule naming a managed prefix list counts as the list's entries
+  (`Inventory.prefix_lists`) everywhere a CIDR rule counts (target rules, the LB's inbound and
+  outbound rules). A list whose entries were not collected may hold any address: a target that a
+  matching rule of such a list could complete is `unknown` (the list named), never refused.
+* Malformed input (a security-group rule, ACL entry or prefix-list entry the normaliser dropped,
+  `problems` on those objects) is `INVALID_SPEC` naming the object and field on every binding whose
+  judgement reads it (its targets' groups, ACL and the prefix lists their rules name, its load
+  balancers' groups), worked out once per (groups, ACL, subnet); the rest is still judged.
 * `TARGET_DRIFT` for instance targets compares against ready nodes minus the controller's default
   exclusions and a `spec.nodeSelector.matchLabels` (skipped when `matchExpressions` is used).
 * A target whose rules admit health checks from only some LB addresses counts as
@@ -53,6 +71,18 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
 * `CLIENT_RANGES_NOT_COVERED` is not raised when a rule referencing the LB's security group admits
   the traffic; `OVERLY_BROAD_SOURCE` is `info` only when the client ranges of that protocol are the
   whole address space of the rule's family (preserved client IP and 0.0.0.0/0 or ::/0 clients).
+* The group the controller writes a binding's rules to on a target ENI is `controller_security_group`
+  (its resolveEndpointSGForENI): the only group, else the one cluster-tagged group that also
+  carries every tag of `--service-target-eni-security-group-tags` (`inventory.eni_sg_tags`).
+  Named networking ports are resolved per such group, from the pods behind that group's targets
+  only; a name that a target pod does not declare is `INVALID_SPEC` (the controller then fails the
+  binding's whole networking and writes none of its rules).
+* What the controller's admission webhook rejects is `INVALID_SPEC` even on an existing object
+  (most checks run on create only): `targetGroupProtocol` or `ipAddressType` (unset meaning ipv4)
+  other than the target group's; `vpcID` malformed or not the group's VPC; `nodeSelector` with ip
+  targets; `iamRoleArnToAssume` or a QUIC/TCP_QUIC group with instance targets (the mutating
+  webhook sets `targetGroupProtocol` on create, so the validator always sees it); two bindings of
+  one target group unless all set `multiClusterTargetGroup` (reported on each of them).
 * `inventory.problems` (tied to no binding) are not copied onto bindings; a binding's own,
   its Service's and its target group's problems are.
 * Probes (`inventory.probes`, the latest per binding and protocol) only add findings:
@@ -68,7 +98,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import ipaddress
-import json
 import re
 import socket
 from collections import defaultdict
@@ -80,6 +109,7 @@ from typing import Any
 
 from . import model as m
 from .netset import EMPTY, NetSet, coverage, parse_network, union_all
+from .normalize import pod_eni_entries
 
 # Listener protocol -> {target-group protocol: protocols that listener carries to it}.
 LISTENER_CARRIES: dict[str, dict[str, tuple[m.Protocol, ...]]] = {
@@ -360,9 +390,26 @@ else:
 
 
 class _Rule:
-    __slots__ = ("sg_id", "proto", "lo", "hi", "kind", "source", "cidr", "label", "broad", "description")
+    """One compiled rule. A prefix-list source is `resolved` when its entries are known: its `cidr`
+    is then their union and it is judged exactly like CIDR rules; unresolved, it may admit anything."""
 
-    def __init__(self, sg_id: str, rule: m.SecurityGroupRule) -> None:
+    __slots__ = (
+        "sg_id",
+        "proto",
+        "lo",
+        "hi",
+        "kind",
+        "source",
+        "cidr",
+        "label",
+        "broad",
+        "description",
+        "resolved",
+    )
+
+    def __init__(
+        self, sg_id: str, rule: m.SecurityGroupRule, prefix_lists: dict[str, m.PrefixList] | None = None
+    ) -> None:
         self.sg_id = sg_id
         self.proto = norm_proto(rule.protocol)
         if self.proto == "-1" or rule.from_port is None or rule.from_port < 0:
@@ -373,10 +420,22 @@ class _Rule:
         self.kind = rule.source_kind
         self.source = str(rule.source)
         self.description = str(rule.description or "")
-        self.cidr = NetSet.from_cidrs([self.source]) if self.kind == "cidr" else EMPTY
-        network = parse_network(self.source) if self.kind == "cidr" else None
-        self.broad = network is not None and network.prefixlen == 0
+        self.resolved = self.kind == "cidr"
+        if self.kind == "cidr":
+            self.cidr = NetSet.from_cidrs([self.source])
+            network = parse_network(self.source)
+            self.broad = network is not None and network.prefixlen == 0
+        elif self.kind == "prefix_list" and prefix_lists and self.source in prefix_lists:
+            entries = prefix_lists[self.source].cidrs
+            self.cidr = NetSet.from_cidrs(entries)
+            self.resolved = True
+            self.broad = any((n := parse_network(c)) is not None and n.prefixlen == 0 for c in entries)
+        else:
+            self.cidr = EMPTY
+            self.broad = False
         label = f"{sg_id} {self.proto} {_ports_label(self.proto, self.lo, self.hi)} from {self.source}"
+        if self.kind == "prefix_list" and self.resolved:
+            label += f" [{_short(_cidrs(self.cidr), 3) or 'no entries'}]"
         if self.description:
             label += f" ({self.description})"
         self.label = label
@@ -411,6 +470,9 @@ class _Eval:
         "cidr_level",
         "labels",
         "uncovered_cidrs",
+        "sg_level",
+        "sg_uncovered",
+        "acl_denials",
     )
 
     def __init__(self, level: str | None, uncovered: NetSet, via_sg: bool, rules: tuple[_Rule, ...]):
@@ -423,6 +485,60 @@ class _Eval:
         self.cidr_level = level
         self.labels = tuple(r.label for r in rules)
         self.uncovered_cidrs = _cidrs(uncovered) if level not in (None, "full") else ()
+        # What the security groups alone admit (CLIENT_RANGES_NOT_COVERED is about them only),
+        # and the network-ACL entries that refuse the rest (`AclDenial`).
+        self.sg_level = level
+        self.sg_uncovered = uncovered
+        self.acl_denials: tuple[AclDenial, ...] = ()
+
+
+class AclDenial(tuple):
+    """One network-ACL refusal: (acl id, rule number — None when no entry matches and the final
+    deny applies —, egress, protocol (tcp|udp|-1), from port, to port, refused CIDRs)."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls, acl_id: str, rule: int | None, egress: bool, proto: str, lo: int, hi: int, cidrs: NetSet
+    ):
+        return tuple.__new__(cls, (acl_id, rule, egress, proto, lo, hi, cidrs))
+
+    acl_id = property(lambda self: self[0])
+    rule_number = property(lambda self: self[1])
+    egress = property(lambda self: self[2])
+    proto = property(lambda self: self[3])
+    lo = property(lambda self: self[4])
+    hi = property(lambda self: self[5])
+    cidrs = property(lambda self: self[6])
+
+    @property
+    def text(self) -> str:
+        ports = str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
+        way = (
+            f"outbound {self.proto} to port {ports} of"
+            if self.egress
+            else f"inbound {self.proto} {ports} from"
+        )
+        rule = (
+            f"rule {self.rule_number}"
+            if self.rule_number is not None
+            else "no entry allows it (final deny *)"
+        )
+        cidrs = _short(_cidrs(self.cidrs), 5)
+        if self.rule_number is not None:
+            return f"network ACL {self.acl_id} {rule} denies {way} {cidrs}"
+        return f"network ACL {self.acl_id} denies {way} {cidrs}: {rule}"
+
+    def as_dict(self) -> dict:
+        return {
+            "networkAclId": self.acl_id,
+            "ruleNumber": self.rule_number,
+            "egress": self.egress,
+            "protocol": self.proto,
+            "fromPort": self.lo,
+            "toPort": self.hi,
+            "cidrs": list(_cidrs(self.cidrs)),
+        }
 
 
 class _Target:
@@ -472,6 +588,41 @@ class _Target:
 
 
 # --- the index ---------------------------------------------------------------------------------
+
+
+def controller_security_group(
+    sg_ids: Sequence[str],
+    security_groups: dict[str, m.SecurityGroup],
+    cluster: str,
+    eni_sg_tags: dict[str, str] | None = None,
+) -> str | tuple[str, ...] | None:
+    """The security group the controller writes a binding's networking rules to on one ENI.
+
+    The controller's `resolveEndpointSGForENI` (pkg/networking/networking_manager.go): the only
+    group of the ENI, whatever its tags; else the one group carrying the tag key
+    `kubernetes.io/cluster/<cluster>` and, when the controller runs with
+    `--service-target-eni-security-group-tags`, every one of those tags with the same value (an
+    empty value must be present and empty). Returns the group id; a tuple of the matching ids
+    (empty or several) when the controller errors because not exactly one matches; None when a
+    group of the ENI is not in `security_groups` (the choice cannot be known).
+
+    Pure and the one home of this choice: the analysis, the fix generator and the demo's emulated
+    controller all call it.
+    """
+    ids = tuple(sg_ids)
+    if len(ids) == 1:
+        return ids[0]
+    groups = [security_groups.get(s) for s in ids]
+    if any(g is None for g in groups):
+        return None
+    cluster_tag = f"kubernetes.io/cluster/{cluster}"
+    required = eni_sg_tags or {}
+    matching = []
+    for sg_id, group in zip(ids, groups, strict=True):
+        tags = (group.tags if group is not None else None) or {}
+        if cluster_tag in tags and all(k in tags and tags[k] == v for k, v in required.items()):
+            matching.append(sg_id)
+    return matching[0] if len(matching) == 1 else tuple(matching)
 
 
 class _Index:
@@ -555,7 +706,7 @@ class _Index:
         self._rules: dict[str, tuple[_Rule, ...]] = {}
         self._matches: dict[tuple, _Match] = {}
         self._evals: dict[tuple, _Eval] = {}
-        self._nacl: dict[tuple, tuple[NetSet, tuple[str, ...]]] = {}
+        self._nacl: dict[tuple, tuple[NetSet, tuple[AclDenial, ...]]] = {}
         self._lb_private: dict[str, tuple[NetSet, str]] = {}
         self._lb_rules: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[_Rule, ...]] | None] = {}
         self._egress_rules: dict[tuple[str, str, int], tuple[tuple[str, Any], ...]] = {}
@@ -570,6 +721,11 @@ class _Index:
         self.unknown_clients: dict[str, str] = {}
         self._targets: dict[tuple, _Target] = {}
         self._jids: dict[tuple, int] = {}
+        # Per jid: the target subnet's addresses (exempt from its ACL) and the malformed-input
+        # problems of its security groups, their prefix lists and its ACL.
+        self.jid_subnet: dict[int, NetSet] = {}
+        self.jid_problems: dict[int, tuple[m.Problem, ...]] = {}
+        self._sg_problems: dict[tuple[str, ...], tuple[m.Problem, ...]] = {}
         # id(ENI) -> (security group ids, network ACL, jid, groups all known); the ENIs live in
         # the inventory for the whole analysis, so id() is stable.
         self._eni_info: dict[int, tuple] = {}
@@ -577,6 +733,7 @@ class _Index:
         self._summary: dict[int | tuple, tuple[NetSet, str, tuple[str, ...]]] = {}
         self._sgs_known: dict[tuple[str, ...], bool] = {}
         self._controller_sg: dict[tuple[str, ...], object] = {}
+        self._bindings_by_tg: dict[str, list[m.Binding]] | None = None
         self.client_cache: dict[tuple, tuple[NetSet, str]] = {}
         self.groups_cache: dict[tuple, tuple] = {}
         self.groups_intern: dict[tuple, tuple] = {}
@@ -584,24 +741,29 @@ class _Index:
         self._flat_rules: dict[tuple[str, ...], tuple[_Rule, ...] | None] = {}
         self._unreconciled: dict[tuple, tuple[dict, ...]] = {}
 
-    def controller_sg(self, sg_ids: tuple[str, ...], cluster_tag: str) -> str | tuple[str, ...] | None:
-        """The group the controller writes networking rules to (§2.2): the only one, else the one
-        carrying the cluster tag; a tuple of the tagged groups when that is ambiguous; None when
-        the groups are not all known."""
+    def controller_sg(self, sg_ids: tuple[str, ...]) -> str | tuple[str, ...] | None:
+        """`controller_security_group` for this inventory's cluster and tag flag, cached per ENI groups."""
         found = self._controller_sg.get(sg_ids, self)
         if found is not self:
             return found  # type: ignore[return-value]
-        groups = [self.inv.security_groups.get(s) for s in sg_ids]
-        result: str | tuple[str, ...] | None
-        if len(sg_ids) == 1:
-            result = sg_ids[0]
-        elif not sg_ids or any(g is None for g in groups):
-            result = None
-        else:
-            tagged = tuple(g.id for g in groups if g is not None and cluster_tag in (g.tags or {}))
-            result = tagged[0] if len(tagged) == 1 else tagged
+        inv = self.inv
+        result = controller_security_group(sg_ids, inv.security_groups, inv.cluster, inv.eni_sg_tags)
         self._controller_sg[sg_ids] = result
         return result
+
+    def bindings_by_tg(self) -> dict[str, list[m.Binding]]:
+        """The bindings of this cluster by target group ARN (built on first use)."""
+        found = self._bindings_by_tg
+        if found is None:
+            found = self._bindings_by_tg = defaultdict(list)
+            for binding in self.inv.bindings:
+                arn = binding.target_group_arn
+                if arn is None and binding.target_group_name:
+                    tg = self.tg_by_name.get(binding.target_group_name)
+                    arn = tg.arn if tg is not None else None
+                if arn:
+                    found[arn].append(binding)
+        return found
 
     def sgs_known(self, sg_ids: tuple[str, ...]) -> bool:
         found = self._sgs_known.get(sg_ids)
@@ -657,7 +819,7 @@ class _Index:
             found = (
                 sg_ids,
                 tuple(
-                    _Rule(g.id, r)
+                    _Rule(g.id, r, self.inv.prefix_lists)
                     for g in groups
                     if g is not None
                     for r in ((g.egress if egress else g.ingress) or ())
@@ -690,7 +852,7 @@ class _Index:
                 if what in dest_sgs:
                     return True
             else:
-                return True  # a prefix list: its addresses are not known, so no refusal is claimed
+                return True  # an unknown prefix list: it may hold the address, so no refusal is claimed
         return False
 
     def lb_egress_open(self, lbs: tuple[str, ...], proto: str, port: int) -> frozenset[int]:
@@ -732,12 +894,16 @@ class _Index:
             for r in found[1]:
                 if not r.matches(proto, port):
                     continue
-                if r.kind == "cidr":
-                    net = parse_network(r.source)
-                    if net is not None:  # as (version, first, last) integers: compared fast
-                        rules.append(
-                            ("cidr", (net.version, int(net.network_address), int(net.broadcast_address)))
-                        )
+                if r.resolved:  # a CIDR, or a prefix list's entries
+                    for cidr in _cidrs(r.cidr):
+                        net = parse_network(cidr)
+                        if net is not None:  # as (version, first, last) integers: compared fast
+                            rules.append(
+                                (
+                                    "cidr",
+                                    (net.version, int(net.network_address), int(net.broadcast_address)),
+                                )
+                            )
                 else:
                     rules.append((r.kind, r.source))
             matching = self._egress_rules[key] = tuple(rules)
@@ -749,7 +915,7 @@ class _Index:
             sg = self.inv.security_groups.get(sg_id)
             if sg is None:
                 return None
-            found = tuple(_Rule(sg_id, rule) for rule in sg.ingress or ())
+            found = tuple(_Rule(sg_id, rule, self.inv.prefix_lists) for rule in sg.ingress or ())
             self._rules[sg_id] = found
         return found
 
@@ -773,7 +939,7 @@ class _Index:
                 if not rule.matches(proto, port):
                     continue
                 rules.append(rule)
-                if rule.kind == "cidr":
+                if rule.resolved:
                     cidrs.append(rule.cidr)
                 elif rule.kind == "security_group":
                     refs.add(rule.source)
@@ -798,7 +964,7 @@ class _Index:
 
     def nacl_allowed(
         self, nacl: m.NetworkAcl, proto: str, port: int, sources: NetSet, *, egress: bool = False
-    ) -> tuple[NetSet, tuple[str, ...]]:
+    ) -> tuple[NetSet, tuple[AclDenial, ...]]:
         """The part of `sources` the ACL lets in (with `egress`: lets out to, on `port`), and the
         entries that denied the rest."""
         key = (nacl.id, proto, port, sources, egress)
@@ -807,12 +973,11 @@ class _Index:
             return found
         remaining = sources
         allowed = EMPTY
-        denials: list[str] = []
+        denials: list[AclDenial] = []
         entries = sorted(
             (e for e in nacl.entries or () if bool(e.egress) == egress),
             key=lambda e: e.rule_number if isinstance(e.rule_number, int) else 1 << 30,
         )
-        what = f"outbound {proto} to port {port} of" if egress else f"{proto} {port} from"
         for entry in entries:
             if not remaining:
                 break
@@ -830,15 +995,17 @@ class _Index:
             if str(entry.action).lower() == "allow":
                 allowed = allowed | hit
             else:
-                denials.append(f"network ACL {nacl.id} rule {entry.rule_number} denies {what} {hit}")
+                denials.append(AclDenial(nacl.id, entry.rule_number, egress, proto, port, port, hit))
             remaining = remaining - hit
         if remaining:
-            denials.append(f"network ACL {nacl.id} denies {what} {remaining} (no entry allows it)")
+            denials.append(AclDenial(nacl.id, None, egress, proto, port, port, remaining))
         found = (allowed, tuple(denials))
         self._nacl[key] = found
         return found
 
-    def nacl_replies(self, nacl: m.NetworkAcl, proto: str, peers: NetSet) -> tuple[NetSet, tuple[str, ...]]:
+    def nacl_replies(
+        self, nacl: m.NetworkAcl, proto: str, peers: NetSet
+    ) -> tuple[NetSet, tuple[AclDenial, ...]]:
         """The part of `peers` the ACL lets the targets' replies out to, on every ephemeral port
         (1024-65535), and why the rest is refused. ACLs are stateless: a reply is a new packet
         (nlb-udp-facts §3.6). An ACL without outbound entries in the data (AWS always lists at least
@@ -860,13 +1027,16 @@ class _Index:
                 bounds |= {b for b in (e.port_from, hi + 1) if 1024 < b <= 65535}
         points = sorted(bounds)
         allowed = peers
-        denials: list[str] = []
+        denials: list[AclDenial] = []
         for i, lo in enumerate(points):
             ok, refused = self.nacl_allowed(nacl, proto, lo, peers, egress=True)
             allowed = allowed & ok
             if refused:
                 hi = points[i + 1] - 1 if i + 1 < len(points) else 65535
-                denials.append(f"replies to ports {lo}-{hi}: " + "; ".join(refused))
+                # The replies' refusal holds across the whole interval (elementary by construction).
+                denials.extend(
+                    AclDenial(d.acl_id, d.rule_number, True, d.proto, lo, hi, d.cidrs) for d in refused
+                )
         found = (allowed, tuple(denials))
         self._nacl[key] = found
         return found
@@ -921,7 +1091,7 @@ class _Index:
             if not proto or carried == proto
         }
         matching = [r for r in rules if any(r.matches(p, port) for p, port in wanted)]
-        if not matching or any(r.kind != "cidr" for r in matching):
+        if not matching or any(not r.resolved for r in matching):
             return None
         every = union_all(r.cidr for r in matching)
         specific = union_all(r.cidr for r in matching if not r.broad)
@@ -1024,7 +1194,13 @@ class _Index:
             if info is None:
                 sg_ids = tuple(eni.security_group_ids or ())
                 nacl = self.nacl_for(eni)
-                jid = self._jids.setdefault((sg_ids, nacl.id if nacl else None), len(self._jids))
+                # The ACL filters only at its subnet's boundary: the subnet is part of what decides.
+                subnet_id = (eni.subnet_id or "") if nacl is not None else None
+                jid = self._jids.get((sg_ids, nacl.id if nacl else None, subnet_id))
+                if jid is None:
+                    jid = self._jids[(sg_ids, nacl.id if nacl else None, subnet_id)] = len(self._jids)
+                    self.jid_subnet[jid] = self.subnet_net(subnet_id) if subnet_id else EMPTY
+                    self.jid_problems[jid] = self.object_problems(sg_ids, nacl)
                 info = self._eni_info[id(eni)] = (sg_ids, nacl, jid, self.sgs_known(sg_ids))
             target.sg_ids, target.nacl, target.jid, target.sgs_known = info
         # Cached only once complete: a resolution that raised is retried (and raises) again.
@@ -1069,11 +1245,45 @@ class _Index:
         found = self._evals.get(key)
         if found is not None:
             return found
-        found = self._evaluate(target.sg_ids, target.nacl, proto, port, groups)
+        found = self._evaluate(
+            target.sg_ids, target.nacl, proto, port, groups, self.jid_subnet.get(target.jid, EMPTY)
+        )
         self._evals[key] = found
         return found
 
-    def _evaluate(self, sg_ids, nacl, proto, port, groups) -> _Eval:
+    def subnet_net(self, subnet_id: str) -> NetSet:
+        subnet = self.inv.subnets.get(subnet_id)
+        if subnet is None:
+            return EMPTY
+        return NetSet.from_cidrs([c for c in (subnet.cidr, *(subnet.ipv6_cidrs or ())) if c])
+
+    def sg_problems(self, sg_ids: tuple[str, ...]) -> tuple[m.Problem, ...]:
+        """Malformed input in these groups and in the prefix lists their rules name (cached)."""
+        found = self._sg_problems.get(sg_ids)
+        if found is None:
+            out: list[m.Problem] = []
+            lists: set[str] = set()
+            for sg_id in sg_ids:
+                sg = self.inv.security_groups.get(sg_id)
+                if sg is None:
+                    continue
+                out.extend(sg.problems or ())
+                lists.update(
+                    r.source
+                    for r in (*(sg.ingress or ()), *(sg.egress or ()))
+                    if r.source_kind == "prefix_list"
+                )
+            for list_id in sorted(lists):
+                pl = self.inv.prefix_lists.get(list_id)
+                if pl is not None:
+                    out.extend(pl.problems or ())
+            found = self._sg_problems[sg_ids] = tuple(out)
+        return found
+
+    def object_problems(self, sg_ids: tuple[str, ...], nacl: m.NetworkAcl | None) -> tuple[m.Problem, ...]:
+        return self.sg_problems(sg_ids) + tuple(nacl.problems or () if nacl is not None else ())
+
+    def _evaluate(self, sg_ids, nacl, proto, port, groups, subnet: NetSet = EMPTY) -> _Eval:
         match = self.match(sg_ids, proto, port)
         expected = union_all(g[1] for g in groups)
         if match.missing_sgs:
@@ -1097,17 +1307,39 @@ class _Index:
                 allowed_parts.append(cidr_part)
         allowed = union_all(allowed_parts)
         cidr_allowed = union_all(cidr_parts)
-        denials: tuple[str, ...] = ()
+        sg_allowed = allowed
+        denials: tuple[AclDenial, ...] = ()
         if nacl is not None:
-            nacl_ok, denials = self.nacl_allowed(nacl, proto, port, expected)
-            replies_ok, reply_denials = self.nacl_replies(nacl, proto, expected)
-            nacl_ok = nacl_ok & replies_ok
+            # Only traffic crossing the subnet boundary meets the ACL (AWS VPC user guide, "Network
+            # ACL basics": rules are evaluated when traffic enters and leaves the subnet, not as it
+            # is routed within it), e.g. an LB node in the target's own subnet.
+            inside = expected & subnet if subnet else EMPTY
+            outside = expected - inside if inside else expected
+            nacl_ok, denials = self.nacl_allowed(nacl, proto, port, outside)
+            replies_ok, reply_denials = self.nacl_replies(nacl, proto, outside)
+            nacl_ok = (nacl_ok & replies_ok) | inside
             denials += reply_denials
             allowed = allowed & nacl_ok
             cidr_allowed = cidr_allowed & nacl_ok
         level = coverage(allowed, expected)
         uncovered = expected - allowed
+        unknown_lists = match.prefix_lists
+        sg_level = coverage(sg_allowed, expected)
+        if unknown_lists and sg_level != "full" and not denials:
+            # An uncollected prefix list may hold exactly the uncovered range: no refusal is claimed
+            # (unless a network ACL refuses part of the sources anyway: that holds whatever the
+            # list holds).
+            ev = _Eval(None, uncovered, via_sg, match.rules)
+            ev.tail = (
+                f"prefix list(s) {_short(unknown_lists)} admit {proto} {port} but their entries were not "
+                f"collected (GetManagedPrefixListEntries); {uncovered} could lie in them"
+            )
+            ev.acl_denials = denials
+            return ev
         ev = _Eval(level, uncovered, via_sg, match.rules)
+        ev.sg_level = sg_level
+        ev.sg_uncovered = expected - sg_allowed
+        ev.acl_denials = denials
         ev.cidr_level = coverage(cidr_allowed, expected)
         # Open to everyone in the family the targets are judged in (`::/0` says nothing about IPv4).
         ev.broad = tuple(r for r in match.rules if r.broad and r.cidr & expected)
@@ -1133,10 +1365,17 @@ class _Index:
                 f"{allowed or 'none of them'}; "
                 f"uncovered: {uncovered}"
             )
-        if match.prefix_lists:
-            ev.tail += f"; prefix list(s) {_short(match.prefix_lists)} not resolved (not counted)"
+        if unknown_lists and sg_level != "full":
+            ev.tail += f"; prefix list(s) {_short(unknown_lists)} not collected (they may admit more)"
         if denials and level != "full":
-            ev.tail += "; " + "; ".join(denials)
+            if ev.sg_level == "full":
+                ev.tail = (
+                    f"the security groups admit {proto} {port} "
+                    f"({_short((r.label for r in used), 3) or 'via the load balancer'}), but "
+                )
+            else:
+                ev.tail += "; "
+            ev.tail += "; ".join(d.text for d in denials)
         return ev
 
 
@@ -1148,28 +1387,12 @@ def _all_sgs(groups) -> frozenset[str]:
 
 
 def _pod_eni_ids(annotation: str, ip: str) -> list[str]:
-    """ENI ids from `vpc.amazonaws.com/pod-eni`: the entry whose privateIp is the pod IP first."""
-    text = annotation.strip()
-    if text.startswith("eni-"):
-        return [text]
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return []
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        return []
+    """ENI ids of the pod annotation (`pod_eni_entries`, the one parser): the entry whose address
+    is the pod IP first."""
     matching: list[str] = []
     others: list[str] = []
-    for entry in data:
-        if not isinstance(entry, dict):
-            continue
-        eni_id = entry.get("eniId")
-        if not isinstance(eni_id, str):
-            continue
-        addresses = {_norm_ip(entry.get("privateIp")), _norm_ip(entry.get("ipv6Addr"))}
-        (matching if ip in addresses else others).append(eni_id)
+    for eni_id, addresses in pod_eni_entries(annotation) or ():
+        (matching if ip in {_norm_ip(a) for a in addresses} else others).append(eni_id)
     return matching or others
 
 
@@ -1257,6 +1480,7 @@ class _Ctx:
         "unhealthy",
         "declared_ports",
         "uniform",
+        "acl_denials",
     )
 
     def __init__(self, ix: _Index, binding: m.Binding) -> None:
@@ -1293,6 +1517,8 @@ class _Ctx:
         # (jid, port, family) when every target has an ENI, an int port and shares all three:
         # then each protocol and the health check need one judgement for the whole binding.
         self.uniform: tuple[int, int, int] | None = None
+        # Per protocol (and "health" for the health checks): the network-ACL entries refusing it.
+        self.acl_denials: dict[str, list[AclDenial]] = {}
 
     @property
     def obj(self) -> str:
@@ -1419,6 +1645,7 @@ def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.Bind
         c.f.extend_unchecked(stale)
     _check_spec(c)
     _resolve_target_group(c)
+    _check_webhook_rules(c)
     _resolve_service(c)
     _derive_protocols(c)
     if c.tg is not None:
@@ -1527,6 +1754,103 @@ def _resolve_target_group(c: _Ctx) -> None:
         c.f.invalid(c.obj, "spec.targetType", f"{c.target_type!r} is not ip or instance")
 
 
+_VPC_ID = re.compile(r"^(?:vpc-[0-9a-f]{8}|vpc-[0-9a-f]{17}|vpc-[0-9a-f]{32})$")
+_QUIC = frozenset({"QUIC", "TCP_QUIC"})
+# Most of the rules below run on create only in the controller's admission webhook, and the fields
+# are not immutable (or the webhook was not running), so an object that breaks them can exist.
+_WEBHOOK = "the controller's admission webhook rejects this"
+
+
+def _spec_field(b: m.Binding, name: str) -> Any:
+    spec = b.raw.get("spec") if isinstance(b.raw, dict) else None
+    return spec.get(name) if isinstance(spec, dict) else None
+
+
+def _check_webhook_rules(c: _Ctx) -> None:
+    """The rules of the controller's TargetGroupBinding validator
+    (webhooks/elbv2/targetgroupbinding_validator.go) that a bundle can show, as INVALID_SPEC.
+    (Required fields are checked by `normalize`; immutable-field changes need the previous
+    version of the object, which no bundle holds.)"""
+    b, tg = c.b, c.tg
+    if b.target_type == "ip" and _spec_field(b, "nodeSelector") is not None:
+        c.f.invalid(
+            c.obj,
+            "spec.nodeSelector",
+            f"set with targetType ip; {_WEBHOOK} (nodeSelector is for instance targets)",
+        )
+    if _spec_field(b, "iamRoleArnToAssume") and b.target_type == "instance":
+        c.f.invalid(
+            c.obj,
+            "spec.iamRoleArnToAssume",
+            f"set with targetType instance; {_WEBHOOK} "
+            "(a target group in another account takes ip targets only)",
+        )
+    declared_type = b.ip_address_type
+    if declared_type is not None and declared_type not in ("ipv4", "ipv6"):
+        c.f.invalid(c.obj, "spec.ipAddressType", f"{declared_type!r} is not ipv4 or ipv6")
+    vpc_id = _spec_field(b, "vpcID")
+    if vpc_id is not None and vpc_id != "":
+        if not isinstance(vpc_id, str) or not _VPC_ID.match(vpc_id):
+            c.f.invalid(
+                c.obj,
+                "spec.vpcID",
+                f"{str(vpc_id)[:80]!r} is not a VPC id (vpc- followed by 8, 17 or 32 lowercase hex "
+                f"characters); {_WEBHOOK}",
+            )
+        elif tg is not None and tg.vpc_id and tg.vpc_id != vpc_id:
+            c.f.invalid(
+                c.obj,
+                "spec.vpcID",
+                f"{vpc_id} but target group {tg.name or tg.arn} is in {tg.vpc_id}; {_WEBHOOK}",
+            )
+    if tg is not None:
+        tg_type = str(tg.ip_address_type).lower() if tg.ip_address_type else None
+        if tg_type is not None and tg_type not in ("ipv4", "ipv6"):
+            c.f.invalid(
+                f"TargetGroup {tg.arn}",
+                "IpAddressType",
+                f"{str(tg.ip_address_type)[:40]!r} is not ipv4 or ipv6",
+            )
+        elif (
+            tg_type is not None
+            and declared_type in (None, "ipv4", "ipv6")
+            and (declared_type or "ipv4") != tg_type
+        ):
+            c.f.invalid(
+                c.obj,
+                "spec.ipAddressType",
+                f"{declared_type or 'unset (ipv4)'} but target group {tg.name or tg.arn} is "
+                f"{tg_type}; {_WEBHOOK}",
+            )
+        spec_proto = b.target_group_protocol
+        if spec_proto is not None and tg.protocol and spec_proto != tg.protocol:
+            c.f.invalid(
+                c.obj,
+                "spec.targetGroupProtocol",
+                f"{spec_proto!r} but target group {tg.name or tg.arn} is {tg.protocol!r}; {_WEBHOOK}",
+            )
+        elif tg.protocol in _QUIC and b.target_type == "instance":
+            # The validator checks this only with targetGroupProtocol set, but its mutating
+            # webhook sets that field from the target group on every create: every create is checked.
+            c.f.invalid(
+                c.obj,
+                "spec.targetType",
+                f"instance targets with a {tg.protocol} target group; {_WEBHOOK} (QUIC needs ip targets)",
+            )
+    if c.tg_arn:
+        others = [o for o in c.ix.bindings_by_tg().get(c.tg_arn, ()) if o is not b]
+        if others and not (
+            _spec_field(b, "multiClusterTargetGroup") is True
+            and all(_spec_field(o, "multiClusterTargetGroup") is True for o in others)
+        ):
+            c.f.invalid(
+                c.obj,
+                "spec.targetGroupARN",
+                f"target group {c.tg_arn} is also bound by {_short(o.key for o in others)}; {_WEBHOOK} "
+                "unless every binding of the group sets multiClusterTargetGroup: true",
+            )
+
+
 def _resolve_service(c: _Ctx) -> None:
     b, inv = c.b, c.ix.inv
     if not b.service_name:
@@ -1612,6 +1936,13 @@ def _resolve_targets(c: _Ctx) -> None:
     address_type = tg.ip_address_type
     targets = c.targets
     healthy = unhealthy_count = other = 0
+    jid_problems = ix.jid_problems
+    seen_jids: set[int] = set()
+    for lb_arn in tg.load_balancer_arns or ():
+        lb = ix.inv.load_balancers.get(lb_arn) if lb_arn in ix.lbs_with_sgs else None
+        if lb is not None:
+            for problem in ix.sg_problems(tuple(lb.security_groups)):
+                c.f.invalid(problem.object, problem.field, problem.message)
     for th in health or ():
         # The health check's counts cover every registration, draining ones included.
         state = th.state
@@ -1634,6 +1965,11 @@ def _resolve_targets(c: _Ctx) -> None:
         found = resolved.get(key)
         target = found.clone(th, port) if found is not None else resolve_new(key, th, port, target_type, tg)
         targets.append(target)
+        if target.jid not in seen_jids:
+            # Malformed rules, ACL entries or prefix lists this target's judgement reads.
+            seen_jids.add(target.jid)
+            for problem in jid_problems.get(target.jid, ()):
+                c.f.invalid(problem.object, problem.field, problem.message)
         if bad:
             c.unhealthy.append(target)
         if target.problem:
@@ -1711,6 +2047,20 @@ def _carrying_lbs(c: _Ctx, proto: str) -> list[str]:
                 found.setdefault(carried, set()).add(listener.load_balancer_arn)
         c.carriers = {p: sorted(lbs) for p, lbs in found.items()}
     return c.carriers.get(proto, [])
+
+
+def _forwarded_at_all(c: _Ctx) -> bool:
+    """Does any listener forward to the binding's group, whatever it carries?"""
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    unparsed = c.ix.unparsed_listeners_by_lb
+    listeners = [
+        *c.ix.listeners_by_tg.get(tg.arn, ()),
+        *(li for lb_arn in tg.load_balancer_arns or () for li in unparsed.get(lb_arn, ())),
+    ]
+    # A listener whose protocol cannot carry anything to this group (TCP -> TLS) forwards nothing.
+    return any(_CARRIES.get((str(li.protocol).upper(), tg_proto)) for li in listeners)
 
 
 def _client_ip_preserved(c: _Ctx) -> bool:
@@ -1862,6 +2212,14 @@ def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
     return refused
 
 
+def _unique_denials(evals: Iterable[_Eval]) -> list[AclDenial]:
+    seen: dict[AclDenial, None] = {}
+    for ev in evals:
+        if ev.level not in ("full", None):
+            seen.update(dict.fromkeys(ev.acl_denials))
+    return list(seen)
+
+
 def _refused_eval(tail: str) -> _Eval:
     ev = _Eval("none", EMPTY, False, ())
     ev.tail = tail
@@ -1927,6 +2285,10 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
             return m.ProtocolResult(proto, port, "unknown", total, 0, preserved, (), (reason,))
         attached = ", ".join(tg.load_balancer_arns) or "no load balancer"
         reason = f"no listener forwards {proto} to target group {tg.name or tg.arn} (attached to {attached})"
+        if _forwarded_at_all(c):
+            # A listener forwards the group's other protocol (a TCP_UDP group behind a TCP or UDP
+            # listener): this one is simply not offered; the targets are in use, not NotInUse.
+            return m.ProtocolResult(proto, port, "not_offered", total, 0, preserved, (), (reason,))
         c.f.add(
             "NO_LISTENER",
             "warning",
@@ -2041,7 +2403,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
             else:
                 if level == "partial":
                     partial = n
-                if not ev.via_sg:
+                if not ev.via_sg and ev.sg_level != "full":
                     short = [(t, ev) for t in c.targets]
             tails[first_tail] = [t.label for t in c.targets]
     for target in targets:
@@ -2086,7 +2448,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
                 admitted = False
                 if level == "partial":
                     partial += 1
-                if not ev.via_sg and tail is ev.tail:
+                if not ev.via_sg and tail is ev.tail and ev.sg_level != "full":
                     short.append((target, ev))
             tails.setdefault(tail, []).append(target.label)
         append(
@@ -2103,6 +2465,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         )
     c.short[proto] = short
     c.broad_evals[proto] = [e for e in distinct if e.broad]
+    c.acl_denials[proto] = _unique_denials(distinct)
     if not group_cache:
         for family in (4, 6):
             group_cache[family] = _source_groups(c, lbs_key, preserved, family, proto=proto)
@@ -2345,11 +2708,20 @@ def _findings_traffic(c: _Ctx) -> None:
                     uncovered=[],
                 )
             elif bad:
-                where = (
-                    "(the load balancer's security groups refuse it; see the reasons)"
-                    if any(_LB_REFUSAL in t.reason for t in bad)
-                    else "in their security groups"
+                denials = c.acl_denials.get(proto) or []
+                sg_refuses = bool(c.short.get(proto)) or any(
+                    "network ACL" not in t.reason and _LB_REFUSAL not in t.reason for t in bad
                 )
+                if any(_LB_REFUSAL in t.reason for t in bad):
+                    where = "(the load balancer's security groups refuse it; see the reasons)"
+                elif denials:
+                    where = (
+                        "in their security groups, and the network ACL of their subnet refuses it too: "
+                        if sg_refuses
+                        else "(their security groups admit it; the network ACL of their subnet refuses it): "
+                    ) + "; ".join(d.text for d in denials[:_MAX_LISTED])
+                else:
+                    where = "in their security groups"
                 c.f.add(
                     "TRAFFIC_BLOCKED",
                     severity,
@@ -2361,6 +2733,15 @@ def _findings_traffic(c: _Ctx) -> None:
                     port=result.port,
                     targets=[t.target_id for t in bad][:50],
                     uncovered=sorted({u for t in bad for u in t.uncovered_sources})[:50],
+                    # Only where an ACL refuses (the evidence of other refusals is unchanged).
+                    **(
+                        {
+                            "layer": "security groups and network ACL" if sg_refuses else "network ACL",
+                            "networkAclDenials": [d.as_dict() for d in denials[:50]],
+                        }
+                        if denials
+                        else {}
+                    ),
                 )
                 healthy_bad = [t.target_id for t in bad if states.get((t.target_id, t.port)) == "healthy"]
                 if healthy_bad:
@@ -2383,7 +2764,7 @@ def _findings_traffic(c: _Ctx) -> None:
             # judging the protocol).
             short = c.short.get(proto, ())
             if short:
-                uncovered = sorted({cidr for _, ev in short for cidr in _cidrs(ev.uncovered)})
+                uncovered = sorted({cidr for _, ev in short for cidr in _cidrs(ev.sg_uncovered)})
                 clients = _clients_of(c, proto)
                 c.f.add(
                     "CLIENT_RANGES_NOT_COVERED",
@@ -2454,6 +2835,9 @@ def _findings_health(c: _Ctx) -> None:
             )
     blocked = c.hc_blocked
     if blocked:
+        denials = _unique_denials(ev for _, ev, _ in blocked)
+        c.acl_denials["health"] = denials
+        acl_only = bool(denials) and all(ev.sg_level == "full" for _, ev, _ in blocked)
         c.f.add(
             "HEALTH_CHECK_BLOCKED",
             "critical",
@@ -2462,13 +2846,30 @@ def _findings_health(c: _Ctx) -> None:
                 "by their security groups or the load balancer's outbound rules), so they will be marked "
                 "unhealthy: "
                 if any(_LB_REFUSAL in ev.tail for _, ev, _ in blocked)
+                else f"the network ACL of the subnet of {len(blocked)} target(s) refuses TCP health checks "
+                "from the load balancer's private addresses (their security groups admit them), so they "
+                "will be marked unhealthy: "
+                if acl_only
                 else f"the security groups of {len(blocked)} target(s) do not admit TCP health checks from "
-                "the load balancer's private addresses, so they will be marked unhealthy: "
+                "the load balancer's private addresses"
+                + (" (and a network ACL refuses them)" if denials else "")
+                + ", so they will be marked unhealthy: "
             )
             + "; ".join(f"{t.label} port {port}: {ev.tail}" for t, ev, port in blocked[:5]),
             None,
             targets=[t.target_id for t, _, _ in blocked][:50],
             ports=sorted({p for _, _, p in blocked if p is not None}),
+            **({"networkAclDenials": [d.as_dict() for d in denials[:50]]} if denials else {}),
+            # The registrations the load balancer's outbound rules refuse (the fix plans those).
+            **(
+                {
+                    "lbEgress": [
+                        {"target": t.target_id, "port": p} for t, ev, p in blocked if _LB_REFUSAL in ev.tail
+                    ][:50]
+                }
+                if any(_LB_REFUSAL in ev.tail for _, ev, _ in blocked)
+                else {}
+            ),
         )
     n_states = len(c.targets)
     unhealthy = c.unhealthy
@@ -2527,6 +2928,11 @@ def _named_ports(c: _Ctx) -> dict[str, set[int]]:
                 out[cp.name].add(cp.container_port)
     c.named_ports = out
     return out
+
+
+def _pod_port_numbers(pods: Iterable[m.Pod], name: str) -> list[int]:
+    """The numbers a port name resolves to on these pods (LookupContainerPort: by name only)."""
+    return sorted({cp.container_port for pod in pods for cp in pod.container_ports or () if cp.name == name})
 
 
 def _port_numbers(c: _Ctx, port: int | str | None) -> tuple[int, int] | list[int] | None:
@@ -2628,13 +3034,26 @@ def _findings_networking(c: _Ctx) -> None:
                         nodePort=svc_ports[entry.port],
                     )
 
+    # Port names need the pods; most bindings name none and skip that work.
+    named = c.target_type == "ip" and any(
+        isinstance(entry.port, str) for rule in b.networking or () for entry in rule.ports or ()
+    )
+    if named:
+        _finding_unresolved_named_ports(c)
+
     needs_rules = any(_known_bad(r) for r in c.results) or c.hc_admitted is False
     declared = bool(b.networking)
     if not (declared or needs_rules):
         return
     cluster_tag = c.ix.cluster_tag
+    eni_sg_tags = c.ix.inv.eni_sg_tags
     ambiguous: dict[str, list[str]] = {}
     controller_sg: dict[str, tuple[str, ...]] = {}
+    # The pods behind the targets, by the group their ENI makes the controller write to: it
+    # resolves named ports per group, from that group's pods only
+    # (computeIngressPermissionsPerSGWithPodEndpoints).
+    pods_by_sg: dict[str, dict[str, m.Pod]] = defaultdict(dict)
+    pods_by_ip = c.ix.pods_by_ip if named else {}
     controller_sg_of = c.ix.controller_sg
     # Equal jids mean equal security groups: consecutive targets mostly share them.
     last_jid = -1
@@ -2645,28 +3064,86 @@ def _findings_networking(c: _Ctx) -> None:
             continue
         if target.jid != last_jid:
             last_jid = target.jid
-            choice = controller_sg_of(target.sg_ids, cluster_tag)
+            choice = controller_sg_of(target.sg_ids)
         if isinstance(choice, str):
+            label = choice
             controller_sg[choice] = (choice,)
         elif choice is not None:
             ambiguous[eni.id] = list(choice)
             # The controller cannot write anywhere: a declared rule is in place only if some
             # group on the ENI already holds it.
-            controller_sg[" or ".join(target.sg_ids)] = target.sg_ids
+            label = " or ".join(target.sg_ids)
+            controller_sg[label] = target.sg_ids
+        else:
+            continue
+        if pods_by_ip:
+            ip = _norm_ip(target.target_id)
+            pod = pods_by_ip.get(ip) if ip else None
+            if pod is not None:
+                pods_by_sg[label][f"{pod.namespace}/{pod.name}"] = pod
     if ambiguous:
+        wanted = f"the tag {cluster_tag}" + (
+            " and " + ", ".join(f"{k}={v}" for k, v in sorted(eni_sg_tags.items())) if eni_sg_tags else ""
+        )
         c.f.add(
             "SECURITY_GROUP_TAG_AMBIGUOUS",
             "warning",
             f"{len(ambiguous)} target network interface(s) have several security groups and "
-            f"{'none' if not any(ambiguous.values()) else 'more than one'} carries the tag "
-            f"{cluster_tag}: the "
+            f"{'none' if not any(ambiguous.values()) else 'more than one'} carries {wanted}: the "
             f"controller cannot choose where to write networking rules ({_short(ambiguous)})",
             None,
             networkInterfaces=dict(sorted(ambiguous.items())),
             tag=cluster_tag,
+            **({"requiredTags": dict(sorted(eni_sg_tags.items()))} if eni_sg_tags else {}),
         )
     if declared:
-        _finding_not_reconciled(c, controller_sg)
+        _finding_not_reconciled(c, controller_sg, pods_by_sg)
+
+
+def _finding_unresolved_named_ports(c: _Ctx) -> None:
+    """A named networking port that a target pod does not declare: the controller's lookup of that
+    name on that pod fails (computeNumericalPorts), which fails the binding's whole networking
+    reconcile, so none of its declared rules are written."""
+    by_key: dict[str, m.Pod] = {}
+    for target in c.targets:
+        ip = _norm_ip(target.target_id)
+        pod = c.ix.pods_by_ip.get(ip) if ip else None
+        if pod is not None:
+            by_key.setdefault(f"{pod.namespace}/{pod.name}", pod)
+    pods = list(by_key.values())
+    if not pods:
+        return
+    ports = sorted({t.port for t in c.targets if isinstance(t.port, int)})
+    for i, rule in enumerate(c.b.networking or ()):
+        if not rule.peers:
+            continue  # without peers the controller never looks the ports up
+        for j, entry in enumerate(rule.ports or ()):
+            name = entry.port
+            if not isinstance(name, str):
+                continue
+            lacking = [
+                f"{p.namespace}/{p.name}"
+                for p in pods
+                if not any(cp.name == name for cp in p.container_ports or ())
+            ]
+            if not lacking:
+                continue
+            field = f"spec.networking.ingress[{i}].ports[{j}].port"
+            obj = c.obj
+            c.f.add(
+                "INVALID_SPEC",
+                "warning",
+                f"{obj}: {field}: named port {name!r} is declared by no container port of pod(s) "
+                f"{_short(lacking, 5)}: the controller cannot resolve it and fails this binding's "
+                "networking reconcile, so none of its declared rules will be written (rules an "
+                "earlier reconcile wrote stay); use the port number"
+                + (f" ({_short(ports, 3)}, the targets' port)" if ports else ""),
+                None,
+                object=obj,
+                field=field,
+                namedPort=name,
+                pods=lacking[:50],
+            )
 
 
 def _missing_rule(c: _Ctx, proto: str, missing: list[int], ok: bool, what: str) -> None:
@@ -2698,7 +3175,9 @@ def _missing_rule_message(absent: bool, proto: str, missing: tuple[int, ...], ok
     return head + tail
 
 
-def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> None:
+def _finding_not_reconciled(
+    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
+) -> None:
     """Declared rules missing from the group(s) they should be in, keyed by the group label."""
     # What is missing depends only on the groups and the declared rules, which many bindings
     # share (same protocol, port and peers): cached by content, unless a port is named (then it
@@ -2714,19 +3193,22 @@ def _finding_not_reconciled(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) 
                 return
     except (TypeError, AttributeError):
         key = None
-    missing = _missing_declared(c, controller_sg)
+    missing = _missing_declared(c, controller_sg, pods_by_sg)
     if key is not None:
         c.ix._unreconciled[key] = tuple(dict(x) for x in missing)
     _add_not_reconciled(c, missing)
 
 
-def _missing_declared(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> list[dict]:
+def _missing_declared(
+    c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
+) -> list[dict]:
     missing: list[dict] = []
     seen: set[tuple] = set()
     for sg_id in sorted(controller_sg):
         rules = c.ix.flat_rules(controller_sg[sg_id])
         if rules is None:
             continue
+        group_pods = pods_by_sg.get(sg_id)
         for rule in c.b.networking or ():
             for peer in rule.peers or ():
                 peer_net = parse_network(peer.cidr) if peer.cidr is not None else None
@@ -2738,7 +3220,11 @@ def _missing_declared(c: _Ctx, controller_sg: dict[str, tuple[str, ...]]) -> lis
                     proto = str(entry.protocol).lower()
                     if proto not in ("tcp", "udp"):
                         continue
-                    numbers = _port_numbers(c, entry.port)
+                    if isinstance(entry.port, str) and group_pods:
+                        # A name is resolved against this group's own pods only.
+                        numbers = _pod_port_numbers(group_pods.values(), entry.port)
+                    else:
+                        numbers = _port_numbers(c, entry.port)
                     ranges = [numbers] if isinstance(numbers, tuple) else [(n, n) for n in numbers or ()]
                     for lo, hi in ranges:
                         if c.ix.has_equivalent(sg_id, rules, proto, lo, hi, peer_net, peer.security_group_id):

@@ -319,6 +319,8 @@ class SecurityGroup:
     tags: dict[str, str] = field(default_factory=dict)
     ingress: tuple[SecurityGroupRule, ...] = ()
     egress: tuple[SecurityGroupRule, ...] = ()
+    # Malformed permissions (dropped from the rules): INVALID_SPEC on the bindings that use the group.
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -356,6 +358,19 @@ class NetworkAcl:
     is_default: bool = False
     subnet_ids: tuple[str, ...] = ()
     entries: tuple[NetworkAclEntry, ...] = ()
+    # Malformed entries (dropped): INVALID_SPEC on the bindings whose targets sit behind the ACL.
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PrefixList:
+    """A managed prefix list's entries (GetManagedPrefixListEntries): a rule naming it admits them.
+
+    A list a rule names that is absent from `Inventory.prefix_lists` is unknown, never empty."""
+
+    id: str
+    cidrs: tuple[str, ...] = ()
+    problems: list[Problem] = field(default_factory=list)
 
 
 # --- Sources and the whole inventory -----------------------------------------------------------
@@ -398,6 +413,9 @@ class Inventory:
     cluster: str
     now: datetime | None = None  # the analysis never reads the clock; callers pass it
     client_cidrs: tuple[str, ...] | None = None  # cluster (admin) or bundle override
+    # The controller's `--service-target-eni-security-group-tags` (cluster setting or bundle.json
+    # `serviceTargetEniSecurityGroupTags`): tags that the group it writes to must also carry.
+    eni_sg_tags: dict[str, str] = field(default_factory=dict)
     bindings: list[Binding] = field(default_factory=list)
     services: dict[str, Service] = field(default_factory=dict)  # "ns/name" -> Service
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)
@@ -416,6 +434,7 @@ class Inventory:
     subnets: dict[str, Subnet] = field(default_factory=dict)
     vpcs: dict[str, Vpc] = field(default_factory=dict)
     network_acls: list[NetworkAcl] = field(default_factory=list)
+    prefix_lists: dict[str, PrefixList] = field(default_factory=dict)  # id -> entries
     sources: list[SourceStatus] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # problems tied to no binding
     # Latest probe per (binding uid, protocol); empty when probes are off or offline (bundles).

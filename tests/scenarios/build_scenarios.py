@@ -165,10 +165,15 @@ class Scenario:
         require: list[str] = (),  # type: ignore[assignment]
         forbid: list[str] = (),  # type: ignore[assignment]
         admitted: dict[str, list[int]] | None = None,
+        cites: list[str] = (),  # type: ignore[assignment]
     ) -> None:
         entry: dict = {"protocols": protocols, "require": list(require), "forbid": list(forbid)}
         if admitted:
             entry["admitted"] = admitted
+        if cites:
+            # The aws-load-balancer-controller test cases (file: Test function: case name) whose
+            # expected result this entry follows from (the "controller parity" suite).
+            entry["controllerTests"] = list(cites)
         self.expected["bindings"][f"kube-system/{key}"] = entry
 
 
@@ -857,6 +862,9 @@ def client_cidrs_bundle() -> tuple[str, Scenario]:
 def malformed_objects() -> tuple[str, Scenario]:
     s = fixed_udp(base())
     healthy = s.tgb("coredns-udp")["spec"]
+    # The broken copies bind the same target group: the controller's webhook allows that only in
+    # multi-cluster mode on every binding of the group (checkExistingTargetGroups).
+    healthy["multiClusterTargetGroup"] = True
     no_ref = copy.deepcopy(healthy)
     del no_ref["serviceRef"]
     s.add_tgb("broken-no-service-ref", no_ref)
@@ -880,6 +888,1123 @@ def malformed_objects() -> tuple[str, Scenario]:
     return (
         "malformed TGBs (no serviceRef, CIDR 10.0.0.0/33, missing Service, spec of the wrong type) and a "
         "junk list item next to a healthy binding: invalid spec for each, the healthy one still reachable.",
+        s,
+    )
+
+
+# --- controller parity ---------------------------------------------------------------------------
+# Scenarios whose expected results follow from the AWS Load Balancer Controller's own unit tests
+# (kubernetes-sigs/aws-load-balancer-controller, pkg/networking/networking_manager_test.go and
+# webhooks/elbv2/targetgroupbinding_validator_test.go): each binding's `controllerTests` names the
+# cases. What the controller writes decides "reconciled"; what its webhook rejects is INVALID_SPEC.
+
+NM = "pkg/networking/networking_manager_test.go"
+VT = "webhooks/elbv2/targetgroupbinding_validator_test.go"
+CLIENT_SG = "sg-0client000000000e"
+CLUSTER_TAG = {"kubernetes.io/cluster/demo": "owned"}
+RECONCILED_OK = ["TRAFFIC_BLOCKED", "NETWORKING_NOT_RECONCILED", "MISSING_NETWORKING_RULE", "INVALID_SPEC"]
+
+
+def _pod(s: Scenario, ip: str) -> dict:
+    return next(i for i in s.items if i["kind"] == "Pod" and i["status"]["podIP"] == ip)
+
+
+def _pod_ports(s: Scenario, ip: str, ports: list[tuple[str, int, str]]) -> None:
+    """Replace a pod's container ports with (name, number, protocol) entries."""
+    _pod(s, ip)["spec"]["containers"][0]["ports"] = [
+        {"name": name, "containerPort": number, "protocol": proto} for name, number, proto in ports
+    ]
+
+
+def _register_port(s: Scenario, arn: str, ip: str, port: int) -> None:
+    """The target group registers the pod on the port its named targetPort resolves to."""
+    for description in s.aws["DescribeTargetHealth"][arn]["TargetHealthDescriptions"]:
+        if description["Target"]["Id"] == ip:
+            description["Target"]["Port"] = port
+            description["HealthCheckPort"] = str(port)
+
+
+def _named_target_ports(s: Scenario, second_pod_port: int) -> Scenario:
+    """Service targetPorts by name ("dns"/"dns-tcp"); the second pod names them `second_pod_port`,
+    so the endpoints split into one EndpointSlice per port number, as Kubernetes writes them."""
+    udp_only(s)
+    service = s.obj("Service", "coredns-external")
+    service["spec"]["ports"][0]["targetPort"] = "dns"
+    service["spec"]["ports"][1]["targetPort"] = "dns-tcp"
+    _pod_ports(s, "10.0.2.25", [("dns", second_pod_port, "UDP"), ("dns-tcp", second_pod_port, "TCP")])
+    _register_port(s, UDP_TG, "10.0.2.25", second_pod_port)
+    if second_pod_port != 53:
+        eps = s.obj("EndpointSlice", "coredns-external-abcde")
+        other = copy.deepcopy(eps)
+        other["metadata"]["name"] = "coredns-external-fghij"
+        other["metadata"]["uid"] = "uid-eps-coredns-external-2"
+        eps["endpoints"] = [e for e in eps["endpoints"] if e["addresses"] == ["10.0.1.15"]]
+        other["endpoints"] = [e for e in other["endpoints"] if e["addresses"] == ["10.0.2.25"]]
+        for port in other["ports"]:
+            port["port"] = second_pod_port
+        s.items.append(other)
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", "dns"), ("TCP", "dns-tcp")]))
+    return s
+
+
+def _second_node_group(s: Scenario, rules: list[dict]) -> None:
+    """The second node in its own node group: its ENI carries only NODE_B_SG (cluster-tagged)."""
+    s.add_sg(NODE_B_SG, "eks-node-b", rules, tags=CLUSTER_TAG)
+    s.set_eni_groups(NODE_ENIS[1], [NODE_B_SG])
+
+
+def parity_permission_peers_ports() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.add_sg(CLIENT_SG, "dns-clients", [])
+    # One rule, two peers (a group and a CIDR), two ports: the controller writes one permission
+    # per peer and port, four in all, and the group holds exactly those.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([CLIENT_SG, VPC_CIDR], [("UDP", 53), ("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", 53, groups=[CLIENT_SG]),
+        perm("tcp", 53, groups=[CLIENT_SG]),
+        perm("udp", 53, cidrs=[VPC_CIDR]),
+        perm("tcp", 53, cidrs=[VPC_CIDR]),
+    ]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeIngressPermissionsForTGBNetworking: "
+            "with one rule / multiple peer / multiple port",
+            f"{NM}: Test_defaultNetworkingManager_computePermissionsForPeerPort: permission for "
+            "securityGroup peer",
+            f"{NM}: Test_defaultNetworkingManager_computePermissionsForPeerPort: "
+            "permission for IPBlock peer with IPv4 CIDR",
+        ],
+    )
+    return (
+        "one networking rule with a group peer and a CIDR peer on UDP and TCP 53: four "
+        "permissions, all held: reconciled.",
+        s,
+    )
+
+
+def parity_permission_missing_group_peer() -> tuple[str, Scenario]:
+    _, s = parity_permission_peers_ports()
+    # The group-peer UDP permission is missing: the CIDR still admits the clients, but the
+    # controller's state is not reached.
+    s.sg(NODE_SG)["IpPermissions"] = [
+        p for p in s.sg(NODE_SG)["IpPermissions"] if p["UserIdGroupPairs"] == [] or p["IpProtocol"] != "udp"
+    ]
+    s.expected = {"bindings": {}}
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["NETWORKING_NOT_RECONCILED"],
+        forbid=["TRAFFIC_BLOCKED", "MISSING_NETWORKING_RULE", "INVALID_SPEC"],
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeIngressPermissionsForTGBNetworking: "
+            "with multiple rule / one peer / one port",
+            f"{NM}: Test_defaultNetworkingManager_computePermissionsForPeerPort: permission for "
+            "securityGroup peer",
+        ],
+    )
+    return (
+        "the same with the group-peer UDP permission missing: reachable through the CIDR, not reconciled.",
+        s,
+    )
+
+
+def parity_permission_defaults() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # `{port: 53}` is TCP 53; `{protocol: UDP}` is UDP on every port (0-65535).
+    s.tgb("coredns-udp")["spec"]["networking"] = {
+        "ingress": [{"from": [{"ipBlock": {"cidr": VPC_CIDR}}], "ports": [{"port": 53}, {"protocol": "UDP"}]}]
+    }
+    udp_all = perm("udp", None, cidrs=[VPC_CIDR])
+    udp_all["FromPort"], udp_all["ToPort"] = 0, 65535
+    s.sg(NODE_SG)["IpPermissions"] = [perm("tcp", 53, cidrs=[VPC_CIDR]), udp_all]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computePermissionsForPeerPort: permission when "
+            "protocol defaults to tcp",
+            f"{NM}: Test_defaultNetworkingManager_computePermissionsForPeerPort: permission when "
+            "port defaults to all ports",
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: numerical port can always "
+            "be resolved",
+        ],
+    )
+    return (
+        "ports without a protocol (TCP) and without a port (all ports), both written as such: reconciled.",
+        s,
+    )
+
+
+def parity_named_port_same_number() -> tuple[str, Scenario]:
+    s = _named_target_ports(base(), 53)
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: named port resolves to "
+            "same numerical port"
+        ],
+    )
+    return "named ports `dns`/`dns-tcp` that every pod declares as 53: one number, written: reconciled.", s
+
+
+def parity_named_port_two_numbers() -> tuple[str, Scenario]:
+    s = _named_target_ports(base(), 5353)
+    # Both pods sit behind the same group: it gets both numbers.
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm(proto, port, cidrs=[VPC_CIDR]) for proto in ("udp", "tcp") for port in (53, 5353)
+    ]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: named port resolves to "
+            "different numerical port",
+            f"{NM}: Test_defaultNetworkingManager_computePermissionsForPeerPort: "
+            "permission when named ports maps to multiple numeric port",
+        ],
+    )
+    return (
+        "named port `dns` is 53 on one pod and 5353 on the other, one group: both numbers "
+        "written: reconciled.",
+        s,
+    )
+
+
+def parity_named_port_per_group() -> tuple[str, Scenario]:
+    s = _named_target_ports(base(), 5353)
+    # Each node group's group gets only the numbers of its own pods
+    # (computeIngressPermissionsPerSGWithPodEndpoints): 53 on the first, 5353 on the second.
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    _second_node_group(s, [perm("udp", 5353, cidrs=[VPC_CIDR]), perm("tcp", 5353, cidrs=[VPC_CIDR])])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            "pkg/networking/networking_manager.go: computeIngressPermissionsPerSGWithPodEndpoints "
+            "(pods grouped by the group resolveEndpointSGForENI picks; no unit test of its own)",
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: named port resolves to "
+            "different numerical port",
+        ],
+    )
+    return (
+        "named port `dns` is 53 on a pod of one node group and 5353 on a pod of another: each group holds "
+        "only its own pods' number: reconciled (not NETWORKING_NOT_RECONCILED).",
+        s,
+    )
+
+
+def parity_named_port_per_group_wrong() -> tuple[str, Scenario]:
+    _, s = parity_named_port_per_group()
+    # The second group holds its neighbour's number (53) instead of its own pod's (5353).
+    s.sg(NODE_B_SG)["IpPermissions"] = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    s.expected = {"bindings": {}}
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
+        forbid=["MISSING_NETWORKING_RULE", "INVALID_SPEC"],
+        admitted={"UDP": [1, 2]},
+        cites=[
+            "pkg/networking/networking_manager.go: computeIngressPermissionsPerSGWithPodEndpoints",
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: named port resolves to "
+            "different numerical port",
+        ],
+    )
+    return (
+        "the same, but the second group holds 53 instead of its pod's 5353: partial, not reconciled there.",
+        s,
+    )
+
+
+def parity_named_port_undeclared() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    # The Service targets port 53 by number; the networking names the pods' ports. The second pod
+    # names them differently: looking `dns` up on it fails, the controller fails the whole
+    # binding's networking and writes none of its rules.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", "dns"), ("TCP", "dns-tcp")]))
+    _pod_ports(s, "10.0.2.25", [("domain", 53, "UDP"), ("domain-tcp", 53, "TCP")])
+    s.event(
+        "coredns-udp",
+        "FailedNetworkReconcile",
+        "unable to find port dns on pod kube-system/coredns-6d4b75cb6d-d3e4f",
+    )
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["INVALID_SPEC", "TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        admitted={"UDP": [0, 2]},
+        cites=[
+            "pkg/k8s/pod_info.go: PodInfo.LookupContainerPort ('unable to find port ... on pod ...'), "
+            "called by computeNumericalPorts for every pod",
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: named port resolves to "
+            "same numerical port",
+        ],
+    )
+    return (
+        "named port `dns` that one target pod does not declare: invalid spec (no rule is written), blocked.",
+        s,
+    )
+
+
+def parity_named_port_undeclared_ipv6() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(
+        ([VPC_V6, "2001:db8:100::/48"], [("UDP", "dns")]), ([VPC_V6, VPC_CIDR], [("TCP", "dns-tcp")])
+    )
+    second = next(i for i in s.items if i["kind"] == "Pod" and i["metadata"]["name"].endswith("d3e4f"))
+    second["spec"]["containers"][0]["ports"] = [{"name": "domain", "containerPort": 53, "protocol": "UDP"}]
+    s.sg(NODE_SG)["IpPermissions"] = [perm("tcp", 53, cidrs=[VPC_CIDR], description="dns over tcp")]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        cites=[
+            "pkg/k8s/pod_info.go: PodInfo.LookupContainerPort, called by computeNumericalPorts for every pod"
+        ],
+    )
+    return "IPv6 targets, named ports that one pod does not declare: invalid spec, blocked.", s
+
+
+def parity_named_port_instance() -> tuple[str, Scenario]:
+    s = _instance(base(), 30053)
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", "dns"), ("TCP", 30053)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("tcp", 30053, cidrs=[VPC_CIDR])]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeNumericalPorts: numerical port cannot be "
+            "used without pods"
+        ],
+    )
+    return (
+        "instance targets with a named networking port: the controller rejects names without "
+        "pods: invalid spec.",
+        s,
+    )
+
+
+def parity_named_port_hostile() -> tuple[str, Scenario]:
+    s = udp_only(base())
+    hostile = "<img src=x onerror=alert(1)>\u202edns"
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", hostile), ("TCP", 53)]))
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        cites=[
+            "pkg/k8s/pod_info.go: PodInfo.LookupContainerPort, called by computeNumericalPorts for every pod"
+        ],
+    )
+    return (
+        "a hostile port name (markup, a bidi override) that no pod declares: invalid spec on that binding.",
+        s,
+    )
+
+
+def _two_groups(s: Scenario, extra_tags: dict, flag: dict | None) -> Scenario:
+    """Both node ENIs carry NODE_SG and EXTRA_SG; `flag` is the controller's
+    --service-target-eni-security-group-tags (bundle.json)."""
+    fixed_udp(s)
+    s.add_sg(EXTRA_SG, "eks-extra", [], tags=extra_tags)
+    for eni in NODE_ENIS:
+        s.set_eni_groups(eni, [NODE_SG, EXTRA_SG])
+    if flag is not None:
+        s.meta["serviceTargetEniSecurityGroupTags"] = flag
+    return s
+
+
+def _rules_in(s: Scenario, group: str) -> None:
+    """The networking's rules live in `group` (and not in the other node group)."""
+    held = [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])]
+    for gid in (NODE_SG, EXTRA_SG):
+        s.sg(gid)["IpPermissions"] = copy.deepcopy(held) if gid == group else []
+
+
+SG_CHOICE = f"{NM}: Test_defaultNetworkingManager_resolveEndpointSGForENI"
+EXTRA_TAGS = {"keyA": "valueA", "keyB": "valueB2", "keyC": "valueC", "keyD": "valueD"}
+
+
+def parity_sg_choice_single_group() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # One group on the ENI: the controller uses it, without looking at tags (the flag included).
+    s.sg(NODE_SG)["Tags"] = [{"Key": "Name", "Value": "eks-node"}]
+    s.meta["serviceTargetEniSecurityGroupTags"] = {"keyA": "valueA"}
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["SECURITY_GROUP_TAG_AMBIGUOUS", *RECONCILED_OK],
+        admitted={"UDP": [2, 2]},
+        cites=[f"{SG_CHOICE}: Only one security group in eniInfo returns early"],
+    )
+    return "one untagged group on each ENI, the tag flag set: that group, no ambiguity: reconciled.", s
+
+
+def parity_sg_choice_cluster_tag() -> tuple[str, Scenario]:
+    s = _two_groups(base(), EXTRA_TAGS, None)
+    _rules_in(s, NODE_SG)
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["SECURITY_GROUP_TAG_AMBIGUOUS", *RECONCILED_OK],
+        admitted={"UDP": [2, 2]},
+        cites=[f"{SG_CHOICE}: A single security group with cluster name tag and no service target tags set"],
+    )
+    return (
+        "two groups per ENI, only one with the cluster tag, no flag: that one holds the rules: reconciled.",
+        s,
+    )
+
+
+def parity_sg_choice_flag_match() -> tuple[str, Scenario]:
+    s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS}, {"keyA": "valueA"})
+    _rules_in(s, EXTRA_SG)
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["SECURITY_GROUP_TAG_AMBIGUOUS", *RECONCILED_OK],
+        admitted={"UDP": [2, 2]},
+        cites=[f"{SG_CHOICE}: A single security group with cluster name tag and one service target tag set"],
+    )
+    return (
+        "two cluster-tagged groups per ENI, the flag keyA=valueA picks the one carrying it, which holds "
+        "the rules: reconciled, no SECURITY_GROUP_TAG_AMBIGUOUS.",
+        s,
+    )
+
+
+def parity_sg_choice_flag_match_all() -> tuple[str, Scenario]:
+    s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS}, {"keyA": "valueA", "keyB": "valueB2"})
+    # The rules are missing: the fix must aim at the group the flag picks (EXTRA_SG).
+    _rules_in(s, "none")
+    s.sg(NODE_SG)["IpPermissions"] = [perm("tcp", 53, cidrs=[VPC_CIDR], description="dns over tcp")]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
+        forbid=["SECURITY_GROUP_TAG_AMBIGUOUS", "MISSING_NETWORKING_RULE", "INVALID_SPEC"],
+        admitted={"UDP": [0, 2]},
+        cites=[
+            f"{SG_CHOICE}: A single security group with cluster name tag and multiple service target tags set"
+        ],
+    )
+    return (
+        "the flag with two tags picks the group carrying both; its rules are missing: not reconciled, and "
+        "the fix writes to that group.",
+        s,
+    )
+
+
+def parity_sg_choice_flag_no_match() -> tuple[str, Scenario]:
+    s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS}, {"keyA": "valueNotA"})
+    # The controller errors, so it has written nothing anywhere.
+    _rules_in(s, "none")
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
+        cites=[
+            f"{SG_CHOICE}: A single security group with cluster name tag and one service target "
+            "tag set with no matches",
+            f"{SG_CHOICE}: A single security group with cluster name tag and multiple service "
+            "target tags set "
+            "with no matches",
+        ],
+    )
+    return (
+        "the flag's tag value matches no cluster-tagged group: the controller errors and writes nothing: "
+        "tag ambiguous, blocked.",
+        s,
+    )
+
+
+def parity_sg_choice_flag_empty_value() -> tuple[str, Scenario]:
+    s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS, "keyA": ""}, {"keyA": ""})
+    _rules_in(s, EXTRA_SG)
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["SECURITY_GROUP_TAG_AMBIGUOUS", *RECONCILED_OK],
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{SG_CHOICE}: A single security group with cluster name tag and a service target tags "
+            "with an empty value"
+        ],
+    )
+    return (
+        'the flag keyA="" matches the group whose keyA is empty: that group holds the rules: reconciled.',
+        s,
+    )
+
+
+def parity_sg_choice_flag_empty_value_missing() -> tuple[str, Scenario]:
+    s = _two_groups(base(), {**CLUSTER_TAG, **EXTRA_TAGS, "keyA": ""}, {"keyE": ""})
+    # The controller errors, so it has written nothing anywhere.
+    _rules_in(s, "none")
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["SECURITY_GROUP_TAG_AMBIGUOUS", "NETWORKING_NOT_RECONCILED", "TRAFFIC_BLOCKED"],
+        cites=[
+            f"{SG_CHOICE}: A single security group with cluster name tag and a service target tag "
+            "with an empty "
+            "value with no matches"
+        ],
+    )
+    return 'the flag keyE="" names a tag no group carries: tag ambiguous, nothing written, blocked.', s
+
+
+def parity_aggregation_restricted() -> tuple[str, Scenario]:
+    s = base()
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    s.add_sg(
+        NLB_SG,
+        "k8s-kubesyst-corednse",
+        [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])],
+    )
+    for eni in s.enis():
+        if eni["InterfaceType"] == "network_load_balancer":
+            eni["Groups"] = [{"GroupId": NLB_SG, "GroupName": "k8s-kubesyst-corednse"}]
+    # Two bindings declare TCP from the NLB's group on 53 and 8080: the controller merges the
+    # permissions from one source group and protocol into one range (restricted rules, its
+    # default), so the node group holds tcp 53-8080 from the NLB group, not two rules.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([NLB_SG], [("UDP", 53), ("TCP", 53)]))
+    s.tgb("coredns-tcp")["spec"]["networking"] = ingress(([NLB_SG], [("TCP", 53), ("TCP", 8080)]))
+    merged = perm("tcp", None, groups=[NLB_SG])
+    merged["FromPort"], merged["ToPort"] = 53, 8080
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, groups=[NLB_SG]), merged]
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "reachable"},
+            forbid=RECONCILED_OK,
+            admitted={proto: [2, 2]},
+            cites=[
+                f"{NM}: Test_defaultNetworkingManager_computeRestrictedIngressPermissionsPerSG: "
+                "single sg, single protocol",
+                f"{NM}: Test_defaultNetworkingManager_computeRestrictedIngressPermissionsPerSG: "
+                "multiple sg,  multiple protocols",
+                f"{NM}: Test_defaultNetworkingManager_computeRestrictedIngressPermissionsPerSG: "
+                "test for both sg and CIDRs",
+            ],
+        )
+    return (
+        "two bindings' group-peer TCP rules (53 and 8080) merged by the controller into one tcp 53-8080 "
+        "rule: both reconciled.",
+        s,
+    )
+
+
+def parity_aggregation_cidrs() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    # CIDR permissions are never merged: each stays its own rule.
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(
+        (["10.0.0.0/17"], [("UDP", 53)]), (["10.0.128.0/17"], [("UDP", 53)]), ([VPC_CIDR], [("TCP", 53)])
+    )
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", 53, cidrs=["10.0.0.0/17"]),
+        perm("udp", 53, cidrs=["10.0.128.0/17"]),
+        perm("tcp", 53, cidrs=[VPC_CIDR]),
+    ]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeRestrictedIngressPermissionsPerSG: test for CIDRs",
+            f"{NM}: Test_defaultNetworkingManager_computeUnrestrictedIngressPermissionsPerSG: single tgb",
+        ],
+    )
+    return "CIDR permissions kept one rule each (never merged): reconciled.", s
+
+
+def parity_aggregation_all_ports() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.add_sg(CLIENT_SG, "dns-clients", [])
+    # A port-less entry from a group is written as 0-65535 and absorbs every other range of that
+    # group and protocol.
+    s.tgb("coredns-udp")["spec"]["networking"] = {
+        "ingress": [
+            {
+                "from": [{"securityGroup": {"groupID": CLIENT_SG}}],
+                "ports": [{"protocol": "TCP"}, {"protocol": "TCP", "port": 53}],
+            },
+            {
+                "from": [{"ipBlock": {"cidr": VPC_CIDR}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            },
+        ]
+    }
+    all_tcp = perm("tcp", None, groups=[CLIENT_SG])
+    all_tcp["FromPort"], all_tcp["ToPort"] = 0, 65535
+    s.sg(NODE_SG)["IpPermissions"] = [
+        all_tcp,
+        perm("udp", 53, cidrs=[VPC_CIDR]),
+        perm("tcp", 53, cidrs=[VPC_CIDR]),
+    ]
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=RECONCILED_OK,
+        admitted={"UDP": [2, 2]},
+        cites=[
+            f"{NM}: Test_defaultNetworkingManager_computeRestrictedIngressPermissionsPerSG: single "
+            "sg, port not assigned",
+            f"{NM}: Test_defaultNetworkingManager_computeRestrictedIngressPermissionsPerSG: single "
+            "sg, port range 0 - 65535",
+        ],
+    )
+    return "a group peer on every TCP port next to TCP 53: one tcp 0-65535 rule holds both: reconciled.", s
+
+
+def _webhook(name: str, mutate: Callable[[Scenario], None], cites: list[str], text: str, ok: bool = False):
+    def build() -> tuple[str, Scenario]:
+        s = fixed_udp(base())
+        mutate(s)
+        if ok:
+            accepted = ["INVALID_SPEC", "TARGET_DRIFT"]
+            s.expect("coredns-udp", {"UDP": "reachable"}, forbid=accepted, cites=cites)
+        else:
+            s.expect("coredns-udp", {}, require=["INVALID_SPEC"], cites=cites)
+        return text, s
+
+    build.__name__ = name
+    return build
+
+
+def _spec(**fields):
+    def mutate(s: Scenario) -> None:
+        s.tgb("coredns-udp")["spec"].update(fields)
+
+    return mutate
+
+
+def _quic(target_type: str, protocol: str = "QUIC", declared: bool = True):
+    def mutate(s: Scenario) -> None:
+        if target_type == "instance":
+            _instance(s, 30053)
+        s.tg(UDP_TG)["Protocol"] = protocol
+        for listener in s.aws["DescribeListeners"]["Listeners"]:
+            if listener["Protocol"] == "UDP":
+                listener["Protocol"] = protocol
+        spec = s.tgb("coredns-udp")["spec"]
+        if declared:
+            spec["targetGroupProtocol"] = protocol
+        else:
+            # Created without the mutating webhook, which sets it from the target group.
+            spec.pop("targetGroupProtocol", None)
+
+    return mutate
+
+
+DUPLICATE = f"{VT}: Test_targetGroupBindingValidator_checkExistingTargetGroups"
+
+
+def _duplicate(multi_cluster: bool):
+    def mutate(s: Scenario) -> None:
+        spec = s.tgb("coredns-udp")["spec"]
+        if multi_cluster:
+            spec["multiClusterTargetGroup"] = True
+        s.add_tgb("coredns-udp-copy", copy.deepcopy(spec))
+        if multi_cluster:
+            cites = [f"{DUPLICATE}: [ok] duplicate target groups with multi cluster support"]
+            s.expect("coredns-udp-copy", {"UDP": "reachable"}, forbid=["INVALID_SPEC"], cites=cites)
+        else:
+            cites = [f"{DUPLICATE}: [err] duplicate target groups - one target group binding"]
+            s.expect("coredns-udp-copy", {}, require=["INVALID_SPEC"], cites=cites)
+
+    return mutate
+
+
+def _ipv6_unset(s: Scenario) -> None:
+    v6 = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    s.kube, s.aws = v6.kube, v6.aws
+    del s.tgb("coredns-udp")["spec"]["ipAddressType"]
+
+
+def _required_fields(s: Scenario) -> None:
+    spec = s.tgb("coredns-udp")["spec"]
+    no_type = copy.deepcopy(spec)
+    del no_type["targetType"]
+    no_type["multiClusterTargetGroup"] = True
+    spec["multiClusterTargetGroup"] = True
+    s.add_tgb("coredns-no-target-type", no_type)
+    no_arn = copy.deepcopy(spec)
+    del no_arn["targetGroupARN"]
+    s.add_tgb("coredns-no-target-group", no_arn)
+    for key in ("coredns-no-target-type", "coredns-no-target-group"):
+        s.expect(
+            key,
+            {},
+            require=["INVALID_SPEC"],
+            cites=[
+                f"{VT}: Test_targetGroupBindingValidator_checkRequiredFields: targetType is not set",
+                f"{VT}: Test_targetGroupBindingValidator_checkRequiredFields: "
+                "either TargetGroupARN or TargetGroupName must be specified",
+            ],
+        )
+
+
+def _by_name(s: Scenario) -> None:
+    spec = s.tgb("coredns-udp")["spec"]
+    del spec["targetGroupARN"]
+    spec["targetGroupName"] = "k8s-dns-udp"
+
+
+def _instance_node_selector(s: Scenario) -> None:
+    _instance(s, 30053)
+    # Every node has a zone label: the selector keeps both targets (no drift).
+    s.tgb("coredns-udp")["spec"]["nodeSelector"] = {
+        "matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "Exists"}]
+    }
+
+
+CREATE = f"{VT}: Test_targetGroupBindingValidator_ValidateCreate"
+WEBHOOK_SCENARIOS = {
+    "parity-webhook-tg-protocol-mismatch": _webhook(
+        "tg_protocol_mismatch",
+        _spec(targetGroupProtocol="TCP"),
+        [f"{CREATE}: tg protocol provided doesnt match TG protocol mismatch"],
+        "spec.targetGroupProtocol TCP on a UDP target group: invalid spec.",
+    ),
+    "parity-webhook-node-selector-ip": _webhook(
+        "node_selector_ip",
+        _spec(nodeSelector={"matchLabels": {"kubernetes.io/os": "linux"}}),
+        [
+            f"{CREATE}: [err] targetType is ip, nodeSelector is set",
+            f"{VT}: Test_targetGroupBindingValidator_ValidateUpdate: [err] targetType is ip, "
+            "nodeSelector is set",
+        ],
+        "spec.nodeSelector with targetType ip: invalid spec.",
+    ),
+    "parity-webhook-vpc-mismatch": _webhook(
+        "vpc_mismatch",
+        _spec(vpcID="vpc-0123456789abcdef0"),
+        [f"{CREATE}: VpcID provided doesnt match TG VpcID mismatch"],
+        "spec.vpcID that is not the target group's VPC: invalid spec.",
+    ),
+    "parity-webhook-vpc-malformed": _webhook(
+        "vpc_malformed",
+        _spec(vpcID="vpcid-0a1b2c3d"),
+        [
+            f"{VT}: Test_targetGroupBindingValidator_checkTargetGroupVpcID: [err] vpcID 8 chars is "
+            "not valid - invalid prefix"
+        ],
+        "spec.vpcID that is not a VPC id: invalid spec.",
+    ),
+    "parity-webhook-ip-address-type": _webhook(
+        "ip_address_type",
+        _spec(ipAddressType="ipv6"),
+        [f"{CREATE}: ipAddressType mismatch with TargetGroup"],
+        "spec.ipAddressType ipv6 on an ipv4 target group: invalid spec.",
+    ),
+    "parity-webhook-ip-address-type-unset": _webhook(
+        "ip_address_type_unset",
+        _ipv6_unset,
+        [f"{CREATE}: ipAddressType unspecified in tgb, ipv6 in TargetGroup"],
+        "no spec.ipAddressType on an ipv6 target group: invalid spec.",
+    ),
+    "parity-webhook-quic-instance": _webhook(
+        "quic_instance",
+        _quic("instance"),
+        [
+            f"{CREATE}: QUIC and Instance Target Type should produce error",
+            f"{CREATE}: TCP_QUIC and Instance Target Type should produce error",
+        ],
+        "a QUIC target group with instance targets (targetGroupProtocol QUIC): invalid spec.",
+    ),
+    "parity-webhook-tcp-quic-instance-undeclared": _webhook(
+        "tcp_quic_instance_undeclared",
+        _quic("instance", "TCP_QUIC", declared=False),
+        [
+            f"{CREATE}: TCP_QUIC and Instance Target Type should produce error",
+            "webhooks/elbv2/targetgroupbinding_mutator.go: defaultingTargetGroupProtocol "
+            "(sets spec.targetGroupProtocol from the target group on create, before the validator runs)",
+        ],
+        "a TCP_QUIC target group with instance targets and no targetGroupProtocol in the object: invalid "
+        "spec all the same (the mutating webhook sets it on create).",
+    ),
+    "parity-webhook-assume-role-instance": _webhook(
+        "assume_role_instance",
+        lambda s: (_instance(s, 30053), _spec(iamRoleArnToAssume=f"arn:aws:iam::{ACCOUNT}:role/tgb")(s)),
+        [f"{VT}: TestCheckAssumeRoleConfig: instance with assume role"],
+        "spec.iamRoleArnToAssume with instance targets: invalid spec.",
+    ),
+    "parity-webhook-duplicate-target-group": _webhook(
+        "duplicate_target_group",
+        _duplicate(False),
+        [f"{DUPLICATE}: [err] duplicate target groups - one target group binding"],
+        "two bindings of one target group without multiClusterTargetGroup: invalid spec on both.",
+    ),
+    "parity-webhook-required-fields": _webhook(
+        "required_fields",
+        _required_fields,
+        [f"{DUPLICATE}: [ok] duplicate target groups with multi cluster support"],
+        "bindings without targetType or without a target group, next to a valid one (all multi-cluster): "
+        "invalid spec on the two, none on the valid one.",
+        ok=True,
+    ),
+    "parity-webhook-target-group-name": _webhook(
+        "target_group_name",
+        _by_name,
+        [f"{CREATE}: TargetGroupName can be resolved"],
+        "a binding that names its target group instead of giving the ARN: resolved, no invalid spec.",
+        ok=True,
+    ),
+    "parity-webhook-accepted": _webhook(
+        "accepted",
+        _spec(vpcID=VPC, ipAddressType="ipv4", targetGroupProtocol="UDP"),
+        [
+            f"{CREATE}: protocol in spec matches with TG protocol",
+            f"{CREATE}: VpcID in spec matches with TG vpc",
+            f"{CREATE}: ipAddressType matches TargetGroup",
+        ],
+        "targetGroupProtocol, vpcID and ipAddressType that match the target group: no invalid spec.",
+        ok=True,
+    ),
+    "parity-webhook-multi-cluster": _webhook(
+        "multi_cluster",
+        _duplicate(True),
+        [f"{DUPLICATE}: [ok] duplicate target groups with multi cluster support"],
+        "two bindings of one target group, both multiClusterTargetGroup: no invalid spec.",
+        ok=True,
+    ),
+    "parity-webhook-quic-ip": _webhook(
+        "quic_ip",
+        _quic("ip"),
+        [f"{CREATE}: QUIC and IP Target Type should produce error (expects no error)"],
+        "a QUIC target group with ip targets: accepted, no invalid spec.",
+        ok=True,
+    ),
+    "parity-webhook-instance-node-selector": _webhook(
+        "instance_node_selector",
+        _instance_node_selector,
+        [
+            f"{VT}: Test_targetGroupBindingValidator_checkNodeSelector: [ok] targetType is "
+            "instance, nodeSelector is set"
+        ],
+        "spec.nodeSelector with instance targets: accepted, no invalid spec.",
+        ok=True,
+    ),
+}
+
+PARITY: dict[str, Callable[[], tuple[str, Scenario]]] = {
+    "parity-permission-peers-ports": parity_permission_peers_ports,
+    "parity-permission-missing-group-peer": parity_permission_missing_group_peer,
+    "parity-permission-defaults": parity_permission_defaults,
+    "parity-named-port-same-number": parity_named_port_same_number,
+    "parity-named-port-two-numbers": parity_named_port_two_numbers,
+    "parity-named-port-per-group": parity_named_port_per_group,
+    "parity-named-port-per-group-wrong": parity_named_port_per_group_wrong,
+    "parity-named-port-undeclared": parity_named_port_undeclared,
+    "parity-named-port-undeclared-ipv6": parity_named_port_undeclared_ipv6,
+    "parity-named-port-instance": parity_named_port_instance,
+    "parity-named-port-hostile": parity_named_port_hostile,
+    "parity-sg-choice-single-group": parity_sg_choice_single_group,
+    "parity-sg-choice-cluster-tag": parity_sg_choice_cluster_tag,
+    "parity-sg-choice-flag-match": parity_sg_choice_flag_match,
+    "parity-sg-choice-flag-match-all": parity_sg_choice_flag_match_all,
+    "parity-sg-choice-flag-no-match": parity_sg_choice_flag_no_match,
+    "parity-sg-choice-flag-empty-value": parity_sg_choice_flag_empty_value,
+    "parity-sg-choice-flag-empty-value-missing": parity_sg_choice_flag_empty_value_missing,
+    "parity-aggregation-restricted": parity_aggregation_restricted,
+    "parity-aggregation-cidrs": parity_aggregation_cidrs,
+    "parity-aggregation-all-ports": parity_aggregation_all_ports,
+    **WEBHOOK_SCENARIOS,
+}
+
+
+# --- issue 14: prefix lists, network ACLs, listeners, LB outbound rules, malformed rules -----------
+
+SUBNETS = ("subnet-0aaa1111bbbb2222c", "subnet-0bbb3333cccc4444d")
+CORP_PL = "pl-0c0rp000000000001"
+ACL = "acl-0b1n0000000000001"
+
+
+def _prefix_list_rule(s: Scenario, port: int, entries: list[str] | None) -> Scenario:
+    """UDP admitted only through a managed prefix list (TCP for the health check from the VPC)."""
+    udp_rule = perm("udp", port, description="corp")
+    udp_rule["PrefixListIds"] = [{"PrefixListId": CORP_PL, "Description": "corp"}]
+    s.sg(NODE_SG)["IpPermissions"] = [udp_rule, perm("tcp", port, cidrs=[VPC_CIDR])]
+    if entries is not None:
+        s.aws["GetManagedPrefixListEntries"] = {CORP_PL: {"Entries": [{"Cidr": c} for c in entries]}}
+    return s
+
+
+def prefix_list_resolved() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(fixed_udp(base()), 53, ["10.0.0.0/17", "10.0.128.0/17", "192.168.0.0/16"])
+    # The list's entries cover the VPC (the internal NLB's clients): the rule admits them all
+    # (DESIGN "A prefix-list source counts as its entries").
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "UDP admitted only through a managed prefix list whose entries cover the VPC: reachable.", s
+
+
+def prefix_list_unknown() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(fixed_udp(base()), 53, None)
+    # Entries not collected: the uncovered clients could lie in the list, so no refusal is claimed.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "unknown"},
+        forbid=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "UDP admitted only through a prefix list whose entries were not collected: unknown, never blocked.",
+        s,
+    )
+
+
+def prefix_list_partial() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(fixed_udp(base()), 53, ["10.0.1.0/24"])
+    # Known entries that hold only one subnet of the VPC: the clients elsewhere are refused.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "UDP admitted through a prefix list holding one subnet only: partial, client ranges not covered.",
+        s,
+    )
+
+
+def prefix_list_instance() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(_instance(base(), 30053), 30053, [VPC_CIDR])
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["TRAFFIC_BLOCKED"], admitted={"UDP": [2, 2]})
+    return "instance targets, UDP NodePort admitted through a collected prefix list: reachable.", s
+
+
+def _acl(s: Scenario, entries: list[dict]) -> Scenario:
+    """A network ACL on both target subnets: `entries`, then allow-all both ways, then the final deny."""
+    base_entries = [
+        {
+            "RuleNumber": 100,
+            "Protocol": "-1",
+            "RuleAction": "allow",
+            "Egress": False,
+            "CidrBlock": "0.0.0.0/0",
+        },
+        {
+            "RuleNumber": 100,
+            "Protocol": "-1",
+            "RuleAction": "allow",
+            "Egress": True,
+            "CidrBlock": "0.0.0.0/0",
+        },
+        {
+            "RuleNumber": 101,
+            "Protocol": "-1",
+            "RuleAction": "allow",
+            "Egress": False,
+            "Ipv6CidrBlock": "::/0",
+        },
+        {"RuleNumber": 101, "Protocol": "-1", "RuleAction": "allow", "Egress": True, "Ipv6CidrBlock": "::/0"},
+        {
+            "RuleNumber": 32767,
+            "Protocol": "-1",
+            "RuleAction": "deny",
+            "Egress": False,
+            "CidrBlock": "0.0.0.0/0",
+        },
+        {
+            "RuleNumber": 32767,
+            "Protocol": "-1",
+            "RuleAction": "deny",
+            "Egress": True,
+            "CidrBlock": "0.0.0.0/0",
+        },
+    ]
+    s.aws["DescribeNetworkAcls"] = {
+        "NetworkAcls": [
+            {
+                "NetworkAclId": ACL,
+                "VpcId": VPC,
+                "IsDefault": False,
+                "Associations": [{"SubnetId": subnet, "NetworkAclId": ACL} for subnet in SUBNETS],
+                "Entries": entries + base_entries,
+            }
+        ]
+    }
+    return s
+
+
+def _deny(number: int, proto: str, lo: int, hi: int, *, egress: bool, cidr: str = "0.0.0.0/0") -> dict:
+    entry = {
+        "RuleNumber": number,
+        "Protocol": proto,
+        "RuleAction": "deny",
+        "Egress": egress,
+        "PortRange": {"From": lo, "To": hi},
+    }
+    entry["Ipv6CidrBlock" if ":" in cidr else "CidrBlock"] = cidr
+    return entry
+
+
+def nacl_denies_udp_inbound() -> tuple[str, Scenario]:
+    s = _acl(fixed_udp(base()), [_deny(90, "17", 53, 53, egress=False)])
+    # The security groups admit the VPC; the ACL refuses UDP 53 from everything outside each target's
+    # own subnet (an ACL filters only at the subnet boundary): partial, blamed on the ACL only.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_BLOCKED", "MISSING_NETWORKING_RULE"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "security groups admit UDP 53 from the VPC, the subnets' network ACL denies it (rule 90): partial, "
+        "the ACL entry is named, no client-range finding; the fix adds an ACL entry numbered below 90.",
+        s,
+    )
+
+
+def nacl_denies_replies_instance() -> tuple[str, Scenario]:
+    s = _acl(_instance(base(), 30053), [_deny(90, "17", 1024, 65535, egress=True)])
+    # Stateless: the UDP replies to the clients' ephemeral ports are refused going out.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED"],
+        forbid=["CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "instance targets whose subnets' ACL denies outbound UDP 1024-65535 (the replies): partial, the "
+        "outbound ACL entry is named and fixed.",
+        s,
+    )
+
+
+def nacl_denies_health_checks() -> tuple[str, Scenario]:
+    s = _acl(fixed_udp(base()), [_deny(50, "6", 53, 53, egress=False, cidr="10.0.0.0/16")])
+    # The LB node in the other subnet cannot health-check the target over TCP 53; the one in the
+    # same subnet can. UDP itself is untouched.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_BLOCKED"],
+        forbid=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "network ACL denies TCP 53 from the VPC: health checks from the other zone's LB node refused.", s
+
+
+def nacl_ipv6() -> tuple[str, Scenario]:
+    s = _acl(_ipv6(base(), [VPC_CIDR, VPC_V6]), [_deny(80, "17", 53, 53, egress=False, cidr="::/0")])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        # The bundle's clients include 2001:db8:100::/48, which no rule admits (the security groups'
+        # part); the rest of the VPC's IPv6 clients is refused by the ACL.
+        require=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+    )
+    return (
+        "IPv6 targets, the subnets' ACL denies UDP 53 from ::/0 (rule 80) and the rules miss one client "
+        "range: partial, both layers named, the fix adds the rule and the ACL entries.",
+        s,
+    )
+
+
+def _lb_with_group(s: Scenario, egress: list[dict]) -> Scenario:
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    s.add_sg(NLB_SG, "k8s-nlb", [perm("udp", 53, cidrs=[VPC_CIDR], description="dns")])
+    s.sg(NLB_SG)["IpPermissionsEgress"] = egress
+    return s
+
+
+def nlb_sg_egress_refuses() -> tuple[str, Scenario]:
+    s = _lb_with_group(fixed_udp(base()), [perm("tcp", 443, cidrs=["0.0.0.0/0"], description="https")])
+    # The NLB's outbound rules let nothing out on 53: traffic and health checks (nlb-udp-facts §3.5).
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "NLB with a security group whose outbound rules allow only TCP 443: UDP and health checks cannot "
+        "leave it; the fix adds egress rules on the NLB's group.",
+        s,
+    )
+
+
+def nlb_sg_egress_instance() -> tuple[str, Scenario]:
+    s = _lb_with_group(_instance(base(), 30053), [perm("udp", 30053, cidrs=[VPC_CIDR], description="data")])
+    # UDP may leave, the TCP health checks to the NodePort may not.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_BLOCKED"],
+        forbid=["TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "instance targets, the NLB's group lets UDP out but no TCP health check: health checks blocked.", s
+
+
+def tcp_udp_udp_listener_only() -> tuple[str, Scenario]:
+    s = _tcp_udp(base(), [("UDP", 53), ("TCP", 53)])
+    s.aws["DescribeListeners"]["Listeners"][0]["Protocol"] = "UDP"
+    # A listener forwards to the group, carrying UDP only: TCP is not offered, with no finding.
+    s.expect(
+        "coredns-udp",
+        {"TCP": "not_offered", "UDP": "reachable"},
+        forbid=["NO_LISTENER", "TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "TCP_UDP group behind a UDP listener: TCP not offered without NO_LISTENER, UDP reachable.", s
+
+
+def tcp_udp_tcp_listener_instance() -> tuple[str, Scenario]:
+    s = _tcp_udp(_instance(base(), 30053), [("UDP", 30053), ("TCP", 30053)])
+    s.aws["DescribeListeners"]["Listeners"][0]["Protocol"] = "TCP"
+    s.expect(
+        "coredns-udp",
+        {"TCP": "reachable", "UDP": "not_offered"},
+        forbid=["NO_LISTENER"],
+        admitted={"TCP": [2, 2]},
+    )
+    return "instance targets, TCP_UDP group behind a TCP listener: UDP not offered without NO_LISTENER.", s
+
+
+def malformed_network_rules() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.sg(NODE_SG)["IpPermissions"].append(
+        {"IpProtocol": "udp", "FromPort": "fifty", "ToPort": 53, "IpRanges": []}
+    )
+    bad_pl = perm("udp", 5353, description="corp")
+    bad_pl["PrefixListIds"] = [{"PrefixListId": CORP_PL}]
+    s.sg(NODE_SG)["IpPermissions"].append(bad_pl)
+    s.aws["GetManagedPrefixListEntries"] = {CORP_PL: {"Entries": [{"Cidr": "10.0.0.0/33"}]}}
+    _acl(s, [{"RuleNumber": "ninety", "Protocol": "17", "RuleAction": "deny", "Egress": False}])
+    # Each malformed object is named (id and field) on the binding that reads it; the rest is judged.
+    s.expect("coredns-udp", {"UDP": "reachable"}, require=["INVALID_SPEC"], admitted={"UDP": [2, 2]})
+    return (
+        'a security-group rule with FromPort "fifty", a prefix list entry 10.0.0.0/33 and an ACL entry with '
+        'RuleNumber "ninety": INVALID_SPEC naming each, the binding still judged (reachable).',
         s,
     )
 
@@ -911,6 +2036,20 @@ SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "ipv6-blocked": ipv6_blocked,
     "client-cidrs-bundle": client_cidrs_bundle,
     "malformed-objects": malformed_objects,
+    "prefix-list-resolved": prefix_list_resolved,
+    "prefix-list-unknown": prefix_list_unknown,
+    "prefix-list-partial": prefix_list_partial,
+    "prefix-list-instance": prefix_list_instance,
+    "nacl-denies-udp-inbound": nacl_denies_udp_inbound,
+    "nacl-denies-replies-instance": nacl_denies_replies_instance,
+    "nacl-denies-health-checks": nacl_denies_health_checks,
+    "nacl-ipv6": nacl_ipv6,
+    "nlb-sg-egress-refuses": nlb_sg_egress_refuses,
+    "nlb-sg-egress-instance": nlb_sg_egress_instance,
+    "tcp-udp-udp-listener-only": tcp_udp_udp_listener_only,
+    "tcp-udp-tcp-listener-instance": tcp_udp_tcp_listener_instance,
+    "malformed-network-rules": malformed_network_rules,
+    **PARITY,
 }
 
 
