@@ -2147,7 +2147,7 @@ def _source_groups(
         c.tg.vpc_id,
     )
     with_sgs = c.ix.lbs_with_sgs
-    if preserved and not hc and with_sgs and any(lb in with_sgs for lb in lbs):
+    if preserved and not hc and with_sgs and not with_sgs.isdisjoint(lbs):
         # Client ranges per listener and protocol (`_client_ranges`).
         key += (tuple(_front_rules(c, lb, proto) for lb in lbs), proto)
     found = c.ix.groups_cache.get(key)
@@ -2203,7 +2203,20 @@ def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
                 and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
             }
         )
-        if not ports or any(r.matches(proto.lower(), p) for r in rules for p in ports):
+        if not ports:
+            continue
+        # Which rules match each (LB, protocol, port) is cached in the index (`_front_rules`).
+        by_port, low = c.ix._front_by_port, proto.lower()
+        admitted = False
+        for port in ports:
+            key = (lb_arn, low, port)
+            hits = by_port.get(key)
+            if hits is None:
+                hits = by_port[key] = tuple(i for i, r in enumerate(rules) if r.matches(low, port))
+            if hits:
+                admitted = True
+                break
+        if admitted:
             continue
         refused[lb_arn] = (
             f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} admit no "
