@@ -143,8 +143,27 @@ class ClusterAdmin(PolledSourceAdmin):
             },
         ),
         ("Controller", {"fields": ("service_target_eni_sg_tags",)}),
+        ("Kubernetes events", {"fields": ("emit_kube_events", "last_kube_event")}),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),
     )
+    readonly_fields = (*PolledSourceAdmin.readonly_fields, "last_kube_event")
+
+    @admin.display(description="last Kubernetes event")
+    def last_kube_event(self, obj: m.Cluster) -> str:
+        """The latest Event outcome, so missing RBAC or an unreachable API shows where it is set."""
+        if obj.pk is None:
+            return "none yet"
+        last = (
+            m.VerdictTransition.objects.filter(binding__cluster=obj)
+            .exclude(kube_event="")
+            .order_by("-at", "-pk")
+            .values_list("kube_event", "at", "binding__namespace", "binding__name")
+            .first()
+        )
+        if last is None:
+            return "none yet"
+        outcome, at, namespace, name = last
+        return f"{outcome} ({namespace}/{name}, {at:%Y-%m-%d %H:%M:%S} UTC)"
 
     @admin.display(description="TLS")
     def tls(self, obj: m.Cluster) -> str:
@@ -413,14 +432,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class AlertHookAdmin(admin.ModelAdmin):
     """Where alerts go. The URL is a secret: name a file or an environment variable holding it."""
 
-    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source")
+    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source", "last_outcome")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
     filter_horizontal = ("clusters",)
 
     @admin.display(description="URL from")
     def url_source(self, obj: m.AlertHook) -> str:
-        return f"file {obj.url_file}" if obj.url_file else f"${obj.url_env}"
+        what = "routing key" if obj.kind == m.AlertHook.Kind.PAGERDUTY else "URL"
+        return f"{what}: file {obj.url_file}" if obj.url_file else f"{what}: ${obj.url_env}"
+
+    @admin.display(description="last delivery")
+    def last_outcome(self, obj: m.AlertHook) -> str:
+        """The latest finished delivery, so a misconfigured hook (bad key, wrong host) shows here."""
+        last = (
+            obj.deliveries.exclude(status=m.AlertDelivery.Status.PENDING, last_error="")
+            .order_by("-created_at", "-pk")
+            .values_list("status", "last_error")
+            .first()
+        )
+        if last is None:
+            return "none yet"
+        status, error = last
+        return f"{status}: {error}" if error else status
 
 
 @admin.register(m.AlertDelivery)

@@ -44,6 +44,8 @@ TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 2
 FILTER_BATCH = 199  # 200 filter values per call, minus the vpc-id value (as the controller chunks)
 ID_BATCH = 200  # ids per EC2 Describe* call: keeps requests and NotFound bisection small
 SESSION_NAME = "binding-health"
+# In the error text of a poll that AWS kept throttling; /metrics counts such polls by it.
+THROTTLED_MARK = "(still throttled after retries)"
 THROTTLE_CODES = frozenset(
     {
         "Throttling",
@@ -259,7 +261,7 @@ def _translate(exc: ClientError, operation: str) -> AwsError | AwsThrottled | Aw
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
     text = f"{operation}: {code}: {message}"
     if code in THROTTLE_CODES:
-        return AwsThrottled(f"{text} (still throttled after retries)", operation=operation, code=code)
+        return AwsThrottled(f"{text} {THROTTLED_MARK}", operation=operation, code=code)
     if code in UNAVAILABLE_CODES or status >= 500:
         return AwsUnavailable(text, operation=operation, code=code)
     return AwsError(text, operation=operation, code=code)

@@ -170,6 +170,13 @@ class Cluster(PolledSource):
         "writes networking rules to the one that also carries all of these tags. Empty when the "
         "flag is not set.",
     )
+    emit_kube_events = models.BooleanField(
+        "emit Kubernetes events",
+        default=False,
+        help_text="On a verdict change, create an Event on the TargetGroupBinding "
+        "(BindingHealthBlocked / BindingHealthRecovered) so `kubectl describe` shows it. "
+        "Needs the optional `create events` RBAC role.",
+    )
 
     # Where the poller connects and with which credentials: only superusers edit these
     # (bindings/admin.py); the paths must lie under BH_CREDENTIALS_DIRS (bindings/credentials.py).
@@ -710,6 +717,9 @@ class VerdictTransition(models.Model):
     at = models.DateTimeField(db_index=True)
     old = models.CharField(max_length=16, blank=True)
     new = models.CharField(max_length=16)
+    # The Kubernetes Event for this transition: "" not handled yet; otherwise what happened
+    # ("created", "skipped: …", "failed: …"). Claimed with a conditional UPDATE: one event at most.
+    kube_event = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         ordering = ["-at"]
@@ -748,12 +758,20 @@ class AlertHook(models.Model):
     class Kind(models.TextChoices):
         WEBHOOK = "webhook", "generic JSON webhook"
         SLACK = "slack", "Slack-compatible incoming webhook"
+        PAGERDUTY = "pagerduty", "PagerDuty Events API v2 (the file or variable holds the routing key)"
+        TEAMS = "teams", "Microsoft Teams workflow webhook (Adaptive Card)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind, default=Kind.WEBHOOK)
-    url_file = models.CharField(max_length=1024, blank=True, help_text="Path of a file holding the URL.")
+    url_file = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Path of a file holding the URL (for PagerDuty: the routing key).",
+    )
     url_env = models.CharField(
-        max_length=128, blank=True, help_text="Name of an environment variable holding the URL."
+        max_length=128,
+        blank=True,
+        help_text="Name of an environment variable holding the URL (for PagerDuty: the routing key).",
     )
     enabled = models.BooleanField(default=True)
     on_transitions = models.BooleanField(default=True, help_text="Alert when a verdict changes.")

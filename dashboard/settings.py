@@ -8,6 +8,7 @@ silently run eagerly: a running demo has a real worker. See `.env.example` for e
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "ninja",  # serves the API docs' Swagger UI from local static files instead of a CDN
     "bindings",
     "dashboard",
 ]
@@ -116,6 +118,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.sso.context",
             ],
         },
     },
@@ -189,6 +192,39 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+
+# --- single sign-on (OpenID Connect; dashboard/sso.py, docs/operations.md) -------------------
+BH_OIDC_ENABLED = envbool("BH_OIDC_ENABLED", False)
+BH_OIDC_LABEL = os.environ.get("BH_OIDC_LABEL", "Sign in with single sign-on")
+# The claim holding the user's groups, and which groups make which role (JSON object
+# {"viewer": [...], "may-apply": [...], "admin": [...]}). Empty mapping: every user is a viewer.
+BH_OIDC_GROUPS_CLAIM = os.environ.get("BH_OIDC_GROUPS_CLAIM", "groups")
+try:
+    BH_OIDC_ROLE_GROUPS: dict[str, list[str]] = json.loads(os.environ.get("BH_OIDC_ROLE_GROUPS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BH_OIDC_ROLE_GROUPS must be a JSON object: {exc}") from None
+if not isinstance(BH_OIDC_ROLE_GROUPS, dict) or not all(
+    isinstance(v, list) and all(isinstance(g, str) for g in v) for v in BH_OIDC_ROLE_GROUPS.values()
+):
+    raise ImproperlyConfigured('BH_OIDC_ROLE_GROUPS must look like {"admin": ["group", ...], ...}')
+# mozilla-django-oidc's own settings, under its names (endpoints from the provider's
+# /.well-known/openid-configuration; the client secret from a file or variable).
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = envsecret("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_USE_PKCE = True
+OIDC_USERNAME_ALGO = "dashboard.sso.username_from_email"
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT", 10)
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if BH_OIDC_ENABLED:
+    # Local passwords stay (demo, break-glass); the OIDC backend only answers the callback.
+    AUTHENTICATION_BACKENDS.insert(0, "dashboard.sso.RoleMappingBackend")
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -201,7 +237,9 @@ else:
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # A host part, though the transport ignores it: without one kombu warns "No hostname was
+    # supplied" on every connection, which fills the demo's logs.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -233,6 +271,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "send-alerts": {
         "task": "bindings.alerts.send_alerts_task",
+        "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
+        "options": {"expires": 14},
+    },
+    "emit-kube-events": {
+        "task": "bindings.kube_events.emit_kube_events_task",
         "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
         "options": {"expires": 14},
     },
@@ -315,6 +358,11 @@ BH_APPLY_REVIEW_SECONDS = envint("BH_APPLY_REVIEW_SECONDS", 600)
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
+# PagerDuty hooks post here (EU accounts: https://events.eu.pagerduty.com/v2/enqueue).
+BH_PAGERDUTY_EVENTS_URL = os.environ.get("BH_PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+# Kubernetes Events on TGBs (clusters with "emit Kubernetes events"): at most this many per
+# cluster per minute; transitions beyond it are recorded as skipped, never queued up.
+BH_KUBE_EVENTS_PER_MINUTE = envint("BH_KUBE_EVENTS_PER_MINUTE", 30)
 # Active probes (off unless a cluster, a binding's setting or its annotation enables them): at most
 # this many sockets in flight per round, and the defaults for bindings without a ProbeSetting row.
 BH_PROBE_CONCURRENCY = envint("BH_PROBE_CONCURRENCY", 8)

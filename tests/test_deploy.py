@@ -87,7 +87,7 @@ def test_every_entry_of_every_kustomization_exists_and_no_manifest_is_orphaned()
     assert on_disk - used == set(), "manifests no kustomization lists"
     # The optional parts are not in the base.
     base_entries, _ = referenced(KUBE / "base" / "kustomization.yaml")
-    assert not any("ingress" in e.name or "apply-fix" in e.name for e in base_entries)
+    assert not any(opt in e.name for e in base_entries for opt in ("ingress", "apply-fix", "kube-events"))
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
@@ -124,7 +124,11 @@ def built(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 "resources": [rel(KUBE / "overlays" / "example")],
-                "components": [rel(KUBE / "components" / "ingress"), rel(KUBE / "components" / "apply-fix")],
+                "components": [
+                    rel(KUBE / "components" / "ingress"),
+                    rel(KUBE / "components" / "apply-fix"),
+                    rel(KUBE / "components" / "kube-events"),
+                ],
             }
         )
     )
