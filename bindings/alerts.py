@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bindings import freshness
 from bindings import models as m
 from bindings.credentials import URL_FILE_MAX_BYTES, CredentialPathError, read_credential
 
@@ -40,7 +41,6 @@ task_logger = get_task_logger(__name__)
 # Events older than this are not alerted on: a hook added today must not replay last month,
 # and a beat outage longer than this loses alerts rather than flooding on recovery.
 LOOKBACK = timedelta(hours=6)
-STALE_INTERVALS = 3
 
 
 class DeliveryError(Exception):
@@ -277,8 +277,7 @@ def _stale(source: m.PolledSource, now: datetime) -> bool:
     """Stale and worth an alert: tried at least once (a source just added is not an outage)."""
     if not source.enabled or source.last_polled_at is None:
         return False
-    limit = timedelta(seconds=STALE_INTERVALS * source.poll_interval_seconds)
-    return source.last_success_at is None or now - source.last_success_at > limit
+    return freshness.is_stale(source.last_success_at, source.poll_interval_seconds, now)
 
 
 def _record(hook: m.AlertHook, key: str, payload: dict[str, Any], transition_id: int | None) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet
 from django.db.models.functions import JSONObject
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, path, re_path
@@ -32,9 +32,11 @@ from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 from ninja.params import Path
 
+from bindings import freshness
 from bindings import models as m
 from bindings.api_auth import BrowserSessionAuth, TokenAuth, can_write
 from bindings.fixes import render as fix_render
+from bindings.querysets import filter_bindings
 
 logger = logging.getLogger(__name__)
 
@@ -215,12 +217,10 @@ def _age_seconds(when: datetime | None, now: datetime) -> int | None:
 
 def _binding_freshness(cluster: m.Cluster, now: datetime) -> tuple[int | None, bool]:
     """(data age, stale) of a binding: the older of its cluster's and its account's last success."""
-    sources: list[m.PolledSource] = [cluster]
-    if cluster.aws_account_id:
-        sources.append(cluster.aws_account)
+    sources = cluster.data_sources()
     successes = [s.last_success_at for s in sources]
     age = None if None in successes else _age_seconds(min(successes), now)  # type: ignore[type-var]
-    return age, any(s.is_stale for s in sources)
+    return age, any(freshness.is_stale(s.last_success_at, s.poll_interval_seconds, now) for s in sources)
 
 
 def _encode_cursor(values: list[Any]) -> str:
@@ -712,12 +712,6 @@ def _bindings_queryset() -> QuerySet[m.TargetGroupBinding]:
     return m.TargetGroupBinding.objects.all()
 
 
-def _freshness(interval: int, last_success: datetime | None, now: datetime) -> tuple[datetime | None, bool]:
-    """(last success, stale) of one source; stale as `PolledSource.is_stale`."""
-    stale = last_success is None or (now - last_success).total_seconds() > 3 * interval
-    return last_success, stale
-
-
 _VERDICT_KEYS = ("protocol", "port", "verdict", "targets_total", "targets_admitted")
 _FINDING_KEYS = ("code", "severity", "protocol")
 
@@ -772,16 +766,13 @@ def _list_rows(rows: list[dict[str, Any]], now: datetime, *, joined: bool = Fals
     out = []
     for r in rows:
         successes = [r["cluster__last_success_at"]]
-        stale = _freshness(r["cluster__poll_interval_seconds"], r["cluster__last_success_at"], now)[1]
+        stale = freshness.is_stale(r["cluster__last_success_at"], r["cluster__poll_interval_seconds"], now)
         if r["cluster__aws_account_id"]:
             successes.append(r["cluster__aws_account__last_success_at"])
-            stale = (
-                stale
-                or _freshness(
-                    r["cluster__aws_account__poll_interval_seconds"],
-                    r["cluster__aws_account__last_success_at"],
-                    now,
-                )[1]
+            stale = stale or freshness.is_stale(
+                r["cluster__aws_account__last_success_at"],
+                r["cluster__aws_account__poll_interval_seconds"],
+                now,
             )
         analysed = r["result__analyzed_at"] is not None
         out.append(
@@ -820,14 +811,6 @@ def _result_of(binding: m.TargetGroupBinding) -> m.BindingResult | None:
         return None  # synced, not analysed yet
 
 
-def _stale_cluster_ids() -> list[int]:
-    return [
-        c.pk
-        for c in m.Cluster.objects.select_related("aws_account")
-        if _binding_freshness(c, timezone.now())[1]
-    ]
-
-
 @api.get("/bindings", response={200: BindingPage, **_ERRORS}, operation_id="list_bindings")
 def list_bindings(request: HttpRequest, filters: Query[BindingFilters]) -> HttpResponse:
     """Bindings, filtered, in a stable order (cluster, namespace, name, id), cursor-paginated.
@@ -837,28 +820,16 @@ def list_bindings(request: HttpRequest, filters: Query[BindingFilters]) -> HttpR
     EXISTS subqueries in the same query.
     """
     now = timezone.now()
-    qs = _bindings_queryset()
-    if filters.cluster is not None:
-        qs = qs.filter(cluster__name=filters.cluster)
-    if filters.namespace is not None:
-        qs = qs.filter(namespace=filters.namespace)
-    if filters.protocol is not None or filters.verdict is not None:
-        verdicts = m.ProtocolVerdict.objects.filter(binding=OuterRef("pk"))
-        if filters.protocol is not None:
-            verdicts = verdicts.filter(protocol=filters.protocol)
-        if filters.verdict is not None:
-            verdicts = verdicts.filter(verdict=filters.verdict)
-        qs = qs.filter(Exists(verdicts))
-    if filters.code is not None or filters.severity is not None:
-        findings = m.Finding.objects.filter(binding=OuterRef("pk"))
-        if filters.code is not None:
-            findings = findings.filter(code=filters.code)
-        if filters.severity is not None:
-            findings = findings.filter(severity=filters.severity)
-        qs = qs.filter(Exists(findings))
-    if filters.stale is not None:
-        stale_ids = _stale_cluster_ids()
-        qs = qs.filter(cluster_id__in=stale_ids) if filters.stale else qs.exclude(cluster_id__in=stale_ids)
+    qs = filter_bindings(
+        _bindings_queryset(),
+        cluster_name=filters.cluster,
+        namespace=filters.namespace,
+        protocol=filters.protocol,
+        verdict=filters.verdict,
+        code=filters.code,
+        severity=filters.severity,
+        stale=filters.stale,
+    )
     if filters.cursor:
         qs = qs.filter(_after(BINDING_ORDER, _decode_cursor(filters.cursor, _CURSOR_TYPES)))
     qs, joined = _with_verdicts_and_findings(qs)

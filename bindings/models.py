@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from bindings import freshness
 from bindings.analysis.normalize import parse_eni_sg_tags
 
 # --- validators -------------------------------------------------------------------------------
@@ -89,10 +89,8 @@ class PolledSource(models.Model):
 
     @property
     def is_stale(self) -> bool:
-        """Stale = no successful poll within three intervals (DESIGN.md STALE_DATA)."""
-        if self.last_success_at is None:
-            return True
-        return timezone.now() - self.last_success_at > timedelta(seconds=3 * self.poll_interval_seconds)
+        """Stale now, as `bindings.freshness` defines it (the STALE_DATA finding's rule)."""
+        return freshness.is_stale(self.last_success_at, self.poll_interval_seconds, timezone.now())
 
 
 class AwsAccount(PolledSource):
@@ -246,6 +244,15 @@ class Cluster(PolledSource):
 
     def client_cidrs(self) -> list[str]:
         return [network.cidr for network in self.client_networks.all()]
+
+    def data_sources(self) -> list[PolledSource]:
+        """The sources a binding's verdicts read: the cluster, and its AWS account if it has one."""
+        return [self, self.aws_account] if self.aws_account_id else [self]
+
+    @property
+    def data_is_stale(self) -> bool:
+        """Whether the bindings of this cluster show stale data: the cluster or its account is."""
+        return any(source.is_stale for source in self.data_sources())
 
 
 class ClientNetwork(models.Model):

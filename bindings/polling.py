@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from bindings import aws, kube
+from bindings import aws, freshness, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes, pod_eni_entries
@@ -175,9 +175,8 @@ def binding_input_digests(inv: Any) -> dict[str, str]:
         if src.last_success_at is None or inv.now is None:
             stale.append((src.kind, src.name, "never"))
             continue
-        age = inv.now - src.last_success_at
         # A stale source's finding quotes its age, so its bindings change every poll anyway.
-        is_stale = age > timedelta(seconds=3 * max(int(src.poll_interval_seconds or 0), 0))
+        is_stale = freshness.is_stale(src.last_success_at, int(src.poll_interval_seconds or 0), inv.now)
         stale.append((src.kind, src.name, src.poll_interval_seconds, src.last_error, is_stale))
         if is_stale:
             stale.append(inv.now.isoformat())

@@ -27,11 +27,9 @@ from django.core.paginator import Paginator
 from django.db.models import (
     Case,
     Count,
-    Exists,
     F,
     IntegerField,
     Max,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -55,6 +53,7 @@ from bindings import models as m
 from bindings.analysis import explain
 from bindings.fixes import render as fix_render
 from bindings.probing import latest_probes
+from bindings.querysets import filter_bindings
 
 PAGE_SIZE = 50
 POLL_PERMISSION = m.Cluster.POLL_PERMISSION
@@ -177,7 +176,7 @@ def _data_time(cluster: m.Cluster) -> datetime | None:
 
 
 def _stale(cluster: m.Cluster) -> bool:
-    return cluster.is_stale or (cluster.aws_account is not None and cluster.aws_account.is_stale)
+    return cluster.data_is_stale
 
 
 def _perms(request: HttpRequest, cluster: m.Cluster | None = None) -> dict[str, Any]:
@@ -368,36 +367,16 @@ def _ordering(sort: str) -> list[Any]:
 
 def binding_queryset(filters: dict[str, Any]) -> QuerySet[m.TargetGroupBinding]:
     """Bindings matching the list filters, annotated with sortable verdict/severity ranks."""
-    qs = m.TargetGroupBinding.objects.all()
-    if filters.get("cluster"):
-        qs = qs.filter(cluster_id=filters["cluster"])
-    if filters.get("namespace"):
-        qs = qs.filter(namespace=filters["namespace"])
-    protocol, verdict = filters.get("protocol"), filters.get("verdict")
-    if protocol or verdict:
-        verdicts = m.ProtocolVerdict.objects.filter(binding=OuterRef("pk"))
-        if protocol:
-            verdicts = verdicts.filter(protocol=protocol)
-        if verdict:
-            verdicts = verdicts.filter(verdict=verdict)
-        condition = Exists(verdicts)
-        if verdict == "unknown" and not protocol:
-            condition |= Q(result__isnull=True)  # not analysed yet: nothing is known
-        qs = qs.filter(condition)
-    if filters.get("code"):
-        qs = qs.filter(Exists(m.Finding.objects.filter(binding=OuterRef("pk"), code=filters["code"])))
-    if filters.get("severity"):
-        qs = qs.filter(Exists(m.Finding.objects.filter(binding=OuterRef("pk"), severity=filters["severity"])))
-    if filters.get("q"):
-        text = filters["q"]
-        qs = qs.filter(
-            Q(name__icontains=text)
-            | Q(namespace__icontains=text)
-            | Q(service_name__icontains=text)
-            | Q(target_group_arn__icontains=text)
-            | Q(target_group_name__icontains=text)
-            | Q(cluster__name__icontains=text)
-        )
+    qs = filter_bindings(
+        m.TargetGroupBinding.objects.all(),
+        cluster_id=filters.get("cluster"),
+        namespace=filters.get("namespace"),
+        protocol=filters.get("protocol"),
+        verdict=filters.get("verdict"),
+        code=filters.get("code"),
+        severity=filters.get("severity"),
+        text=filters.get("q"),
+    )
     return qs.annotate(
         vrank=Case(
             *[When(result__worst_verdict=v, then=Value(rank)) for v, rank in m.VERDICT_RANK.items()],

@@ -102,11 +102,11 @@ import re
 import socket
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+from ..freshness import is_stale
 from . import model as m
 from .netset import EMPTY, NetSet, coverage, parse_network, union_all
 from .normalize import pod_eni_entries
@@ -1605,14 +1605,13 @@ def _stale_sources(inv: m.Inventory) -> list[m.Finding]:
         label = f"{source.kind} {source.name}"
         try:
             interval = int(source.poll_interval_seconds)
+            if not is_stale(source.last_success_at, interval, inv.now):
+                continue
             if source.last_success_at is None:
                 message = f"{label} has never been polled successfully; its data may be missing or old"
                 age = None
             else:
-                age_delta = inv.now - source.last_success_at
-                if interval <= 0 or age_delta <= timedelta(seconds=3 * interval):
-                    continue
-                age = int(age_delta.total_seconds())
+                age = int((inv.now - source.last_success_at).total_seconds())
                 message = (
                     f"{label} was last polled successfully {age}s ago, more than three poll intervals "
                     f"({interval}s each); the verdicts may describe an old state"
