@@ -46,7 +46,7 @@ from bindings.analysis import model as am
 
 # The engine's index resolves endpoints to ENIs exactly as the analysis does (pod-ENI annotation,
 # secondary addresses, prefixes); the group choice is the analysis's one pure function.
-from bindings.analysis.engine import _EXCLUDED_NODE_LABELS, _Index, controller_security_group
+from bindings.analysis.engine import EXCLUDED_NODE_LABELS, InventoryIndex, controller_security_group
 from bindings.analysis.normalize import build_inventory, normalize_aws, normalize_kubernetes
 
 logger = logging.getLogger(__name__)
@@ -108,14 +108,14 @@ def _cidr(text: str) -> str:
     return str(ipaddress.ip_network(text.strip(), strict=False))
 
 
-def _endpoint_enis(ix: _Index, b: am.Binding) -> list[tuple[am.NetworkInterface, am.Pod | None, str]]:
+def _endpoint_enis(ix: InventoryIndex, b: am.Binding) -> list[tuple[am.NetworkInterface, am.Pod | None, str]]:
     """(ENI, pod, label) for every endpoint the controller would register for `b`."""
     inv = ix.inv
     out: list[tuple[am.NetworkInterface, am.Pod | None, str]] = []
     if b.target_type == "instance":
         match = ((b.raw.get("spec") or {}).get("nodeSelector") or {}).get("matchLabels") or {}
         for node in sorted(inv.nodes.values(), key=lambda n: n.name):
-            if not node.ready or any(label in node.labels for label in _EXCLUDED_NODE_LABELS):
+            if not node.ready or any(label in node.labels for label in EXCLUDED_NODE_LABELS):
                 continue
             if any(node.labels.get(k) != v for k, v in match.items()):
                 continue
@@ -131,14 +131,14 @@ def _endpoint_enis(ix: _Index, b: am.Binding) -> list[tuple[am.NetworkInterface,
             pod = inv.pods.get(f"{eps.namespace}/{endpoint.pod_name}") if endpoint.pod_name else None
             for address in endpoint.addresses:
                 pod = pod or ix.pods_by_ip.get(address)
-                eni = ix._eni_for_ip(address)
+                eni = ix.eni_for_ip(address)
                 if eni is None:
                     raise NetworkingFailure(f"no network interface holds pod IP {address}")
                 out.append((eni, pod, f"pod {endpoint.pod_name or address}"))
     return out
 
 
-def binding_permissions(ix: _Index, b: am.Binding) -> dict[str, set[Permission]]:
+def binding_permissions(ix: InventoryIndex, b: am.Binding) -> dict[str, set[Permission]]:
     """The permissions one binding asks for, per security group; raises NetworkingFailure."""
     by_group: dict[str, list[am.Pod | None]] = defaultdict(list)
     for eni, pod, _label in _endpoint_enis(ix, b):
@@ -202,7 +202,7 @@ def _restricted(permissions: set[Permission]) -> frozenset[Permission]:
 
 def desired_permissions(inv: am.Inventory) -> Plan:
     """What the controller would leave in each group it manages, for this cluster and account."""
-    ix = _Index(inv)
+    ix = InventoryIndex(inv)
     wanted: dict[str, set[Permission]] = defaultdict(set)
     users: dict[str, set[str]] = defaultdict(set)
     failures: dict[str, str] = {}

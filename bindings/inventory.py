@@ -7,6 +7,7 @@ number of queries per cluster, whatever its size.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -225,6 +226,21 @@ def newest_probe_results(bindings: QuerySet[m.TargetGroupBinding]) -> QuerySet[m
         )
         condition |= Q(pk__in=bindings.annotate(newest_probe=Subquery(newest)).values("newest_probe"))
     return m.ProbeResult.objects.filter(condition)
+
+
+def latest_probes(binding_ids: Iterable[int]) -> dict[int, dict[str, m.ProbeResult]]:
+    """The newest `ProbeResult` per binding and protocol: {binding_id: {"UDP": result, ...}}.
+
+    One query whatever the number of bindings (for list and detail pages). Bindings never probed
+    are absent. Results are returned even if probing has since been switched off: show their age.
+    """
+    ids = list(binding_ids)
+    if not ids:
+        return {}
+    out: dict[int, dict[str, m.ProbeResult]] = {}
+    for result in newest_probe_results(m.TargetGroupBinding.objects.filter(pk__in=ids)):
+        out.setdefault(result.binding_id, {})[result.protocol] = result
+    return out
 
 
 def probe_observations(

@@ -36,7 +36,7 @@ from django.utils import timezone
 from bindings import models as m
 from bindings.analysis.engine import LISTENER_CARRIES
 from bindings.analysis.model import CARRIED_PROTOCOLS, PROBE_ANNOTATION
-from bindings.inventory import newest_probe_results
+from bindings.inventory import latest_probes
 from bindings.polling import cluster_analyze
 from bindings.probes import ProbeOutcome, ProbeSpec, kind_and_source, parse_payload, run_once, run_probes
 
@@ -226,21 +226,6 @@ def due_probes(
 
 
 # --- reading results --------------------------------------------------------------------------------
-
-
-def latest_probes(binding_ids: Iterable[int]) -> dict[int, dict[str, m.ProbeResult]]:
-    """The newest `ProbeResult` per binding and protocol: {binding_id: {"UDP": result, ...}}.
-
-    One query whatever the number of bindings (for list and detail pages). Bindings never probed
-    are absent. Results are returned even if probing has since been switched off: show their age.
-    """
-    ids = list(binding_ids)
-    if not ids:
-        return {}
-    out: dict[int, dict[str, m.ProbeResult]] = {}
-    for result in newest_probe_results(m.TargetGroupBinding.objects.filter(pk__in=ids)):
-        out.setdefault(result.binding_id, {})[result.protocol] = result
-    return out
 
 
 # --- one round ------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from bindings import apply as fix_apply_module
 from bindings import models as m
 from bindings.analysis import explain
 from bindings.fixes import render as fix_render
-from bindings.probing import latest_probes
+from bindings.inventory import latest_probes
 from bindings.querysets import filter_bindings
 
 PAGE_SIZE = 50

@@ -13,8 +13,8 @@ from unittest.mock import patch
 import pytest
 from django.utils import timezone
 
+from bindings import inventory, probes, probing, sync
 from bindings import models as m
-from bindings import probes, probing, sync
 from bindings.analysis import model as am
 from bindings.analysis.bundle import load_bundle
 from bindings.analysis.engine import analyze
@@ -378,13 +378,13 @@ def test_it_reads_the_latest_probes_of_many_bindings_in_one_query(world, django_
             )
 
     with django_assert_num_queries(1):
-        latest = probing.latest_probes([udp.pk, tcp.pk])
+        latest = inventory.latest_probes([udp.pk, tcp.pk])
 
     assert {k: {p: r.detail for p, r in v.items()} for k, v in latest.items()} == {
         udp.pk: {"UDP": "1 min ago"},
         tcp.pk: {"TCP": "1 min ago", "UDP": "1 min ago"},
     }
-    assert probing.latest_probes([]) == {}
+    assert inventory.latest_probes([]) == {}
 
 
 @pytest.mark.django_db

@@ -2,7 +2,7 @@
 
 `analyze(inventory)` is pure: no Django, no clock (staleness is judged at `inventory.now`), no
 network. It never raises: malformed input becomes `unknown` verdicts and `INVALID_SPEC` findings
-that name the object and the field. One `_Index` is built per inventory (IP -> ENI, instance ->
+that name the object and the field. One `InventoryIndex` is built per inventory (IP -> ENI, instance ->
 primary ENI, target group -> listeners, load balancer -> private addresses, Service -> slices) and
 judgements are cached by what decides them (security groups, protocol, port, expected sources), so
 10,000 bindings that share node security groups cost little more than the distinct rule sets.
@@ -143,7 +143,7 @@ _PROTO_NAMES = {
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 _HEALTH_CHECK_TCP = frozenset({"TCP", "HTTP", "HTTPS"})
 # Nodes the controller never registers as instance targets (its default node selector).
-_EXCLUDED_NODE_LABELS = (
+EXCLUDED_NODE_LABELS = (
     "node-role.kubernetes.io/master",
     "node.kubernetes.io/exclude-from-external-load-balancers",
     "alpha.service-controller.kubernetes.io/exclude-balancer",
@@ -151,7 +151,7 @@ _EXCLUDED_NODE_LABELS = (
 _MAX_LISTED = 10
 # Marks reasons where the load balancer's own security groups refuse the traffic.
 _LB_REFUSAL = " of load balancer "
-# Origin text of default client ranges that could not be known (see `_Index.default_clients`).
+# Origin text of default client ranges that could not be known (see `InventoryIndex.default_clients`).
 UNKNOWN_CLIENTS = "unknown: "
 _ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -547,7 +547,7 @@ class _Target:
     `jid` numbers the (security groups, network ACL) pair that decides every judgement of the
     target, so judgement cache keys hold a small int instead of a tuple of group ids; `sgs_known`
     says all those groups are in the inventory. `ip` is the canonical address (None for instance
-    targets and bad ids). Built by `_Index.resolve_new` (every slot set) or `clone`.
+    targets and bad ids). Built by `InventoryIndex.resolve_new` (every slot set) or `clone`.
     """
 
     __slots__ = (
@@ -625,8 +625,11 @@ def controller_security_group(
     return matching[0] if len(matching) == 1 else tuple(matching)
 
 
-class _Index:
-    """Lookups built once per inventory, and caches of judgements shared by all bindings."""
+class InventoryIndex:
+    """Lookups built once per inventory, and caches of judgements shared by all bindings.
+
+    Public for the emulated controller, which resolves a binding's endpoints to ENIs exactly as the
+    analysis does: `InventoryIndex(inventory)`, its tables and `eni_for_ip`."""
 
     def __init__(self, inv: m.Inventory) -> None:
         self.inv = inv
@@ -1180,7 +1183,7 @@ class _Index:
             else:
                 target.family = 6 if ":" in ip else 4
                 # Without pods on their own ENIs the secondary-address table answers directly.
-                eni = (None if self.pod_eni_pods_by_ip else self.eni_by_ip.get(ip)) or self._eni_for_ip(ip)
+                eni = (None if self.pod_eni_pods_by_ip else self.eni_by_ip.get(ip)) or self.eni_for_ip(ip)
                 if eni is None:
                     target.problem = f"no network interface holds {ip}"
         else:
@@ -1207,7 +1210,7 @@ class _Index:
         self._targets[key] = target
         return target
 
-    def _eni_for_ip(self, ip: str) -> m.NetworkInterface | None:
+    def eni_for_ip(self, ip: str) -> m.NetworkInterface | None:
         pod = self.pod_eni_pods_by_ip.get(ip) if self.pod_eni_pods_by_ip else None
         if pod is not None:
             for eni_id in _pod_eni_ids(pod.pod_eni, ip):
@@ -1483,7 +1486,7 @@ class _Ctx:
         "acl_denials",
     )
 
-    def __init__(self, ix: _Index, binding: m.Binding) -> None:
+    def __init__(self, ix: InventoryIndex, binding: m.Binding) -> None:
         self.ix = ix
         self.b = binding
         self.f = _Findings()
@@ -1542,7 +1545,7 @@ def analyze(inventory: m.Inventory) -> list[m.BindingResult]:
 
 def _analyze(inventory: m.Inventory) -> list[m.BindingResult]:
     try:
-        ix = _Index(inventory)
+        ix = InventoryIndex(inventory)
     except Exception as exc:  # the index only reads; a failure means malformed data everywhere
         return [_crashed(inventory, b, exc) for b in _sorted_bindings(inventory)]
     stale = _stale_sources(inventory)
@@ -1638,7 +1641,7 @@ def _stale_sources(inv: m.Inventory) -> list[m.Finding]:
     return out
 
 
-def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.BindingResult:
+def _analyze_binding(ix: InventoryIndex, b: m.Binding, stale: list[m.Finding]) -> m.BindingResult:
     c = _Ctx(ix, b)
     if stale:
         c.f.extend_unchecked(stale)
@@ -2084,7 +2087,7 @@ def _client_ip_preserved_uncached(c: _Ctx) -> bool:
 
 def _front_rules(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     """Which inbound rules of the LB (positions) match the listener ports forwarding `proto` to
-    this group: all `_Index.lb_front_door` reads of them. The cache key of the client ranges: keyed
+    this group: all `InventoryIndex.lb_front_door` reads of them. The cache key of the client ranges: keyed
     by the listener ports instead, every binding (a listener port of its own) missed the cache."""
     found = c.ix.lb_rules(lb_arn, egress=False)
     if found is None:
@@ -3392,7 +3395,7 @@ def _finding_drift(c: _Ctx) -> None:
             if not node.ready or not node.instance_id:
                 continue
             if (
-                any(k in labels for k in _EXCLUDED_NODE_LABELS)
+                any(k in labels for k in EXCLUDED_NODE_LABELS)
                 or labels.get("eks.amazonaws.com/compute-type") == "fargate"
             ):
                 continue
