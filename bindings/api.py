@@ -37,6 +37,7 @@ from bindings import models as m
 from bindings.api_auth import BrowserSessionAuth, TokenAuth, can_write
 from bindings.fixes import render as fix_render
 from bindings.querysets import filter_bindings
+from bindings.vocabulary import Protocol, Severity, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,6 @@ MAX_PAGE_SIZE = 200
 # Names in filters and poll requests hold no control characters: no cluster, account or namespace
 # name does, and PostgreSQL refuses NUL in a query (that would be a 500, not a 400).
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-
-Verdict = Literal["reachable", "partial", "blocked", "not_offered", "unknown"]
-Severity = Literal["critical", "warning", "info"]
-Protocol = Literal["TCP", "UDP"]
 
 
 # --- problems ---------------------------------------------------------------------------------

@@ -31,11 +31,11 @@ from bindings.credentials import CredentialPathError, credential_path, kubeconfi
 from bindings.errors import KubeError
 from bindings.fieldmaps import jsonable
 from bindings.fixes import FixIndex, fix_to_dict, generate_fix
-from bindings.fixes.generate import FIXABLE_CODES
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
 from bindings.results import history_tick, results_store
 from bindings.sync import SyncStats, account_sync, cluster_sync, digest, fit_columns, snapshot_store
+from bindings.vocabulary import FIXABLE_CODES
 
 logger = logging.getLogger(__name__)
 

@@ -54,60 +54,13 @@ from bindings.analysis import explain
 from bindings.fixes import render as fix_render
 from bindings.inventory import latest_probes
 from bindings.querysets import filter_bindings
+from bindings.vocabulary import FINDING_HELP, SEVERITIES, VERDICTS, carried
 
 PAGE_SIZE = 50
 POLL_PERMISSION = m.Cluster.POLL_PERMISSION
-VERDICT_CHOICES = [
-    ("reachable", "reachable"),
-    ("partial", "partial"),
-    ("blocked", "blocked"),
-    ("not_offered", "not offered"),
-    ("unknown", "unknown"),
-]
-SEVERITY_CHOICES = [("critical", "critical"), ("warning", "warning"), ("info", "info")]
-# The stable finding vocabulary (DESIGN.md) with a plain-language "why it matters / what to do".
-FINDING_HELP = {
-    "TRAFFIC_BLOCKED": "Security-group rules on the targets' network interfaces do not admit this protocol "
-    "and port from the sources that send it. Packets are dropped before they reach the pod or node.",
-    "HEALTH_CHECK_MASKS_TRAFFIC": "Targets look healthy because the health check takes another path (TCP) "
-    "than the traffic (UDP). The console shows green while clients get no answer.",
-    "HEALTH_CHECK_PROTOCOL_MISMATCH": "NLB health checks for UDP target groups are TCP, HTTP or HTTPS only, "
-    "so "
-    "a healthy target proves the TCP path, never the UDP path.",
-    "HEALTH_CHECK_PORT_MISMATCH": "The health check probes another port than the traffic port, so it cannot "
-    "vouch for the traffic port's rules.",
-    "HEALTH_CHECK_BLOCKED": "Rules do not admit health checks from the load balancer: "
-    "targets turn unhealthy.",
-    "ALL_TARGETS_UNHEALTHY": "Every target is unhealthy; the NLB then fails open and sends traffic to all.",
-    "MISSING_NETWORKING_RULE": "A TargetGroupBinding gets security-group rules only for what "
-    "spec.networking.ingress declares, each protocol and port explicitly (UDP is never implied).",
-    "NETWORKING_NOT_RECONCILED": "spec.networking declares the rule but the security group lacks it: the "
-    "controller has not applied it or failed (see the events).",
-    "EMPTY_PORTS_LIST": "ports: [] makes the controller create no rule at all.",
-    "INSTANCE_PORT_NOT_NODEPORT": "Instance targets receive traffic on the NodePort, not the service port.",
-    "CLIENT_RANGES_NOT_COVERED": "The client IP is preserved (always for UDP), so targets must admit the "
-    "clients' own addresses, not only the load balancer's.",
-    "OVERLY_BROAD_SOURCE": "A rule admitting this traffic is open to the whole internet.",
-    "SERVICE_PROTOCOL_MISMATCH": "The Service port's protocol is not one the target group carries.",
-    "NO_LISTENER": "No listener forwards to this target group, so no traffic is offered.",
-    "TARGET_GROUP_NOT_FOUND": "The target group named by the binding does not exist in the polled account.",
-    "TARGET_DRIFT": "Registered targets and ready endpoints differ: the controller is behind or failing.",
-    "UNHEALTHY_TARGETS": "Some targets fail their health checks (reason codes listed).",
-    "SECURITY_GROUP_TAG_AMBIGUOUS": "The controller needs exactly one security group tagged "
-    "kubernetes.io/cluster/<name> (and, with --service-target-eni-security-group-tags, those tags) "
-    "on each target ENI to apply networking rules.",
-    "INVALID_SPEC": "The binding or an object it depends on is malformed or missing, or breaks a rule "
-    "of the controller's admission webhook.",
-    "STALE_DATA": "The newest successful poll is older than three poll intervals: this may be out of date.",
-}
-CARRIED = {
-    "TCP": ("TCP",),
-    "TLS": ("TCP",),
-    "UDP": ("UDP",),
-    "QUIC": ("UDP",),
-    "TCP_UDP": ("TCP", "UDP"),
-    "TCP_QUIC": ("TCP", "UDP"),
-}
+# Labels of the vocabulary's verdicts and severities, in its order (worst severity first).
+VERDICT_CHOICES = [(v, v.replace("_", " ")) for v in VERDICTS]
+SEVERITY_CHOICES = [(s, s) for s in SEVERITIES]
 CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 
@@ -528,7 +481,7 @@ class Hop:
 
 
 def _carried(protocol: str) -> tuple[str, ...]:
-    return CARRIED.get((protocol or "").upper(), ())
+    return carried(protocol)
 
 
 def _rule_text(rule: m.SecurityGroupRule) -> str:

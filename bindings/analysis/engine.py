@@ -107,6 +107,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..freshness import is_stale
+from ..vocabulary import Code
 from . import model as m
 from .netset import EMPTY, NetSet, coverage, parse_network, union_all
 from .normalize import pod_eni_entries
@@ -1438,7 +1439,7 @@ class _Findings:
         self.keys.append((_SEVERITY_RANK.get(severity, 3), code, protocol or "", message))
 
     def invalid(self, obj: str, field: str, message: str) -> None:
-        self.add("INVALID_SPEC", "warning", f"{obj}: {field}: {message}", None, object=obj, field=field)
+        self.add(Code.INVALID_SPEC, "warning", f"{obj}: {field}: {message}", None, object=obj, field=field)
 
     def sorted(self) -> tuple[m.Finding, ...]:
         items = self.items
@@ -1576,7 +1577,7 @@ def _sorted_bindings(inventory: m.Inventory) -> list[m.Binding]:
 def _crashed(inventory: m.Inventory, binding: m.Binding, exc: Exception) -> m.BindingResult:
     obj = f"TargetGroupBinding {getattr(binding, 'namespace', '?')}/{getattr(binding, 'name', '?')}"
     finding = m.Finding(
-        "INVALID_SPEC",
+        Code.INVALID_SPEC,
         "warning",
         f"{obj}: the analysis could not interpret this binding or its dependencies "
         f"({type(exc).__name__}: {exc})",
@@ -1625,7 +1626,7 @@ def _stale_sources(inv: m.Inventory) -> list[m.Finding]:
             message += f" (last error: {source.last_error})"
         out.append(
             m.Finding(
-                "STALE_DATA",
+                Code.STALE_DATA,
                 "warning",
                 message,
                 None,
@@ -1689,7 +1690,7 @@ def _check_spec(c: _Ctx) -> None:
         if not rule.ports and f"spec.networking.ingress[{i}].ports" not in seen_fields:
             # (`ports` missing or not a list is already an INVALID_SPEC naming the field.)
             c.f.add(
-                "EMPTY_PORTS_LIST",
+                Code.EMPTY_PORTS_LIST,
                 "warning",
                 f"spec.networking.ingress[{i}] has `ports: []`: the controller creates no rule at all for it "
                 "(aws-load-balancer-controller#4907); list each protocol and port explicitly",
@@ -1738,7 +1739,7 @@ def _resolve_target_group(c: _Ctx) -> None:
     elif tg is None and inv.aws_complete:
         ref = arn or b.target_group_name
         c.f.add(
-            "TARGET_GROUP_NOT_FOUND",
+            Code.TARGET_GROUP_NOT_FOUND,
             "critical",
             f"target group {ref} does not exist in AWS (or is in another account/region): the controller "
             "cannot register targets and no traffic reaches them",
@@ -2305,7 +2306,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
             # listener): this one is simply not offered; the targets are in use, not NotInUse.
             return m.ProtocolResult(proto, port, "not_offered", total, 0, preserved, (), (reason,))
         c.f.add(
-            "NO_LISTENER",
+            Code.NO_LISTENER,
             "warning",
             f"no listener forwards {proto} to target group {tg.name or tg.arn}: {proto} traffic never "
             "reaches these targets (targets show unused / Target.NotInUse)",
@@ -2713,7 +2714,7 @@ def _findings_traffic(c: _Ctx) -> None:
             if not bad and lost:
                 # Every target admits it, but a load balancer refuses its clients (`_judge_protocol`).
                 c.f.add(
-                    "TRAFFIC_BLOCKED",
+                    Code.TRAFFIC_BLOCKED,
                     "warning",
                     f"{proto} {result.port} is {result.verdict}: " + "; ".join(lost),
                     proto,
@@ -2738,7 +2739,7 @@ def _findings_traffic(c: _Ctx) -> None:
                 else:
                     where = "in their security groups"
                 c.f.add(
-                    "TRAFFIC_BLOCKED",
+                    Code.TRAFFIC_BLOCKED,
                     severity,
                     f"{proto} {result.port} is {result.verdict}: {len(bad)} of {result.targets_total} "
                     f"target(s) do not admit {proto.lower()} {result.port} from {sources} {where}"
@@ -2761,7 +2762,7 @@ def _findings_traffic(c: _Ctx) -> None:
                 healthy_bad = [t.target_id for t in bad if states.get((t.target_id, t.port)) == "healthy"]
                 if healthy_bad:
                     c.f.add(
-                        "HEALTH_CHECK_MASKS_TRAFFIC",
+                        Code.HEALTH_CHECK_MASKS_TRAFFIC,
                         "critical",
                         f"{len(healthy_bad)} target(s) are healthy while {proto} {result.port} is "
                         f"{result.verdict}: "
@@ -2782,7 +2783,7 @@ def _findings_traffic(c: _Ctx) -> None:
                 uncovered = sorted({cidr for _, ev in short for cidr in _cidrs(ev.sg_uncovered)})
                 clients = _clients_of(c, proto)
                 c.f.add(
-                    "CLIENT_RANGES_NOT_COVERED",
+                    Code.CLIENT_RANGES_NOT_COVERED,
                     "warning",
                     f"client IP is preserved for {proto}, so targets must admit the clients' addresses "
                     f"({clients}); the rules of {len(short)} target(s) leave {_short(uncovered, 5)} "
@@ -2804,7 +2805,7 @@ def _findings_traffic(c: _Ctx) -> None:
                 else "wider than the expected sources"
             )
             c.f.add(
-                "OVERLY_BROAD_SOURCE",
+                Code.OVERLY_BROAD_SOURCE,
                 severity,
                 f"{proto} {result.port} is admitted from anywhere by {_short(broad, 3)}; {why}",
                 proto,
@@ -2825,7 +2826,7 @@ def _findings_health(c: _Ctx) -> None:
                 break
         ok = udp is not None and udp.verdict == "reachable"
         c.f.add(
-            "HEALTH_CHECK_PROTOCOL_MISMATCH",
+            Code.HEALTH_CHECK_PROTOCOL_MISMATCH,
             "info" if ok else "warning",
             f"target group {name} carries UDP but health-checks over {hc_proto}: a healthy target proves the "
             f"TCP path only, never that UDP datagrams reach it"
@@ -2839,7 +2840,7 @@ def _findings_health(c: _Ctx) -> None:
         ports = _traffic_ports(c)
         if ports and any(p != hc_port for p in ports):
             c.f.add(
-                "HEALTH_CHECK_PORT_MISMATCH",
+                Code.HEALTH_CHECK_PORT_MISMATCH,
                 "info",
                 f"health checks go to port {hc_port}, traffic to {_short(ports, 3)}: a healthy "
                 f"target says nothing "
@@ -2854,7 +2855,7 @@ def _findings_health(c: _Ctx) -> None:
         c.acl_denials["health"] = denials
         acl_only = bool(denials) and all(ev.sg_level == "full" for _, ev, _ in blocked)
         c.f.add(
-            "HEALTH_CHECK_BLOCKED",
+            Code.HEALTH_CHECK_BLOCKED,
             "critical",
             (
                 f"TCP health checks from the load balancer do not reach {len(blocked)} target(s) (refused "
@@ -2890,7 +2891,7 @@ def _findings_health(c: _Ctx) -> None:
     unhealthy = c.unhealthy
     if n_states and len(unhealthy) == n_states:
         c.f.add(
-            "ALL_TARGETS_UNHEALTHY",
+            Code.ALL_TARGETS_UNHEALTHY,
             "critical",
             f"all {n_states} target(s) of {name} are unhealthy: the NLB fails open and sends "
             f"traffic to all "
@@ -2901,7 +2902,7 @@ def _findings_health(c: _Ctx) -> None:
     elif unhealthy:
         counts = _reason_counts(unhealthy)
         c.f.add(
-            "UNHEALTHY_TARGETS",
+            Code.UNHEALTHY_TARGETS,
             "warning",
             f"{len(unhealthy)} of {n_states} target(s) are unhealthy ("
             + ", ".join(f"{k}: {v}" for k, v in counts.items())
@@ -3037,7 +3038,7 @@ def _findings_networking(c: _Ctx) -> None:
                     and entry.port != svc_ports[entry.port]
                 ):
                     c.f.add(
-                        "INSTANCE_PORT_NOT_NODEPORT",
+                        Code.INSTANCE_PORT_NOT_NODEPORT,
                         "warning",
                         f"spec.networking.ingress[{i}] opens port {entry.port}, the Service port; "
                         f"instance targets "
@@ -3101,7 +3102,7 @@ def _findings_networking(c: _Ctx) -> None:
             " and " + ", ".join(f"{k}={v}" for k, v in sorted(eni_sg_tags.items())) if eni_sg_tags else ""
         )
         c.f.add(
-            "SECURITY_GROUP_TAG_AMBIGUOUS",
+            Code.SECURITY_GROUP_TAG_AMBIGUOUS,
             "warning",
             f"{len(ambiguous)} target network interface(s) have several security groups and "
             f"{'none' if not any(ambiguous.values()) else 'more than one'} carries {wanted}: the "
@@ -3146,7 +3147,7 @@ def _finding_unresolved_named_ports(c: _Ctx) -> None:
             field = f"spec.networking.ingress[{i}].ports[{j}].port"
             obj = c.obj
             c.f.add(
-                "INVALID_SPEC",
+                Code.INVALID_SPEC,
                 "warning",
                 f"{obj}: {field}: named port {name!r} is declared by no container port of pod(s) "
                 f"{_short(lacking, 5)}: the controller cannot resolve it and fails this binding's "
@@ -3164,7 +3165,7 @@ def _finding_unresolved_named_ports(c: _Ctx) -> None:
 def _missing_rule(c: _Ctx, proto: str, missing: list[int], ok: bool, what: str) -> None:
     absent = c.b.networking is None
     c.f.add(
-        "MISSING_NETWORKING_RULE",
+        Code.MISSING_NETWORKING_RULE,
         "info" if ok else "warning",
         _missing_rule_message(absent, proto, tuple(missing), ok, what),
         proto,  # type: ignore[arg-type]
@@ -3270,7 +3271,7 @@ def _add_not_reconciled(c: _Ctx, missing: list[dict]) -> None:
             f"{x['securityGroup']} {x['protocol']} {x['ports']} from {x['peer']}" for x in missing[:5]
         )
         c.f.add(
-            "NETWORKING_NOT_RECONCILED",
+            Code.NETWORKING_NOT_RECONCILED,
             "warning",
             f"spec.networking declares rules the target security group lacks: {listed}"
             + (
@@ -3306,7 +3307,7 @@ def _finding_service_protocol(c: _Ctx) -> None:
     protos = {str(p.protocol).upper() for p in c.sport_matches}
     if isinstance(ref, int) and {"TCP", "UDP"} <= protos:
         c.f.add(
-            "SERVICE_PROTOCOL_MISMATCH",
+            Code.SERVICE_PROTOCOL_MISMATCH,
             "warning",
             f"serviceRef.port {ref} matches both a TCP and a UDP port of Service {svc.key}; the "
             f"controller picks "
@@ -3318,7 +3319,7 @@ def _finding_service_protocol(c: _Ctx) -> None:
         )
     if sp_proto not in carried:
         c.f.add(
-            "SERVICE_PROTOCOL_MISMATCH",
+            Code.SERVICE_PROTOCOL_MISMATCH,
             "warning",
             f"serviceRef.port {ref!r} resolves to {sp_proto} port {sp.port} of Service {svc.key}, "
             f"but the target "
@@ -3332,7 +3333,7 @@ def _finding_service_protocol(c: _Ctx) -> None:
         same = {str(p.protocol).upper(): p for p in svc.ports if p.port == sp.port}
         if not {"TCP", "UDP"} <= set(same):
             c.f.add(
-                "SERVICE_PROTOCOL_MISMATCH",
+                Code.SERVICE_PROTOCOL_MISMATCH,
                 "warning",
                 f"the target group carries TCP and UDP, but Service {svc.key} has no "
                 f"{'UDP' if 'UDP' not in same else 'TCP'} port {sp.port} next to the {sp_proto} one",
@@ -3341,7 +3342,7 @@ def _finding_service_protocol(c: _Ctx) -> None:
             )
         elif c.target_type == "instance" and same["TCP"].node_port != same["UDP"].node_port:
             c.f.add(
-                "SERVICE_PROTOCOL_MISMATCH",
+                Code.SERVICE_PROTOCOL_MISMATCH,
                 "warning",
                 f"Service {svc.key} port {sp.port}: the TCP and UDP entries have different NodePorts "
                 f"({same['TCP'].node_port} and {same['UDP'].node_port}); instance targets register only one",
@@ -3350,7 +3351,7 @@ def _finding_service_protocol(c: _Ctx) -> None:
             )
         elif c.target_type == "ip" and str(same["TCP"].target_port) != str(same["UDP"].target_port):
             c.f.add(
-                "SERVICE_PROTOCOL_MISMATCH",
+                Code.SERVICE_PROTOCOL_MISMATCH,
                 "warning",
                 f"Service {svc.key} port {sp.port}: the TCP and UDP entries have different target ports "
                 f"({same['TCP'].target_port} and {same['UDP'].target_port}); each pod is registered on one "
@@ -3417,7 +3418,7 @@ def _finding_drift(c: _Ctx) -> None:
             f"{len(extra)} registered target(s) with no ready endpoint ({_short(map(fmt, extra), 5)})"
         )
     c.f.add(
-        "TARGET_DRIFT",
+        Code.TARGET_DRIFT,
         "warning",
         "registered targets and ready endpoints differ: " + "; ".join(parts),
         None,
@@ -3477,7 +3478,7 @@ def _findings_probes(c: _Ctx) -> None:
                 "stale data (rules removed since the last poll)",
             ]
             c.f.add(
-                "PROBE_FAILS_WHILE_REACHABLE",
+                Code.PROBE_FAILS_WHILE_REACHABLE,
                 "warning",
                 f"static analysis says {result.protocol}{port} is reachable, but a {label} probe from the "
                 f"worker to {target} failed (a refused connection points to nothing listening, a timeout "
@@ -3501,7 +3502,7 @@ def _findings_probes(c: _Ctx) -> None:
                     "binding's load balancer and targets"
                 )
             c.f.add(
-                "PROBE_SUCCEEDS_WHILE_BLOCKED",
+                Code.PROBE_SUCCEEDS_WHILE_BLOCKED,
                 "warning",
                 f"static analysis says {result.protocol}{port} is blocked, but a {label} probe from the "
                 f"worker to {target} succeeded. Likely causes: " + "; ".join(causes) + ".",

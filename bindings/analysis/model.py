@@ -14,22 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-Verdict = Literal["reachable", "partial", "blocked", "not_offered", "unknown"]
-Severity = Literal["critical", "warning", "info"]
-Protocol = Literal["TCP", "UDP"]
-
-VERDICTS: tuple[Verdict, ...] = ("reachable", "partial", "blocked", "not_offered", "unknown")
-SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
-
-# Target-group protocol -> the transport protocols it carries (DESIGN.md "Vocabulary").
-CARRIED_PROTOCOLS: dict[str, tuple[Protocol, ...]] = {
-    "TCP": ("TCP",),
-    "TLS": ("TCP",),
-    "UDP": ("UDP",),
-    "QUIC": ("UDP",),
-    "TCP_UDP": ("TCP", "UDP"),
-    "TCP_QUIC": ("TCP", "UDP"),
-}
+# The vocabulary's home is `bindings.vocabulary`; the model re-exports it for the analysis' users.
+from ..vocabulary import CARRIED_PROTOCOLS, SEVERITIES, VERDICTS, Protocol, Severity, Verdict  # noqa: E402, F401
 
 # Target groups that preserve the client IP whatever their attributes say (nlb-udp-facts §3.3).
 ALWAYS_PRESERVE_CLIENT_IP = frozenset({"UDP", "TCP_UDP", "QUIC", "TCP_QUIC"})

@@ -42,6 +42,7 @@ from typing import Any, Literal
 from bindings.analysis import model as m
 from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group, norm_proto
 from bindings.analysis.netset import NetSet, parse_network
+from bindings.vocabulary import FIXABLE_CODES, Code
 
 from . import render
 
@@ -68,20 +69,6 @@ ACL_ENTRY_LIMIT = 20
 _ACL_PROTOCOLS = {"tcp": "6", "udp": "17"}
 _FINAL_ACL_RULE = 32767
 
-FIXABLE_CODES = frozenset(
-    {
-        "TRAFFIC_BLOCKED",
-        "MISSING_NETWORKING_RULE",
-        "NETWORKING_NOT_RECONCILED",
-        "EMPTY_PORTS_LIST",
-        "INSTANCE_PORT_NOT_NODEPORT",
-        "CLIENT_RANGES_NOT_COVERED",
-        "HEALTH_CHECK_BLOCKED",
-        "HEALTH_CHECK_PORT_MISMATCH",
-        "SERVICE_PROTOCOL_MISMATCH",
-        "SECURITY_GROUP_TAG_AMBIGUOUS",
-    }
-)
 _HEALTH_CHECK_OVER_TCP = frozenset({"TCP", "HTTP", "HTTPS"})
 
 Peer = tuple[Literal["cidr", "sg"], str]
@@ -602,14 +589,14 @@ class _World:
 def _is_ambiguity(f: m.Finding) -> bool:
     protocols = f.evidence.get("protocols") if isinstance(f.evidence, dict) else None
     return (
-        f.code == "SERVICE_PROTOCOL_MISMATCH"
+        f.code == Code.SERVICE_PROTOCOL_MISMATCH
         and isinstance(protocols, list)
         and {"TCP", "UDP"} <= set(protocols)
     )
 
 
 def _is_unresolved_named_port(f: m.Finding) -> bool:
-    return f.code == "INVALID_SPEC" and isinstance(f.evidence, dict) and bool(f.evidence.get("namedPort"))
+    return f.code == Code.INVALID_SPEC and isinstance(f.evidence, dict) and bool(f.evidence.get("namedPort"))
 
 
 def generate_fix(
@@ -624,9 +611,9 @@ def generate_fix(
     fixable = codes & FIXABLE_CODES
     if any(_is_unresolved_named_port(f) for f in result.findings):
         # The named port becomes its number in the manifest (`repaired_port`).
-        fixable.add("INVALID_SPEC")
-    if "SERVICE_PROTOCOL_MISMATCH" in fixable and not any(_is_ambiguity(f) for f in result.findings):
-        fixable.discard("SERVICE_PROTOCOL_MISMATCH")
+        fixable.add(Code.INVALID_SPEC)
+    if Code.SERVICE_PROTOCOL_MISMATCH in fixable and not any(_is_ambiguity(f) for f in result.findings):
+        fixable.discard(Code.SERVICE_PROTOCOL_MISMATCH)
     if not fixable:
         return None
     tg = inventory.target_groups.get(result.target_group_arn or "")
@@ -672,10 +659,10 @@ class _Planner:
         ports = w.traffic_ports()
         if not raw.isdigit() or not ports or all(p == int(raw) for p in ports):
             return None
-        if not ({"HEALTH_CHECK_PORT_MISMATCH", "HEALTH_CHECK_BLOCKED"} & self.fixable):
+        if not ({Code.HEALTH_CHECK_PORT_MISMATCH, Code.HEALTH_CHECK_BLOCKED} & self.fixable):
             return None
         if any(
-            f.code == "HEALTH_CHECK_BLOCKED" and f.evidence.get("networkAclDenials") for f in self.findings
+            f.code == Code.HEALTH_CHECK_BLOCKED and f.evidence.get("networkAclDenials") for f in self.findings
         ):
             # A network ACL refuses the checks on their current port: the ACL entries fix that
             # port; moving the check would meet ACL entries nobody judged.
@@ -685,7 +672,7 @@ class _Planner:
         if not all(w.listens_tcp_on(p) for p in ports):
             return None
         what = "the NodePort" if w.target_type == "instance" else "the pods"
-        blocked = "HEALTH_CHECK_BLOCKED" in self.fixable
+        blocked = Code.HEALTH_CHECK_BLOCKED in self.fixable
         reason = (
             f"health checks probe TCP {raw} but traffic goes to port {_short(ports)}; {what} also accept "
             f"TCP on {_short(ports)}, so checking the traffic port tests the process that serves the "
@@ -705,7 +692,7 @@ class _Planner:
 
     def service_ref_change(self) -> str | None:
         w = self.w
-        if "SERVICE_PROTOCOL_MISMATCH" not in self.fixable or not isinstance(w.b.service_port, int):
+        if Code.SERVICE_PROTOCOL_MISMATCH not in self.fixable or not isinstance(w.b.service_port, int):
             return None
         carried = {p.protocol for p in w.result.protocols}
         if len(carried) != 1:
@@ -1137,7 +1124,7 @@ class _Planner:
                     if groups and dest:
                         wanted[(groups[0], p.protocol.lower(), tv.port, dest)] = None
         for finding in self.findings:
-            if finding.code != "HEALTH_CHECK_BLOCKED":
+            if finding.code != Code.HEALTH_CHECK_BLOCKED:
                 continue
             for item in finding.evidence.get("lbEgress") or ():
                 target = by_id.get(str(item.get("target")))
@@ -1177,7 +1164,7 @@ class _Planner:
         # Every refused range lies within the expected sources, so the union never opens more.
         refused: dict[tuple, tuple[list[str], int | None]] = {}
         for finding in self.findings:
-            if finding.code in ("TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"):
+            if finding.code in (Code.TRAFFIC_BLOCKED, Code.HEALTH_CHECK_BLOCKED):
                 for d in finding.evidence.get("networkAclDenials") or ():
                     key = (d["networkAclId"], d["egress"], d["protocol"], d["fromPort"], d["toPort"])
                     cidrs, first = refused.get(key, ([], None))
@@ -1302,7 +1289,7 @@ class _Planner:
             None if hc_change else (w.result.health_check.admitted if w.result.health_check else None)
         )
         missing = self.missing_rules(needs, hc_admitted)
-        not_reconciled_only = not manifest_changed and "NETWORKING_NOT_RECONCILED" in self.fixable
+        not_reconciled_only = not manifest_changed and Code.NETWORKING_NOT_RECONCILED in self.fixable
         sg_rules: list[PlannedRule] = []
         if not_reconciled_only:
             # The networking is right; the controller has not written it. Write exactly what it
@@ -1458,24 +1445,30 @@ class _Planner:
         protocols: list[str] = []
         if traffic_ok:
             for code in (
-                "TRAFFIC_BLOCKED",
-                "HEALTH_CHECK_MASKS_TRAFFIC",
-                "CLIENT_RANGES_NOT_COVERED",
-                "HEALTH_CHECK_BLOCKED",
+                Code.TRAFFIC_BLOCKED,
+                Code.HEALTH_CHECK_MASKS_TRAFFIC,
+                Code.CLIENT_RANGES_NOT_COVERED,
+                Code.HEALTH_CHECK_BLOCKED,
             ):
                 if code in codes:
                     out.add(code)
             protocols = [p.protocol for p in w.offered if p.verdict in ("blocked", "partial")]
-        if manifest_changed or "MISSING_NETWORKING_RULE" not in codes:
-            out |= {"MISSING_NETWORKING_RULE", "EMPTY_PORTS_LIST", "INSTANCE_PORT_NOT_NODEPORT"} & codes
-        if "NETWORKING_NOT_RECONCILED" in codes and (manifest_changed or any(r.required for r in sg_rules)):
-            out.add("NETWORKING_NOT_RECONCILED")
-        if hc_change is not None and "HEALTH_CHECK_PORT_MISMATCH" in codes:
-            out.add("HEALTH_CHECK_PORT_MISMATCH")
+        if manifest_changed or Code.MISSING_NETWORKING_RULE not in codes:
+            out |= {
+                Code.MISSING_NETWORKING_RULE,
+                Code.EMPTY_PORTS_LIST,
+                Code.INSTANCE_PORT_NOT_NODEPORT,
+            } & codes
+        if Code.NETWORKING_NOT_RECONCILED in codes and (
+            manifest_changed or any(r.required for r in sg_rules)
+        ):
+            out.add(Code.NETWORKING_NOT_RECONCILED)
+        if hc_change is not None and Code.HEALTH_CHECK_PORT_MISMATCH in codes:
+            out.add(Code.HEALTH_CHECK_PORT_MISMATCH)
         if new_port_name is not None:
-            out.add("SERVICE_PROTOCOL_MISMATCH")
+            out.add(Code.SERVICE_PROTOCOL_MISMATCH)
         if not manifest_changed:
-            out -= {"MISSING_NETWORKING_RULE", "EMPTY_PORTS_LIST", "INSTANCE_PORT_NOT_NODEPORT"}
+            out -= {Code.MISSING_NETWORKING_RULE, Code.EMPTY_PORTS_LIST, Code.INSTANCE_PORT_NOT_NODEPORT}
         return tuple(sorted(out)), tuple(protocols)
 
     def _on_ambiguous(self, rule: PlannedRule) -> bool:
@@ -1601,7 +1594,7 @@ class _Planner:
             )
         required = [r for r in sg_rules if r.required]
         if required:
-            ambiguous = "SECURITY_GROUP_TAG_AMBIGUOUS" in self.fixable and any(
+            ambiguous = Code.SECURITY_GROUP_TAG_AMBIGUOUS in self.fixable and any(
                 self._on_ambiguous(r) for r in required
             )
             if ambiguous:
@@ -1625,7 +1618,7 @@ class _Planner:
                     f"commands add the missing rules directly. To let the controller manage them instead, "
                     f"{remedy}."
                 )
-            if "NETWORKING_NOT_RECONCILED" in self.fixable and not manifest_changed and not ambiguous:
+            if Code.NETWORKING_NOT_RECONCILED in self.fixable and not manifest_changed and not ambiguous:
                 events = [e for e in w.b.events if e.reason == "FailedNetworkReconcile"]
                 why = (
                     f" Its last FailedNetworkReconcile event says: {events[-1].message.rstrip('.')}."
