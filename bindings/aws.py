@@ -37,6 +37,8 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+# The calls a poll answers, keyed as in a bundle's aws.json: the bundle format owns the list.
+from bindings.analysis.bundle import AWS_OPERATIONS
 from bindings.errors import AwsError, AwsThrottled, AwsUnavailable
 from bindings.textsafe import without_nul
 
@@ -60,21 +62,18 @@ THROTTLE_CODES = frozenset(
 )
 UNAVAILABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "InternalFailure", "Unavailable"})
 
-RESPONSE_KEYS = (
-    "DescribeLoadBalancers",
-    "DescribeListeners",
-    "DescribeTargetGroups",
-    "DescribeTargetHealth",
-    "DescribeTargetGroupAttributes",
-    "DescribeLoadBalancerAttributes",
-    "DescribeNetworkInterfaces",
-    "DescribeInstances",
-    "DescribeSecurityGroups",
-    "DescribeSubnets",
-    "DescribeVpcs",
-    "DescribeNetworkAcls",
-    "GetManagedPrefixListEntries",
-)
+# Operations answered with a list under this response key; the others are maps keyed by id.
+_LISTED_UNDER = {
+    "DescribeLoadBalancers": "LoadBalancers",
+    "DescribeListeners": "Listeners",
+    "DescribeTargetGroups": "TargetGroups",
+    "DescribeNetworkInterfaces": "NetworkInterfaces",
+    "DescribeInstances": "Reservations",
+    "DescribeSecurityGroups": "SecurityGroups",
+    "DescribeSubnets": "Subnets",
+    "DescribeVpcs": "Vpcs",
+    "DescribeNetworkAcls": "NetworkAcls",
+}
 PREFIX_LIST_BATCH = 100  # PrefixListIds per DescribeManagedPrefixLists call (its MaxResults cap)
 PREFIX_LIST_TTL = 86400  # seconds a prefix list version's entries stay cached
 
@@ -396,20 +395,9 @@ def collect_account(
     Raises `AwsThrottled` / `AwsUnavailable` (retry later) or `AwsError` (names the operation).
     """
     calls = _Calls(target, before_call)
+    # Every operation of the bundle format answers, even when nothing was found.
     out: dict[str, Any] = {
-        "DescribeLoadBalancers": {"LoadBalancers": []},
-        "DescribeListeners": {"Listeners": []},
-        "DescribeTargetGroups": {"TargetGroups": []},
-        "DescribeTargetHealth": {},
-        "DescribeTargetGroupAttributes": {},
-        "DescribeLoadBalancerAttributes": {},
-        "DescribeNetworkInterfaces": {"NetworkInterfaces": []},
-        "DescribeInstances": {"Reservations": []},
-        "DescribeSecurityGroups": {"SecurityGroups": []},
-        "DescribeSubnets": {"Subnets": []},
-        "DescribeVpcs": {"Vpcs": []},
-        "DescribeNetworkAcls": {"NetworkAcls": []},
-        "GetManagedPrefixListEntries": {},
+        op: {_LISTED_UNDER[op]: []} if op in _LISTED_UNDER else {} for op in AWS_OPERATIONS
     }
     cache_prefix = f"binding-health:aws:{target.account_id}:{target.region}"
 

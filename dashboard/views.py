@@ -51,6 +51,7 @@ from django_htmx.middleware import HtmxDetails
 from bindings import apply as fix_apply_module
 from bindings import models as m
 from bindings.analysis import explain
+from bindings.analysis.rules import rule_matches
 from bindings.fixes import render as fix_render
 from bindings.inventory import latest_probes
 from bindings.querysets import filter_bindings
@@ -496,12 +497,11 @@ def _rule_text(rule: m.SecurityGroupRule) -> str:
 
 
 def _rule_matches(rule: m.SecurityGroupRule, protocol: str, port: int | None) -> bool:
-    """Protocol and port match (the analysis also checks the source; this only explains)."""
-    if rule.protocol not in ("-1", protocol.lower()):
-        return False
-    if rule.from_port is None or port is None or rule.protocol == "-1":
-        return True
-    return rule.from_port <= port <= (rule.to_port if rule.to_port is not None else rule.from_port)
+    """Protocol and port match as the analysis matches them (it also checks the source; this only
+    explains). An unknown port matches any rule of the protocol."""
+    if port is None:
+        return rule_matches(rule.protocol, None, None, protocol, 0)
+    return rule_matches(rule.protocol, rule.from_port, rule.to_port, protocol, port)
 
 
 def _path(

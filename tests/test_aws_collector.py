@@ -147,7 +147,7 @@ def test_demo_world_is_collected_end_to_end_in_bundle_shape(moto_server, world):
     sample = json.loads(SAMPLE.read_text())
     responses = snapshot.responses
     assert set(responses) - OPTIONAL_KEYS == set(sample) - OPTIONAL_KEYS
-    assert set(responses) == set(aws.RESPONSE_KEYS)
+    assert set(responses) == set(aws.AWS_OPERATIONS)
     for key, value in sample.items():
         if key in ("DescribeTargetHealth", "DescribeTargetGroupAttributes", "DescribeLoadBalancerAttributes"):
             assert {k for v in responses[key].values() for k in v} == {k for v in value.values() for k in v}

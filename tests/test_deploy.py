@@ -521,7 +521,7 @@ def test_iam_policy_lists_exactly_the_operations_the_collector_calls(aws_operati
     # The demo run exercised every operation the collector knows (its bundle keys, plus the
     # DescribeManagedPrefixLists that finds which lists changed), so a new call added to
     # bindings/aws.py cannot slip past this test unexercised.
-    assert {a.split(":")[1] for a in actions} == set(aws.RESPONSE_KEYS) | {"DescribeManagedPrefixLists"}
+    assert {a.split(":")[1] for a in actions} == set(aws.AWS_OPERATIONS) | {"DescribeManagedPrefixLists"}
     # Describe* calls support no resource-level permissions: "*" is the only working resource.
     for statement in json.loads((DEPLOY / "iam-policy.json").read_text())["Statement"]:
         assert statement["Resource"] == "*"

@@ -111,6 +111,7 @@ from ..vocabulary import Code
 from . import model as m
 from .netset import EMPTY, NetSet, coverage, parse_network, union_all
 from .normalize import pod_eni_entries
+from .rules import norm_proto, rule_port_range
 
 # Listener protocol -> {target-group protocol: protocols that listener carries to it}.
 LISTENER_CARRIES: dict[str, dict[str, tuple[m.Protocol, ...]]] = {
@@ -129,18 +130,6 @@ _CARRIES: dict[tuple[str, str], tuple[m.Protocol, ...]] = {
     for group, carried in groups.items()
 }
 
-_PROTO_NAMES = {
-    "tcp": "tcp",
-    "6": "tcp",
-    "udp": "udp",
-    "17": "udp",
-    "-1": "-1",
-    "all": "-1",
-    "icmp": "icmp",
-    "1": "icmp",
-    "icmpv6": "icmpv6",
-    "58": "icmpv6",
-}
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 _HEALTH_CHECK_TCP = frozenset({"TCP", "HTTP", "HTTPS"})
 # Nodes the controller never registers as instance targets (its default node selector).
@@ -157,12 +146,6 @@ UNKNOWN_CLIENTS = "unknown: "
 _ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-
-
-def norm_proto(value: object) -> str:
-    """Security-group and NACL protocols in one spelling: tcp, udp, -1, icmp, or the raw text."""
-    text = str(value).strip().lower()
-    return _PROTO_NAMES.get(text, text)
 
 
 @lru_cache(maxsize=262144)
@@ -413,11 +396,7 @@ class _Rule:
     ) -> None:
         self.sg_id = sg_id
         self.proto = norm_proto(rule.protocol)
-        if self.proto == "-1" or rule.from_port is None or rule.from_port < 0:
-            self.lo, self.hi = 0, 65535
-        else:
-            self.lo = rule.from_port
-            self.hi = rule.to_port if isinstance(rule.to_port, int) and rule.to_port >= 0 else 65535
+        self.lo, self.hi = rule_port_range(self.proto, rule.from_port, rule.to_port)
         self.kind = rule.source_kind
         self.source = str(rule.source)
         self.description = str(rule.description or "")

@@ -40,8 +40,9 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from bindings.analysis import model as m
-from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group, norm_proto
+from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group
 from bindings.analysis.netset import NetSet, parse_network
+from bindings.analysis.rules import norm_proto, rule_matches, rule_port_range
 from bindings.vocabulary import FIXABLE_CODES, Code
 
 from . import render
@@ -565,13 +566,8 @@ class _World:
         for sg_id in sg_ids:
             sg = self.inv.security_groups.get(sg_id)
             for rule in (sg.ingress if sg else ()) or ():
-                rule_proto = norm_proto(rule.protocol)
-                if rule_proto not in (proto, "-1"):
+                if not rule_matches(rule.protocol, rule.from_port, rule.to_port, proto, port):
                     continue
-                if rule_proto != "-1" and isinstance(rule.from_port, int) and rule.from_port >= 0:
-                    hi = rule.to_port if isinstance(rule.to_port, int) and rule.to_port >= 0 else 65535
-                    if not rule.from_port <= port <= hi:
-                        continue
                 if rule.source_kind == "cidr":
                     cidrs.append(rule.source)
                 elif rule.source_kind == "security_group":
@@ -1838,10 +1834,10 @@ def _has_equivalent(
     if sg is None:
         return False
     for rule in (sg.egress if egress else sg.ingress) or ():
-        if norm_proto(rule.protocol) != proto:
+        rule_proto = norm_proto(rule.protocol)
+        if rule_proto != proto:
             continue
-        r_lo = rule.from_port if isinstance(rule.from_port, int) and rule.from_port >= 0 else 0
-        r_hi = rule.to_port if isinstance(rule.to_port, int) and rule.to_port >= 0 else 65535
+        r_lo, r_hi = rule_port_range(rule_proto, rule.from_port, rule.to_port)
         if not (r_lo <= lo and hi <= r_hi):
             continue
         if (
