@@ -145,3 +145,26 @@ def test_clusters_filter_by_id_and_by_name(world, aws_account):
     assert {b.name for b in filter_bindings(qs, cluster_id=other.pk)} == {"elsewhere"}
     assert {b.name for b in filter_bindings(qs, cluster_name="other")} == {"elsewhere"}
     assert {b.name for b in filter_bindings(qs, cluster_name=world.name)} == ALL
+
+
+def test_the_pages_offer_and_explain_every_code_of_the_vocabulary(client, alice, world):
+    """The list's code filter offers codes no binding has yet (the PROBE_* ones included), and a
+    binding's page explains a probe finding with the vocabulary's help."""
+    from bindings.vocabulary import FINDINGS, Code
+
+    client.force_login(alice)
+    html = client.get("/bindings/").content.decode()
+    assert all(f'value="{code}"' in html for code in FINDINGS)
+
+    binding = m.TargetGroupBinding.objects.get(name="unknown-udp")
+    finding = {
+        "code": Code.PROBE_FAILS_WHILE_REACHABLE,
+        "severity": "warning",
+        "message": "a DNS probe got no answer",
+        "protocol": "UDP",
+        "evidence": {},
+    }
+    m.BindingResult.objects.filter(binding=binding).update(data={"protocols": [], "findings": [finding]})
+    detail = client.get(f"/bindings/{binding.pk}/").content.decode()
+
+    assert FINDINGS[Code.PROBE_FAILS_WHILE_REACHABLE].help in detail
