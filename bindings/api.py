@@ -525,11 +525,17 @@ class BindingFilters(PageParams):
     cluster: str | None = _Name
     namespace: str | None = _Name
     protocol: Protocol | None = None
-    verdict: Verdict | None = None
+    verdict: Verdict | None = Field(
+        None,
+        description="Has a protocol verdict of this value (for `protocol`, if given). `unknown` without "
+        "`protocol` also matches bindings not analysed yet, whose `verdict` is `unknown` too.",
+    )
     code: str | None = Field(
         None, max_length=64, pattern=r"^[A-Za-z0-9_]*$", description="Has a finding with this code."
     )
-    severity: Severity | None = Field(None, description="Has a finding with this severity.")
+    severity: Severity | None = Field(
+        None, description="Has a finding with this severity; with `code`, one finding with both."
+    )
     stale: bool | None = Field(None, description="Only bindings whose data is (not) stale.")
 
 
