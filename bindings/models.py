@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from bindings import freshness
+from bindings import freshness, vocabulary
 from bindings.analysis.normalize import parse_eni_sg_tags
 
 # --- validators -------------------------------------------------------------------------------
@@ -658,8 +658,9 @@ class PollRun(models.Model):
 
 # --- analysis results ---------------------------------------------------------------------------
 
-VERDICT_RANK = {"reachable": 0, "not_offered": 1, "unknown": 2, "partial": 3, "blocked": 4}
-SEVERITY_RANK = {"": 0, "info": 1, "warning": 2, "critical": 3}
+# The ranks' home is the vocabulary; the models keep them under their old names for their users.
+VERDICT_RANK = vocabulary.VERDICT_RANK
+SEVERITY_RANK = vocabulary.SEVERITY_RANK
 
 
 class BindingResult(models.Model):

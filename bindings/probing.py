@@ -35,10 +35,11 @@ from django.utils import timezone
 
 from bindings import models as m
 from bindings.analysis.engine import LISTENER_CARRIES
-from bindings.analysis.model import CARRIED_PROTOCOLS, PROBE_ANNOTATION
+from bindings.analysis.model import PROBE_ANNOTATION
 from bindings.inventory import latest_probes
 from bindings.polling import cluster_analyze
 from bindings.probes import ProbeOutcome, ProbeSpec, kind_and_source, parse_payload, run_once, run_probes
+from bindings.vocabulary import CARRIED_PROTOCOLS
 
 logger = logging.getLogger(__name__)
 

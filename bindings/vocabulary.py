@@ -16,6 +16,9 @@ Protocol = Literal["TCP", "UDP"]
 
 VERDICTS: tuple[Verdict, ...] = ("reachable", "partial", "blocked", "not_offered", "unknown")
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+# Worse is higher: a binding's worst verdict and its findings' highest severity ("" = no finding).
+VERDICT_RANK: dict[str, int] = {"reachable": 0, "not_offered": 1, "unknown": 2, "partial": 3, "blocked": 4}
+SEVERITY_RANK: dict[str, int] = {"": 0, "info": 1, "warning": 2, "critical": 3}
 
 # Target-group (or listener) protocol -> the transport protocols it carries.
 CARRIED_PROTOCOLS: dict[str, tuple[Protocol, ...]] = {

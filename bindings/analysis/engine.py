@@ -107,7 +107,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..freshness import is_stale
-from ..vocabulary import Code
+from ..vocabulary import SEVERITY_RANK, Code
 from . import model as m
 from .netset import EMPTY, NetSet, coverage, parse_network, union_all
 from .normalize import pod_eni_entries
@@ -130,7 +130,8 @@ _CARRIES: dict[tuple[str, str], tuple[m.Protocol, ...]] = {
     for group, carried in groups.items()
 }
 
-_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+# Findings sort worst first: the vocabulary's rank, negated.
+_SEVERITY_RANK = {s: -rank for s, rank in SEVERITY_RANK.items() if s}
 _HEALTH_CHECK_TCP = frozenset({"TCP", "HTTP", "HTTPS"})
 # Nodes the controller never registers as instance targets (its default node selector).
 EXCLUDED_NODE_LABELS = (
