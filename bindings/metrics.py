@@ -27,12 +27,13 @@ from django.views.decorators.http import require_GET
 
 from bindings import models as m
 from bindings.aws import THROTTLED_MARK
+from bindings.vocabulary import Code
 from dashboard.security import address_in, client_address, parse_address
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ERROR_WINDOW = timedelta(hours=24)
 # The finding code of the "green but broken" case (DESIGN.md): health checks pass, traffic is refused.
-GREEN_BUT_BROKEN = "HEALTH_CHECK_MASKS_TRAFFIC"
+GREEN_BUT_BROKEN = Code.HEALTH_CHECK_MASKS_TRAFFIC
 
 
 # --- access -----------------------------------------------------------------------------------

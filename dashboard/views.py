@@ -55,7 +55,7 @@ from bindings.analysis.rules import rule_matches
 from bindings.fixes import render as fix_render
 from bindings.inventory import latest_probes
 from bindings.querysets import filter_bindings
-from bindings.vocabulary import FINDING_HELP, SEVERITIES, VERDICTS, carried
+from bindings.vocabulary import FINDING_HELP, SEVERITIES, VERDICTS, Code, carried
 
 PAGE_SIZE = 50
 POLL_PERMISSION = m.Cluster.POLL_PERMISSION
@@ -246,7 +246,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     )
     context = {
         "worst": worst_bindings(),
-        "green_but_broken": m.Finding.objects.filter(code="HEALTH_CHECK_MASKS_TRAFFIC")
+        "green_but_broken": m.Finding.objects.filter(code=Code.HEALTH_CHECK_MASKS_TRAFFIC)
         .values("binding_id")
         .distinct()
         .count(),

@@ -34,10 +34,14 @@ def test_each_code_constant_is_its_own_name_and_has_a_kind():
     assert all(set(kind.severities) <= set(v.SEVERITIES) for kind in v.FINDINGS.values())
 
 
-def test_the_engine_and_the_fix_generator_name_codes_only_through_the_vocabulary():
-    """No finding code as a bare string literal in the engine or the fix generator."""
+def test_the_analysis_and_the_fix_generator_name_codes_only_through_the_vocabulary():
+    """No finding code as a bare string literal in the engine, the explainer or the fix generator."""
     codes = set(v.FINDINGS)
-    for path in (ROOT / "bindings/analysis/engine.py", ROOT / "bindings/fixes/generate.py"):
+    for path in (
+        ROOT / "bindings/analysis/engine.py",
+        ROOT / "bindings/analysis/explain.py",
+        ROOT / "bindings/fixes/generate.py",
+    ):
         tree = ast.parse(path.read_text())
         literals = {
             node.value

@@ -12,28 +12,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..vocabulary import Code
+
 # Findings that describe what a broken rule does to a protocol rather than why it is broken:
 # they fold under the root-cause finding of the same protocol.
 CONSEQUENCES = frozenset(
     {
-        "TRAFFIC_BLOCKED",
-        "HEALTH_CHECK_MASKS_TRAFFIC",
-        "CLIENT_RANGES_NOT_COVERED",
-        "HEALTH_CHECK_PROTOCOL_MISMATCH",
-        "PROBE_SUCCEEDS_WHILE_BLOCKED",
+        Code.TRAFFIC_BLOCKED,
+        Code.HEALTH_CHECK_MASKS_TRAFFIC,
+        Code.CLIENT_RANGES_NOT_COVERED,
+        Code.HEALTH_CHECK_PROTOCOL_MISMATCH,
+        Code.PROBE_SUCCEEDS_WHILE_BLOCKED,
     }
 )
 # Why a protocol is refused, most specific first: the first present leads its protocol's group.
 ROOT_CAUSES = (
-    "TARGET_GROUP_NOT_FOUND",
-    "NO_LISTENER",
-    "INVALID_SPEC",
-    "SECURITY_GROUP_TAG_AMBIGUOUS",
-    "EMPTY_PORTS_LIST",
-    "INSTANCE_PORT_NOT_NODEPORT",
-    "NETWORKING_NOT_RECONCILED",
-    "SERVICE_PROTOCOL_MISMATCH",
-    "MISSING_NETWORKING_RULE",
+    Code.TARGET_GROUP_NOT_FOUND,
+    Code.NO_LISTENER,
+    Code.INVALID_SPEC,
+    Code.SECURITY_GROUP_TAG_AMBIGUOUS,
+    Code.EMPTY_PORTS_LIST,
+    Code.INSTANCE_PORT_NOT_NODEPORT,
+    Code.NETWORKING_NOT_RECONCILED,
+    Code.SERVICE_PROTOCOL_MISMATCH,
+    Code.MISSING_NETWORKING_RULE,
 )
 _OTHER = {"TCP": "UDP", "UDP": "TCP"}
 _NACL = re.compile(r"network ACL \S+[^;]*")
