@@ -135,6 +135,9 @@ _MAX_LISTED = 10
 _LB_REFUSAL = " of load balancer "
 # Origin text of default client ranges that could not be known (see `_Index.default_clients`).
 UNKNOWN_CLIENTS = "unknown: "
+# Reasons where a load balancer's inbound rules refuse all or part of the explicit client ranges
+# (`_explicit_client_refusal`); the fix generator adds the missing inbound rules on seeing them.
+LB_REFUSES_CLIENTS = (" admit none of the client ranges ", " refuse the client range(s) ")
 _ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
@@ -1873,14 +1876,17 @@ def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
 
 
 def _client_ranges_uncached(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
-    if c.b.client_cidrs:
-        found = NetSet.from_cidrs(c.b.client_cidrs)
-        if found:
-            return found, f"annotation {m.CLIENT_CIDRS_ANNOTATION}"
-    if c.ix.inv.client_cidrs:
-        found = NetSet.from_cidrs(c.ix.inv.client_cidrs)
-        if found:
-            return found, "cluster client ranges"
+    explicit = _explicit_clients(c)
+    if explicit is not None:
+        clients, origin = explicit
+        front = c.ix.lb_front_door(lb_arn, c.tg, proto) if lb_arn in c.ix.lbs_with_sgs and c.tg else None
+        if front is not None:
+            # Only the clients the LB's inbound rules admit reach a target (the rest are refused
+            # at the LB: `_explicit_client_refusal`).
+            inside = clients & front[0]
+            if inside and inside != clients:
+                return inside, f"{origin}, within {front[2]}"
+        return clients, origin
     assert c.tg is not None
     return c.ix.default_clients(lb_arn, c.tg, proto)
 
@@ -1963,6 +1969,70 @@ def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
     return refused
 
 
+def _explicit_client_refusal(c: _Ctx, lb_arn: str, proto: str) -> tuple[str, str] | None:
+    """How the inbound rules of a load balancer with security groups treat explicitly given client
+    ranges (annotation or cluster setting) on the listener ports carrying `proto`: ("all" | "some" |
+    "undecided", why), or None when they admit every one of them, or nothing decides it (no
+    explicit ranges, no collected groups). Rules naming a security group or prefix list may admit
+    the rest, so a remainder next to them is undecided rather than refused."""
+    explicit = _explicit_clients(c)
+    if explicit is None:
+        return None
+    clients, origin = explicit
+    found = c.ix.lb_rules(lb_arn, egress=False)
+    if found is None:
+        return None
+    sg_ids, rules = found
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    ports = sorted(
+        {
+            li.port
+            for li in c.ix.listeners_by_tg.get(tg.arn, ())
+            if li.load_balancer_arn == lb_arn
+            and isinstance(li.port, int)
+            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+        }
+    )
+    if not ports:
+        return None
+    matching = [r for r in rules if any(r.matches(proto.lower(), p) for p in ports)]
+    admitted = union_all(r.cidr for r in matching if r.kind == "cidr")
+    refused = clients - admitted
+    if not refused:
+        return None
+    where = (
+        f"the inbound rules of the security group(s) {', '.join(sg_ids)} of load balancer "
+        f"{_lb_name(c, lb_arn)} on {proto.lower()} port(s) {_short(ports, 5)}"
+    )
+    if any(r.kind != "cidr" for r in matching):
+        return "undecided", (
+            f"client ranges unknown at the load balancer: {where} admit {_short(_cidrs(refused), 5)} "
+            f"({origin}) only if those clients are in the security groups or prefix lists they name"
+        )
+    if refused == clients:
+        return "all", f"{where}{LB_REFUSES_CLIENTS[0]}{_short(_cidrs(clients), 5)} ({origin})"
+    return "some", (
+        f"{where}{LB_REFUSES_CLIENTS[1]}{_short(_cidrs(refused), 5)} of {_short(_cidrs(clients), 5)} "
+        f"({origin}), whether or not the client IP is preserved"
+    )
+
+
+def _explicit_clients(c: _Ctx) -> tuple[NetSet, str] | None:
+    """The client ranges given explicitly (annotation, then cluster setting), as
+    `_client_ranges_uncached` reads them; None when the default applies."""
+    if c.b.client_cidrs:
+        found = NetSet.from_cidrs(c.b.client_cidrs)
+        if found:
+            return found, f"annotation {m.CLIENT_CIDRS_ANNOTATION}"
+    if c.ix.inv.client_cidrs:
+        found = NetSet.from_cidrs(c.ix.inv.client_cidrs)
+        if found:
+            return found, "cluster client ranges"
+    return None
+
+
 def _refused_eval(tail: str) -> _Eval:
     ev = _Eval("none", EMPTY, False, ())
     ev.tail = tail
@@ -2042,6 +2112,24 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=False) is not None for lb_arn in lbs
     )
     lb_refused = _lb_refusals(c, proto, lbs) if lb_sgs else {}
+    # Explicit client ranges meet the LB's inbound rules too (issue 19 item 2): those none of its
+    # rules admit never get in, whether or not the client IP is preserved.
+    lb_narrowed: dict[str, str] = {}
+    lb_undecided: dict[str, str] = {}
+    if lb_sgs:
+        for lb_arn in lbs:
+            if lb_arn in lb_refused:
+                continue
+            found = _explicit_client_refusal(c, lb_arn, proto)
+            if found is None:
+                continue
+            kind, why = found
+            if kind == "all":
+                lb_refused[lb_arn] = why
+            elif kind == "some":
+                lb_narrowed[lb_arn] = why
+            else:
+                lb_undecided[lb_arn] = why
     if lb_refused and len(lb_refused) < len(lbs):
         # Only some load balancers refuse: judge the others' traffic, then say what is lost.
         lbs = [lb_arn for lb_arn in lbs if lb_arn not in lb_refused]
@@ -2242,11 +2330,15 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     else:
         head = f"{full} of {total} target(s) admit {proto} {port} from {source_text} {expected_text}"
         reasons = (head, *(f"{_short(labels)}: {tail}" for tail, labels in tails.items()))
-    if lb_refused:
-        # The traffic of the other load balancers was judged above; these carry none of it.
+    if lb_refused or lb_narrowed:
+        # The traffic of the other load balancers (or the admitted clients) was judged above;
+        # these refused clients carry none of it.
         if verdict == "reachable":
             verdict = "partial"
-        reasons = (*reasons, *(f"but {why}" for why in lb_refused.values()))
+        reasons = (*reasons, *(f"but {why}" for why in (*lb_refused.values(), *lb_narrowed.values())))
+    if lb_undecided and verdict == "reachable":
+        verdict = "unknown"
+        reasons = (*reasons, *lb_undecided.values())
     return _protocol_result(
         proto, port, verdict, total, full, preserved, expected_sources, reasons, tuple(verdicts)
     )

@@ -33,7 +33,12 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from bindings.analysis import model as m
-from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group, norm_proto
+from bindings.analysis.engine import (
+    LB_REFUSES_CLIENTS,
+    LISTENER_CARRIES,
+    controller_security_group,
+    norm_proto,
+)
 from bindings.analysis.netset import NetSet, parse_network
 
 from . import render
@@ -908,7 +913,10 @@ class _Planner:
         tg_proto = str(w.tg.protocol).upper()
         rules = []
         for p in w.offered:
-            if not any(_LB_MARK in r and " admit no " in r for r in p.reasons):
+            if not any(
+                _LB_MARK in r and (" admit no " in r or any(mark in r for mark in LB_REFUSES_CLIENTS))
+                for r in p.reasons
+            ):
                 continue
             for lb_arn in w.lbs.get(p.protocol, ()):
                 groups = w.lb_groups(lb_arn)
@@ -949,6 +957,13 @@ class _Planner:
                     )
                 for port in ports:
                     for cidr in cidrs:
+                        if any(
+                            _has_equivalent(
+                                w.inv.security_groups.get(g), p.protocol.lower(), port, port, ("cidr", cidr)
+                            )
+                            for g in groups
+                        ):
+                            continue  # admitted already; only the refused ranges need a rule
                         text = self.description(p.protocol, port)
                         rules.append(
                             PlannedRule(groups[0], p.protocol.lower(), port, port, "cidr", cidr, text, True)

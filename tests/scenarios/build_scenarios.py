@@ -1705,6 +1705,119 @@ WEBHOOK_SCENARIOS = {
     ),
 }
 
+# --- load-balancer features of 2025-26 (issue 19) ------------------------------------------------
+OTHER_CLUSTER_IPS = ("10.0.1.77", "10.0.2.88")
+
+
+def _nlb_sg(s: Scenario, udp: list[str], tcp: list[str], prefix_list: str | None = None) -> Scenario:
+    """The NLB gets a security group whose inbound rules admit `udp`/`tcp` CIDRs on 53; both
+    bindings' targets admit that group, so only the LB's own rules decide which clients get in."""
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    rules = [perm("udp", 53, cidrs=udp, description="dns"), perm("tcp", 53, cidrs=tcp, description="dns")]
+    if prefix_list:
+        rules[0]["PrefixListIds"] = [{"PrefixListId": prefix_list, "Description": "partners"}]
+    s.add_sg(NLB_SG, "k8s-kubesyst-corednse", rules)
+    for eni in s.enis():
+        if eni["InterfaceType"] == "network_load_balancer":
+            eni["Groups"] = [{"GroupId": NLB_SG, "GroupName": "k8s-kubesyst-corednse"}]
+    for name in ("coredns-udp", "coredns-tcp"):
+        s.tgb(name)["spec"]["networking"] = ingress(([NLB_SG], [("UDP", 53), ("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, groups=[NLB_SG]), perm("tcp", 53, groups=[NLB_SG])]
+    return s
+
+
+def lb_clients_some_refused() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR], [VPC_CIDR])
+    # The VPN range is a client (bundle.json) but the NLB's group admits the VPC only: those
+    # clients are refused at the LB, preserved client IP (UDP) or not (TCP ip targets).
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "partial"},
+            require=["TRAFFIC_BLOCKED"],
+            forbid=["CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_BLOCKED", "NETWORKING_NOT_RECONCILED"],
+        )
+    return (
+        "NLB security group admits the VPC only, cluster client ranges add a VPN range: partial for UDP "
+        "(client IP preserved) and TCP (not preserved) alike, refused at the load balancer.",
+        s,
+    )
+
+
+def lb_clients_all_refused() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR], [VPC_CIDR])
+    # The annotation names clients none of the NLB's rules admit: nothing gets in.
+    for key in ("coredns-udp", "coredns-tcp"):
+        s.tgb(key)["metadata"]["annotations"] = {
+            "binding-health/client-cidrs": "192.168.0.0/16, 172.16.0.0/12"
+        }
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "blocked"},
+            require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+            forbid=["HEALTH_CHECK_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+            admitted={proto: [0, 2]},
+        )
+    return (
+        "annotation client ranges that the NLB's inbound rules do not admit at all: blocked for UDP and "
+        "TCP, the targets stay healthy (health checks skip the inbound rules).",
+        s,
+    )
+
+
+def lb_clients_admitted() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR, "192.168.0.0/16"], [VPC_CIDR, "192.168.0.0/16"])
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "reachable"},
+            forbid=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+            admitted={proto: [2, 2]},
+        )
+    return "NLB security group admits every configured client range: reachable.", s
+
+
+def lb_clients_prefix_list() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR], [VPC_CIDR], prefix_list="pl-0partners000000a")
+    udp_only(s)
+    # A prefix list (entries not collected) may or may not hold the VPN range: not decidable.
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    s.expect("coredns-udp", {"UDP": "unknown"}, forbid=["CLIENT_RANGES_NOT_COVERED"])
+    return (
+        "NLB inbound UDP rule names an uncollected prefix list beside the VPC: whether the VPN clients "
+        "get in is unknown.",
+        s,
+    )
+
+
+def lb_clients_ipv6_refused() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    # The NLB admits the VPC's IPv6 range only; the annotation's on-premises IPv6 range is refused.
+    s.add_sg(
+        NLB_SG, "k8s-kubesyst-corednse", [perm("udp", 53, cidrs=[VPC_V6]), perm("tcp", 53, cidrs=[VPC_V6])]
+    )
+    s.sg(NLB_SG)["IpPermissionsEgress"] = [perm("-1", None, cidrs=["0.0.0.0/0", "::/0"], description="")]
+    s.expect("coredns-udp", {"UDP": "partial"}, require=["TRAFFIC_BLOCKED"], forbid=["HEALTH_CHECK_BLOCKED"])
+    return (
+        "IPv6 targets, NLB group admits the VPC IPv6 range but not the annotated 2001:db8:100::/48: partial.",
+        s,
+    )
+
+
+LB_SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
+    "lb-clients-some-refused": lb_clients_some_refused,
+    "lb-clients-all-refused": lb_clients_all_refused,
+    "lb-clients-admitted": lb_clients_admitted,
+    "lb-clients-prefix-list": lb_clients_prefix_list,
+    "lb-clients-ipv6-refused": lb_clients_ipv6_refused,
+}
+
 PARITY: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "parity-permission-peers-ports": parity_permission_peers_ports,
     "parity-permission-missing-group-peer": parity_permission_missing_group_peer,
@@ -1759,6 +1872,7 @@ SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "client-cidrs-bundle": client_cidrs_bundle,
     "malformed-objects": malformed_objects,
     **PARITY,
+    **LB_SCENARIOS,
 }
 
 
