@@ -1273,6 +1273,7 @@ class _Ctx:
         "unhealthy",
         "declared_ports",
         "uniform",
+        "other_cluster",
     )
 
     def __init__(self, ix: _Index, binding: m.Binding) -> None:
@@ -1309,6 +1310,9 @@ class _Ctx:
         # (jid, port, family) when every target has an ENI, an int port and shares all three:
         # then each protocol and the health check need one judgement for the whole binding.
         self.uniform: tuple[int, int, int] | None = None
+        # Registrations of a multi-cluster target group that belong to other clusters: neither
+        # judged nor drift (`_own_target_test`).
+        self.other_cluster: list[m.TargetHealth] = []
 
     @property
     def obj(self) -> str:
@@ -1442,11 +1446,12 @@ def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.Bind
         _resolve_targets(c)
         for proto in c.carried:
             c.results.append(_judge_protocol(c, proto))
-        health = _judge_health_check(c)
+        health = _quic_health_note(c, _judge_health_check(c))
         _findings_traffic(c)
         _findings_health(c)
         _findings_networking(c)
         _finding_drift(c)
+        _findings_lb_features(c)
     else:
         health = None
         for proto in c.carried:
@@ -1726,7 +1731,11 @@ def _resolve_targets(c: _Ctx) -> None:
     address_type = tg.ip_address_type
     targets = c.targets
     healthy = unhealthy_count = other = 0
+    own = _own_target_test(c)
     for th in health or ():
+        if own is not None and not own(th.target_id):
+            c.other_cluster.append(th)
+            continue
         # The health check's counts cover every registration, draining ones included.
         state = th.state
         if state == "healthy":
@@ -2006,6 +2015,17 @@ def _explicit_client_refusal(c: _Ctx, lb_arn: str, proto: str) -> tuple[str, str
         f"the inbound rules of the security group(s) {', '.join(sg_ids)} of load balancer "
         f"{_lb_name(c, lb_arn)} on {proto.lower()} port(s) {_short(ports, 5)}"
     )
+    lb = c.ix.inv.load_balancers.get(lb_arn)
+    if lb is not None and lb.endpoint_services and str(lb.privatelink_enforce_inbound or "").lower() != "on":
+        # Endpoint traffic skips the inbound rules when enforcement is off: refused ranges may be
+        # endpoint consumers, and only the user knows.
+        state = "off" if str(lb.privatelink_enforce_inbound or "").lower() == "off" else "not collected"
+        return "undecided", (
+            f"client ranges unknown at the load balancer: {where} refuse {_short(_cidrs(refused), 5)} "
+            f"({origin}) unless they reach it through VPC endpoint service(s) "
+            f"{_short(lb.endpoint_services, 3)}, whose traffic those rules do not filter "
+            f"(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic {state})"
+        )
     if any(r.kind != "cidr" for r in matching):
         return "undecided", (
             f"client ranges unknown at the load balancer: {where} admit {_short(_cidrs(refused), 5)} "
@@ -3187,6 +3207,180 @@ def _finding_drift(c: _Ctx) -> None:
         notRegistered=[fmt(x) for x in missing[:50]],
         notReady=[fmt(x) for x in extra[:50]],
     )
+
+
+# --- load-balancer features of 2025-26 (issue 19) -----------------------------------------------
+
+# Listener protocols a QUIC listener may not sit beside on one NLB (ELB create-listener).
+_QUIC_EXCLUDES = frozenset({"UDP", "TCP_UDP"})
+_QUIC_SERVER_ID = re.compile(r"0x[0-9a-f]{16}")
+
+
+def _own_target_test(c: _Ctx) -> Any:
+    """For a binding with `spec.multiClusterTargetGroup: true`, a test of whether a registered
+    target id belongs to this cluster (a pod or endpoint address of it for ip targets, one of its
+    nodes for instance targets); None otherwise, when every registration is this binding's."""
+    if _spec_field(c.b, "multiClusterTargetGroup") is not True:
+        return None
+    ix = c.ix
+    if c.target_type == "instance":
+        return {n.instance_id for n in ix.inv.nodes.values() if n.instance_id}.__contains__
+    if c.target_type != "ip":
+        return None
+    addresses: set[str] = set(ix.pods_by_ip)
+    svc = c.service
+    if svc is not None:
+        for eps in ix.slices_by_service.get((svc.namespace, svc.name), ()):
+            for ep in eps.endpoints:
+                addresses.update(_norm_ip(a) or a for a in ep.addresses)
+    return lambda target_id: (_norm_ip(target_id) or target_id) in addresses
+
+
+def _findings_lb_features(c: _Ctx) -> None:
+    """Other clusters' targets, QUIC listeners the API would reject, QUIC server ids, PrivateLink."""
+    tg = c.tg
+    assert tg is not None
+    name = tg.name or tg.arn
+    if c.other_cluster:
+        labels = [f"{th.target_id}:{th.port if th.port is not None else tg.port}" for th in c.other_cluster]
+        c.f.add(
+            "OTHER_CLUSTER_TARGETS",
+            "info",
+            f"target group {name} is shared across clusters (multiClusterTargetGroup): "
+            f"{len(labels)} registered target(s) belong to other clusters and are not judged here: "
+            f"{_short(labels, 5)}",
+            None,
+            targets=labels[:50],
+            states=sorted({th.state for th in c.other_cluster}),
+        )
+    ix = c.ix
+    tg_proto = str(tg.protocol).upper()
+    for lb_arn in sorted(
+        set(tg.load_balancer_arns or ()) | {li.load_balancer_arn for li in ix.listeners_by_tg.get(tg.arn, ())}
+    ):
+        listeners = ix.listeners_by_lb.get(lb_arn, ())
+        lb = ix.inv.load_balancers.get(lb_arn)
+        udp_here = sorted(
+            {
+                f"{li.protocol} {li.port}"
+                for li in listeners
+                if str(li.protocol).upper() in _QUIC_EXCLUDES and tg.arn in (li.target_group_arns or ())
+            }
+        )
+        if (
+            udp_here
+            and lb is not None
+            and "dualstack" in str(lb.ip_address_type or "").lower()
+            and str(tg.ip_address_type or "ipv4").lower() != "ipv6"
+        ):
+            c.f.invalid(
+                f"TargetGroup {name}",
+                "IpAddressType",
+                f"{_short(udp_here, 3)} on dual-stack load balancer {_lb_name(c, lb_arn)} forwards to an "
+                f"{tg.ip_address_type or 'ipv4'} target group; a UDP listener on a dual-stack load "
+                "balancer needs an IPv6 target group (AWS rejects this configuration)",
+            )
+        quic = [
+            li
+            for li in listeners
+            if str(li.protocol).upper() in _QUIC and tg.arn in (li.target_group_arns or ())
+        ]
+        if not quic:
+            continue
+        obj = f"LoadBalancer {_lb_name(c, lb_arn)}"
+        kinds = "/".join(sorted({str(li.protocol).upper() for li in quic}))
+        if lb is not None and lb.security_groups:
+            c.f.invalid(
+                obj,
+                "SecurityGroups",
+                f"a {kinds} listener is not allowed on a load balancer with security groups "
+                f"({', '.join(lb.security_groups)}); AWS rejects this configuration",
+            )
+        if lb is not None and "dualstack" in str(lb.ip_address_type or "").lower():
+            c.f.invalid(
+                obj,
+                "IpAddressType",
+                f"a {kinds} listener is not allowed on a dual-stack load balancer ({lb.ip_address_type}); "
+                "AWS rejects this configuration",
+            )
+        beside = sorted(
+            {f"{li.protocol} {li.port}" for li in listeners if str(li.protocol).upper() in _QUIC_EXCLUDES}
+        )
+        if beside:
+            c.f.invalid(
+                obj,
+                "Listeners",
+                f"a {kinds} listener is not allowed beside UDP or TCP_UDP listeners ({_short(beside, 5)}); "
+                "AWS rejects this configuration",
+            )
+        every_quic = [li for li in listeners if str(li.protocol).upper() in _QUIC]
+        if len(every_quic) > 1:
+            c.f.invalid(
+                obj,
+                "Listeners",
+                f"{len(every_quic)} QUIC/TCP_QUIC listeners; a load balancer may have only one",
+            )
+    if tg_proto in _QUIC and c.targets:
+        ids = {t.target_id: t.health.quic_server_id for t in c.targets}
+        shown = [f"{tid} -> {sid or '(none collected)'}" for tid, sid in ids.items()]
+        malformed = sorted(tid for tid, sid in ids.items() if sid and not _QUIC_SERVER_ID.fullmatch(sid))
+        c.f.add(
+            "QUIC_SERVER_IDS",
+            "info",
+            f"{tg_proto} target group {name}: each target needs its QUIC server ID in the connection IDs "
+            f"it issues, or HTTP/3 fails while UDP gets through: {_short(shown, 5)}",
+            None,
+            serverIds=dict(list(ids.items())[:50]),
+        )
+        for tid in malformed:
+            c.f.invalid(
+                f"Target {tid} of TargetGroup {name}",
+                "QuicServerId",
+                f"{ids[tid]!r} is not 0x followed by 16 lowercase hexadecimal digits",
+            )
+    for lb_arn in sorted({lb for lbs in c.lbs_by_proto.values() for lb in lbs}):
+        lb = ix.inv.load_balancers.get(lb_arn)
+        if lb is None or not lb.endpoint_services:
+            continue
+        enforce = (lb.privatelink_enforce_inbound or "").lower()
+        if not lb.security_groups:
+            rules = "it has no security groups, so no inbound rules filter any traffic"
+        elif enforce == "off":
+            rules = (
+                "its inbound security-group rules are not enforced on PrivateLink traffic "
+                "(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off)"
+            )
+        elif enforce == "on":
+            rules = (
+                "its inbound security-group rules filter PrivateLink traffic too "
+                "(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic on)"
+            )
+        else:
+            rules = "whether its inbound rules filter PrivateLink traffic was not collected"
+        c.f.add(
+            "PRIVATELINK",
+            "info",
+            f"load balancer {_lb_name(c, lb_arn)} is behind VPC endpoint service(s) "
+            f"{_short(lb.endpoint_services, 3)}: {rules}; give the endpoint consumers' ranges as client "
+            f"ranges ({m.CLIENT_CIDRS_ANNOTATION}) to have them judged",
+            None,
+            loadBalancer=lb_arn,
+            endpointServices=list(lb.endpoint_services),
+            enforceInboundRulesOnPrivateLink=lb.privatelink_enforce_inbound,
+        )
+
+
+def _quic_health_note(c: _Ctx, health: m.HealthCheckResult) -> m.HealthCheckResult:
+    """A QUIC group's health check (and a working UDP path) never proves HTTP/3."""
+    tg = c.tg
+    if tg is None or str(tg.protocol).upper() not in _QUIC:
+        return health
+    note = (
+        "that HTTP/3 works: a UDP path that works does not prove it (the backend must put the "
+        "target's QUIC server ID in its connection IDs)"
+    )
+    text = f"{health.cannot_prove}; {note}" if health.cannot_prove else note
+    return dataclasses.replace(health, cannot_prove=text)
 
 
 # --- active probes ------------------------------------------------------------------------------
