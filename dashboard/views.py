@@ -98,6 +98,12 @@ FINDING_HELP = {
     "INVALID_SPEC": "The binding or an object it depends on is malformed or missing, or breaks a rule "
     "of the controller's admission webhook.",
     "STALE_DATA": "The newest successful poll is older than three poll intervals: this may be out of date.",
+    "OTHER_CLUSTER_TARGETS": "The target group is shared across clusters (multiClusterTargetGroup): "
+    "targets registered by other clusters are listed, not judged and not drift.",
+    "QUIC_SERVER_IDS": "QUIC targets carry a server ID that the backend must put in its connection IDs; "
+    "without it HTTP/3 fails even when UDP gets through.",
+    "PRIVATELINK": "The load balancer is behind a VPC endpoint service; its inbound rules filter endpoint "
+    "traffic only when EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic is on.",
 }
 CARRIED = {
     "TCP": ("TCP",),
@@ -611,6 +617,26 @@ def _health_warnings(data: dict[str, Any], target_group: m.TargetGroup | None) -
     return warnings
 
 
+def _cross_zone(target_group: m.TargetGroup | None, load_balancers: dict[str, m.LoadBalancer]) -> str:
+    """The target group's cross-zone attribute, and what it resolves to from its load balancers."""
+    if target_group is None or target_group.attributes is None:
+        return ""
+    value = str(
+        target_group.attributes.get("load_balancing.cross_zone.enabled") or "use_load_balancer_configuration"
+    )
+    if value != "use_load_balancer_configuration":
+        return value
+    # NLBs default to off at the load balancer level.
+    resolved = sorted(
+        {
+            str((lb.attributes or {}).get("load_balancing.cross_zone.enabled", "false"))
+            for lb in load_balancers.values()
+            if lb.attributes is not None
+        }
+    )
+    return f"{value} ({', '.join(resolved)} on the load balancer)" if resolved else value
+
+
 def _target_rows(
     data: dict[str, Any],
     registered: list[m.RegisteredTarget],
@@ -625,6 +651,13 @@ def _target_rows(
             judged.setdefault((t.get("target_id"), t.get("port")), {})[pv.get("protocol")] = t
     keys = [(r.target_id, r.port) for r in registered]
     keys += [k for k in judged if k not in set(keys)]
+    # Targets another cluster registered in a multi-cluster group (`OTHER_CLUSTER_TARGETS`).
+    other_cluster = {
+        str(label)
+        for f in data.get("findings", [])
+        if f.get("code") == "OTHER_CLUSTER_TARGETS"
+        for label in (f.get("evidence") or {}).get("targets") or []
+    }
     by_key = {(r.target_id, r.port): r for r in registered}
     rows = []
     for key in keys:
@@ -646,6 +679,8 @@ def _target_rows(
                 "state": reg.state if reg else "not registered",
                 "reason": (reg.reason if reg else "") or "",
                 "description": (reg.description if reg else "") or "",
+                "other_cluster": f"{key[0]}:{key[1]}" in other_cluster and not per_protocol,
+                "quic_server_id": (reg.quic_server_id if reg else "") or "",
                 "eni": any_t.get("network_interface_id") or "",
                 "security_groups": any_t.get("security_group_ids") or (eni.security_group_ids if eni else []),
                 "protocols": [
@@ -812,6 +847,7 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
         "paths": paths,
         "health": health,
         "health_warnings": _health_warnings(data, target_group),
+        "cross_zone": _cross_zone(target_group, load_balancers),
         "target_group": target_group,
         "load_balancers": list(load_balancers.values()),
         "listeners": listeners,
