@@ -948,26 +948,37 @@ class _Planner:
                         f"({origin}). Narrow them with the annotation {m.CLIENT_CIDRS_ANNOTATION} or the "
                         "cluster's client ranges if the clients are known."
                     )
-                if ports and cidrs:
-                    self.explanation.append(
-                        f"The load balancer's security group {groups[0]} admits no {p.protocol} client on "
-                        f"listener port(s) {_short(ports)}: clients meet its inbound rules before any target "
-                        f"rule, so it must admit {p.protocol} from the client ranges ({_short(cidrs)}, "
-                        f"{origin}). Health checks skip these rules, which is why the targets look healthy."
-                    )
-                for port in ports:
-                    for cidr in cidrs:
-                        if any(
-                            _has_equivalent(
-                                w.inv.security_groups.get(g), p.protocol.lower(), port, port, ("cidr", cidr)
-                            )
-                            for g in groups
-                        ):
-                            continue  # admitted already; only the refused ranges need a rule
-                        text = self.description(p.protocol, port)
-                        rules.append(
-                            PlannedRule(groups[0], p.protocol.lower(), port, port, "cidr", cidr, text, True)
+                added = [
+                    (port, cidr)
+                    for port in ports
+                    for cidr in cidrs
+                    # Admitted already: only the refused ranges need a rule.
+                    if not any(
+                        _has_equivalent(
+                            w.inv.security_groups.get(g), p.protocol.lower(), port, port, ("cidr", cidr)
                         )
+                        for g in groups
+                    )
+                ]
+                if ports and cidrs:
+                    refused = _unique(cidr for _, cidr in added)
+                    lead = (
+                        f"admits no {p.protocol} client on listener port(s) {_short(ports)}"
+                        if len(added) == len(ports) * len(cidrs)
+                        else f"refuses {p.protocol} from {_short(refused)} on listener port(s) "
+                        f"{_short(ports)}"
+                    )
+                    self.explanation.append(
+                        f"The load balancer's security group {groups[0]} {lead}: clients meet its inbound "
+                        f"rules before any target rule, so it must admit {p.protocol} from the client ranges "
+                        f"({_short(cidrs)}, {origin}). Health checks skip these rules, which is why the "
+                        "targets look healthy."
+                    )
+                for port, cidr in added:
+                    text = self.description(p.protocol, port)
+                    rules.append(
+                        PlannedRule(groups[0], p.protocol.lower(), port, port, "cidr", cidr, text, True)
+                    )
         return rules
 
     def controller_rules(
