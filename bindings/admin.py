@@ -6,6 +6,8 @@ Poller-owned data is shown read-only: it is rewritten on every poll, so edits wo
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -27,10 +29,29 @@ def _ago(value) -> str:
 
 
 class PolledSourceAdmin(admin.ModelAdmin):
+    """Clusters and AWS accounts. Where the poller connects and with which credentials (the
+    model's CONNECTION_FIELDS, plus `superuser_fields`) is for superusers only, and so is adding
+    a source (a source is its connection); staff with change_* edit the rest. "Poll now" needs the
+    model's poll permission (POLL_PERMISSION), not change_*."""
+
     # Django 6 assumes https for scheme-less URLs; adopt that now (and silence the warning).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("last_polled_at", "last_success_at", "next_poll_at", "last_error", "problems")
     actions = ("poll_now",)
+    lock_kind = ""  # source_lock's kind: "cluster" or "account"
+    superuser_fields: tuple[str, ...] = ()  # beyond the model's CONNECTION_FIELDS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser) and super().has_add_permission(request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return fields + tuple(self.model.CONNECTION_FIELDS) + self.superuser_fields
+
+    def has_poll_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(self.model.POLL_PERMISSION)
 
     @admin.display(description="last success")
     def last_success(self, obj: m.PolledSource) -> str:
@@ -47,10 +68,22 @@ class PolledSourceAdmin(admin.ModelAdmin):
     def _enqueue(self, pk: int) -> None:
         raise NotImplementedError
 
-    @admin.action(description="Poll now")
+    @admin.action(description="Poll now", permissions=("poll",))
     def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from bindings.tasks import poll_running_since
+
         count = 0
         for obj in queryset.filter(enabled=True):
+            since = poll_running_since(self.lock_kind, obj.pk)
+            if since is not None:
+                # A queued poll would find the lock held and do nothing: say so instead.
+                self.message_user(
+                    request,
+                    f"Not queued: a poll of {obj.name} is already running since "
+                    f"{since:%Y-%m-%d %H:%M:%S} UTC.",
+                    messages.WARNING,
+                )
+                continue
             self._enqueue(obj.pk)
             count += 1
         skipped = queryset.filter(enabled=False).count()
@@ -66,9 +99,13 @@ class ClientNetworkInline(admin.TabularInline):
 
 @admin.register(m.Cluster)
 class ClusterAdmin(PolledSourceAdmin):
+    lock_kind = "cluster"
+    # Whether users with bindings.apply_fix may write to this cluster: a superuser's decision.
+    superuser_fields = ("allow_apply_fix",)
     list_display = (
         "name",
         "connection",
+        "tls",
         "aws_account",
         "enabled",
         "poll_interval_seconds",
@@ -93,12 +130,57 @@ class ClusterAdmin(PolledSourceAdmin):
                     "ca_file",
                     "verify_ssl",
                 ),
-                "description": "Credentials are never stored here: give paths to files the worker can read.",
+                "description": "Credentials are never stored here: give paths to files the worker can "
+                "read, under BH_CREDENTIALS_DIRS. Only superusers edit these fields.",
+            },
+        ),
+        (
+            "Fixes",
+            {
+                "fields": ("allow_apply_fix",),
+                "description": "Only superusers change this. Applying also needs the apply_fix permission "
+                "and the optional patch RBAC role in the cluster.",
             },
         ),
         ("Controller", {"fields": ("service_target_eni_sg_tags",)}),
+        ("Kubernetes events", {"fields": ("emit_kube_events", "last_kube_event")}),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),
     )
+    readonly_fields = (*PolledSourceAdmin.readonly_fields, "last_kube_event")
+
+    @admin.display(description="last Kubernetes event")
+    def last_kube_event(self, obj: m.Cluster) -> str:
+        """The latest Event outcome, so missing RBAC or an unreachable API shows where it is set."""
+        if obj.pk is None:
+            return "none yet"
+        last = (
+            m.VerdictTransition.objects.filter(binding__cluster=obj)
+            .exclude(kube_event="")
+            .order_by("-at", "-pk")
+            .values_list("kube_event", "at", "binding__namespace", "binding__name")
+            .first()
+        )
+        if last is None:
+            return "none yet"
+        outcome, at, namespace, name = last
+        return f"{outcome} ({namespace}/{name}, {at:%Y-%m-%d %H:%M:%S} UTC)"
+
+    @admin.display(description="TLS")
+    def tls(self, obj: m.Cluster) -> str:
+        warning = obj.tls_warning
+        if not warning:
+            return "verified" if obj.connection == m.Cluster.Connection.URL else "(kubeconfig / in-cluster)"
+        return format_html('<strong title="{}">⚠ insecure</strong>', warning)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is not None and obj.tls_warning and request.method == "GET":
+            self.message_user(
+                request,
+                f"Cluster {obj.name}: {obj.tls_warning}. Only superusers can change this.",
+                messages.WARNING,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def _enqueue(self, pk: int) -> None:
         from bindings.tasks import poll_cluster_task
@@ -117,6 +199,7 @@ class AwsAccountAdmin(PolledSourceAdmin):
         "last_success",
         "status",
     )
+    lock_kind = "account"
     list_filter = ("enabled", "region")
     search_fields = ("name", "account_id")
     fieldsets = (
@@ -311,7 +394,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # Who a token acts for is fixed once it exists: issue a new token rather than re-aim one.
         return self.readonly_fields if obj is None else (*self.readonly_fields, "user")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Staff who are not superusers see (and revoke) only their own tokens.
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(user=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            # Only superusers mint tokens for others: a token for someone else would act with
+            # their rights, which may exceed the creator's.
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: m.ApiToken, form, change: bool) -> None:
+        if not change and not request.user.is_superuser and obj.user_id != request.user.pk:
+            raise PermissionDenied("Only superusers create API tokens for other users.")
         token = None
         if not change:
             from bindings.api_auth import token_generate
@@ -334,14 +432,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class AlertHookAdmin(admin.ModelAdmin):
     """Where alerts go. The URL is a secret: name a file or an environment variable holding it."""
 
-    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source")
+    list_display = ("name", "kind", "enabled", "on_transitions", "on_stale", "url_source", "last_outcome")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
     filter_horizontal = ("clusters",)
 
     @admin.display(description="URL from")
     def url_source(self, obj: m.AlertHook) -> str:
-        return f"file {obj.url_file}" if obj.url_file else f"${obj.url_env}"
+        what = "routing key" if obj.kind == m.AlertHook.Kind.PAGERDUTY else "URL"
+        return f"{what}: file {obj.url_file}" if obj.url_file else f"{what}: ${obj.url_env}"
+
+    @admin.display(description="last delivery")
+    def last_outcome(self, obj: m.AlertHook) -> str:
+        """The latest finished delivery, so a misconfigured hook (bad key, wrong host) shows here."""
+        last = (
+            obj.deliveries.exclude(status=m.AlertDelivery.Status.PENDING, last_error="")
+            .order_by("-created_at", "-pk")
+            .values_list("status", "last_error")
+            .first()
+        )
+        if last is None:
+            return "none yet"
+        status, error = last
+        return f"{status}: {error}" if error else status
 
 
 @admin.register(m.AlertDelivery)
@@ -412,3 +525,40 @@ class ProbeResultAdmin(ReadOnlyAdmin):
     search_fields = ("binding__namespace", "binding__name", "address", "detail")
     list_select_related = ("binding",)
     date_hierarchy = "at"
+
+
+# --- the apply audit ----------------------------------------------------------------------------
+
+
+@admin.register(m.FixApplication)
+class FixApplicationAdmin(ReadOnlyAdmin):
+    """Who reviewed what and when (dry-run rows: the TGB's uid and resourceVersion, the exact patch
+    and its SHA-256), and what each apply sent (the same text and digest, pointing at its dry-run)."""
+
+    list_display = ("at", "user", "status", "namespace", "name", "cluster", "reviewed", "digest", "used_at")
+    list_filter = ("status", "cluster")
+    search_fields = ("namespace", "name", "patch_sha256", "user__username")
+    list_select_related = ("user", "cluster", "reviewed")
+    date_hierarchy = "at"
+    fields = (
+        "at",
+        "user",
+        "status",
+        "cluster",
+        "binding",
+        "namespace",
+        "name",
+        "uid",
+        "resource_version",
+        "reviewed",
+        "used_at",
+        "server_dry_run",
+        "patch_sha256",
+        "patch",
+        "diff",
+        "message",
+    )
+
+    @admin.display(description="sha256")
+    def digest(self, obj: m.FixApplication) -> str:
+        return obj.patch_sha256[:12]

@@ -1,4 +1,5 @@
-"""Alerts: verdict transitions and sources going stale, sent to webhooks (generic JSON or Slack).
+"""Alerts: verdict transitions and sources going stale, sent to webhooks (generic JSON, Slack,
+Microsoft Teams) and to PagerDuty's Events API v2.
 
 Two tasks, both thin:
 - `send_alerts_task` (beat, every 15 s) finds new events and records one `AlertDelivery` per hook
@@ -9,7 +10,10 @@ Two tasks, both thin:
   recorded on the row (the admin's delivery log). 4xx answers are not retried: the request is wrong.
 
 Hook URLs are secrets (a Slack webhook URL is a credential): they are read from a file or an
-environment variable at send time, and never stored, logged or put in `last_error`.
+environment variable at send time, and never stored, logged or put in `last_error`. A PagerDuty
+hook's file or variable holds the routing key instead; it joins the stored payload only in the
+request body, and the endpoint is BH_PAGERDUTY_EVENTS_URL. Every kind goes through `post_json`,
+so all share its timeout, redirect and host rules.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from celery import shared_task
@@ -29,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bindings import models as m
+from bindings.credentials import URL_FILE_MAX_BYTES, CredentialPathError, read_credential
 
 task_logger = get_task_logger(__name__)
 
@@ -53,7 +58,27 @@ def _verdict_word(verdict: str) -> str:
     return verdict.replace("_", " ") if verdict else "new"
 
 
-def transition_event(t: m.VerdictTransition) -> dict[str, Any]:
+def root_causes(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """The most severe current finding per (binding id, protocol), as "CODE: message".
+
+    Findings are the latest analysis, so this is the cause as of now, which is what an on-call
+    reader acts on. A finding without a protocol applies to every protocol of its binding.
+    """
+    if not pairs:
+        return {}
+    best: dict[tuple[int, str], tuple[int, str]] = {}
+    rows = m.Finding.objects.filter(binding_id__in={b for b, _ in pairs}).values_list(
+        "binding_id", "protocol", "severity", "code", "message"
+    )
+    for binding_id, protocol, severity, code, message in rows.order_by("pk"):
+        rank = m.SEVERITY_RANK.get(severity, 0)
+        for key in [(binding_id, protocol)] if protocol else [p for p in pairs if p[0] == binding_id]:
+            if key in pairs and (key not in best or rank > best[key][0]):
+                best[key] = (rank, f"{code}: {message}"[:300])
+    return {key: text for key, (_rank, text) in best.items()}
+
+
+def transition_event(t: m.VerdictTransition, root_cause: str = "") -> dict[str, Any]:
     """The generic payload of a verdict transition."""
     b = t.binding
     return {
@@ -70,6 +95,7 @@ def transition_event(t: m.VerdictTransition) -> dict[str, Any]:
             f"{b.cluster.name} {b.namespace}/{b.name} {t.protocol}: "
             f"{_verdict_word(t.old)} → {_verdict_word(t.new)}"
         ),
+        "root_cause": root_cause,
     }
 
 
@@ -116,8 +142,132 @@ def slack_payload(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def payload_for(hook: m.AlertHook, event: dict[str, Any]) -> dict[str, Any]:
-    return slack_payload(event) if hook.kind == m.AlertHook.Kind.SLACK else event
+# PagerDuty: a binding turning blocked/partial opens (or updates) one alert per binding and
+# protocol; reaching `reachable` resolves it. Other moves (to unknown, not_offered) are not pages.
+PAGING_VERDICTS = frozenset({"blocked", "partial"})
+RECOVERED_VERDICTS = frozenset({"reachable"})
+PD_SEVERITY = {"blocked": "critical", "partial": "error"}
+PD_SUMMARY_MAX = 1024  # Events API v2: payload.summary is at most 1024 characters
+PD_DEDUP_MAX = 255  # Events API v2: dedup_key is at most 255 characters
+
+
+def pagerduty_dedup_key(event: dict[str, Any]) -> str:
+    """One PagerDuty alert per binding and protocol, or per stale source."""
+    if event["event"] == "verdict_changed":
+        key = f"binding-health/binding/{event['binding_id']}/{event['protocol']}"
+    else:
+        key = f"binding-health/{event['kind']}/{event['source']}/stale"
+    return key[:PD_DEDUP_MAX]
+
+
+def pagerduty_payload(event: dict[str, Any]) -> dict[str, Any] | None:
+    """An Events API v2 body without `routing_key` (added at send time); None: not a page."""
+    details = {k: v for k, v in event.items() if k not in ("summary",) and v not in (None, "")}
+    if event["event"] == "verdict_changed":
+        if event["new"] in PAGING_VERDICTS:
+            action, severity = "trigger", PD_SEVERITY[event["new"]]
+        elif event["new"] in RECOVERED_VERDICTS:
+            # From any old verdict: blocked → unknown (a failed poll) → reachable must still close
+            # the incident; resolving a key with no open alert is a no-op at PagerDuty.
+            return {"event_action": "resolve", "dedup_key": pagerduty_dedup_key(event)}
+        else:
+            return None
+        source = f"{event['cluster']}/{event['namespace']}/{event['name']}"
+        component, group = f"{event['namespace']}/{event['name']}", event["cluster"]
+        event_class = f"verdict {event['protocol']}"
+    else:
+        # A stale source is a warning; PagerDuty resolves it by hand or by its auto-resolve timer.
+        action, severity = "trigger", "warning"
+        source, component, group, event_class = (
+            event["source"],
+            event["source"],
+            event["kind"],
+            "source stale",
+        )
+    summary = event["summary"]
+    if event.get("root_cause"):
+        summary = f"{summary} ({event['root_cause']})"
+    return {
+        "event_action": action,
+        "dedup_key": pagerduty_dedup_key(event),
+        "client": "Binding Health",
+        "payload": {
+            "summary": summary[:PD_SUMMARY_MAX],
+            "source": source[:255],
+            "severity": severity,
+            "timestamp": event["at"],
+            "component": component[:255],
+            "group": group[:255],
+            "class": event_class,
+            "custom_details": details,
+        },
+    }
+
+
+def teams_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """A Teams workflow-webhook message carrying one Adaptive Card.
+
+    Every value from the cluster (names, errors) goes into TextRuns, which Adaptive Cards render
+    as plain text: TextBlock and FactSet text is markdown, where a hostile binding name could
+    become a link.
+    """
+    if event["event"] == "verdict_changed":
+        style = "good" if event["new"] == "reachable" else "attention"
+    else:
+        style = "warning"
+
+    def line(label: str, value: Any) -> dict[str, Any]:
+        return {
+            "type": "RichTextBlock",
+            "inlines": [
+                {"type": "TextRun", "text": f"{label}: ", "weight": "bolder"},
+                {"type": "TextRun", "text": str(value)},
+            ],
+        }
+
+    facts = [line(k, v) for k, v in event.items() if k not in ("summary", "event") and v not in (None, "")]
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {
+                            "type": "Container",
+                            "style": style,
+                            "items": [
+                                {
+                                    "type": "RichTextBlock",
+                                    "inlines": [
+                                        {"type": "TextRun", "text": "Binding Health: ", "weight": "bolder"},
+                                        {"type": "TextRun", "text": event["summary"]},
+                                    ],
+                                }
+                            ],
+                        },
+                        *facts,
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def payload_for(hook: m.AlertHook, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored body of `event` for this hook's kind; None when the kind does not send it."""
+    kind = hook.kind
+    if kind == m.AlertHook.Kind.SLACK:
+        return slack_payload(event)
+    if kind == m.AlertHook.Kind.TEAMS:
+        return teams_payload(event)
+    if kind == m.AlertHook.Kind.PAGERDUTY:
+        return pagerduty_payload(event)
+    return event
 
 
 # --- scan -------------------------------------------------------------------------------------
@@ -143,7 +293,7 @@ def _record(hook: m.AlertHook, key: str, payload: dict[str, Any], transition_id:
     return delivery.pk
 
 
-def _first_judgements(transitions: list[m.VerdictTransition]) -> set[int]:
+def first_judgements_of(transitions: list[m.VerdictTransition]) -> set[int]:
     """The `unknown -> …` transitions among these that are a binding's first real verdict.
 
     A binding's first analysis can run before its AWS side was ever polled (cluster and account
@@ -193,7 +343,10 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
     def offer(hook: m.AlertHook, key: str, event: dict[str, Any], transition_id: int | None = None) -> None:
         if (hook.pk, key) in existing:
             return
-        pk = _record(hook, key, payload_for(hook, event), transition_id)
+        payload = payload_for(hook, event)
+        if payload is None:
+            return
+        pk = _record(hook, key, payload, transition_id)
         if pk is not None:
             created.append(pk)
 
@@ -216,11 +369,18 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
             .order_by("at", "pk")
         )
         transitions = list(transitions)
-        first_judgements = _first_judgements([t for t in transitions if t.old == "unknown"])
+        first_judgements = first_judgements_of([t for t in transitions if t.old == "unknown"])
+        causes = root_causes(
+            {
+                (t.binding_id, t.protocol)
+                for t in transitions
+                if t.pk not in first_judgements and t.new != "reachable"
+            }
+        )
         for t in transitions:
             if t.pk in first_judgements:
                 continue  # the first verdict after "not polled yet" is not a change either
-            event = transition_event(t)
+            event = transition_event(t, causes.get((t.binding_id, t.protocol), ""))
             for hook in hooks:
                 scope = scopes[hook.pk]
                 if hook.on_transitions and (not scope or t.binding.cluster_id in scope):
@@ -266,20 +426,97 @@ def send_alerts_task() -> int:
 # --- delivery ---------------------------------------------------------------------------------
 
 
+class HookUrlError(PermanentDeliveryError):
+    """The hook's URL cannot be used: its file is outside BH_CREDENTIALS_DIRS, unreadable or too
+    large, it is not http(s), or its host is not in BH_WEBHOOK_ALLOWED_HOSTS. The message never
+    holds the URL itself (a Slack webhook URL is a credential), at most its host."""
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Is `host` in the allow-list? Entries are exact names or "*.domain" for its subdomains;
+    an empty list allows every host."""
+    if not allowed:
+        return True
+    host = host.lower().rstrip(".")
+    for entry in allowed:
+        entry = entry.lower().rstrip(".")
+        if entry.startswith("*.") and host.endswith(entry[1:]) and len(host) > len(entry) - 1:
+            return True
+        if host == entry:
+            return True
+    return False
+
+
+def check_hook_url(url: str) -> str:
+    """`url` if it is http(s) and its host is allowed, else HookUrlError (which names the host)."""
+    if not url:
+        raise HookUrlError("no URL: the hook's file or environment variable is empty")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise HookUrlError("the hook URL cannot be parsed") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise HookUrlError("the hook URL is not an http(s) URL with a host")
+    if not host_allowed(host, settings.BH_WEBHOOK_ALLOWED_HOSTS):
+        shown = host.encode("ascii", "backslashreplace").decode()[:255]
+        raise HookUrlError(f"the hook's host {shown!r} is not in BH_WEBHOOK_ALLOWED_HOSTS")
+    return url
+
+
 def hook_url(hook: m.AlertHook) -> str:
-    """The hook's URL, read now from its file or environment variable ('' when missing)."""
+    """The hook's URL, read now from its file (under BH_CREDENTIALS_DIRS, at most
+    URL_FILE_MAX_BYTES) or environment variable, and checked by `check_hook_url`."""
+    return check_hook_url(hook_secret(hook))
+
+
+def hook_secret(hook: m.AlertHook) -> str:
+    """What the hook's file (under BH_CREDENTIALS_DIRS, at most URL_FILE_MAX_BYTES) or environment
+    variable holds now: a URL, or PagerDuty's routing key. Not checked here: `hook_url` checks URLs."""
+    what = "routing key" if hook.kind == m.AlertHook.Kind.PAGERDUTY else "URL"
     if hook.url_file:
         try:
-            return Path(hook.url_file).expanduser().read_text().strip()
-        except OSError:
-            return ""
+            return read_credential(
+                hook.url_file, what=f"alert hook {ascii(hook.name)} {what} file", max_bytes=URL_FILE_MAX_BYTES
+            ).strip()
+        except CredentialPathError as exc:
+            raise HookUrlError(str(exc)) from None
     return os.environ.get(hook.url_env, "").strip() if hook.url_env else ""
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is never followed: the hook's URL was checked, the redirect target was not (a
+    blind SSRF into the worker's network). urllib then raises the 3xx as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_RefuseRedirects)
+
+
+PD_ROUTING_KEY_LENGTH = 32  # Events API v2: "the 32 character Integration Key"
+
+
+def request_for(hook: m.AlertHook, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where to POST a stored payload, and the body, secrets filled in now from file or env."""
+    if hook.kind == m.AlertHook.Kind.PAGERDUTY:
+        secret = hook_secret(hook)  # a key, not a URL: the URL checks apply to the endpoint instead
+        if not secret:
+            raise PermanentDeliveryError("no routing key: the hook's file or environment variable is empty")
+        if len(secret) != PD_ROUTING_KEY_LENGTH or not secret.isalnum():
+            # Say what is wrong without echoing the key (it is a credential).
+            raise PermanentDeliveryError(
+                f"the routing key is not a PagerDuty integration key "
+                f"({PD_ROUTING_KEY_LENGTH} letters and digits; this one has {len(secret)} characters)"
+            )
+        return settings.BH_PAGERDUTY_EVENTS_URL, {"routing_key": secret, **payload}
+    return hook_url(hook), payload  # HookUrlError names an empty, unreadable or disallowed URL
 
 
 def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
     """POST `payload`; raise DeliveryError (retry) or PermanentDeliveryError (don't)."""
-    if not url.startswith(("https://", "http://")):
-        raise PermanentDeliveryError("the hook URL is not http(s)")
+    check_hook_url(url)
     body = json.dumps(payload).encode()
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         url,
@@ -288,11 +525,17 @@ def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
         headers={"Content-Type": "application/json", "User-Agent": "binding-health-alerts"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _opener.open(request, timeout=timeout) as response:
             response.read(1024)
     except urllib.error.HTTPError as exc:
-        # HTTPError's text has the status, never the URL; keep it that way in last_error.
+        # HTTPError's text has the status, never the URL; keep it that way in last_error (and
+        # leave out a redirect's Location: it is the receiver's, and may carry anything).
         message = f"HTTP {exc.code} {exc.reason}"
+        if 300 <= exc.code < 400:
+            raise PermanentDeliveryError(
+                f"{message}: the hook answered with a redirect, and redirects are never followed; "
+                "configure the final URL"
+            ) from None
         if exc.code >= 500 or exc.code == 429:
             raise DeliveryError(message) from None
         raise PermanentDeliveryError(message) from None
@@ -321,15 +564,18 @@ def deliver_alert_task(self, delivery_id: int) -> str:
         return "gone"
     if delivery.status != m.AlertDelivery.Status.PENDING:
         return delivery.status  # a redelivered message after success (acks_late): send nothing
-    url = hook_url(delivery.hook)
     m.AlertDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
     delivery.attempts += 1
     try:
-        if not url:
-            raise PermanentDeliveryError("no URL: the hook's file or environment variable is empty")
-        post_json(url, delivery.payload, timeout=settings.BH_ALERT_TIMEOUT_SECONDS)
+        url, body = request_for(delivery.hook, delivery.payload)
+        post_json(url, body, timeout=settings.BH_ALERT_TIMEOUT_SECONDS)
     except PermanentDeliveryError as exc:
-        _finish(delivery, m.AlertDelivery.Status.FAILED, str(exc))
+        error = str(exc)
+        if delivery.hook.kind == m.AlertHook.Kind.PAGERDUTY and error.startswith(("HTTP 400", "HTTP 404")):
+            error += " (PagerDuty rejected the event: check the routing key and BH_PAGERDUTY_EVENTS_URL)"
+        _finish(delivery, m.AlertDelivery.Status.FAILED, error)
+        # A misconfigured hook must be visible where operators look, not only in the admin.
+        task_logger.warning("alert %s to hook %s failed for good: %s", delivery.pk, delivery.hook.name, error)
         return "failed"
     except DeliveryError as exc:
         final = self.request.retries >= self.max_retries

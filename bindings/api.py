@@ -21,7 +21,6 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, Literal
 
-import yaml
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -33,6 +32,7 @@ from ninja.params import Path
 
 from bindings import models as m
 from bindings.api_auth import BrowserSessionAuth, TokenAuth, can_write
+from bindings.fixes import render as fix_render
 
 logger = logging.getLogger(__name__)
 
@@ -279,13 +279,14 @@ def _next_link(request: HttpRequest, cursor: str | None) -> str | None:
 
 class PollSummary(Schema):
     id: int
-    status: Literal["running", "success", "failed"]
+    status: Literal["running", "success", "failed", "held"]
     trigger: str
     started_at: datetime
     finished_at: datetime | None
     duration_ms: int | None
     api_calls: dict[str, int]
     error: str
+    note: str = Field("", description="Why a held poll stored nothing (it waits for the next poll to agree).")
 
 
 class ClusterOut(Schema):
@@ -542,7 +543,7 @@ class FindingFilters(PageParams):
 class PollFilters(PageParams):
     cluster: str | None = _Name
     account: str | None = _Name
-    status: Literal["running", "success", "failed"] | None = None
+    status: Literal["running", "success", "failed", "held"] | None = None
 
 
 class FixParams(Schema):
@@ -570,6 +571,7 @@ def _poll_summary(run: m.PollRun | None) -> dict[str, Any] | None:
         "duration_ms": run.duration_ms,
         "api_calls": run.api_calls if isinstance(run.api_calls, dict) else {},
         "error": run.error,
+        "note": run.note,
     }
 
 
@@ -915,9 +917,7 @@ def binding_fix(
     if not isinstance(fix, dict) or not fix:
         raise Http404(f"Binding {binding_id} has no fix: nothing to change, or not analysed yet.")
     if _wants_yaml(request, params.format):
-        text = fix.get("manifestYaml")
-        if not isinstance(text, str) or not text:
-            text = yaml.safe_dump(fix, sort_keys=False, allow_unicode=False)
+        text = fix_render.stored_manifest_yaml(fix) or fix_render.to_yaml(fix)
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="tgb-fix-{binding.pk}.yaml"'
         response["Vary"] = "Accept"
@@ -1060,26 +1060,39 @@ def list_polls(request: HttpRequest, filters: Query[PollFilters]) -> dict[str, A
     response={202: PollQueued, 409: Problem, **_ERRORS},
     operation_id="create_poll",
 )
-def create_poll(request: HttpRequest, body: PollRequest) -> Status:
+def create_poll(request: HttpRequest, body: PollRequest) -> Status | HttpResponse:
     """Enqueue a poll of one cluster or one account (after the request's transaction commits).
 
-    Needs a read-write token, or a session user with `bindings.change_cluster` (clusters) or
-    `bindings.change_awsaccount` (accounts). Queries: the source (1).
+    Needs `bindings.poll_cluster` (clusters) or `bindings.poll_awsaccount` (accounts): held by the
+    session's user, or by the owner of a read-write token. 409 when the source is disabled or a
+    poll of it is running already. Queries: the source (1), the permission check (≤ 2).
     """
-    from bindings.tasks import poll_account_task, poll_cluster_task
+    from bindings.tasks import poll_account_task, poll_cluster_task, poll_running_since
 
     if (body.cluster is None) == (body.account is None):
         raise HttpError(400, 'Give exactly one of "cluster" or "account" (a name).')
     kind = "cluster" if body.cluster is not None else "account"
-    permission = "bindings.change_cluster" if kind == "cluster" else "bindings.change_awsaccount"
+    model: type[m.Cluster | m.AwsAccount] = m.Cluster if kind == "cluster" else m.AwsAccount
+    permission = model.POLL_PERMISSION
     if not can_write(request, permission):
-        raise HttpError(403, f"Polling needs a read-write token or the {permission} permission.")
-    model: type[m.PolledSource] = m.Cluster if kind == "cluster" else m.AwsAccount
+        raise HttpError(
+            403,
+            f"Polling needs the {permission} permission (a token: read-write, and its owner has it).",
+        )
     source = model.objects.filter(name=body.cluster or body.account).first()
     if source is None:
         raise Http404(f"No {kind} named {body.cluster or body.account!r}.")
     if not source.enabled:
         raise HttpError(409, f"The {kind} {source.name!r} is disabled; enable it in the admin first.")
+    since = poll_running_since(kind, source.pk)
+    if since is not None:
+        return problem(
+            409,
+            "Conflict",
+            f"A poll of the {kind} {source.name!r} is already running since "
+            f"{since.isoformat(timespec='seconds')}; its result will show in GET /api/v1/polls.",
+            running_since=since.isoformat(),
+        )
     task = poll_cluster_task if kind == "cluster" else poll_account_task
     task.delay_on_commit(source.pk, "api")
     return Status(202, {"kind": kind, "id": source.pk, "name": source.name, "status": "queued"})

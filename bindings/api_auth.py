@@ -132,17 +132,23 @@ class BrowserSessionAuth(SessionAuth):
         # to a session cookie that happens to ride along.
         if request.headers.get("Authorization"):
             return None
+        # Without a signed-in session there is nothing for CSRF to protect: answer 401 (the
+        # caller has no credentials) rather than the CSRF check's 403 (it has the wrong ones).
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
         return super().__call__(request)
 
 
 def can_write(request: HttpRequest, permission: str) -> bool:
     """May this authenticated request change things (enqueue polls)?
 
-    Token requests: the token's scope decides (an operator chose it in the admin).
-    Session requests: the user's Django permission decides.
+    The user's Django permission decides, read now (a permission taken away counts at once).
+    A token acts with at most its owner's rights: it must be read-write *and* its owner must
+    hold `permission` — a viewer's read-write token polls nothing the viewer may not.
     """
     api_token = getattr(request, "api_token", None)
-    if api_token is not None:
-        return api_token.scope == m.ApiToken.Scope.WRITE
+    if api_token is not None and api_token.scope != m.ApiToken.Scope.WRITE:
+        return False
     user = getattr(request, "user", AnonymousUser())
-    return bool(user.is_authenticated and user.has_perm(permission))
+    return bool(user.is_authenticated and user.is_active and user.has_perm(permission))

@@ -1,42 +1,47 @@
-"""Apply a generated fix to a TargetGroupBinding from the dashboard: dry-run first, then confirm.
+"""Apply a generated fix to a TargetGroupBinding from the dashboard: review (dry-run), then apply it.
 
-The only place where a request writes to a cluster (DESIGN.md "Fix manifests"). Two steps, each
+The only place where Binding Health writes to a cluster (DESIGN.md "Fix manifests"). Every step is
 recorded as a `FixApplication` audit row (who, when, what, result):
 
-1. `fix_dry_run` reads the live TGB and sends the fix's `spec.networking` as a JSON merge patch with
-   ``dryRun=All`` and field manager ``binding-health``, then diffs the live networking against the
-   API server's answer. It asks the server first whether it supports dry-run for this resource (its
-   OpenAPI v3 document declares a ``dryRun`` parameter for PATCH): a server that does not (the
-   kmock emulator, for one) would *persist* a "dry-run" patch, so then no patch is sent and the
-   diff is computed locally against the live object and labelled as such — never passed off as a
-   server-side dry-run.
-2. `fix_apply` re-reads the live TGB; if its resourceVersion moved since the dry-run, the change
-   the user reviewed is no longer what would happen, so it stops with CONFLICT. Otherwise it sends
-   the same merge patch for real, carrying that resourceVersion so the API server itself refuses
-   (409) a write that races another one.
+1. `fix_dry_run(binding=, user=)` is the review. It reads the live TGB and the binding's current
+   fix, builds the JSON merge patch (`spec.networking` only, plus `metadata.resourceVersion` so the
+   API server refuses it once the TGB moved) and records, in a DRY_RUN row: the user, the time,
+   the TGB's uid and resourceVersion, the exact patch text and its SHA-256. It then shows the diff:
+   a server-side dry-run (``dryRun=All``) of that very text when the server declares dry-run
+   support for PATCH in its OpenAPI v3 document, else (the kmock emulator, which would *persist* a
+   "dry-run") a diff computed locally against the live object and labelled as such.
+2. `apply_reviewed(dry_run_id, user)` sends exactly the text that dry-run recorded (the stored fix
+   is not read to build it), and only if: the same user made the dry-run within
+   `BH_APPLY_REVIEW_SECONDS` (default 600), it was not applied before, the recorded text still
+   matches its digest, the binding's current fix would still make the same `spec.networking`
+   (a change of client networks since the review cannot widen what is sent), and the live TGB has
+   the reviewed uid and resourceVersion. Anything else is refused and recorded, nothing sent.
 
-Only ``spec.networking`` is ever patched, whatever else a stored fix holds. Permission failures
-(`bindings.apply_fix`, or the cluster's `allow_apply_fix` switch off) are recorded as DENIED.
+Permission failures (`bindings.apply_fix`, or the cluster's `allow_apply_fix` switch off) are
+recorded as DENIED.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-import yaml
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
 from kubernetes import client as k8s
 
 from bindings import kube, polling
 from bindings import models as m
 from bindings.errors import KubeError
+from bindings.fixes import render
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status in (Status.DRY_RUN, Status.APPLIED)
+
+    @property
+    def dry_run_id(self) -> int | None:
+        """The id to pass to `apply_reviewed` (a successful dry-run only)."""
+        return self.audit.pk if self.status == Status.DRY_RUN else None
 
 
 def permission_problem(user: AbstractBaseUser | AnonymousUser, cluster: m.Cluster) -> str:
@@ -122,34 +132,68 @@ def networking_diff(live: Any, result: Any, *, name: str) -> str:
     def lines(value: Any) -> list[str]:
         if value is None:
             return ["# no spec.networking\n"]
-        return yaml.safe_dump({"networking": value}, sort_keys=False, default_flow_style=False).splitlines(
-            keepends=True
-        )
+        return render.to_yaml({"networking": value}).splitlines(keepends=True)
 
     return "".join(
         difflib.unified_diff(lines(live), lines(result), fromfile=f"live {name}", tofile=f"after fix {name}")
     )
 
 
+def stored_fix(binding: m.TargetGroupBinding) -> dict[str, Any] | None:
+    """The fix the last analysis generated for `binding` (BindingResult.data["fix"]), or None."""
+    result = getattr(binding, "result", None)  # absent: RelatedObjectDoesNotExist, an AttributeError
+    fix = (result.data or {}).get("fix") if result else None
+    return fix if isinstance(fix, dict) and fix else None
+
+
+def patch_text(body: dict[str, Any]) -> str:
+    """The body as the Kubernetes client puts it on the wire (`json.dumps` with its defaults).
+
+    `json.dumps(json.loads(text)) == text` for such text, so sending the parsed text sends these
+    exact bytes; the digest of the text is the digest of the request body.
+    """
+    return json.dumps(body)
+
+
+def patch_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _audit(
     *,
-    binding: m.TargetGroupBinding,
+    binding: m.TargetGroupBinding | None,
     user: Any,
     status: str,
-    patch: dict[str, Any] | None = None,
+    text: str = "",
     diff: str = "",
     message: str = "",
+    reviewed: m.FixApplication | None = None,
+    uid: str = "",
+    resource_version: str = "",
+    server_dry_run: bool = False,
 ) -> m.FixApplication:
+    if binding is None and reviewed is not None:
+        namespace, name, cluster = reviewed.namespace, reviewed.name, reviewed.cluster
+    else:
+        namespace = binding.namespace if binding else ""
+        name = binding.name if binding else ""
+        cluster = binding.cluster if binding else None
     return m.FixApplication.objects.create(
-        cluster=binding.cluster,
+        cluster=cluster,
         binding=binding,
-        namespace=binding.namespace,
-        name=binding.name,
+        namespace=namespace,
+        name=name,
         user=user if getattr(user, "is_authenticated", False) else None,
         status=status,
-        manifest=patch or {},
+        manifest=json.loads(text) if text else {},
+        patch=text,
+        patch_sha256=patch_digest(text) if text else "",
         diff=diff,
         message=message[:4000],
+        reviewed=reviewed,
+        uid=uid,
+        resource_version=resource_version,
+        server_dry_run=server_dry_run,
     )
 
 
@@ -227,44 +271,63 @@ def _api_error(exc: k8s.ApiException) -> str:
     return f"{exc.status} {exc.reason}"
 
 
-def fix_dry_run(*, binding: m.TargetGroupBinding, user: Any, fix: dict[str, Any] | None) -> Outcome:
-    """Step 1: show what the fix would change, recorded as DRY_RUN (or DENIED/FAILED/CONFLICT)."""
+def _refuse(
+    binding: m.TargetGroupBinding | None,
+    user: Any,
+    message: str,
+    *,
+    reviewed: m.FixApplication | None = None,
+    status: str = Status.REFUSED,
+    sent: bool = False,
+) -> Outcome:
+    # The row's patch text is what was *sent*: empty unless the request went out (then failed).
+    audit = _audit(
+        binding=binding,
+        user=user,
+        status=status,
+        text=reviewed.patch if reviewed is not None and sent else "",
+        message=message,
+        reviewed=reviewed,
+        uid=reviewed.uid if reviewed is not None else "",
+        resource_version=reviewed.resource_version if reviewed is not None else "",
+    )
+    return Outcome(status, message, audit)
+
+
+def fix_dry_run(*, binding: m.TargetGroupBinding, user: Any) -> Outcome:
+    """Step 1, the review: what the binding's current fix would change, recorded as DRY_RUN.
+
+    The DRY_RUN row records the live TGB's uid and resourceVersion and the exact patch text an
+    apply of this review sends (with `metadata.resourceVersion`, so the API server refuses it if
+    the TGB moved); `Outcome.audit.pk` is the id `apply_reviewed` takes. Refusals are recorded as
+    DENIED (no permission), FAILED (no fix, unreachable) or CONFLICT.
+    """
     problem = permission_problem(user, binding.cluster)
     if problem:
-        return Outcome(
-            Status.DENIED, problem, _audit(binding=binding, user=user, status=Status.DENIED, message=problem)
-        )
+        return _refuse(binding, user, problem, status=Status.DENIED)
     try:
-        body = networking_patch(fix)
+        networking = networking_patch(stored_fix(binding))
     except FixNotApplicable as exc:
-        return Outcome(
-            Status.FAILED,
-            str(exc),
-            _audit(binding=binding, user=user, status=Status.FAILED, message=str(exc)),
-        )
+        return _refuse(binding, user, str(exc), status=Status.FAILED)
     try:
         api_client = _client(binding.cluster)
     except KubeError as exc:
-        return Outcome(
-            Status.FAILED,
-            str(exc),
-            _audit(binding=binding, user=user, status=Status.FAILED, patch=body, message=str(exc)),
-        )
+        return _refuse(binding, user, str(exc), status=Status.FAILED)
     with api_client:
         api = k8s.CustomObjectsApi(api_client)
         try:
             live = _get_live(api, binding)
-            rv = str((live.get("metadata") or {}).get("resourceVersion") or "")
+            metadata = live.get("metadata") or {}
+            rv, uid = str(metadata.get("resourceVersion") or ""), str(metadata.get("uid") or "")
             live_networking = (live.get("spec") or {}).get("networking")
+            text = patch_text({**networking, "metadata": {"resourceVersion": rv}})
             dry = server_supports_dry_run(api_client, binding)
             if dry:
-                # The resourceVersion makes the server check, as the real patch will, that the
-                # object is the one just read.
-                answer = _patch(api, binding, {**body, "metadata": {"resourceVersion": rv}}, dry_run=True)
+                answer = _patch(api, binding, json.loads(text), dry_run=True)
                 result_networking = (answer.get("spec") or {}).get("networking")
                 message = "Server-side dry-run (dryRun=All) accepted the patch; nothing was changed yet."
             else:
-                result_networking = merge_patch(live.get("spec") or {}, body["spec"]).get("networking")
+                result_networking = merge_patch(live.get("spec") or {}, networking["spec"]).get("networking")
                 message = (
                     "This API server does not support server-side dry-run for TargetGroupBindings, so no "
                     "dry-run was sent: the diff below is computed by Binding Health from the live object "
@@ -272,91 +335,189 @@ def fix_dry_run(*, binding: m.TargetGroupBinding, user: Any, fix: dict[str, Any]
                 )
         except k8s.ApiException as exc:
             status = Status.CONFLICT if exc.status == 409 else Status.FAILED
-            text = f"The API server refused the dry-run: {_api_error(exc)}"
-            return Outcome(
-                status, text, _audit(binding=binding, user=user, status=status, patch=body, message=text)
+            return _refuse(
+                binding, user, f"The API server refused the dry-run: {_api_error(exc)}", status=status
             )
         except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:  # unreachable, timed out
-            text = f"Cannot reach cluster {binding.cluster.name}: {exc}"
-            return Outcome(
-                Status.FAILED,
-                text,
-                _audit(binding=binding, user=user, status=Status.FAILED, patch=body, message=text),
+            return _refuse(
+                binding, user, f"Cannot reach cluster {binding.cluster.name}: {exc}", status=Status.FAILED
             )
     diff = networking_diff(live_networking, result_networking, name=f"{binding.namespace}/{binding.name}")
     if not diff:
         message += " The live binding already has this networking: applying changes nothing."
-    audit = _audit(binding=binding, user=user, status=Status.DRY_RUN, patch=body, diff=diff, message=message)
+    audit = _audit(
+        binding=binding,
+        user=user,
+        status=Status.DRY_RUN,
+        text=text,
+        diff=diff,
+        message=message,
+        uid=uid,
+        resource_version=rv,
+        server_dry_run=dry,
+    )
     return Outcome(Status.DRY_RUN, message, audit, diff=diff, resource_version=rv, server_dry_run=dry)
 
 
-def fix_apply(
-    *, binding: m.TargetGroupBinding, user: Any, fix: dict[str, Any] | None, resource_version: str
+def _review_problem(review: m.FixApplication, user: Any, now: Any) -> str:
+    """Why `review` may not be applied by `user` now (before asking the cluster), or ""."""
+    what = f"dry-run #{review.pk} of {review.namespace}/{review.name}"
+    if review.user_id is None or review.user_id != getattr(user, "pk", None):
+        return f"The {what} was made by another user: review the change yourself (run the dry-run)."
+    window = int(getattr(settings, "BH_APPLY_REVIEW_SECONDS", 600))
+    age = (now - review.at).total_seconds()
+    if age > window:
+        return (
+            f"The {what} is {int(age)} s old, older than the {window} s a review stays valid "
+            "(BH_APPLY_REVIEW_SECONDS): run the dry-run again."
+        )
+    if review.used_at is not None:
+        return (
+            f"The {what} was already applied at {review.used_at:%Y-%m-%d %H:%M:%S %Z}: run the dry-run again."
+        )
+    if not review.patch or patch_digest(review.patch) != review.patch_sha256:
+        return f"The {what} has no intact recorded patch (its digest does not match): run the dry-run again."
+    if review.binding is None:
+        return f"{review.namespace}/{review.name} is no longer known to Binding Health: nothing was applied."
+    return ""
+
+
+def apply_reviewed(
+    dry_run_id: int | str | None, user: Any, *, binding: m.TargetGroupBinding | None = None
 ) -> Outcome:
-    """Step 2: patch for real, unless the live object moved since the dry-run the user reviewed."""
-    problem = permission_problem(user, binding.cluster)
+    """Step 2: send exactly the patch that dry-run `dry_run_id` recorded, or refuse.
+
+    Used by the dashboard's Apply button and by headless callers alike; `user` is a Django user.
+    `binding`, when given (the page the button was on), must be the dry-run's binding. Every call
+    writes one FixApplication row pointing at the dry-run: APPLIED (with the text and digest
+    sent), or REFUSED / DENIED / CONFLICT / FAILED with the reason. It refuses, without sending
+    anything, when: there is no such dry-run, another user made it, it is older than
+    `BH_APPLY_REVIEW_SECONDS`, it was already applied, its recorded patch does not match its
+    digest, the binding's current fix no longer makes the reviewed `spec.networking` (e.g. the
+    cluster's client networks changed since), or the live TGB's uid or resourceVersion moved.
+    The stored fix is never sent: only the recorded text, whose bytes are the request body.
+    """
+    try:
+        review = (
+            m.FixApplication.objects.select_related("binding__cluster", "cluster")
+            .filter(pk=int(str(dry_run_id)), status=Status.DRY_RUN)
+            .first()
+        )
+    except (TypeError, ValueError):
+        review = None
+    # Permission first: who may not apply learns nothing about other people's reviews.
+    target = review.binding if review is not None else binding
+    cluster = target.cluster if target is not None else (review.cluster if review is not None else None)
+    if cluster is not None:
+        problem = permission_problem(user, cluster)
+    elif not user.is_authenticated or not user.has_perm(APPLY_PERMISSION):
+        problem = f"You do not have the permission to apply fixes ({APPLY_PERMISSION})."
+    else:
+        problem = ""
+    if binding is not None and not problem:
+        problem = permission_problem(user, binding.cluster)
     if problem:
-        return Outcome(
-            Status.DENIED, problem, _audit(binding=binding, user=user, status=Status.DENIED, message=problem)
+        return _refuse(binding or target, user, problem, reviewed=review, status=Status.DENIED)
+    if review is None:
+        return _refuse(
+            binding, user, "Apply needs the id of a dry-run (review the change first): nothing was applied."
+        )
+    if binding is not None and review.binding_id != binding.pk:
+        return _refuse(
+            binding,
+            user,
+            f"Dry-run #{review.pk} is not a review of this binding: nothing was applied.",
+            reviewed=review,
+        )
+    problem = _review_problem(review, user, timezone.now())
+    if problem:
+        return _refuse(target, user, problem, reviewed=review)
+    assert target is not None  # _review_problem refuses a review whose binding is gone
+    name = f"{target.namespace}/{target.name}"
+    reviewed_networking = (json.loads(review.patch).get("spec") or {}).get("networking")
+    try:
+        current = networking_patch(stored_fix(target))["spec"]["networking"]
+    except FixNotApplicable:
+        current = None
+    if current != reviewed_networking:
+        return _refuse(
+            target,
+            user,
+            f"The fix for {name} changed since dry-run #{review.pk} (the analysis now proposes a different "
+            "spec.networking, e.g. after a change of the cluster's client networks, or none): nothing was "
+            "applied. Run the dry-run again to review the current change.",
+            reviewed=review,
         )
     try:
-        body = networking_patch(fix)
-    except FixNotApplicable as exc:
-        return Outcome(
-            Status.FAILED,
-            str(exc),
-            _audit(binding=binding, user=user, status=Status.FAILED, message=str(exc)),
-        )
-    try:
-        api_client = _client(binding.cluster)
+        api_client = _client(target.cluster)
     except KubeError as exc:
-        return Outcome(
-            Status.FAILED,
-            str(exc),
-            _audit(binding=binding, user=user, status=Status.FAILED, patch=body, message=str(exc)),
-        )
-    name = f"{binding.namespace}/{binding.name}"
+        return _refuse(target, user, str(exc), reviewed=review, status=Status.FAILED)
+    sent = False
     with api_client:
         api = k8s.CustomObjectsApi(api_client)
         try:
-            live = _get_live(api, binding)
-            live_rv = str((live.get("metadata") or {}).get("resourceVersion") or "")
+            live = _get_live(api, target)
+            metadata = live.get("metadata") or {}
+            live_rv, live_uid = str(metadata.get("resourceVersion") or ""), str(metadata.get("uid") or "")
             live_networking = (live.get("spec") or {}).get("networking")
-            if not resource_version or live_rv != resource_version:
-                text = (
-                    f"{name} changed since the dry-run "
-                    f"(resourceVersion {resource_version or '?'} → {live_rv}): "
-                    "nothing was applied. Run the dry-run again to review the current change."
+            if live_uid != review.uid or live_rv != review.resource_version:
+                moved = (
+                    f"uid {review.uid or '?'} → {live_uid or '?'}"
+                    if live_uid != review.uid
+                    else f"resourceVersion {review.resource_version or '?'} → {live_rv}"
                 )
-                return Outcome(
-                    Status.CONFLICT,
-                    text,
-                    _audit(binding=binding, user=user, status=Status.CONFLICT, patch=body, message=text),
+                return _refuse(
+                    target,
+                    user,
+                    f"{name} changed since dry-run #{review.pk} ({moved}): nothing was applied. "
+                    "Run the dry-run again to review the current change.",
+                    reviewed=review,
+                    status=Status.CONFLICT,
                 )
-            answer = _patch(
-                api, binding, {**body, "metadata": {"resourceVersion": resource_version}}, dry_run=False
-            )
+            # Claimed before sending, so two tabs applying one review send it at most once.
+            now = timezone.now()
+            if not m.FixApplication.objects.filter(pk=review.pk, used_at__isnull=True).update(used_at=now):
+                return _refuse(
+                    target,
+                    user,
+                    f"Dry-run #{review.pk} was already applied: nothing was sent again.",
+                    reviewed=review,
+                )
+            sent = True
+            answer = _patch(api, target, json.loads(review.patch), dry_run=False)
         except k8s.ApiException as exc:
             status = Status.CONFLICT if exc.status == 409 else Status.FAILED
-            text = f"The API server refused the patch: {_api_error(exc)}"
+            what = "the patch" if sent else f"to read {name}"
+            text = f"The API server refused {what}: {_api_error(exc)}"
             if exc.status == 409:
                 text += " (someone else changed the binding; run the dry-run again)"
-            return Outcome(
-                status, text, _audit(binding=binding, user=user, status=status, patch=body, message=text)
-            )
+            return _refuse(target, user, text, reviewed=review, status=status, sent=sent)
         except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
-            text = f"Cannot reach cluster {binding.cluster.name}: {exc}"
-            return Outcome(
-                Status.FAILED,
-                text,
-                _audit(binding=binding, user=user, status=Status.FAILED, patch=body, message=text),
+            return _refuse(
+                target,
+                user,
+                f"Cannot reach cluster {target.cluster.name}: {exc}",
+                reviewed=review,
+                status=Status.FAILED,
+                sent=sent,
             )
     result_networking = (answer.get("spec") or {}).get("networking")
     diff = networking_diff(live_networking, result_networking, name=name)
     new_rv = str((answer.get("metadata") or {}).get("resourceVersion") or "")
-    text = (
-        f"Patched spec.networking of {name} (field manager {FIELD_MANAGER}). The controller now reconciles "
+    message = (
+        f"Patched spec.networking of {name} with the patch reviewed in dry-run #{review.pk} "
+        f"(sha256 {review.patch_sha256[:12]}…, field manager {FIELD_MANAGER}). The controller now reconciles "
         "the security-group rules; the next poll shows the new verdicts."
     )
-    audit = _audit(binding=binding, user=user, status=Status.APPLIED, patch=body, diff=diff, message=text)
-    return Outcome(Status.APPLIED, text, audit, diff=diff, resource_version=new_rv)
+    audit = _audit(
+        binding=target,
+        user=user,
+        status=Status.APPLIED,
+        text=review.patch,
+        diff=diff,
+        message=message,
+        reviewed=review,
+        uid=review.uid,
+        resource_version=review.resource_version,
+    )
+    return Outcome(Status.APPLIED, message, audit, diff=diff, resource_version=new_rv)

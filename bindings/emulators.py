@@ -652,6 +652,12 @@ def seed_demo_world(*, aws_endpoint: str, kube: KubeEmulator | str, region: str 
             }
         ],
     )["GroupId"]
+    monitoring_list = ec2.create_managed_prefix_list(
+        PrefixListName="monitoring",
+        AddressFamily="IPv4",
+        MaxEntries=5,
+        Entries=[{"Cidr": "10.200.0.0/24", "Description": "prometheus"}],
+    )["PrefixList"]["PrefixListId"]
     ec2.authorize_security_group_ingress(
         GroupId=sg_id,
         IpPermissions=[
@@ -666,6 +672,14 @@ def seed_demo_world(*, aws_endpoint: str, kube: KubeEmulator | str, region: str 
                 "FromPort": 10250,
                 "ToPort": 10250,
                 "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "kubelet"}],
+            },
+            {
+                # CoreDNS metrics for the monitoring network, through a managed prefix list (as
+                # corporate ranges usually are): the poller collects its entries.
+                "IpProtocol": "tcp",
+                "FromPort": 9153,
+                "ToPort": 9153,
+                "PrefixListIds": [{"PrefixListId": monitoring_list, "Description": "coredns metrics"}],
             },
         ],
     )

@@ -234,6 +234,7 @@ SECURITY_GROUP = FieldMap(
         ("name", "name", "text"),
         ("vpc_id", "vpc_id", "optional"),
         ("tags", "tags", "dict"),
+        ("problems", "problems", "problems"),
     ),
 )
 
@@ -271,5 +272,17 @@ NETWORK_ACL = FieldMap(
         ("is_default", "is_default", "bool"),
         ("subnet_ids", "subnet_ids", "seq"),
         ("entries", "entries", "acl entries"),
+        ("problems", "problems", "problems"),
+    ),
+)
+
+PREFIX_LIST = FieldMap(
+    m.ManagedPrefixList,
+    am.PrefixList,
+    ("prefix_list_id",),
+    (
+        ("prefix_list_id", "id", "plain"),
+        ("cidrs", "cidrs", "seq"),
+        ("problems", "problems", "problems"),
     ),
 )

@@ -311,3 +311,5 @@ def _add_aws(inv: am.Inventory, account: m.AwsAccount) -> None:
     for v in rows(fm.VPC):
         inv.vpcs[v.vpc_id] = fm.VPC.record_of(v)
     inv.network_acls.extend(fm.NETWORK_ACL.record_of(n) for n in rows(fm.NETWORK_ACL))
+    for pl in rows(fm.PREFIX_LIST):
+        inv.prefix_lists[pl.prefix_list_id] = fm.PREFIX_LIST.record_of(pl)

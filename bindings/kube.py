@@ -195,8 +195,8 @@ class _Lister:
                 ) from exc
             finally:
                 response.release_conn()
-            yield from body.get("items") or []
-            token = (body.get("metadata") or {}).get("continue")
+            items, token = _list_page(body, f"Kubernetes API {self.host} answered listing {resource} with")
+            yield from items
             if not token:
                 return
 
@@ -213,6 +213,47 @@ class _Lister:
             hint = "check the credentials" if status == 401 else "grant list on it to the poller's identity"
             return KubeError(f"{where} ({hint})")
         return KubeError(f"{where}: {_status_message(exc)}")
+
+
+def _list_page(body: Any, where: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The items and continue token of one page of a list call, after checking it is one.
+
+    A 200 answer that is not a list (a Status object, a proxy's JSON error page, `{}`) must not
+    read as "no objects": the poll would succeed and delete every binding with its history
+    (issue 15 item 4). It fails instead, naming the call and the field; the previous state stays.
+    Transient: a proxy's error page usually is.
+    """
+    if not isinstance(body, dict):
+        raise KubeUnavailable(f"{where} a JSON {type(body).__name__}, not a list object")
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not kind.endswith("List"):
+        what = (
+            f"kind {kind[:80]!r}"
+            if isinstance(kind, str)
+            else "no kind"
+            if kind is None
+            else "a non-text kind"
+        )
+        message = body.get("message")
+        detail = f" (message: {message[:200]!r})" if isinstance(message, str) and message else ""
+        raise KubeUnavailable(f"{where} {what}{detail}: field kind must end in List; not a list answer")
+    items = body.get("items")
+    if not isinstance(items, list):
+        state = "missing" if "items" not in body else f"a {type(items).__name__}"
+        raise KubeUnavailable(f"{where} a {kind[:80]} whose field items is {state}, expected a list")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise KubeUnavailable(
+                f"{where} a {kind[:80]} whose field items[{index}] is a {type(item).__name__}, "
+                "expected an object"
+            )
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise KubeUnavailable(f"{where} a {kind[:80]} whose field metadata is a {type(metadata).__name__}")
+    token = (metadata or {}).get("continue")
+    if token is not None and not isinstance(token, str):
+        raise KubeUnavailable(f"{where} a {kind[:80]} whose field metadata.continue is not text")
+    return items, token or None
 
 
 class _NotServed(KubeError):

@@ -1,6 +1,6 @@
 """`/metrics`: Prometheus text exposition of what the database holds about bindings and polls.
 
-Every value is computed from the database at scrape time in a constant number of queries (five),
+Every value is computed from the database at scrape time in a constant number of queries (seven),
 so any web replica can answer and no in-process state is needed. Counters of the kind "errors
 since start" would need such state; poll errors are therefore a gauge over the last 24 hours.
 
@@ -26,10 +26,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bindings import models as m
+from bindings.aws import THROTTLED_MARK
 from dashboard.security import address_in, client_address, parse_address
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ERROR_WINDOW = timedelta(hours=24)
+# The finding code of the "green but broken" case (DESIGN.md): health checks pass, traffic is refused.
+GREEN_BUT_BROKEN = "HEALTH_CHECK_MASKS_TRAFFIC"
 
 
 # --- access -----------------------------------------------------------------------------------
@@ -103,15 +106,17 @@ def _with_last_run(qs: QuerySet, fk: str, since: datetime) -> QuerySet:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    throttled = failures.filter(error__contains=THROTTLED_MARK)
     return qs.annotate(
         last_duration_ms=Subquery(finished.values("duration_ms")[:1], output_field=IntegerField()),
         last_api_calls=Subquery(finished.values("api_calls")[:1], output_field=JSONField()),
         recent_failures=Coalesce(Subquery(failures, output_field=IntegerField()), Value(0)),
+        recent_throttled=Coalesce(Subquery(throttled, output_field=IntegerField()), Value(0)),
     )
 
 
 def metrics_text(now: datetime | None = None) -> str:
-    """The whole exposition. Queries: verdicts (1), worst verdicts (1), findings (1), clusters (1),
+    """The whole exposition. Queries: verdicts (2), worst verdicts (1), findings (2), clusters (1),
     accounts (1)."""
     now = now or timezone.now()
     out = Exposition()
@@ -123,6 +128,35 @@ def metrics_text(now: datetime | None = None) -> str:
             for row in m.ProtocolVerdict.objects.order_by("protocol", "verdict")
             .values("protocol", "verdict")
             .annotate(n=Count("pk"))
+        ),
+    )
+    out.family(
+        "bh_cluster_binding_protocols",
+        "Binding results per cluster, carried protocol and verdict.",
+        (
+            (
+                {
+                    "cluster": row["binding__cluster__name"],
+                    "protocol": row["protocol"],
+                    "verdict": row["verdict"],
+                },
+                row["n"],
+            )
+            for row in m.ProtocolVerdict.objects.order_by("binding__cluster__name", "protocol", "verdict")
+            .values("binding__cluster__name", "protocol", "verdict")
+            .annotate(n=Count("pk"))
+        ),
+    )
+    out.family(
+        "bh_green_but_broken_bindings",
+        "Bindings per cluster whose health checks pass while a carried protocol is refused "
+        "(HEALTH_CHECK_MASKS_TRAFFIC).",
+        (
+            ({"cluster": row["binding__cluster__name"]}, row["n"])
+            for row in m.Finding.objects.filter(code=GREEN_BUT_BROKEN)
+            .order_by("binding__cluster__name")
+            .values("binding__cluster__name")
+            .annotate(n=Count("binding_id", distinct=True))
         ),
     )
     out.family(
@@ -176,6 +210,16 @@ def metrics_text(now: datetime | None = None) -> str:
         "bh_poll_errors",
         "Failed polls of a source in the last 24 hours.",
         per_source(lambda s: s.recent_failures),
+    )
+    out.family(
+        "bh_poll_throttled",
+        "Failed polls of a source in the last 24 hours that AWS kept throttling after retries.",
+        per_source(lambda s: s.recent_throttled),
+    )
+    out.family(
+        "bh_poll_interval_seconds",
+        "Configured poll interval of a source (API calls per poll / this = call rate).",
+        per_source(lambda s: s.poll_interval_seconds),
     )
     out.family(
         "bh_source_last_poll_failed",

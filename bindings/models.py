@@ -8,6 +8,7 @@ security-group ids) are JSON. `bindings.inventory` turns rows back into the anal
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from datetime import timedelta
 
@@ -109,9 +110,15 @@ class AwsAccount(PolledSource):
     external_id = models.CharField(max_length=1224, blank=True)
     endpoint_url = models.URLField(blank=True, help_text="Only for emulators (moto). Empty for real AWS.")
 
+    # Where the poller goes and as whom: only superusers edit these (bindings/admin.py).
+    CONNECTION_FIELDS = ("role_arn", "external_id", "endpoint_url")
+    # "Poll now" (admin action, API) is its own right, separate from editing the account.
+    POLL_PERMISSION = "bindings.poll_awsaccount"
+
     class Meta:
         verbose_name = "AWS account"
         constraints = [models.UniqueConstraint(fields=["account_id", "region"], name="uniq_account_region")]
+        permissions = [("poll_awsaccount", "Can poll an AWS account now")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.account_id}/{self.region})"
@@ -163,30 +170,79 @@ class Cluster(PolledSource):
         "writes networking rules to the one that also carries all of these tags. Empty when the "
         "flag is not set.",
     )
+    emit_kube_events = models.BooleanField(
+        "emit Kubernetes events",
+        default=False,
+        help_text="On a verdict change, create an Event on the TargetGroupBinding "
+        "(BindingHealthBlocked / BindingHealthRecovered) so `kubectl describe` shows it. "
+        "Needs the optional `create events` RBAC role.",
+    )
+
+    # Where the poller connects and with which credentials: only superusers edit these
+    # (bindings/admin.py); the paths must lie under BH_CREDENTIALS_DIRS (bindings/credentials.py).
+    CONNECTION_FIELDS = (
+        "connection",
+        "kubeconfig_path",
+        "kube_context",
+        "api_url",
+        "token_file",
+        "ca_file",
+        "verify_ssl",
+    )
+    # "Poll now" (admin action, dashboard, API) is its own right, separate from editing the cluster.
+    POLL_PERMISSION = "bindings.poll_cluster"
+    CREDENTIAL_PATH_FIELDS = {
+        "kubeconfig_path": "kubeconfig file",
+        "token_file": "bearer token file",
+        "ca_file": "CA file",
+    }
+
+    class Meta:
+        permissions = [("poll_cluster", "Can poll a cluster now")]
 
     def __str__(self) -> str:
         return self.name
 
     def clean(self) -> None:
         super().clean()
-        from pathlib import Path
+        from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
 
         if not CLUSTER_NAME_RE.match(self.name or ""):
             raise ValidationError({"name": "Use letters, digits, '-' and '_' (an EKS cluster name)."})
-        if self.connection == self.Connection.KUBECONFIG:
-            if not self.kubeconfig_path:
-                raise ValidationError({"kubeconfig_path": "A kubeconfig connection needs a path."})
-            path = Path(self.kubeconfig_path).expanduser()
-            if not path.is_file():
-                raise ValidationError({"kubeconfig_path": f"{path} is not a readable file."})
+        if self.connection == self.Connection.KUBECONFIG and not self.kubeconfig_path:
+            raise ValidationError({"kubeconfig_path": "A kubeconfig connection needs a path."})
         if self.connection == self.Connection.URL and not self.api_url:
             raise ValidationError({"api_url": "A URL connection needs the API server URL."})
-        if self.token_file and not Path(self.token_file).expanduser().is_file():
-            raise ValidationError({"token_file": f"{self.token_file} is not a readable file."})
+        errors = {}
+        for field, what in self.CREDENTIAL_PATH_FIELDS.items():
+            if getattr(self, field):
+                check = kubeconfig_path if field == "kubeconfig_path" else credential_path
+                try:
+                    check(getattr(self, field), what=what)
+                except CredentialPathError as exc:
+                    errors[field] = str(exc)
         try:
             parse_eni_sg_tags(self.service_target_eni_sg_tags, "service target ENI security group tags")
         except ValueError as exc:
-            raise ValidationError({"service_target_eni_sg_tags": str(exc)}) from None
+            errors["service_target_eni_sg_tags"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def tls_warning(self) -> str:
+        """Why this cluster's API connection is not protected by verified TLS ('' when it is).
+
+        Only the API URL mode has these settings; a kubeconfig carries its own."""
+        if self.connection != self.Connection.URL or not self.api_url:
+            return ""
+        if self.api_url.lower().startswith("http://"):
+            return "plain HTTP: the bearer token and every answer cross the network unencrypted"
+        if not self.verify_ssl:
+            return (
+                "TLS verification is off: anyone on the path can impersonate the API server "
+                "and receive the bearer token"
+            )
+        return ""
 
     def client_cidrs(self) -> list[str]:
         return [network.cidr for network in self.client_networks.all()]
@@ -445,6 +501,8 @@ class SecurityGroup(AwsObject):
     name = models.CharField(max_length=255, blank=True)
     vpc_id = models.CharField(max_length=64, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    # Malformed permissions (not stored as rules): INVALID_SPEC on the bindings that use the group.
+    problems = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "group_id"], name="uniq_sg")]
@@ -504,6 +562,7 @@ class NetworkAcl(AwsObject):
     is_default = models.BooleanField(default=False)
     subnet_ids = models.JSONField(default=list, blank=True)
     entries = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # malformed entries (not stored)
 
     class Meta:
         verbose_name = "network ACL"
@@ -511,6 +570,21 @@ class NetworkAcl(AwsObject):
 
     def __str__(self) -> str:
         return self.acl_id
+
+
+class ManagedPrefixList(AwsObject):
+    """The entries of a managed prefix list a security-group rule names (GetManagedPrefixListEntries)."""
+
+    prefix_list_id = models.CharField(max_length=64)
+    cidrs = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)  # malformed entries (not stored)
+
+    class Meta:
+        verbose_name = "managed prefix list"
+        constraints = [models.UniqueConstraint(fields=["account", "prefix_list_id"], name="uniq_prefix_list")]
+
+    def __str__(self) -> str:
+        return self.prefix_list_id
 
 
 class SourceSnapshot(models.Model):
@@ -540,6 +614,9 @@ class PollRun(models.Model):
         RUNNING = "running"
         SUCCESS = "success"
         FAILED = "failed"
+        # The answer would have deleted most of the source's objects at once: nothing was stored,
+        # the next poll deletes them if it agrees (`note` says why; bindings.polling.deletion_hold).
+        HELD = "held"
 
     cluster = models.ForeignKey(
         Cluster, on_delete=models.CASCADE, null=True, blank=True, related_name="polls"
@@ -555,6 +632,7 @@ class PollRun(models.Model):
     api_calls = models.JSONField(default=dict, blank=True)
     rows_written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    note = models.TextField(blank=True, help_text="Why a held poll waited.")
 
     class Meta:
         ordering = ["-started_at"]
@@ -642,6 +720,9 @@ class VerdictTransition(models.Model):
     at = models.DateTimeField(db_index=True)
     old = models.CharField(max_length=16, blank=True)
     new = models.CharField(max_length=16)
+    # The Kubernetes Event for this transition: "" not handled yet; otherwise what happened
+    # ("created", "skipped: …", "failed: …"). Claimed with a conditional UPDATE: one event at most.
+    kube_event = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         ordering = ["-at"]
@@ -680,12 +761,20 @@ class AlertHook(models.Model):
     class Kind(models.TextChoices):
         WEBHOOK = "webhook", "generic JSON webhook"
         SLACK = "slack", "Slack-compatible incoming webhook"
+        PAGERDUTY = "pagerduty", "PagerDuty Events API v2 (the file or variable holds the routing key)"
+        TEAMS = "teams", "Microsoft Teams workflow webhook (Adaptive Card)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=16, choices=Kind, default=Kind.WEBHOOK)
-    url_file = models.CharField(max_length=1024, blank=True, help_text="Path of a file holding the URL.")
+    url_file = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Path of a file holding the URL (for PagerDuty: the routing key).",
+    )
     url_env = models.CharField(
-        max_length=128, blank=True, help_text="Name of an environment variable holding the URL."
+        max_length=128,
+        blank=True,
+        help_text="Name of an environment variable holding the URL (for PagerDuty: the routing key).",
     )
     enabled = models.BooleanField(default=True)
     on_transitions = models.BooleanField(default=True, help_text="Alert when a verdict changes.")
@@ -699,6 +788,22 @@ class AlertHook(models.Model):
         super().clean()
         if bool(self.url_file) == bool(self.url_env):
             raise ValidationError("Give exactly one of: a URL file, or an environment variable name.")
+        from bindings.alerts import HookUrlError, hook_url
+
+        if self.url_file:
+            # The file must lie under BH_CREDENTIALS_DIRS and be readable here; its host must be
+            # allowed. The same checks run again before every delivery.
+            try:
+                hook_url(self)
+            except HookUrlError as exc:
+                raise ValidationError({"url_file": str(exc)}) from None
+        elif os.environ.get(self.url_env, "").strip():
+            # The variable may be set only in the worker's environment; when this process has it,
+            # check its host now rather than at the first alert.
+            try:
+                hook_url(self)
+            except HookUrlError as exc:
+                raise ValidationError({"url_env": str(exc)}) from None
 
 
 class AlertDelivery(models.Model):
@@ -726,7 +831,12 @@ class AlertDelivery(models.Model):
 
 
 class FixApplication(models.Model):
-    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result."""
+    """Audit record of a fix dry-run or apply from the dashboard: who, when, what, result.
+
+    A dry-run row is the review: the target TGB (uid + resourceVersion) and the exact merge-patch
+    text that an apply of it sends, with its SHA-256. An apply row points at the dry-run it used
+    (`reviewed`) and repeats the text and digest it sent (bindings/apply.py).
+    """
 
     class Status(models.TextChoices):
         DRY_RUN = "dry_run", "dry-run"
@@ -734,6 +844,7 @@ class FixApplication(models.Model):
         CONFLICT = "conflict"
         FAILED = "failed"
         DENIED = "denied"
+        REFUSED = "refused"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.SET_NULL, null=True, related_name="+")
     binding = models.ForeignKey(TargetGroupBinding, on_delete=models.SET_NULL, null=True, blank=True)
@@ -742,9 +853,30 @@ class FixApplication(models.Model):
     user = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True)
     at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=16, choices=Status)
-    manifest = models.JSONField(default=dict)
+    manifest = models.JSONField(default=dict, help_text="The patch body, parsed (for reading).")
     diff = models.TextField(blank=True)
     message = models.TextField(blank=True)
+    reviewed = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="applications",
+        help_text="The dry-run this apply used.",
+    )
+    uid = models.CharField(max_length=255, blank=True, help_text="The TGB's uid when it was reviewed.")
+    resource_version = models.CharField(
+        max_length=64, blank=True, help_text="The TGB's resourceVersion when it was reviewed."
+    )
+    # Text, not JSON: jsonb does not keep key order, and this is the exact body sent on the wire.
+    patch = models.TextField(blank=True, help_text="The exact merge-patch body (JSON text) reviewed or sent.")
+    patch_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the patch text.")
+    server_dry_run = models.BooleanField(
+        default=False, help_text="The API server validated the dry-run (else the diff was computed locally)."
+    )
+    used_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an apply sent this dry-run's patch (each is used once)."
+    )
 
     class Meta:
         ordering = ["-at"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -27,29 +26,50 @@ from django.utils import timezone
 from bindings import aws, kube
 from bindings import models as m
 from bindings.analysis.engine import analyze
-from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes
+from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes, pod_eni_entries
+from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
+from bindings.errors import KubeError
 from bindings.fieldmaps import jsonable
 from bindings.fixes import fix_to_dict, generate_fix
 from bindings.fixes.generate import FIXABLE_CODES
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
 from bindings.results import history_tick, results_store
-from bindings.sync import SyncStats, account_sync, cluster_sync, digest, snapshot_store
+from bindings.sync import SyncStats, account_sync, cluster_sync, digest, fit_columns, snapshot_store
 
 logger = logging.getLogger(__name__)
 
 
+def _credential(cluster: m.Cluster, field: str) -> str | None:
+    """The cluster's credential path `field`, re-checked now (symlinks resolved) against
+    BH_CREDENTIALS_DIRS; the resolved path is what the collector opens. KubeError otherwise:
+    the poll fails with a message naming the cluster and field, and nothing is read."""
+    value = getattr(cluster, field)
+    if not value:
+        return None
+    what = f"cluster {cluster.name!r} {field} ({m.Cluster.CREDENTIAL_PATH_FIELDS[field]})"
+    check = kubeconfig_path if field == "kubeconfig_path" else credential_path
+    try:
+        return str(check(value, what=what))
+    except CredentialPathError as exc:
+        raise KubeError(str(exc)) from None
+
+
 def kube_connection(cluster: m.Cluster) -> kube.KubeConnection:
+    """How to reach `cluster`, with its credential paths checked at read time (also for apply)."""
     if cluster.connection == m.Cluster.Connection.IN_CLUSTER:
         return kube.KubeConnection(in_cluster=True)
     if cluster.connection == m.Cluster.Connection.URL:
         return kube.KubeConnection(
             api_url=cluster.api_url,
-            token_file=cluster.token_file or None,
-            ca_file=cluster.ca_file or None,
+            token_file=_credential(cluster, "token_file"),
+            ca_file=_credential(cluster, "ca_file"),
             verify_ssl=cluster.verify_ssl,
         )
-    return kube.KubeConnection(kubeconfig_path=cluster.kubeconfig_path, context=cluster.kube_context or None)
+    path = _credential(cluster, "kubeconfig_path")
+    if path is None:
+        raise KubeError(f"cluster {cluster.name!r}: a kubeconfig connection needs kubeconfig_path")
+    return kube.KubeConnection(kubeconfig_path=path, context=cluster.kube_context or None)
 
 
 def aws_target(account: m.AwsAccount) -> aws.AwsTarget:
@@ -76,17 +96,23 @@ def _finish(
     api_calls: dict[str, int],
     stats: SyncStats,
     now: datetime,
+    held: str | None = None,
 ) -> None:
     run.finished_at = timezone.now()
     run.duration_ms = int((time.monotonic() - started) * 1000)
     run.api_calls = dict(api_calls)
     run.rows_written = stats.rows_written
-    run.status = m.PollRun.Status.FAILED if error else m.PollRun.Status.SUCCESS
+    if error:
+        run.status = m.PollRun.Status.FAILED
+    else:
+        run.status = m.PollRun.Status.HELD if held else m.PollRun.Status.SUCCESS
     run.error = _short_error(error) if error else ""
+    run.note = held or ""
     run.save()
     source.last_polled_at = now
     fields = ["last_polled_at", "last_error", "next_poll_at"]
-    if error is None:
+    # A held poll stored nothing: the data is as old as before, and STALE_DATA says so in time.
+    if error is None and not held:
         source.last_success_at = now
         fields.append("last_success_at")
     source.last_error = run.error
@@ -379,6 +405,50 @@ def _remember_sync(kind: str, source: m.PolledSource, payload_digest: str) -> No
     )
 
 
+HELD_DELETIONS_TTL = 7 * 24 * 3600  # a lost entry only means one more poll waits
+
+
+def _held_key(kind: str, source: m.PolledSource) -> str:
+    return f"bh:held-deletions:{kind}:{source.pk}"
+
+
+def deletion_hold(
+    kind: str, source: m.PolledSource, model: type[Any], key: str, wanted: Iterable[Any], noun: str
+) -> str | None:
+    """Why this poll must store nothing yet, or None to go ahead (issue 15 item 4).
+
+    An answer that would delete more than BH_MASS_DELETE_FRACTION of the source's `model` rows
+    and more than BH_MASS_DELETE_MIN of them is more likely odd (a proxy, a half-restored API, a
+    wrong account) than a real mass deletion, and a deleted binding loses its history for good.
+    Such a poll waits; the deletions it wanted are remembered, and the next poll goes ahead if
+    what it would delete beyond them is not itself a mass deletion — it agrees. A real teardown
+    therefore lands one poll later; an odd answer that the next poll contradicts never deletes.
+    """
+    existing = set(model.objects.filter(**{kind: source}).values_list(key, flat=True))
+    if not existing:
+        return None
+    # Keys as upsert stores them: hostile ids longer than their column are clipped.
+    keys = {fit_columns(model, {key: k})[key] for k in wanted if isinstance(k, str)}
+    gone = existing - keys
+    pending = set(cache.get(_held_key(kind, source)) or ())
+    unconfirmed = gone - pending
+    fraction, floor = settings.BH_MASS_DELETE_FRACTION, settings.BH_MASS_DELETE_MIN
+    if len(unconfirmed) > floor and len(unconfirmed) > fraction * len(existing):
+        cache.set(_held_key(kind, source), sorted(gone), HELD_DELETIONS_TTL)
+        return (
+            f"held: this answer would delete {len(gone)} of the {len(existing)} {noun} at once (more than "
+            f"{fraction:.0%} and more than {floor}: BH_MASS_DELETE_FRACTION, BH_MASS_DELETE_MIN); nothing "
+            "was stored, and the next poll deletes them only if its answer agrees"
+        )
+    if pending:
+        cache.delete(_held_key(kind, source))
+    return None
+
+
+def _records(container: Any) -> Iterable[Any]:
+    return container.values() if isinstance(container, dict) else container or ()
+
+
 ABANDONED = "abandoned: the worker stopped mid-poll (killed or timed out); nothing it wrote was kept"
 
 
@@ -399,7 +469,7 @@ def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
     now = timezone.now()
     run = m.PollRun.objects.create(cluster=cluster, trigger=trigger, started_at=now)
     started = time.monotonic()
-    stats, api_calls, error = SyncStats(), {}, None
+    stats, api_calls, error, held = SyncStats(), {}, None, None
     try:
         snap = kube.collect_cluster(
             kube_connection(cluster), request_timeout=settings.BH_KUBE_REQUEST_TIMEOUT
@@ -410,17 +480,24 @@ def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
         same, payload_digest = _unchanged(payload, "cluster", cluster)
         # Same resourceVersions and contents as the last sync: normalising and diffing every
         # row would only prove that nothing changed.
-        if not same:
+        if same:
+            cache.delete(_held_key("cluster", cluster))  # it deletes nothing: it disagrees
+        else:
             records = normalize_kubernetes(snap.objects, cluster=cluster.name)
-            with transaction.atomic():
-                stats = cluster_sync(cluster=cluster, records=records)
-                snapshot_store(cluster=cluster, payload=payload, collected_at=now)
-                problems_store(cluster, records.problems)
-            _remember_sync("cluster", cluster, payload_digest)
+            uids = (b.uid for b in _records(records.bindings))
+            held = deletion_hold("cluster", cluster, m.TargetGroupBinding, "uid", uids, "TargetGroupBindings")
+            if held is None:
+                with transaction.atomic():
+                    stats = cluster_sync(cluster=cluster, records=records)
+                    snapshot_store(cluster=cluster, payload=payload, collected_at=now)
+                    problems_store(cluster, records.problems)
+                _remember_sync("cluster", cluster, payload_digest)
+            else:
+                logger.warning("poll of cluster %s %s", cluster.name, held)
     except Exception as exc:
         error = exc
         logger.warning("poll of cluster %s failed: %s", cluster.name, _short_error(exc))
-    _finish(run, cluster, started=started, error=error, api_calls=api_calls, stats=stats, now=now)
+    _finish(run, cluster, started=started, error=error, api_calls=api_calls, stats=stats, now=now, held=held)
     # Analyse even after a failure: staleness and "poll failed" are findings too.
     cluster.refresh_from_db()
     stats.add(cluster_analyze(cluster=cluster, now=now, incremental=_incremental()))
@@ -431,16 +508,6 @@ def cluster_poll(*, cluster: m.Cluster, trigger: str = "schedule") -> m.PollRun:
         # Already recorded on the run and the source; the caller decides whether to retry.
         raise error
     return run
-
-
-def _pod_eni_ids(value: str) -> list[str]:
-    """`vpc.amazonaws.com/pod-eni` holds a JSON list of {"eniId": ...} (security groups for pods)."""
-    try:
-        data = json.loads(value)
-    except (TypeError, ValueError):
-        return []
-    items = data if isinstance(data, list) else [data]
-    return [str(i["eniId"]) for i in items if isinstance(i, dict) and i.get("eniId")]
 
 
 def account_references(account: m.AwsAccount) -> dict[str, Any]:
@@ -457,7 +524,7 @@ def account_references(account: m.AwsAccount) -> dict[str, Any]:
     for value in (
         m.KubePod.objects.filter(cluster__in=clusters).exclude(pod_eni="").values_list("pod_eni", flat=True)
     ):
-        enis.update(_pod_eni_ids(value))
+        enis.update(eni_id for eni_id, _ in pod_eni_entries(value) or ())
     return {
         "target_group_arns": arns,
         "target_group_names": names,
@@ -508,7 +575,7 @@ def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollR
     now = timezone.now()
     run = m.PollRun.objects.create(account=account, trigger=trigger, started_at=now)
     started = time.monotonic()
-    stats, api_calls, error = SyncStats(), {}, None
+    stats, api_calls, error, held = SyncStats(), {}, None, None
     bucket = bucket_for(
         account.account_id,
         account.region,
@@ -530,17 +597,26 @@ def account_poll(*, account: m.AwsAccount, trigger: str = "schedule") -> m.PollR
         api_calls = snap.api_calls
         snap.responses = bound_depth(snap.responses)  # as for clusters
         same, payload_digest = _unchanged(snap.responses, "account", account)
-        if not same:
+        if same:
+            cache.delete(_held_key("account", account))  # it deletes nothing: it disagrees
+        else:
             records = normalize_aws(snap.responses)
-            with transaction.atomic():
-                stats = account_sync(account=account, records=records)
-                snapshot_store(account=account, payload=snap.responses, collected_at=now)
-                problems_store(account, records.problems)
-            _remember_sync("account", account, payload_digest)
+            # The account's "bindings": without their target groups every binding of its clusters
+            # turns INVALID_SPEC at once.
+            arns = (tg.arn for tg in _records(records.target_groups))
+            held = deletion_hold("account", account, m.TargetGroup, "arn", arns, "target groups")
+            if held is None:
+                with transaction.atomic():
+                    stats = account_sync(account=account, records=records)
+                    snapshot_store(account=account, payload=snap.responses, collected_at=now)
+                    problems_store(account, records.problems)
+                _remember_sync("account", account, payload_digest)
+            else:
+                logger.warning("poll of AWS account %s %s", account.name, held)
     except Exception as exc:
         error = exc
         logger.warning("poll of AWS account %s failed: %s", account.name, _short_error(exc))
-    _finish(run, account, started=started, error=error, api_calls=api_calls, stats=stats, now=now)
+    _finish(run, account, started=started, error=error, api_calls=api_calls, stats=stats, now=now, held=held)
     for cluster in account.clusters.filter(enabled=True).select_related("aws_account"):
         stats.add(cluster_analyze(cluster=cluster, now=now, incremental=_incremental()))
     _reschedule(account, now)

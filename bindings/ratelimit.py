@@ -73,6 +73,10 @@ class TokenBucket:
                 return 0.0
             return (1 - self._tokens) / self.rate
 
+    def try_take(self) -> bool:
+        """Take a token if one is there now; never waits (for work that is deferred instead)."""
+        return self._try_take() <= 0
+
     def take(self) -> None:
         while True:
             wait = self._try_take()

@@ -321,6 +321,7 @@ def account_sync(*, account: m.AwsAccount, records: Any) -> SyncStats:
         mirror(fm.SUBNET, records.subnets)
         mirror(fm.VPC, records.vpcs)
         mirror(fm.NETWORK_ACL, records.network_acls)
+        mirror(fm.PREFIX_LIST, records.prefix_lists)
     return stats
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
@@ -33,10 +33,16 @@ DISPATCH_BATCH = 200
 DEFER_SECONDS = 10
 
 
+def _lock_key(kind: str, pk: int) -> str:
+    return f"bh:poll-lock:{kind}:{pk}"
+
+
 @contextmanager
 def source_lock(kind: str, pk: int) -> Iterator[bool]:
-    key = f"bh:poll-lock:{kind}:{pk}"
-    token = uuid.uuid4().hex
+    """One poll per source at a time. The lock's value is "<owner> <start time>", so "Poll now"
+    can say since when a poll has been running instead of queueing one that would be skipped."""
+    key = _lock_key(kind, pk)
+    token = f"{uuid.uuid4().hex} {timezone.now().isoformat()}"
     acquired = cache.add(key, token, LOCK_TTL)
     try:
         yield acquired
@@ -44,6 +50,23 @@ def source_lock(kind: str, pk: int) -> Iterator[bool]:
         # Only release our own lock: after a timeout another worker may hold a new one.
         if acquired and cache.get(key) == token:
             cache.delete(key)
+
+
+def poll_running_since(kind: str, pk: int) -> datetime | None:
+    """When the poll now holding the source's lock started, or None when no poll holds it.
+    `kind` is "cluster" or "account", as for `source_lock`."""
+    value = cache.get(_lock_key(kind, pk))
+    if not isinstance(value, str):
+        return None
+    _, _, started = value.partition(" ")
+    try:
+        return datetime.fromisoformat(started)
+    except ValueError:
+        # A lock written by an older release (owner only, during a rolling upgrade): the running
+        # PollRun says when it started; without one, the lock is not reported.
+        owner = {"cluster_id": pk} if kind == "cluster" else {"account_id": pk}
+        run = m.PollRun.objects.filter(status=m.PollRun.Status.RUNNING, **owner).order_by("-started_at")
+        return run.values_list("started_at", flat=True).first()
 
 
 def _claim_due(model: type[m.PolledSource], now) -> list[int]:

@@ -15,3 +15,5 @@ app.autodiscover_tasks()
 app.autodiscover_tasks(related_name="alerts")
 # Active probes live in bindings/probe_tasks.py.
 app.autodiscover_tasks(related_name="probe_tasks")
+# Kubernetes Events on TGBs (opt-in per cluster) live in bindings/kube_events.py.
+app.autodiscover_tasks(related_name="kube_events")

@@ -8,6 +8,7 @@ silently run eagerly: a running demo has a real worker. See `.env.example` for e
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -98,6 +99,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.security.ContentSecurityPolicyMiddleware",
+    # Last, so it sees each page first on the way out: control/format characters from cluster
+    # and AWS data shown as visible escapes (dashboard/visible.py).
+    "dashboard.visible.VisibleTextMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -113,6 +117,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.sso.context",
             ],
         },
     },
@@ -186,6 +191,39 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+
+# --- single sign-on (OpenID Connect; dashboard/sso.py, docs/operations.md) -------------------
+BH_OIDC_ENABLED = envbool("BH_OIDC_ENABLED", False)
+BH_OIDC_LABEL = os.environ.get("BH_OIDC_LABEL", "Sign in with single sign-on")
+# The claim holding the user's groups, and which groups make which role (JSON object
+# {"viewer": [...], "may-apply": [...], "admin": [...]}). Empty mapping: every user is a viewer.
+BH_OIDC_GROUPS_CLAIM = os.environ.get("BH_OIDC_GROUPS_CLAIM", "groups")
+try:
+    BH_OIDC_ROLE_GROUPS: dict[str, list[str]] = json.loads(os.environ.get("BH_OIDC_ROLE_GROUPS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BH_OIDC_ROLE_GROUPS must be a JSON object: {exc}") from None
+if not isinstance(BH_OIDC_ROLE_GROUPS, dict) or not all(
+    isinstance(v, list) and all(isinstance(g, str) for g in v) for v in BH_OIDC_ROLE_GROUPS.values()
+):
+    raise ImproperlyConfigured('BH_OIDC_ROLE_GROUPS must look like {"admin": ["group", ...], ...}')
+# mozilla-django-oidc's own settings, under its names (endpoints from the provider's
+# /.well-known/openid-configuration; the client secret from a file or variable).
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = envsecret("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_USE_PKCE = True
+OIDC_USERNAME_ALGO = "dashboard.sso.username_from_email"
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT", 10)
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if BH_OIDC_ENABLED:
+    # Local passwords stay (demo, break-glass); the OIDC backend only answers the callback.
+    AUTHENTICATION_BACKENDS.insert(0, "dashboard.sso.RoleMappingBackend")
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -230,6 +268,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "send-alerts": {
         "task": "bindings.alerts.send_alerts_task",
+        "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
+        "options": {"expires": 14},
+    },
+    "emit-kube-events": {
+        "task": "bindings.kube_events.emit_kube_events_task",
         "schedule": float(envint("BH_DISPATCH_EVERY_SECONDS", 15)),
         "options": {"expires": 14},
     },
@@ -278,14 +321,45 @@ BH_POLL_INTERVAL_MAX_SECONDS = envint("BH_POLL_INTERVAL_MAX_SECONDS", 1800)
 BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
 # An unchanged payload skips sync for at most this long; then a full sync runs regardless.
 BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
+# A poll whose answer would delete more than this fraction of a source's bindings (a cluster's
+# TargetGroupBindings, an account's target groups) and more than BH_MASS_DELETE_MIN of them stores
+# nothing and waits for the next poll to agree (bindings.polling.deletion_hold): an odd answer
+# must not delete every binding with its history.
+BH_MASS_DELETE_FRACTION = float(os.environ.get("BH_MASS_DELETE_FRACTION", "0.5"))
+BH_MASS_DELETE_MIN = envint("BH_MASS_DELETE_MIN", 5)
 # /metrics access: a bearer token, and/or client CIDRs. Neither set: loopback clients only.
 # API tokens verified within this many seconds are not looked up again by the same process (0: off).
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
+# The credentials boundary (bindings/credentials.py): every file the worker reads by a path typed
+# into the admin (cluster token, kubeconfig and CA files; alert hook URL files) must resolve, symlinks
+# followed, to a file under one of these directories. Default: the pod's service-account folder and
+# the data directory. Never list the folder holding the app's own secrets (SECRET_KEY_FILE, …).
+# Empty counts as unset: a blank line copied from .env.example must not silently allow nothing.
+BH_CREDENTIALS_DIRS = envlist(
+    "BH_CREDENTIALS_DIRS", f"/var/run/secrets/kubernetes.io/serviceaccount,{DATA_DIR}"
+) or ["/var/run/secrets/kubernetes.io/serviceaccount", str(DATA_DIR)]
+# Alert webhooks may only go to these hosts (exact names, or "*.example.com" for its subdomains);
+# empty: any host. Checked when a hook is saved and again before every delivery.
+BH_WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in envlist("BH_WEBHOOK_ALLOWED_HOSTS")]
+for _host in BH_WEBHOOK_ALLOWED_HOSTS:
+    if not _host or any(c in _host for c in "/:@ ") or "*" in _host.removeprefix("*."):
+        raise ImproperlyConfigured(
+            f"BH_WEBHOOK_ALLOWED_HOSTS: {_host!r} is not a host name (give hooks.slack.com or *.example.com, "
+            "no scheme, port or path)"
+        )
+# Applying a fix (bindings/apply.py): an apply must name a dry-run the same user made at most this
+# many seconds ago; the exact patch that dry-run recorded is what is sent.
+BH_APPLY_REVIEW_SECONDS = envint("BH_APPLY_REVIEW_SECONDS", 600)
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
 BH_ALERT_MAX_ATTEMPTS = envint("BH_ALERT_MAX_ATTEMPTS", 5)
 BH_ALERT_TIMEOUT_SECONDS = envint("BH_ALERT_TIMEOUT_SECONDS", 10)
+# PagerDuty hooks post here (EU accounts: https://events.eu.pagerduty.com/v2/enqueue).
+BH_PAGERDUTY_EVENTS_URL = os.environ.get("BH_PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+# Kubernetes Events on TGBs (clusters with "emit Kubernetes events"): at most this many per
+# cluster per minute; transitions beyond it are recorded as skipped, never queued up.
+BH_KUBE_EVENTS_PER_MINUTE = envint("BH_KUBE_EVENTS_PER_MINUTE", 30)
 # Active probes (off unless a cluster, a binding's setting or its annotation enables them): at most
 # this many sockets in flight per round, and the defaults for bindings without a ProbeSetting row.
 BH_PROBE_CONCURRENCY = envint("BH_PROBE_CONCURRENCY", 8)

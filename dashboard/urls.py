@@ -22,6 +22,8 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    # Single sign-on (404 unless BH_OIDC_ENABLED): /oidc/authenticate/ and /oidc/callback/.
+    path("oidc/", include("dashboard.sso")),
     path("", include("bindings.urls")),
     path("", include("dashboard.ui_urls")),
 ]

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import yaml
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import (
@@ -52,10 +52,11 @@ from django_htmx.middleware import HtmxDetails
 
 from bindings import apply as fix_apply_module
 from bindings import models as m
+from bindings.fixes import render as fix_render
 from bindings.probing import latest_probes
 
 PAGE_SIZE = 50
-POLL_PERMISSION = "bindings.change_cluster"
+POLL_PERMISSION = m.Cluster.POLL_PERMISSION
 VERDICT_CHOICES = [
     ("reachable", "reachable"),
     ("partial", "partial"),
@@ -154,7 +155,9 @@ def _not_modified(etag: str) -> HttpResponse:
 def _source_state(source: m.PolledSource | None) -> tuple[Any, ...]:
     if source is None:
         return ()
-    return (source.pk, source.last_success_at, source.last_polled_at, source.last_error, source.is_stale)
+    # The TLS warning is shown with the cluster (a superuser may fix it without a poll).
+    tls = source.tls_warning if isinstance(source, m.Cluster) else ""
+    return (source.pk, source.last_success_at, source.last_polled_at, source.last_error, source.is_stale, tls)
 
 
 def _newest_change() -> datetime | None:
@@ -589,7 +592,26 @@ def _path(
         targets.note = "data needed for the judgement is missing"
     if listener.state == "fail":
         listener.note = f"{protocol} is not offered to this target group"
-    return [clients, listener, group, targets, rules]
+    hops = [clients, listener, group, targets, rules]
+    # The network ACL of the targets' subnet, when it refuses: the entries, as the analysis names
+    # them (rule number, direction, ports). Where the security groups admit the traffic, the
+    # rules hop is not the one that fails.
+    refused = [t for t in pv.get("targets", []) if t.get("admitted") is False]
+    acl_lines = sorted(
+        {
+            piece.strip()
+            for t in refused
+            for piece in re.split(r"; |, but ", str(t.get("reason", "")))
+            if piece.strip().startswith("network ACL")
+        }
+    )
+    if acl_lines:
+        acl = Hop("network-acl", "Network ACL (target subnet)", acl_lines[:10], state="fail")
+        acl.note = f"{protocol} {port} is refused here (ACLs are stateless: replies need outbound entries)"
+        if all(str(t.get("reason", "")).startswith("the security groups admit") for t in refused):
+            rules.state, rules.note = "ok", "the security groups admit it"
+        hops.append(acl)
+    return hops
 
 
 def _health_warnings(data: dict[str, Any], target_group: m.TargetGroup | None) -> list[str]:
@@ -888,12 +910,6 @@ def binding_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 # --- fix panel, download, dry-run and apply -----------------------------------------------------------
 
 
-def _fix_of(binding: m.TargetGroupBinding) -> dict[str, Any] | None:
-    result = getattr(binding, "result", None)
-    fix = (result.data or {}).get("fix") if result else None
-    return fix if isinstance(fix, dict) and fix else None
-
-
 def _as_text(item: Any) -> str:
     """Alternatives may be plain strings or small dicts; show commands as text either way."""
     if isinstance(item, str):
@@ -902,16 +918,12 @@ def _as_text(item: Any) -> str:
         for key in ("command", "cli", "text"):
             if isinstance(item.get(key), str):
                 return item[key]
-    return yaml.safe_dump(item, sort_keys=False).strip()
+    return fix_render.to_yaml(item).strip()
 
 
 def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[str, Any]:
-    fix = _fix_of(binding)
-    manifest_yaml = ""
-    if fix:
-        manifest_yaml = fix.get("manifestYaml") or (
-            yaml.safe_dump(fix["manifest"], sort_keys=False) if isinstance(fix.get("manifest"), dict) else ""
-        )
+    fix = fix_apply_module.stored_fix(binding)
+    manifest_yaml = fix_render.stored_manifest_yaml(fix)
     health_commands = []
     for item in (fix or {}).get("healthCheck") or []:
         if isinstance(item, dict):
@@ -924,6 +936,7 @@ def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[st
         "manifest_yaml": manifest_yaml,
         "patch_command": ((fix or {}).get("patch") or {}).get("kubectl", "") if fix else "",
         "sg_commands": [_as_text(c) for c in (fix or {}).get("securityGroupCommands") or []],
+        "acl_commands": [_as_text(c) for c in (fix or {}).get("networkAclCommands") or []],
         "terraform": (fix or {}).get("terraform") or "",
         "health_commands": health_commands,
         "warnings": [_as_text(w) for w in (fix or {}).get("warnings") or []],
@@ -953,12 +966,7 @@ def binding_fix(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def binding_fix_yaml(request: HttpRequest, pk: int) -> HttpResponse:
     """Download the fix manifest as a YAML file."""
     binding = _binding_for_user(request, pk)
-    fix = _fix_of(binding)
-    text = ""
-    if fix:
-        text = fix.get("manifestYaml") or (
-            yaml.safe_dump(fix["manifest"], sort_keys=False) if isinstance(fix.get("manifest"), dict) else ""
-        )
+    text = fix_render.stored_manifest_yaml(fix_apply_module.stored_fix(binding))
     if not text:
         return HttpResponse("No automatic fix for this binding.\n", status=404, content_type="text/plain")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{binding.namespace}-{binding.name}")[:150]
@@ -971,7 +979,9 @@ def _apply_response(
     request: HtmxHttpRequest, binding: m.TargetGroupBinding, outcome: fix_apply_module.Outcome, step: str
 ) -> HttpResponse:
     context = _fix_context(request, binding)
-    context.update({"outcome": outcome, "step": step})
+    context.update(
+        {"outcome": outcome, "step": step, "review_minutes": max(1, settings.BH_APPLY_REVIEW_SECONDS // 60)}
+    )
     status = 403 if outcome.status == m.FixApplication.Status.DENIED else 200
     template = "dashboard/binding_fix.html#apply" if _partial(request) else "dashboard/binding_fix.html"
     return render(request, template, context, status=status)
@@ -980,22 +990,20 @@ def _apply_response(
 @require_POST
 @login_required
 def binding_fix_dry_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Step 1 of applying: a server-side dry-run (or a clearly labelled local diff)."""
+    """Step 1 of applying, the review: a server-side dry-run (or a clearly labelled local diff),
+    recorded with the exact patch an apply of it sends."""
     binding = _binding_for_user(request, pk)
-    outcome = fix_apply_module.fix_dry_run(binding=binding, user=request.user, fix=_fix_of(binding))
+    outcome = fix_apply_module.fix_dry_run(binding=binding, user=request.user)
     return _apply_response(request, binding, outcome, "dry-run")
 
 
 @require_POST
 @login_required
 def binding_fix_apply(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Step 2: the real patch, only if the binding is still the one the dry-run saw."""
+    """Step 2: send the patch of the dry-run named in the form (`bindings.apply.apply_reviewed`)."""
     binding = _binding_for_user(request, pk)
-    outcome = fix_apply_module.fix_apply(
-        binding=binding,
-        user=request.user,
-        fix=_fix_of(binding),
-        resource_version=request.POST.get("resource_version", "")[:64],
+    outcome = fix_apply_module.apply_reviewed(
+        request.POST.get("dry_run", "")[:20], request.user, binding=binding
     )
     return _apply_response(request, binding, outcome, "apply")
 
@@ -1043,20 +1051,23 @@ def cluster_poll_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def cluster_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Enqueue a poll of the cluster now (permission bindings.change_cluster)."""
+    """Enqueue a poll of the cluster now (permission bindings.poll_cluster), unless one is running:
+    then say since when, and queue nothing (the queued poll would find the lock held)."""
     cluster = get_object_or_404(m.Cluster, pk=pk)
     if not request.user.has_perm(POLL_PERMISSION):
-        return HttpResponseForbidden(
-            "You do not have the permission to poll clusters (bindings.change_cluster)."
-        )
-    from bindings.tasks import poll_cluster_task  # the view module must not need Celery to import
+        return HttpResponseForbidden(f"You do not have the permission to poll clusters ({POLL_PERMISSION}).")
+    # the view module must not need Celery to import
+    from bindings.tasks import poll_cluster_task, poll_running_since
 
+    running_since = poll_running_since("cluster", cluster.pk)
     since = timezone.now()
-    poll_cluster_task.delay_on_commit(cluster.pk, "dashboard")
+    if running_since is None:
+        poll_cluster_task.delay_on_commit(cluster.pk, "dashboard")
     next_url = request.POST.get("next", "")
     if _partial(request):
-        context = _poll_context(request, cluster, since)
+        context = _poll_context(request, cluster, None if running_since else since)
         context["next"] = next_url
+        context["running_since"] = running_since
         return render(request, "dashboard/_poll.html", context)
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = reverse("dashboard:cluster-detail", args=[cluster.pk])

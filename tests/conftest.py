@@ -31,6 +31,15 @@ def admin_user(django_user_model):
 
 
 @pytest.fixture
+def credentials_dir(tmp_path, settings) -> Path:
+    """A directory the worker may read credential files from (BH_CREDENTIALS_DIRS), alone."""
+    directory = tmp_path / "credentials"
+    directory.mkdir()
+    settings.BH_CREDENTIALS_DIRS = [str(directory)]
+    return directory
+
+
+@pytest.fixture
 def aws_account(db):
     from bindings.models import AwsAccount
 

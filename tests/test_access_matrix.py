@@ -6,15 +6,22 @@ expectations themselves are written out here, by hand, from the access policy (R
 never derived from the views under test:
 
 - pages and partials: anonymous → login redirect; any signed-in user reads; poll needs
-  bindings.change_cluster, apply needs bindings.apply_fix and a cluster that allows it;
-- /api/: anonymous → 401 problem JSON; read tokens and sessions read; POST /polls needs a write
-  token or the permission; expired and revoked tokens → 401;
+  bindings.poll_cluster (not change_cluster), apply needs bindings.apply_fix and a cluster that
+  allows it;
+- /api/: anonymous → 401 problem JSON (also when a CSRF check would apply); read tokens and
+  sessions read; POST /polls needs the poll permission, held by the session's user or by the owner
+  of a read-write token (a token never has more rights than its owner); expired and revoked
+  tokens → 401;
 - the admin: staff only, read-only models refuse add/change/delete even to superusers;
 - /metrics: bearer token or allowed CIDR, else loopback only (the matrix requests come from a
   non-loopback address, the rules are covered by `test_metrics_access_rules`);
 - /healthz, /readyz, the login and password-reset forms: public.
 
 A bearer token authenticates the API only: on HTML pages it is no login.
+
+`test_every_role_and_every_action` is the second table: roles (viewer, poller, editor, operator,
+superuser) × actions on sources and tokens (poll by every route, edit connection fields, TLS and
+apply switches, add sources, mint tokens), judged by their effect.
 """
 
 from __future__ import annotations
@@ -41,38 +48,58 @@ from tests.test_pages import load_scenario
 pytestmark = pytest.mark.django_db
 
 REMOTE = "203.0.113.7"  # a non-loopback client: /metrics refuses it unless configured
-PERSONAS = ("anon", "viewer", "operator", "staff", "tok_read", "tok_write", "tok_expired", "tok_revoked")
+# viewer: signed in, no permissions; poller: may poll (poll_cluster, poll_awsaccount) and nothing
+# else; operator: poll, change_cluster and apply_fix; staff: a superuser. tok_read/tok_write are the
+# viewer's tokens, tok_poller is the poller's read-write token.
+PERSONAS = (
+    "anon",
+    "viewer",
+    "poller",
+    "operator",
+    "staff",
+    "tok_read",
+    "tok_write",
+    "tok_poller",
+    "tok_expired",
+    "tok_revoked",
+)
 METHODS = ("GET", "POST")
 
 # Outcome codes: a status, or
 #   login  = 302 to /accounts/login/?next=…      alogin = 302 to /admin/login/?next=…
 #   302    = any other redirect                  NNNp   = status NNN as application/problem+json
-# Row order is PERSONAS: anon, viewer, operator, staff, read token, write token, expired, revoked.
-Row = tuple[str, str, str, str, str, str, str, str]
+# Row order is PERSONAS: anon, viewer, poller, operator, staff, read token, write token (viewer's),
+# write token (poller's), expired, revoked.
+Row = tuple[str, str, str, str, str, str, str, str, str, str]
+N = len(PERSONAS)
 
-ALL_200: Row = ("200",) * 8
-ALL_405: Row = ("405",) * 8
-ALL_302: Row = ("302",) * 8
+ALL_200: Row = ("200",) * N
+ALL_405: Row = ("405",) * N
+ALL_302: Row = ("302",) * N
 # Dashboard pages: any signed-in user; a bearer token is not a login.
-PAGE: Row = ("login", "200", "200", "200", "login", "login", "login", "login")
-# Poll now (POST): needs bindings.change_cluster; success redirects back to the cluster page.
-POLL: Row = ("login", "403", "302", "302", "login", "login", "login", "login")
+PAGE: Row = ("login", "200", "200", "200", "200", "login", "login", "login", "login", "login")
+# Poll now (POST): needs bindings.poll_cluster; success redirects back to the cluster page.
+POLL: Row = ("login", "403", "302", "302", "302", "login", "login", "login", "login", "login")
 # Fix dry-run / apply (POST): needs bindings.apply_fix and Cluster.allow_apply_fix. The operator's
 # request then reaches the (unreachable) API server and reports its error: 200, not 403.
-APPLY: Row = ("login", "403", "200", "200", "login", "login", "login", "login")
+APPLY: Row = ("login", "403", "403", "200", "200", "login", "login", "login", "login", "login")
 # The JSON API: sessions and live tokens read; no credentials or dead tokens → 401 problem.
-API_READ: Row = ("401p", "200", "200", "200", "200", "200", "401p", "401p")
-API_POLL: Row = ("401p", "403p", "202", "202", "403p", "202", "401p", "401p")
-API_405: Row = ("405p",) * 8
-API_404: Row = ("404p",) * 8
+API_READ: Row = ("401p", "200", "200", "200", "200", "200", "200", "200", "401p", "401p")
+# Polls: the permission, of the session's user or of a write token's owner (the viewer's write
+# token polls nothing: the viewer may not).
+API_POLL: Row = ("401p", "403p", "202", "202", "202", "403p", "403p", "202", "401p", "401p")
+API_405: Row = ("405p",) * N
+API_404: Row = ("404p",) * N
 # The admin: staff only (non-staff, signed in or not, are sent to the admin's login).
-ADMIN_OK: Row = ("alogin", "alogin", "alogin", "200", "alogin", "alogin", "alogin", "alogin")
-ADMIN_403: Row = ("alogin", "alogin", "alogin", "403", "alogin", "alogin", "alogin", "alogin")
-ADMIN_404: Row = ("alogin", "alogin", "alogin", "404", "alogin", "alogin", "alogin", "alogin")
-ADMIN_302: Row = ("alogin", "alogin", "alogin", "302", "alogin", "alogin", "alogin", "alogin")
-ADMIN_405: Row = ("alogin", "alogin", "alogin", "405", "alogin", "alogin", "alogin", "alogin")
+_NO_ADMIN = ("alogin",) * 5
+ADMIN_OK: Row = ("alogin", "alogin", "alogin", "alogin", "200", *_NO_ADMIN)
+ADMIN_403: Row = ("alogin", "alogin", "alogin", "alogin", "403", *_NO_ADMIN)
+ADMIN_404: Row = ("alogin", "alogin", "alogin", "alogin", "404", *_NO_ADMIN)
+ADMIN_302: Row = ("alogin", "alogin", "alogin", "alogin", "302", *_NO_ADMIN)
+ADMIN_405: Row = ("alogin", "alogin", "alogin", "alogin", "405", *_NO_ADMIN)
 # Signed-in account pages (password change): any signed-in user.
-ACCOUNT: Row = ("login", "200", "200", "200", "login", "login", "login", "login")
+_NO_LOGIN = ("login",) * 5
+ACCOUNT: Row = ("login", "200", "200", "200", "200", *_NO_LOGIN)
 
 # The admin's models, written out: a newly registered model produces URLs that are missing here.
 # True = operators edit it (add/change/delete allowed to staff); False = observed state, read-only.
@@ -102,6 +129,7 @@ ADMIN_MODELS: dict[str, bool] = {
     "bindings/alertdelivery": False,
     "bindings/probesetting": True,
     "bindings/proberesult": False,
+    "bindings/fixapplication": False,  # the apply audit: nobody edits or deletes it
 }
 
 
@@ -153,7 +181,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     },
     "accounts/aws/<int:pk>/": {"url": "/accounts/aws/{account}/", "GET": PAGE, "POST": ALL_405},
     # --- machine endpoints ---
-    "metrics": {"url": "/metrics", "GET": ("403",) * 8, "POST": ALL_405},
+    "metrics": {"url": "/metrics", "GET": ("403",) * N, "POST": ALL_405},
     "healthz": {"url": "/healthz", "GET": ALL_200, "POST": ALL_405},
     "readyz": {"url": "/readyz", "GET": ALL_200, "POST": ALL_405},
     # --- the JSON API ---
@@ -186,20 +214,20 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "accounts/password_change/done/": {
         "url": "/accounts/password_change/done/",
         "GET": ACCOUNT,
-        "POST": ("login", "405", "405", "405", "login", "login", "login", "login"),
+        "POST": ("login", "405", "405", "405", "405", *_NO_LOGIN),
     },
     # --- the admin ---
     "admin/": {"url": "/admin/", "GET": ADMIN_OK, "POST": ADMIN_OK},
     # The login form answers everyone; a staff user who is signed in already is sent on (302).
     "admin/login/": {
         "url": "/admin/login/",
-        "GET": ("200", "200", "200", "302", "200", "200", "200", "200"),
+        "GET": ("200", "200", "200", "200", "302", "200", "200", "200", "200", "200"),
         "POST": ALL_200,
     },
     # Non-staff are sent to the admin index (which sends them on to its login); staff log out by POST.
     "admin/logout/": {
         "url": "/admin/logout/",
-        "GET": ("302", "302", "302", "405", "302", "302", "302", "302"),
+        "GET": ("302", "302", "302", "302", "405", "302", "302", "302", "302", "302"),
         "POST": ALL_302,
     },
     "admin/password_change/": {"url": "/admin/password_change/", "GET": ADMIN_OK, "POST": ADMIN_OK},
@@ -260,13 +288,13 @@ def world(cluster, alice, admin_user, django_user_model) -> dict[str, Any]:
     bindings = load_scenario(cluster)
     binding = bindings["coredns-udp"]
     operator = django_user_model.objects.create_user("bob", "bob@example.invalid", "bob-password-1")
-    operator.user_permissions.add(
-        Permission.objects.get(codename="change_cluster", content_type__app_label="bindings"),
-        Permission.objects.get(codename="apply_fix", content_type__app_label="bindings"),
-    )
+    operator.user_permissions.add(*_perms("poll_cluster", "poll_awsaccount", "change_cluster", "apply_fix"))
+    poller = django_user_model.objects.create_user("pia", "pia@example.invalid", "pia-password-1")
+    poller.user_permissions.add(*_perms("poll_cluster", "poll_awsaccount"))
     tokens = {
         "tok_read": make_token(alice, "read"),
         "tok_write": make_token(alice, "write"),
+        "tok_poller": make_token(poller, "write"),
         "tok_expired": make_token(alice, "write", expires_at=timezone.now() - timedelta(minutes=1)),
         "tok_revoked": make_token(alice, "write", revoked=True),
     }
@@ -275,7 +303,7 @@ def world(cluster, alice, admin_user, django_user_model) -> dict[str, Any]:
         label: apps.get_model(*label.split("/")).objects.order_by("pk").first().pk for label in ADMIN_MODELS
     }
     return {
-        "users": {"viewer": alice, "operator": operator, "staff": admin_user},
+        "users": {"viewer": alice, "poller": poller, "operator": operator, "staff": admin_user},
         "tokens": tokens,
         "ids": {
             "binding": binding.pk,
@@ -286,6 +314,12 @@ def world(cluster, alice, admin_user, django_user_model) -> dict[str, Any]:
             "obj": objects,
         },
     }
+
+
+def _perms(*codenames: str) -> list[Permission]:
+    perms = list(Permission.objects.filter(codename__in=codenames, content_type__app_label="bindings"))
+    assert len(perms) == len(codenames), codenames
+    return perms
 
 
 def ensure_one_of_each(cluster: m.Cluster, binding: m.TargetGroupBinding) -> None:
@@ -300,6 +334,15 @@ def ensure_one_of_each(cluster: m.Cluster, binding: m.TargetGroupBinding) -> Non
     m.ProbeResult.objects.get_or_create(
         binding=binding, protocol="UDP", kind="dns", address="192.0.2.1", status="ok"
     )
+    if not m.FixApplication.objects.exists():
+        m.FixApplication.objects.create(
+            cluster=cluster,
+            binding=binding,
+            namespace=binding.namespace,
+            name=binding.name,
+            status=m.FixApplication.Status.DRY_RUN,
+            patch='{"spec": {}}',
+        )
     if not m.KubePod.objects.exists():
         m.KubePod.objects.create(cluster=cluster, uid="pod-1", namespace="kube-system", name="pod-1")
     if not m.KubeNode.objects.exists():
@@ -381,7 +424,7 @@ def test_access_matrix(persona, world, no_side_effects, settings):
 
 def test_the_matrix_counts(world):
     """For the report: URL patterns × methods × personas, every cell explicit."""
-    assert len(EXPECTED) * len(METHODS) * len(PERSONAS) == len(EXPECTED) * 16
+    assert len(EXPECTED) * len(METHODS) * len(PERSONAS) == len(EXPECTED) * 20
     for route, row in EXPECTED.items():
         for method in METHODS:
             assert len(row[method]) == len(PERSONAS), route
@@ -410,7 +453,32 @@ def test_apply_is_refused_when_the_cluster_does_not_allow_it(world):
     for step in ("dry-run", "apply"):
         response = client.post(f"/bindings/{world['ids']['binding']}/fix/{step}/", {})
         assert response.status_code == 403, step
-    assert set(m.FixApplication.objects.values_list("status", flat=True)) == {m.FixApplication.Status.DENIED}
+    made = m.FixApplication.objects.filter(user=world["users"]["operator"])
+    assert set(made.values_list("status", flat=True)) == {m.FixApplication.Status.DENIED}
+
+
+def test_apply_takes_only_the_users_own_review(world):
+    """Apply sends a reviewed patch only to the user who reviewed it: not even a superuser may
+    apply someone else's dry-run, nor apply without one (both 200 with the refusal, recorded)."""
+    binding = m.TargetGroupBinding.objects.get(pk=world["ids"]["binding"])
+    review = m.FixApplication.objects.create(
+        cluster=binding.cluster,
+        binding=binding,
+        namespace=binding.namespace,
+        name=binding.name,
+        user=world["users"]["operator"],
+        status=m.FixApplication.Status.DRY_RUN,
+        patch='{"spec": {"networking": {}}}',
+    )
+    staff = persona_client("staff", world)
+
+    theirs = staff.post(f"/bindings/{binding.pk}/fix/apply/", {"dry_run": review.pk})
+    none = staff.post(f"/bindings/{binding.pk}/fix/apply/", {})
+
+    assert theirs.status_code == 200 and "made by another user" in theirs.content.decode()
+    assert none.status_code == 200 and "needs the id of a dry-run" in none.content.decode()
+    made = m.FixApplication.objects.filter(user=world["users"]["staff"]).order_by("pk")
+    assert [(a.status, a.reviewed_id) for a in made] == [("refused", review.pk), ("refused", None)]
 
 
 def test_metrics_access_rules(world, settings):
@@ -540,7 +608,7 @@ def test_the_admin_poll_now_action_needs_a_csrf_token(world, no_side_effects):
 def test_a_bearer_token_needs_no_csrf_token_but_a_session_cookie_does(world):
     body = '{"cluster": "demo"}'
     with patch("bindings.tasks.poll_cluster_task.delay_on_commit") as delay:
-        token_client, _ = csrf_client("tok_write", world)
+        token_client, _ = csrf_client("tok_poller", world)
         token_response = token_client.post("/api/v1/polls", body, content_type="application/json")
         assert token_response.status_code == 202
         assert delay.call_count == 1
@@ -599,3 +667,195 @@ def test_there_is_no_self_service_password_reset(client, db):
     """Reset mails need outgoing mail a self-hosted install rarely has; operators reset passwords."""
     assert client.get("/accounts/password_reset/").status_code == 404
     assert client.get("/accounts/reset/MQ/bogus-token/").status_code == 404
+
+
+# --- who may do what: every role × every action on sources and tokens ---------------------------------
+#
+# The table above covers URLs; this one covers *actions*, judged by their effect (a poll queued, a
+# row changed, a token minted) rather than by status codes. Written by hand from docs/security.md:
+# polling is its own right (poll_cluster / poll_awsaccount), connection fields, the TLS switch, the
+# apply switch and adding sources are for superusers, tokens for others only superusers mint.
+
+ROLES = ("viewer", "poller", "editor", "operator", "superuser")
+# viewer: signed in, nothing else. poller: poll_* only (not staff). editor: staff with view/change
+# on sources and add/change on tokens, no poll. operator: editor + poll_* + apply_fix. superuser.
+ACTIONS: dict[str, tuple[bool, bool, bool, bool, bool]] = {
+    "dashboard poll (cluster)": (False, True, False, True, True),
+    "API poll, session (cluster)": (False, True, False, True, True),
+    "API poll, session (account)": (False, True, False, True, True),
+    "API poll, own write token (cluster)": (False, True, False, True, True),
+    "API poll, own write token (account)": (False, True, False, True, True),
+    "admin Poll now (cluster)": (False, False, False, True, True),
+    "admin Poll now (account)": (False, False, False, True, True),
+    "admin edit poll interval": (False, False, True, True, True),
+    "admin edit API URL": (False, False, False, False, True),
+    "admin edit token file": (False, False, False, False, True),
+    "admin turn TLS verification off": (False, False, False, False, True),
+    "admin allow apply on the cluster": (False, False, False, False, True),
+    "admin edit account role ARN": (False, False, False, False, True),
+    "admin add cluster": (False, False, False, False, True),
+    "admin mint token for self": (False, False, True, True, True),
+    "admin mint token for another user": (False, False, False, False, True),
+}
+
+
+@pytest.fixture
+def role_users(django_user_model, alice, admin_user) -> dict[str, Any]:
+    poller = django_user_model.objects.create_user("pia", password="pia-password-1")
+    poller.user_permissions.add(*_perms("poll_cluster", "poll_awsaccount"))
+    editing = (
+        "view_cluster",
+        "change_cluster",
+        "view_awsaccount",
+        "change_awsaccount",
+        "view_apitoken",
+        "add_apitoken",
+        "change_apitoken",
+    )
+    editor = django_user_model.objects.create_user("eve", password="eve-password-1", is_staff=True)
+    editor.user_permissions.add(*_perms(*editing))
+    operator = django_user_model.objects.create_user("otto", password="otto-password-1", is_staff=True)
+    operator.user_permissions.add(*_perms(*editing, "poll_cluster", "poll_awsaccount", "apply_fix"))
+    return {
+        "viewer": alice,
+        "poller": poller,
+        "editor": editor,
+        "operator": operator,
+        "superuser": admin_user,
+    }
+
+
+def _cluster_form(cluster: m.Cluster, **overrides: str) -> dict[str, str]:
+    """The complete change form as the admin renders it for a superuser; others' extra fields
+    are ignored by the admin (read-only for them)."""
+    data = {
+        "name": cluster.name,
+        "enabled": "on",
+        "aws_account": str(cluster.aws_account_id),
+        "poll_interval_seconds": str(cluster.poll_interval_seconds),
+        "probe_kind": cluster.probe_kind,
+        "connection": cluster.connection,
+        "kubeconfig_path": cluster.kubeconfig_path,
+        "kube_context": cluster.kube_context,
+        "api_url": cluster.api_url,
+        "token_file": cluster.token_file,
+        "ca_file": cluster.ca_file,
+        "client_networks-TOTAL_FORMS": "0",
+        "client_networks-INITIAL_FORMS": "0",
+    }
+    if cluster.verify_ssl:
+        data["verify_ssl"] = "on"
+    if cluster.allow_apply_fix:
+        data["allow_apply_fix"] = "on"
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _do(action: str, client: Client, user: Any, cluster: m.Cluster, other: Any, token_dir: Any) -> bool:
+    """Attempt `action` as `user`; True when it took effect."""
+    account = cluster.aws_account
+    assert account is not None
+    url = f"/admin/bindings/cluster/{cluster.pk}/change/"
+    with (
+        patch("bindings.tasks.poll_cluster_task.delay_on_commit") as poll_cluster,
+        patch("bindings.tasks.poll_account_task.delay_on_commit") as poll_account,
+    ):
+        if action == "dashboard poll (cluster)":
+            client.post(f"/clusters/{cluster.pk}/poll/")
+        elif action.startswith("API poll"):
+            body = {"cluster": cluster.name} if "(cluster)" in action else {"account": account.name}
+            headers = {}
+            if "token" in action:
+                headers["HTTP_AUTHORIZATION"] = f"Bearer {make_token(user, 'write')}"
+                client = Client()  # the token alone, no session
+            client.post("/api/v1/polls", body, content_type="application/json", **headers)
+        elif action.startswith("admin Poll now"):
+            target = ("cluster", cluster.pk) if "(cluster)" in action else ("awsaccount", account.pk)
+            client.post(
+                f"/admin/bindings/{target[0]}/",
+                {"action": "poll_now", "index": "0", "_selected_action": [str(target[1])]},
+            )
+        if action.startswith(("dashboard poll", "API poll", "admin Poll now")):
+            return bool(poll_cluster.call_count or poll_account.call_count)
+
+    def changed(**overrides: str) -> m.Cluster:
+        client.post(url, _cluster_form(cluster, **overrides))
+        return m.Cluster.objects.get(pk=cluster.pk)
+
+    if action == "admin edit poll interval":
+        return changed(poll_interval_seconds="777").poll_interval_seconds == 777
+    if action == "admin edit API URL":
+        return changed(api_url="https://attacker.example").api_url == "https://attacker.example"
+    if action == "admin edit token file":
+        token = token_dir / "token"
+        token.write_text("t")
+        return changed(token_file=str(token)).token_file == str(token)
+    if action == "admin turn TLS verification off":
+        form = _cluster_form(cluster, api_url="https://kube.example.invalid")
+        form.pop("verify_ssl", None)
+        client.post(url, form)
+        return not m.Cluster.objects.get(pk=cluster.pk).verify_ssl
+    if action == "admin allow apply on the cluster":
+        return changed(allow_apply_fix="on").allow_apply_fix
+    if action == "admin edit account role ARN":
+        arn = "arn:aws:iam::999999999999:role/other"
+        form = {"name": account.name, "account_id": account.account_id, "region": account.region}
+        form |= {"enabled": "on", "poll_interval_seconds": "300", "role_arn": arn}
+        client.post(f"/admin/bindings/awsaccount/{account.pk}/change/", form)
+        return m.AwsAccount.objects.get(pk=account.pk).role_arn == arn
+    if action == "admin add cluster":
+        form = _cluster_form(cluster, name="added", api_url="https://kube.example.invalid")
+        client.post("/admin/bindings/cluster/add/", form)
+        return m.Cluster.objects.filter(name="added").exists()
+    if action.startswith("admin mint token"):
+        owner = user if action.endswith("self") else other
+        before = m.ApiToken.objects.filter(user=owner, name="minted").count()
+        form = {
+            "name": "minted",
+            "user": str(owner.pk),
+            "scope": "write",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        }
+        client.post("/admin/bindings/apitoken/add/", form)
+        return m.ApiToken.objects.filter(user=owner, name="minted").count() > before
+    raise AssertionError(f"no such action: {action}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_and_every_action(role, role_users, cluster, credentials_dir, django_user_model):
+    other = django_user_model.objects.create_superuser("root2", "root2@example.invalid", "root2-password-1")
+    user = role_users[role]
+    mismatches = []
+    for action, row in ACTIONS.items():
+        client = Client()
+        client.force_login(user)
+        cluster.refresh_from_db()
+        got = _do(action, client, user, cluster, other, credentials_dir)
+        want = row[ROLES.index(role)]
+        if got != want:
+            mismatches.append(
+                f"{role} {action}: expected {'allowed' if want else 'refused'}, got the opposite"
+            )
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_anonymous_unsafe_api_requests_are_401_not_csrf_403(world, no_side_effects):
+    """No session, a client that enforces CSRF (as curl or a script is to the server): the API
+    answers 401 (no credentials) where the route takes the method, else 405/404 — never the CSRF
+    check's 403, which would tell a script its credentials were wrong when it sent none."""
+    mismatches = []
+    for cookie in (False, True):
+        client = Client(REMOTE_ADDR=REMOTE, enforce_csrf_checks=True)
+        if cookie:
+            client.cookies["csrftoken"] = get_random_string(32)
+        for route, row in sorted(EXPECTED.items()):
+            if not route.startswith(("api/", "^api")):
+                continue
+            url = row["url"].format(**world["ids"])
+            for method in UNSAFE:
+                want = {"401p"} if (route, method) == ("api/v1/polls", "POST") else {"405p", "404p"}
+                got = outcome(_unsafe(client, method, url))
+                if got not in want:
+                    mismatches.append(f"{method} {url} cookie={cookie}: expected {want}, got {got}")
+    assert not mismatches, "\n".join(mismatches)

@@ -66,15 +66,30 @@ def test_it_creates_a_cluster_with_client_networks(client, admin_user, aws_accou
         ({"client_networks-0-cidr": "10.0.0.0/33"}, "is not a CIDR block"),
         (
             {"connection": "kubeconfig", "kubeconfig_path": "/nonexistent/kubeconfig"},
-            "is not a readable file",
+            "does not exist",
         ),
         ({"connection": "url", "api_url": ""}, "needs the API server URL"),
         ({"name": "bad name!"}, "EKS cluster name"),
         ({"poll_interval_seconds": "5"}, "at most every 30 seconds"),
-        ({"token_file": "/nonexistent/token"}, "is not a readable file"),
+        ({"token_file": "/nonexistent/token"}, "does not exist"),
+        # Hostile paths: the worker would read them and send them as credentials.
+        ({"token_file": "/etc/passwd"}, "outside the credentials directories"),
+        ({"ca_file": "/proc/self/environ"}, "outside the credentials directories"),
+        ({"token_file": "{credentials}/../../../../../etc/passwd"}, "outside the credentials directories"),
+        (
+            {"connection": "kubeconfig", "kubeconfig_path": "/etc/passwd"},
+            "outside the credentials directories",
+        ),
+        ({"token_file": "relative/token"}, "is not an absolute path"),
+        ({"token_file": "{credentials}/<script>alert(1)</script>"}, "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        ({"api_url": "javascript:alert(1)"}, "Enter a valid URL"),
+        ({"api_url": "file:///etc/passwd"}, "Enter a valid URL"),
     ],
 )
-def test_it_rejects_bad_cluster_settings_with_a_clear_message(client, admin_user, overrides, message):
+def test_it_rejects_bad_cluster_settings_with_a_clear_message(
+    client, admin_user, overrides, message, credentials_dir
+):
+    overrides = {k: v.replace("{credentials}", str(credentials_dir)) for k, v in overrides.items()}
     client.force_login(admin_user)
 
     response = client.post("/admin/bindings/cluster/add/", _cluster_form(**overrides))

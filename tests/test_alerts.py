@@ -27,8 +27,8 @@ def webhook(httpserver, monkeypatch):
 
 
 @pytest.fixture
-def slack(httpserver, tmp_path):
-    path = tmp_path / "slack-url"
+def slack(httpserver, credentials_dir):
+    path = credentials_dir / "slack-url"
     path.write_text(httpserver.url_for("/slack") + "\n")
     return m.AlertHook.objects.create(name="slack", kind="slack", url_file=str(path), on_stale=False)
 

@@ -206,11 +206,20 @@ def test_it_accepts_numeric_protocols_and_all_protocols():
     assert verdicts(one(dns_inventory(rules=(rule("-1", None),)))) == {"UDP": "reachable"}
 
 
-def test_it_reports_not_offered_and_no_listener_when_no_listener_carries_tcp():
+def test_a_tcp_udp_group_behind_a_udp_listener_is_not_offered_for_tcp_without_a_finding():
+    """A listener forwards to the group: TCP is simply not offered; no NO_LISTENER, no NotInUse."""
     result = one(dns_inventory(tg_protocol="TCP_UDP", listener_protocols=("UDP",)))
     assert verdicts(result) == {"TCP": "not_offered", "UDP": "reachable"}
-    [finding] = findings(result, "NO_LISTENER")
-    assert finding.protocol == "TCP" and finding.severity == "warning"
+    assert "NO_LISTENER" not in codes(result)
+    assert not any("NotInUse" in f.message for f in result.findings)
+
+
+def test_no_listener_at_all_is_no_listener_for_each_protocol_of_a_tcp_udp_group():
+    inv = dns_inventory(tg_protocol="TCP_UDP", listener_protocols=("UDP",))
+    inv.listeners.clear()
+    result = one(inv)
+    assert verdicts(result) == {"TCP": "not_offered", "UDP": "not_offered"}
+    assert {f.protocol for f in findings(result, "NO_LISTENER")} == {"TCP", "UDP"}
 
 
 def test_a_tcp_listener_does_not_carry_udp_to_a_udp_group():
@@ -375,12 +384,21 @@ def test_a_reference_to_another_security_group_does_not_admit_the_lb():
     assert verdicts(one(dns_inventory(rules=rules))) == {"UDP": "blocked"}
 
 
-def test_prefix_list_sources_are_named_but_not_counted():
+def test_an_uncollected_prefix_list_makes_the_verdict_unknown_never_blocked():
     udp = protocol(
         one(dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))), "UDP"
     )
-    assert udp.verdict == "blocked"
+    assert udp.verdict == "unknown"
     assert "pl-123" in " ".join(udp.reasons)
+
+
+def test_a_collected_prefix_list_counts_as_its_entries():
+    inv = dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))
+    inv.prefix_lists["pl-123"] = m.PrefixList("pl-123", ("10.0.0.0/16",))
+    assert verdicts(one(inv)) == {"UDP": "reachable"}
+    inv = dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))
+    inv.prefix_lists["pl-123"] = m.PrefixList("pl-123", ("10.0.0.0/24",))
+    assert verdicts(one(inv)) in ({"UDP": "partial"}, {"UDP": "blocked"})
 
 
 def test_a_network_acl_deny_blocks_what_the_security_group_admits():
@@ -945,8 +963,11 @@ def test_the_fix_says_target_rules_cannot_help_when_the_lb_group_lets_nothing_ou
 
     fix = generate_fix(inv, result)
 
-    assert fix is not None and any("let part of this traffic nowhere" in w for w in fix.warnings)
-    assert "TRAFFIC_BLOCKED" not in fix.targets and fix.protocols == ()
+    # The fix plans the egress rule on the load balancer's group (it no longer only warns).
+    assert fix is not None and not any("let part of this traffic nowhere" in w for w in fix.warnings)
+    egress = [r for r in fix.security_group_rules if r.direction == "egress"]
+    assert egress and all(r.security_group_id == LB_SG and r.required for r in egress)
+    assert any("authorize-security-group-egress" in c for c in fix.security_group_commands)
 
 
 def test_a_tcp_listener_does_not_forward_to_a_tls_group():
@@ -984,9 +1005,11 @@ def test_an_acl_that_lets_no_reply_out_blocks_the_traffic():
 
     result = one(inv)
 
-    assert verdicts(result) == {"UDP": "blocked"}
-    assert "replies to ports 1024-65535" in protocol(result, "UDP").targets[0].reason
-    assert result.health_check.admitted is False  # the health checks' answers cannot leave either
+    # The sources in the target's own subnet never cross its ACL (AWS VPC user guide, "Network
+    # ACL basics"): the rest of the VPC's clients get no reply.
+    assert verdicts(result) == {"UDP": "partial"}
+    assert "outbound udp to port 1024-65535" in protocol(result, "UDP").targets[0].reason
+    assert result.health_check.admitted is False  # the other zone's LB node gets no answer either
 
 
 def test_an_acl_letting_replies_out_to_part_of_the_ephemeral_ports_only():
@@ -998,7 +1021,7 @@ def test_an_acl_letting_replies_out_to_part_of_the_ephemeral_ports_only():
 
     reason = protocol(one(inv), "UDP").targets[0].reason
 
-    assert verdicts(one(inv)) == {"UDP": "blocked"} and "replies to ports 32768-65535" in reason
+    assert verdicts(one(inv)) == {"UDP": "partial"} and "outbound udp to port 32768-65535" in reason
 
 
 def test_an_acl_allowing_replies_on_every_ephemeral_port_to_the_clients_is_fine():
@@ -1155,6 +1178,158 @@ def test_with_unknown_client_ranges_a_mix_of_open_and_shut_targets_is_still_part
     """One target admits every address, the other none (its ACL): partial whoever the clients are."""
     inv = dns_inventory(rules=allow_all())
     del inv.load_balancers[LB_ARN]
+    # The shut subnet's own addresses are not filtered by its ACL: without its CIDR in the data
+    # nothing is exempt, and the target admits no address at all.
+    del inv.subnets["subnet-a"]
     inv.network_acls.append(m.NetworkAcl("acl-shut", VPC, subnet_ids=("subnet-a",), entries=()))
 
     assert verdicts(one(inv)) == {"UDP": "partial"}
+
+
+def test_malformed_rules_acls_and_prefix_lists_are_invalid_spec_only_where_they_are_read():
+    """Bad input is named (object and field) on the bindings whose judgement reads it; the verdict
+    is still judged from the well-formed rest, and objects no binding reads stay silent."""
+    bad = m.Problem(
+        "SecurityGroup sg-0node00000000000a", "IpPermissions[3].FromPort", "'x'-53 is not a port range"
+    )
+    inv = dns_inventory(rules=allow_all())
+    inv.security_groups["sg-0unused"] = m.SecurityGroup("sg-0unused", problems=[bad])
+    inv.network_acls.append(
+        m.NetworkAcl(
+            "acl-0elsewhere",
+            VPC,
+            subnet_ids=("subnet-z",),
+            problems=[m.Problem("NetworkAcl acl-0elsewhere", "Entries[0].RuleNumber", "bad")],
+        )
+    )
+    inv.prefix_lists["pl-0unnamed"] = m.PrefixList(
+        "pl-0unnamed", (), [m.Problem("PrefixList pl-0unnamed", "Entries[0].Cidr", "bad")]
+    )
+    untouched = one(inv)
+    assert "INVALID_SPEC" not in codes(untouched) and verdicts(untouched) == {"UDP": "reachable"}
+
+    inv.security_groups[NODE_SG].problems.append(bad)
+    inv.security_groups[NODE_SG].ingress += (rule("tcp", 9153, "pl-0unnamed", kind="prefix_list"),)
+    acl = m.NetworkAcl(
+        "acl-0targets",
+        VPC,
+        subnet_ids=("subnet-a", "subnet-b"),
+        entries=(
+            m.NetworkAclEntry(100, "-1", "allow", False, "0.0.0.0/0"),
+            m.NetworkAclEntry(100, "-1", "allow", True, "0.0.0.0/0"),
+        ),
+        problems=[
+            m.Problem("NetworkAcl acl-0targets", "Entries[2].PortRange", "None is not a From-To range")
+        ],
+    )
+    inv.network_acls.append(acl)
+    touched = one(inv)
+    invalid = {(f.evidence["object"], f.evidence["field"]) for f in findings(touched, "INVALID_SPEC")}
+    assert invalid == {
+        ("SecurityGroup sg-0node00000000000a", "IpPermissions[3].FromPort"),
+        ("PrefixList pl-0unnamed", "Entries[0].Cidr"),
+        ("NetworkAcl acl-0targets", "Entries[2].PortRange"),
+    }
+    assert verdicts(touched) == {"UDP": "reachable"}  # still judged from the well-formed rest
+
+
+def test_hostile_network_input_is_rejected_by_the_normaliser_with_the_field_named():
+    from bindings.analysis.normalize import normalize_aws
+
+    records = normalize_aws(
+        {
+            "DescribeSecurityGroups": {
+                "SecurityGroups": [
+                    {
+                        "GroupId": "sg-1",
+                        "IpPermissions": [
+                            {
+                                "IpProtocol": "udp",
+                                "FromPort": 70000,
+                                "ToPort": 70001,
+                                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                            },
+                            {
+                                "IpProtocol": "tcp",
+                                "FromPort": 53,
+                                "ToPort": 53,
+                                "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+                            },
+                        ],
+                    }
+                ]
+            },
+            "DescribeNetworkAcls": {
+                "NetworkAcls": [
+                    {
+                        "NetworkAclId": "acl-1",
+                        "Entries": [
+                            {
+                                "RuleNumber": 99999,
+                                "Protocol": "17",
+                                "RuleAction": "deny",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 10,
+                                "Protocol": "udp\u202e",
+                                "RuleAction": "deny",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 11,
+                                "Protocol": "17",
+                                "RuleAction": "maybe",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 12,
+                                "Protocol": "17",
+                                "RuleAction": "deny",
+                                "CidrBlock": "300.0.0.0/8",
+                            },
+                            {
+                                "RuleNumber": 13,
+                                "Protocol": "17",
+                                "RuleAction": "deny",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                            {
+                                "RuleNumber": 14,
+                                "Protocol": "-1",
+                                "RuleAction": "allow",
+                                "CidrBlock": "0.0.0.0/0",
+                            },
+                        ],
+                    }
+                ]
+            },
+            "GetManagedPrefixListEntries": {
+                "pl-1": {"Entries": [{"Cidr": "10.0.0.0/8"}, {"Cidr": "x" * 10_000}]}
+            },
+        }
+    )
+    sg = records.security_groups["sg-1"]
+    assert [r.from_port for r in sg.ingress] == [53]
+    assert [p.field for p in sg.problems] == ["IpPermissions[0].FromPort"]
+    (acl,) = records.network_acls
+    assert [e.rule_number for e in acl.entries] == [14]
+    assert [p.field for p in acl.problems] == [
+        "Entries[0].RuleNumber",
+        "Entries[1].Protocol",
+        "Entries[2].RuleAction",
+        "Entries[3].CidrBlock",
+        "Entries[4].PortRange",
+    ]
+    pl = records.prefix_lists["pl-1"]
+    assert pl.cidrs == ("10.0.0.0/8",) and [p.field for p in pl.problems] == ["Entries[1].Cidr"]
+    assert all(len(p.message) < 300 for p in (*sg.problems, *acl.problems, *pl.problems))  # quoted, bounded
+
+
+def test_an_acl_refusal_holds_whatever_an_uncollected_prefix_list_holds():
+    inv = dns_inventory(rules=(rule("udp", 53, "pl-123", kind="prefix_list"), rule("tcp", 53)))
+    inv = _with_acl(inv)  # inbound allow-all only; outbound: nothing, so no reply leaves
+    inv.network_acls[0].entries += (m.NetworkAclEntry(32767, "-1", "deny", True, "0.0.0.0/0"),)
+    udp = protocol(one(inv), "UDP")
+    assert udp.verdict in ("blocked", "partial")  # refused replies: known, list or not
+    assert "pl-123" in " ".join(t.reason for t in udp.targets)

@@ -576,6 +576,10 @@ def test_it_pages_polls(alice_client, cluster):
 def test_it_enqueues_a_poll_with_a_write_token(
     client, alice, cluster, body, task, django_capture_on_commit_callbacks
 ):
+    from django.contrib.auth.models import Permission
+
+    # A token acts with at most its owner's rights: Alice may poll clusters and accounts.
+    alice.user_permissions.add(*Permission.objects.filter(codename__in=("poll_cluster", "poll_awsaccount")))
     token = make_token(alice, "write")
 
     with patch(f"bindings.tasks.{task}.delay") as delay, django_capture_on_commit_callbacks(execute=True):
@@ -592,7 +596,7 @@ def test_it_enqueues_a_poll_with_a_write_token(
 def test_it_enqueues_a_poll_for_a_session_user_with_permission(client, alice, cluster):
     from django.contrib.auth.models import Permission
 
-    alice.user_permissions.add(Permission.objects.get(codename="change_cluster"))
+    alice.user_permissions.add(Permission.objects.get(codename="poll_cluster"))
     client.force_login(alice)
 
     with patch("bindings.tasks.poll_cluster_task.delay_on_commit") as delay:

@@ -9,6 +9,7 @@ from unittest.mock import patch
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
@@ -121,6 +122,7 @@ def test_it_checks_csrf_for_session_posts(admin_user, cluster):
 
 def test_it_needs_no_csrf_token_with_a_bearer_token(alice, cluster):
     script = Client(enforce_csrf_checks=True)
+    alice.user_permissions.add(Permission.objects.get(codename="poll_cluster"))
     token = make_token(alice, "write")
 
     with patch("bindings.tasks.poll_cluster_task.delay_on_commit"):

@@ -32,6 +32,7 @@ OPTIONAL_KEYS = {
     "DescribeInstances",
     "DescribeNetworkAcls",
     "DescribeVpcEndpointServiceConfigurations",
+    "GetManagedPrefixListEntries",
 }
 
 
@@ -172,7 +173,10 @@ def test_demo_world_is_collected_end_to_end_in_bundle_shape(moto_server, world):
     assert {(p["IpProtocol"], p["FromPort"]) for p in node_sg["IpPermissions"]} == {
         ("tcp", 53),
         ("tcp", 10250),
+        ("tcp", 9153),  # from the monitoring prefix list
     }
+    (monitoring,) = responses["GetManagedPrefixListEntries"].values()
+    assert [e["Cidr"] for e in monitoring["Entries"]] == ["10.200.0.0/24"]
     assert {s["SubnetId"] for s in responses["DescribeSubnets"]["Subnets"]} == set(world.subnet_ids)
     assert [v["VpcId"] for v in responses["DescribeVpcs"]["Vpcs"]] == [world.vpc_id]
     assert responses["DescribeNetworkAcls"]["NetworkAcls"]
@@ -193,6 +197,8 @@ def test_demo_world_is_collected_end_to_end_in_bundle_shape(moto_server, world):
         "DescribeVpcs": 1,
         "DescribeNetworkAcls": 1,
         "DescribeVpcEndpointServiceConfigurations": 1,  # one paged listing: it cannot filter by LB
+        "DescribeManagedPrefixLists": 1,
+        "GetManagedPrefixListEntries": 1,
     }
     assert counting.calls == Counter(snapshot.api_calls)
 
@@ -496,3 +502,62 @@ def test_quic_server_ids_and_privatelink_enforcement_are_read_as_the_cli_prints_
     assert records.load_balancers[lb_arn].privatelink_enforce_inbound == "off"
     assert records.load_balancers[lb_arn].endpoint_services is None  # not collected: unknown
     assert records.target_health[tg_arn][0].quic_server_id == "0x0123456789abcdef"
+# -- managed prefix lists ----------------------------------------------------------------------------
+
+
+def test_prefix_lists_named_by_rules_are_collected_once_per_version(moto_server, world):
+    """Entries of every list a rule names, in the bundle shape; cached per (id, version): an unchanged
+    list costs only the batched DescribeManagedPrefixLists, a changed one is fetched again."""
+    ec2, _ = clients(moto_server)
+    created = ec2.create_managed_prefix_list(
+        PrefixListName="corp-ranges",
+        AddressFamily="IPv4",
+        MaxEntries=5,
+        Entries=[{"Cidr": "192.168.0.0/16", "Description": "office"}],
+    )["PrefixList"]
+    list_id = created["PrefixListId"]
+    group = ec2.create_security_group(GroupName="pl-users", Description="pl", VpcId=world.vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[
+            {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "PrefixListIds": [{"PrefixListId": list_id}]}
+        ],
+    )
+    # The group sits on a node ENI, so the collector describes it.
+    eni = ec2.describe_network_interfaces(
+        Filters=[{"Name": "group-id", "Values": [world.node_security_group_id]}]
+    )["NetworkInterfaces"][0]
+    groups = [g["GroupId"] for g in eni["Groups"]]
+    ec2.modify_network_interface_attribute(
+        NetworkInterfaceId=eni["NetworkInterfaceId"], Groups=[*groups, group]
+    )
+    try:
+        cache = DictCache()
+        arns = list(world.target_group_arns.values())
+        first = collect_account(
+            target_for(moto_server), target_group_arns=arns, node_instance_ids=world.instance_ids, cache=cache
+        )
+        entries = first.responses["GetManagedPrefixListEntries"][list_id]["Entries"]
+        assert [e["Cidr"] for e in entries] == ["192.168.0.0/16"]
+        assert first.api_calls["GetManagedPrefixListEntries"] == 2  # this list and the demo's own
+        assert first.api_calls["DescribeManagedPrefixLists"] == 1
+
+        second = collect_account(
+            target_for(moto_server), target_group_arns=arns, node_instance_ids=world.instance_ids, cache=cache
+        )
+        assert "GetManagedPrefixListEntries" not in second.api_calls
+        assert (
+            second.responses["GetManagedPrefixListEntries"] == first.responses["GetManagedPrefixListEntries"]
+        )
+
+        ec2.modify_managed_prefix_list(
+            PrefixListId=list_id, CurrentVersion=created["Version"], AddEntries=[{"Cidr": "172.16.0.0/12"}]
+        )
+        third = collect_account(
+            target_for(moto_server), target_group_arns=arns, node_instance_ids=world.instance_ids, cache=cache
+        )
+        cidrs = {e["Cidr"] for e in third.responses["GetManagedPrefixListEntries"][list_id]["Entries"]}
+        assert cidrs == {"192.168.0.0/16", "172.16.0.0/12"}
+        assert third.api_calls["GetManagedPrefixListEntries"] == 1
+    finally:
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni["NetworkInterfaceId"], Groups=groups)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bindings.analysis.bundle import BundleError, bundle_inventory, load_bundle, write_bundle
 
@@ -301,3 +304,174 @@ def test_analyze_fail_on_blocked_exits_1() -> None:
 
 def test_collect_bundle_script_syntax() -> None:
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "collect-bundle.sh")]).returncode == 0
+
+
+# --- reader bounds and the JSON path (issue 15 item 3, issue 16) -----------------------------------
+# The bombs themselves (aliases, 25,000 levels, archive bombs) run through `manage.py analyze` in
+# tests/test_corpus.py; these pin the boundaries and the equivalences.
+
+SCENARIOS = sorted(p for p in (ROOT / "tests" / "scenarios").iterdir() if (p / "kubernetes.yaml").is_file())
+
+
+def _report(folder: Path) -> dict:
+    out = StringIO()
+    call_command("analyze", str(folder), "--format", "json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_kubectl_json_text_reads_and_judges_exactly_like_the_yaml(scenario: Path, tmp_path: Path) -> None:
+    """`kubectl get -o json` output in kubernetes.yaml takes the json module's path: same objects,
+    same report and fixes as the YAML it was converted from."""
+    yaml_bundle = load_bundle(scenario)
+    folder = tmp_path / scenario.name
+    shutil.copytree(scenario, folder)
+    documents = yaml_bundle.kube_objects
+    kube = documents[0] if len(documents) == 1 else {"apiVersion": "v1", "kind": "List", "items": documents}
+    (folder / "kubernetes.yaml").write_text(json.dumps(kube, indent=4, ensure_ascii=False))
+
+    json_bundle = load_bundle(folder)
+
+    assert json_bundle.kube_objects == [kube]
+    assert _report(folder) == _report(scenario)
+
+
+def test_json_text_that_json_refuses_is_read_as_yaml(coredns_bundle: Path) -> None:
+    kube = coredns_bundle / "kubernetes.yaml"
+    # Flow-style YAML (unquoted keys) and NaN (not JSON; a string in YAML) go to the YAML reader.
+    kube.write_text(
+        '{kind: List, items: [{kind: Event, apiVersion: v1, note: NaN, metadata: {name: "a[{"}}]}'
+    )
+    [document] = load_bundle(coredns_bundle).kube_objects
+    assert document["items"][0]["note"] == "NaN"
+    assert document["items"][0]["metadata"]["name"] == "a[{"
+
+
+def _nested(depth: int, *, style: str) -> str:
+    """A kind: List whose items nest to exactly `depth` levels in all (the List itself is 1)."""
+    inner = depth - 1  # lists, the items list included, inside the List mapping
+    if style == "json":
+        return '{"kind": "List", "items": ' + "[" * inner + '"x"' + "]" * inner + "}"
+    if style == "flow":
+        return "kind: List\nitems: " + "[" * inner + "x" + "]" * inner + "\n"
+    return "kind: List\nitems:\n" + "- " * inner + "x\n"  # block style
+
+
+@pytest.mark.parametrize("style", ["json", "flow", "block"])
+def test_nesting_is_refused_just_past_max_depth_naming_the_file(coredns_bundle: Path, style: str) -> None:
+    from bindings.analysis.bundle import MAX_DEPTH
+
+    kube = coredns_bundle / "kubernetes.yaml"
+    kube.write_text(_nested(MAX_DEPTH, style=style))
+    [document] = load_bundle(coredns_bundle).kube_objects
+    value = document["items"]
+    for _ in range(MAX_DEPTH - 1):
+        [value] = value
+    assert value == "x"
+    kube.write_text(_nested(MAX_DEPTH + 1, style=style))
+    with pytest.raises(
+        BundleError, match=rf"kubernetes\.yaml line \d+ column \d+: .*deeper than {MAX_DEPTH}"
+    ):
+        load_bundle(coredns_bundle)
+
+
+def test_deep_aws_json_is_refused_before_parsing(coredns_bundle: Path) -> None:
+    from bindings.analysis.bundle import MAX_DEPTH
+
+    (coredns_bundle / "aws.json").write_text('{"a": ' * MAX_DEPTH + "1" + "}" * MAX_DEPTH)
+    load_bundle(coredns_bundle)
+    (coredns_bundle / "aws.json").write_text('{"a": ' * (MAX_DEPTH + 1) + "1" + "}" * (MAX_DEPTH + 1))
+    with pytest.raises(BundleError, match=rf"aws\.json: nested deeper than {MAX_DEPTH} levels"):
+        load_bundle(coredns_bundle)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\/,:ab\u00e9\U0001f600 \n\t'),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(alphabet='[]{}"\\ab'), children, max_size=3)
+        ),
+        max_leaves=30,
+    )
+)
+def test_json_depth_is_exact_for_any_json(value: object) -> None:
+    from bindings.analysis.bundle import json_depth
+
+    def depth(v: object) -> int:
+        children = list(v.values()) if isinstance(v, dict) else v if isinstance(v, list) else None
+        return 0 if children is None else 1 + max((depth(c) for c in children), default=0)
+
+    for text in (json.dumps(value), json.dumps(value, indent=2, ensure_ascii=False)):
+        assert json_depth(text.encode()) == depth(value)
+
+
+def test_aliases_may_share_but_not_multiply(coredns_bundle: Path) -> None:
+    # The hand-written sample bundles share a labels mapping through an alias: still read.
+    assert b"*id001" in (coredns_bundle / "kubernetes.yaml").read_bytes()
+    assert load_bundle(coredns_bundle).kube_objects
+    kube = coredns_bundle / "kubernetes.yaml"
+    kube.write_text("kind: List\nitems: &a\n- *a\n")
+    with pytest.raises(
+        BundleError, match=r"kubernetes\.yaml line 3 column 3: .*refers to a node that contains it"
+    ):
+        load_bundle(coredns_bundle)
+    kube.write_text("kind: List\nitems: [*nowhere]\n")
+    with pytest.raises(BundleError, match=r"kubernetes\.yaml line 2.*undefined alias"):
+        load_bundle(coredns_bundle)
+    # 12,000 items added to a 10-item document: past the allowance.
+    laughs = "kind: List\nx: &a [1, 2, 3]\nitems: [" + ", ".join(["*a"] * 3_000) + "]\n"
+    kube.write_text(laughs)
+    with pytest.raises(BundleError, match="aliases expand this document"):
+        load_bundle(coredns_bundle)
+
+
+def test_the_file_cap_is_per_file_and_can_be_raised(coredns_bundle: Path) -> None:
+    size = max(p.stat().st_size for p in coredns_bundle.iterdir())
+    with pytest.raises(BundleError, match=r"(kubernetes\.yaml|aws\.json): larger than 1000 bytes"):
+        load_bundle(coredns_bundle, max_file_bytes=1000)
+    assert load_bundle(coredns_bundle, max_file_bytes=size).kube_objects
+    (coredns_bundle / "aws.json").write_bytes(b" " * (2 * 1024 * 1024) + b"{}")
+    with pytest.raises(CommandError, match=r"aws\.json: larger than 1048576 bytes") as caught:
+        call_command("analyze", str(coredns_bundle), "--max-file-mb", "1", stdout=StringIO())
+    assert caught.value.returncode == 2
+    call_command("analyze", str(coredns_bundle), "--max-file-mb", "3", stdout=StringIO())
+
+
+@pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.LNKTYPE])
+def test_tar_member_named_like_a_bundle_file_must_be_a_regular_file(tmp_path: Path, kind: bytes) -> None:
+    path = tmp_path / "special.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in _files(BLOCKED).items():
+            if name != "kubernetes.yaml":
+                info = tarfile.TarInfo(f"special/{name}")
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("special/kubernetes.yaml")
+        info.type = kind
+        info.linkname = "special/aws.json" if kind == tarfile.LNKTYPE else ""
+        archive.addfile(info)
+    with pytest.raises(BundleError, match=r"special\.tar\.gz: member 'special/kubernetes\.yaml' is a"):
+        load_bundle(path)
+
+
+def test_zip_symlink_member_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "link.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("aws.json", "{}")
+        info = zipfile.ZipInfo("kubernetes.yaml")
+        info.create_system = 3
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(info, "/etc/passwd")
+    with pytest.raises(BundleError, match=r"link\.zip: member 'kubernetes\.yaml' is a link"):
+        load_bundle(path)
+
+
+def test_zip_reads_only_the_chosen_folder(tmp_path: Path) -> None:
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in _files(BLOCKED).items():
+            archive.writestr(f"two/{name}", data)
+        # A deeper copy that would fail the read if it were read at all.
+        archive.writestr("two/old/kubernetes.yaml", b"[" * 100_000)
+    assert load_bundle(path).name == "two"

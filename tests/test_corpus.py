@@ -15,17 +15,26 @@ invented for its objects.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.utils.html import escape
 
-from bindings import aws, kube, polling
+from bindings import aws, kube, polling, textsafe
 from bindings import models as m
 from bindings.analysis.bundle import _parse_json, _parse_yaml, load_bundle
+from bindings.textsafe import visible_markup
 from tests.conftest import SCENARIOS
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -51,20 +60,21 @@ def _expand(value: Any) -> Any:
 def _load(path: Path) -> tuple[list[dict], dict, list[str], bool]:
     """(kubernetes objects, AWS responses, expected problem texts, expect no problem)."""
     data = path.read_bytes()
-    # The bundle loader's own parsers: the corpus also proves they accept (or cleanly refuse)
-    # what an offline bundle could hold. 1000 levels of nesting need a deeper stack than
-    # Python's default; the loader maps a RecursionError to a BundleError, which would fail here.
+    # The bundle loader's own parsers. Offline bundles are refused past MAX_DEPTH levels (see
+    # test_a_bundle_bomb_is_refused_in_seconds_and_bounded_memory); the poll reads whatever depth
+    # the API sends, so the corpus is parsed without that bound. 1000 levels of nesting need a
+    # deeper stack than Python's default for the json module.
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 10_000))
     try:
         if path.suffix == ".yaml":
-            kube_objects, responses = _parse_yaml(data, path.name), {}
+            kube_objects, responses = _parse_yaml(data, path.name, max_depth=5_000), {}
             text = data.decode()
             lines = text.splitlines()
             expects = [line.split(":", 1)[1].strip() for line in lines if line.startswith("# expect:")]
             none = "# expect-none" in text
         else:
-            responses = _parse_json(data, path.name)
+            responses = _parse_json(data, path.name, max_depth=5_000)
             kube_objects = []
             expects = responses.pop("_expect", [])
             none = bool(responses.pop("_expect_none", False))
@@ -185,16 +195,26 @@ def test_a_hostile_file_is_polled_judged_and_rendered_and_its_defects_are_visibl
     assert verdicts == _baseline_verdicts()
 
     # rendering: pages and API answer for every binding, problems of the sources are shown
+    # Control and format characters (bidi overrides, ANSI escapes) show as visible escapes.
     client.force_login(alice)
-    for url in ("/", "/bindings/", f"/clusters/{cluster.pk}/", f"/accounts/aws/{account.pk}/"):
+    bindings = m.TargetGroupBinding.objects.filter(cluster=cluster).values_list("pk", flat=True)
+    for url in (
+        "/",
+        "/bindings/",
+        f"/clusters/{cluster.pk}/",
+        f"/accounts/aws/{account.pk}/",
+        *(f"/bindings/{pk}/" for pk in bindings[:20]),
+    ):
         response = client.get(url)
         assert response.status_code == 200, url
+        raw = {c for c in textsafe.UNSAFE.findall(response.content.decode()) if c not in "\t\n\r"}
+        assert not raw, (url, sorted(raw))
     page = client.get(f"/clusters/{cluster.pk}/").content.decode()
     for p in cluster.problems[:50]:
-        assert escape(p["message"]) in page, p
+        assert visible_markup(escape(p["message"])) in page, p
     page = client.get(f"/accounts/aws/{account.pk}/").content.decode()
     for p in account.problems[:50]:
-        assert escape(p["message"]) in page, p
+        assert visible_markup(escape(p["message"])) in page, p
     api = client.get("/api/v1/bindings", {"limit": 200})
     assert api.status_code == 200
     listed = {item["id"] for item in api.json()["items"]}
@@ -228,3 +248,150 @@ def test_the_whole_corpus_at_once_still_judges_the_healthy_bindings(world, clien
     client.force_login(alice)
     assert client.get("/bindings/").status_code == 200
     assert client.get("/api/v1/bindings", {"limit": 200}).status_code == 200
+
+
+# --- bundle bombs: the offline reader (issue 15 item 3) ---------------------------------------------
+#
+# Each bomb is built here (the big ones would be hundreds of MB in git) and given to
+# `manage.py analyze` in a child process: it must exit 2 with a message naming the file, in
+# seconds, without the memory the bomb asks for. Peak memory is the child's ru_maxrss, read by a
+# small wrapper process: Linux carries a parent's peak over to a child it spawns (vfork + exec),
+# so measured from pytest the figure would be pytest's own.
+
+ROOT = Path(__file__).resolve().parent.parent
+BOMB_SECONDS = 20  # a shared 2-CPU CI runner; the bombs take 1-3 s here, mostly Django's start
+BOMB_MAX_RSS_MB = 250  # `analyze` on a small bundle peaks at ~80 MB
+MIB = 1024 * 1024
+_MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.monotonic()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=300)
+print(json.dumps({
+    "returncode": done.returncode,
+    "stderr": done.stderr[-3000:],
+    "seconds": time.monotonic() - start,
+    "maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+}))
+"""
+
+
+def analyze_measured(path: Path, *args: str) -> dict[str, Any]:
+    """`manage.py analyze PATH` in a child: exit status, stderr, wall seconds and peak RSS."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    wrapper = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "manage.py", "analyze", str(path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return json.loads(wrapper.stdout)
+
+
+def _folder(tmp: Path, kube: bytes, aws_json: bytes = b"{}") -> Path:
+    folder = tmp / "bomb"
+    folder.mkdir()
+    (folder / "kubernetes.yaml").write_bytes(kube)
+    (folder / "aws.json").write_bytes(aws_json)
+    return folder
+
+
+def _tar_bytes(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _tar_gz_bomb(path: Path, big_name: str, big_mib: int, fill: bytes, rest: dict[str, bytes]) -> Path:
+    """A .tar.gz whose first member is `big_mib` MiB of `fill`, then `rest`: a gzip file may hold
+    several members back to back, so one compressed MiB repeated makes ~1 KB per MiB on disk."""
+    info = tarfile.TarInfo(big_name)
+    info.size = big_mib * MIB
+    block = gzip.compress(fill * MIB, mtime=0)
+    with path.open("wb") as out:
+        out.write(gzip.compress(info.tobuf(), mtime=0))
+        for _ in range(big_mib):
+            out.write(block)
+        out.write(gzip.compress(_tar_bytes(rest), mtime=0))
+    return path
+
+
+def _alias_bomb(tmp: Path) -> tuple[Path, str, str]:
+    folder = tmp / "bomb"
+    shutil.copytree(BASELINE, folder)
+    laughs = (CORPUS / "bundles" / "alias-bomb.kubernetes.yaml").read_bytes()
+    with (folder / "kubernetes.yaml").open("ab") as kube:
+        kube.write(b"---\n" + laughs)
+    return folder, "kubernetes.yaml", "aliases expand"
+
+
+def _deep_flow(tmp: Path) -> tuple[Path, str, str]:
+    kube = b"apiVersion: v1\nkind: List\nitems: " + b"[" * 25_000 + b"]" * 25_000 + b"\n"
+    return _folder(tmp, kube), "kubernetes.yaml", "nested deeper than 256 levels"
+
+
+def _deep_block(tmp: Path) -> tuple[Path, str, str]:
+    # Block style: compact nested sequences, "- - - ... x", one level per two characters.
+    kube = b"apiVersion: v1\nkind: List\nitems:\n" + b"- " * 25_000 + b"x\n"
+    return _folder(tmp, kube), "kubernetes.yaml", "nested deeper than 256 levels"
+
+
+def _deep_json_kube(tmp: Path) -> tuple[Path, str, str]:
+    kube = b'{"kind": "List", "items": ' + b"[" * 25_000 + b"]" * 25_000 + b"}"
+    return _folder(tmp, kube), "kubernetes.yaml", "nested deeper than 256 levels"
+
+
+def _deep_json_aws(tmp: Path) -> tuple[Path, str, str]:
+    aws_json = b'{"a": ' * 25_000 + b"1" + b"}" * 25_000
+    return _folder(tmp, b"kind: List\nitems: []\n", aws_json), "aws.json", "nested deeper than 256 levels"
+
+
+def _gzip_member_bomb(tmp: Path) -> tuple[Path, str, str]:
+    # ~250 KB on disk, 250 MiB of kubernetes.yaml: under the old 256 MiB cap, read whole, decoded
+    # and parsed (~700 MB) before anything was refused.
+    path = _tar_gz_bomb(tmp / "bomb.tar.gz", "bomb/kubernetes.yaml", 250, b" ", {"bomb/aws.json": b"{}"})
+    return path, "bomb/kubernetes.yaml", "larger than"
+
+
+def _gzip_stream_bomb(tmp: Path) -> tuple[Path, str, str]:
+    # The bomb is a member nobody reads; the real bundle follows it.
+    rest = {"bomb/kubernetes.yaml": b"kind: List\nitems: []\n", "bomb/aws.json": b"{}"}
+    path = _tar_gz_bomb(tmp / "bomb.tar.gz", "bomb/padding.bin", 400, b"\0", rest)
+    return path, "bomb.tar.gz", "expands to more than"
+
+
+def _zip_bomb(tmp: Path) -> tuple[Path, str, str]:
+    path = tmp / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb/aws.json", "{}")
+        with archive.open("bomb/kubernetes.yaml", "w", force_zip64=True) as member:
+            for _ in range(100):
+                member.write(b" " * MIB)
+    return path, "bomb/kubernetes.yaml", "larger than"
+
+
+BUNDLE_BOMBS: dict[str, Callable[[Path], tuple[Path, str, str]]] = {
+    "yaml-aliases-10^8-items": _alias_bomb,
+    "yaml-25000-nested-flow": _deep_flow,
+    "yaml-25000-nested-block": _deep_block,
+    "json-25000-nested-kubernetes": _deep_json_kube,
+    "json-25000-nested-aws": _deep_json_aws,
+    "gzip-member-250mib": _gzip_member_bomb,
+    "gzip-stream-400mib-unread-member": _gzip_stream_bomb,
+    "zip-member-100mib": _zip_bomb,
+}
+
+
+@pytest.mark.parametrize("bomb", list(BUNDLE_BOMBS))
+def test_a_bundle_bomb_is_refused_in_seconds_and_bounded_memory(bomb: str, tmp_path: Path) -> None:
+    path, file, message = BUNDLE_BOMBS[bomb](tmp_path)
+    outcome = analyze_measured(path, "--format", "json")  # json: fixes are generated too
+    assert outcome["returncode"] == 2, outcome  # not 0, not 1, not -11 (SIGSEGV), not -9 (OOM)
+    assert file in outcome["stderr"] and message in outcome["stderr"], outcome["stderr"]
+    assert outcome["seconds"] < BOMB_SECONDS, outcome
+    assert outcome["maxrss_mb"] < BOMB_MAX_RSS_MB, outcome

@@ -87,7 +87,7 @@ def test_every_entry_of_every_kustomization_exists_and_no_manifest_is_orphaned()
     assert on_disk - used == set(), "manifests no kustomization lists"
     # The optional parts are not in the base.
     base_entries, _ = referenced(KUBE / "base" / "kustomization.yaml")
-    assert not any("ingress" in e.name or "apply-fix" in e.name for e in base_entries)
+    assert not any(opt in e.name for e in base_entries for opt in ("ingress", "apply-fix", "kube-events"))
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
@@ -124,7 +124,11 @@ def built(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 "resources": [rel(KUBE / "overlays" / "example")],
-                "components": [rel(KUBE / "components" / "ingress"), rel(KUBE / "components" / "apply-fix")],
+                "components": [
+                    rel(KUBE / "components" / "ingress"),
+                    rel(KUBE / "components" / "apply-fix"),
+                    rel(KUBE / "components" / "kube-events"),
+                ],
             }
         )
     )
@@ -363,6 +367,8 @@ def test_readonly_clusterrole_grants_exactly_what_the_collector_reads(collector_
 
 @pytest.mark.django_db
 def test_apply_fix_clusterrole_adds_only_patch_on_targetgroupbindings(httpserver, admin_user):
+    from django.utils import timezone
+
     from bindings import apply
     from bindings import models as m
 
@@ -399,9 +405,20 @@ def test_apply_fix_clusterrole_adds_only_patch_on_targetgroupbindings(httpserver
         }
     }
 
-    dry = apply.fix_dry_run(binding=binding, user=admin_user, fix=fix)
+    # The review is of the binding's stored fix, as the poller stores it.
+    now = timezone.now()
+    m.BindingResult.objects.create(
+        binding=binding,
+        analyzed_at=now,
+        changed_at=now,
+        worst_verdict="blocked",
+        digest="d",
+        data={"fix": fix},
+    )
+
+    dry = apply.fix_dry_run(binding=binding, user=admin_user)
     assert dry.status == m.FixApplication.Status.DRY_RUN, dry.message
-    done = apply.fix_apply(binding=binding, user=admin_user, fix=fix, resource_version=dry.resource_version)
+    done = apply.apply_reviewed(dry.dry_run_id, admin_user)
     assert done.status == m.FixApplication.Status.APPLIED, done.message
 
     requests = recorded(httpserver)
@@ -496,10 +513,15 @@ def test_iam_policy_lists_exactly_the_operations_the_collector_calls(aws_operati
 
     actions = policy_actions(DEPLOY / "iam-policy.json")
     assert actions == aws_operations["plain"]
-    assert all(re.fullmatch(r"(ec2|elasticloadbalancing):Describe\w+", a) for a in actions), actions
-    # The demo run exercised every operation the collector knows (its bundle keys), so a new call
-    # added to bindings/aws.py cannot slip past this test unexercised.
-    assert {a.split(":")[1] for a in actions} == set(aws.RESPONSE_KEYS)
+    # Read-only calls only (GetManagedPrefixListEntries is one: it reads a list's entries).
+    assert all(
+        re.fullmatch(r"(ec2|elasticloadbalancing):Describe\w+", a) or a == "ec2:GetManagedPrefixListEntries"
+        for a in actions
+    ), actions
+    # The demo run exercised every operation the collector knows (its bundle keys, plus the
+    # DescribeManagedPrefixLists that finds which lists changed), so a new call added to
+    # bindings/aws.py cannot slip past this test unexercised.
+    assert {a.split(":")[1] for a in actions} == set(aws.RESPONSE_KEYS) | {"DescribeManagedPrefixLists"}
     # Describe* calls support no resource-level permissions: "*" is the only working resource.
     for statement in json.loads((DEPLOY / "iam-policy.json").read_text())["Statement"]:
         assert statement["Resource"] == "*"

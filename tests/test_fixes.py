@@ -29,6 +29,7 @@ from bindings.fixes import (
     validate_manifest,
 )
 from tests import analysis_builders as ab
+from tests.shell import shell_words
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 GOLDEN = Path(__file__).resolve().parent / "fixes_golden"
@@ -356,13 +357,14 @@ def test_hostile_strings_cannot_change_structure(text: str) -> None:
     cidrs = [p["ipBlock"]["cidr"] for r in fix.manifest["spec"]["networking"]["ingress"] for p in r["from"]]
     assert text not in cidrs
 
-    # Shell: each command splits into exactly the intended words, the values intact.
-    words = shlex.split(fix.kubectl_patch.replace("\\\n", " "))
+    # Shell: each command splits into exactly the intended words, the values intact (read by bash:
+    # values with control characters are written with ANSI-C quoting, which shlex does not know).
+    words = shell_words(fix.kubectl_patch)
     assert words[:3] == ["kubectl", "patch", f"targetgroupbindings.elbv2.k8s.aws/{binding.name}"]
     assert words[3:5] == ["--namespace", "kube-system"]
     assert json.loads(words[-1]) == fix.patch_body
     for command in fix.security_group_commands:
-        words = shlex.split(command.replace("\\\n", " "))
+        words = shell_words(command)
         assert words[:3] == ["aws", "ec2", "authorize-security-group-ingress"]
         group = words[4] if words[3] == "--group-id" else words[3].split("=", 1)[1]
         assert group == hostile_sg

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
+from bindings.aws import THROTTLED_MARK
 from tests.test_api import make_bindings, seed_scenario
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +51,13 @@ def test_it_exposes_verdicts_findings_and_poll_figures(client, cluster, aws_acco
     assert sample(text, 'bh_last_poll_api_calls{kind="cluster",source="demo"}') == 6
     assert sample(text, 'bh_poll_errors{kind="account",source="prod"}') == 1
     assert sample(text, 'bh_poll_errors{kind="cluster",source="demo"}') == 0
+    assert sample(text, 'bh_cluster_binding_protocols{cluster="demo",protocol="UDP",verdict="blocked"}') == 1
+    assert sample(text, 'bh_green_but_broken_bindings{cluster="demo"}') == 1
+    assert (
+        sample(text, 'bh_poll_interval_seconds{kind="cluster",source="demo"}')
+        == cluster.poll_interval_seconds
+    )
+    assert sample(text, 'bh_poll_throttled{kind="account",source="prod"}') == 0
     assert sample(text, 'bh_source_last_poll_failed{kind="account",source="prod"}') == 1
     assert 0 <= sample(text, 'bh_data_age_seconds{kind="cluster",source="demo"}') < 60
     assert sample(text, 'bh_source_stale{kind="cluster",source="demo"}') == 0
@@ -73,15 +81,28 @@ def test_it_escapes_label_values(client, cluster):
 
 def test_it_scrapes_in_constant_queries(client, cluster, django_assert_num_queries):
     make_bindings(cluster, 1, prefix="a")
-    # 1 verdict counts, 2 worst-verdict counts, 3 finding counts, 4 clusters with their last
-    # run and recent failures (subqueries), 5 accounts likewise.
-    with django_assert_num_queries(5):
+    # 1 verdict counts, 2 the same per cluster, 3 green-but-broken bindings per cluster,
+    # 4 worst-verdict counts, 5 finding counts, 6 clusters with their last run and recent
+    # failures (subqueries), 7 accounts likewise.
+    with django_assert_num_queries(7):
         scrape(client)
     make_bindings(cluster, 19, prefix="b")
     for _ in range(3):
         m.PollRun.objects.create(cluster=cluster, status="failed", finished_at=timezone.now())
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         scrape(client)
+
+
+def test_it_counts_polls_aws_kept_throttling(client, aws_account):
+    for error in (f"DescribeTargetHealth: Throttling: Rate exceeded {THROTTLED_MARK}", "AccessDenied"):
+        m.PollRun.objects.create(
+            account=aws_account, status="failed", finished_at=timezone.now(), error=error
+        )
+
+    text = scrape(client).content.decode()
+
+    assert sample(text, 'bh_poll_throttled{kind="account",source="prod"}') == 1
+    assert sample(text, 'bh_poll_errors{kind="account",source="prod"}') == 2
 
 
 def test_it_counts_only_recent_poll_errors(client, cluster):

@@ -28,20 +28,27 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling, sync
-from bindings.analysis.bundle import load_bundle, write_bundle
+from bindings import polling, sync, textsafe
+from bindings.analysis.bundle import bundle_inventory, load_bundle, write_bundle
+from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
+from bindings.fixes import fix_to_dict, generate_fix
+from dashboard.visible import visible_html
 from tests.conftest import SCENARIOS
+from tests.shell import shell_words
 from tests.test_api import make_token
 from tests.test_pages import attach_fixes
 
 pytestmark = pytest.mark.django_db
 
 # Every trick at once: markup, attribute breakout, entities, template and shell syntax, ANSI
-# colour and cursor codes, CR/LF, YAML flow and comment syntax, and a bidi override.
+# colour and cursor codes (ESC and the one-byte CSI), CR/LF, YAML flow and comment syntax, and the
+# characters that make text read differently from what it is: bidi overrides, embeddings,
+# isolates and marks, zero-width characters, the BOM, a soft hyphen and a tag character.
+SPOOF = "\u202etxt.exe\u202c\u202a\u2066\u2069\u200e\u200f\u061c\u200b\ufeff\u00ad\U000e0041\x9b1m"
 PAYLOAD = (
     "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>&amp;${HOME}{{7*7}}"
-    "\x1b[31mRED\x1b[2J\x1b]0;title\x07\r\nkey: [a, {b: c}] # \u202etxt.exe\u202c"
+    "\x1b[31mRED\x1b[2J\x1b]0;title\x07\r\nkey: [a, {b: c}] # " + SPOOF
 )
 
 
@@ -259,6 +266,8 @@ def test_hostile_text_comes_back_intact_in_valid_json(hostile_world, client, ali
         assert response.status_code == 200, url
         assert response["Content-Type"].startswith("application/json")
         body = json.loads(response.content)  # strict JSON: raw control characters would fail here
+        # Format characters too travel as \uXXXX escapes: the same strings, nothing raw in the text.
+        assert raw_unsafe(response.content.decode()) == [], url
         for text in _strings(body):
             fields = set(re.findall(r"([a-z-]+):<script>", text))
             if not fields:
@@ -367,3 +376,195 @@ def test_a_nul_in_a_collected_object_does_not_break_the_sync(cluster):
     stored = m.TargetGroupBinding.objects.get(cluster=cluster, name="coredns-udp")
     assert stored.annotations["note"] == "before\ufffdafter"
     assert without_nul({"a\x00": ["b\x00", 1, None]}) == {"a\ufffd": ["b\ufffd", 1, None]}
+
+
+# --- control and format characters: shown as escapes, never raw ---------------------------------------
+# Raw, these make text read differently from what it is (`coredns‮gpj.exe` shows reversed) or drive
+# a terminal. Every output shows them as escapes in its own syntax (bindings/textsafe.py).
+
+LAYOUT = "\t\n\r"  # HTML's own whitespace: not data, not escaped
+
+
+def raw_unsafe(text: str, allowed: str = "") -> list[str]:
+    return sorted({c for c in textsafe.UNSAFE.findall(text) if c not in allowed})
+
+
+def test_the_unsafe_class_covers_every_control_format_and_separator_character():
+    import sys
+    import unicodedata
+
+    wanted = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+    missing = [
+        hex(code)
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in wanted and not textsafe.UNSAFE.match(chr(code))
+    ]
+    assert missing == [], f"textsafe.UNSAFE_CLASS lacks (Unicode {unicodedata.unidata_version}): {missing}"
+    # And nothing a name legitimately holds: letters, digits, spaces, punctuation, emoji.
+    assert not textsafe.has_unsafe("kube-system/coredns é 日本 ü_1.2 🙂 \u00a0")
+
+
+def test_visible_shows_each_character_as_an_escape():
+    assert textsafe.visible("a\u202eb\x1b[31m\x9b\U000e0041\n") == "a\\u202eb\\x1b[31m\\x9b\\U000e0041\\x0a"
+    assert textsafe.visible(None) == ""
+
+
+def test_pages_show_control_and_format_characters_as_escapes(hostile_world, client, admin_user):
+    client.force_login(admin_user)
+    shown = ""
+    for url in _pages(hostile_world):
+        response = client.get(url)
+        html = response.content.decode()
+        outside_forms = re.sub(r'\svalue="[^"]*"|<textarea\b[^>]*>.*?</textarea>', "", html, flags=re.S)
+        assert raw_unsafe(outside_forms, LAYOUT) == [], url
+        shown += html
+    # The characters are on the pages, visibly: the check above did not pass on empty pages.
+    for escape in ("\\u202e", "\\u2066", "\\u200b", "\\ufeff", "\\U000e0041", "\\x1b[31mRED", "\\x9b1m"):
+        assert escape in shown, escape
+
+
+def test_form_values_are_left_as_the_browser_sends_them_back():
+    form = '<input type="text" name="n" value="x\u202ey"><textarea>z\u2066</textarea>'
+    html = '<p title="t\u202e">a\u202eb</p>\n' + form
+
+    out = visible_html(html)
+
+    assert out == '<p title="t\\u202e">a\\u202eb</p>\n' + form
+    assert visible_html("<p>plain</p>") == "<p>plain</p>"
+
+
+def test_the_fix_download_shows_the_characters_as_yaml_escapes(hostile_world, client, alice):
+    binding = hostile_world["binding"]
+    client.force_login(alice)
+
+    text = client.get(f"/bindings/{binding.pk}/fix.yaml").content.decode()
+
+    assert raw_unsafe(text, "\n") == []
+    assert "\\u202e" in text and "\\U000E0041" in text.upper()
+    stored = m.BindingResult.objects.get(binding=binding).data["fix"]
+    assert yaml.safe_load(text) == stored["manifest"]  # the escapes stand for the same characters
+
+
+# Scenario-like inventories whose names and ids carry the characters: the TGB's name and namespace,
+# every security-group id and target-group ARN (AWS ids are checked by nobody on the way in).
+HOSTILE_SUFFIX = "\u202egpj.exe\u2066\u200b\x1b[31m'$(id)"
+NAME_SCENARIOS = [
+    "dns-udp-blocked",  # ip targets, IPv4, TGB patch + security-group commands
+    "health-check-port-mismatch",  # the health-check command names the target group's ARN
+    "instance-service-port",  # instance targets
+    "ipv6-blocked",  # IPv6
+    "sg-tag-ambiguous",  # security-group commands instead of the TGB
+    "nlb-sg-refuses-udp",  # the load balancer's own security group
+]
+
+
+def hostile_names(scenario: str) -> tuple[list[dict], dict, dict[str, str]]:
+    """The scenario with hostile TGB names/namespaces, security-group ids and target-group ARNs;
+    returns the objects, the AWS answers and each original value's hostile replacement."""
+    bundle = load_bundle(SCENARIOS / scenario)
+    aws_text, kube_text = json.dumps(bundle.aws), json.dumps(bundle.kube_objects)
+    renames: dict[str, str] = {}
+    for group in bundle.aws.get("DescribeSecurityGroups", {}).get("SecurityGroups", []):
+        renames[group["GroupId"]] = group["GroupId"] + HOSTILE_SUFFIX
+    for tg in bundle.aws.get("DescribeTargetGroups", {}).get("TargetGroups", []):
+        renames[tg["TargetGroupArn"]] = tg["TargetGroupArn"] + HOSTILE_SUFFIX
+    for old, new in renames.items():
+        aws_text = aws_text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])
+        kube_text = kube_text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])
+    kube = json.loads(kube_text)
+    for obj in kube:
+        for item in obj.get("items", []) if obj.get("kind", "").endswith("List") else [obj]:
+            if item.get("kind") == "TargetGroupBinding":
+                meta = item["metadata"]
+                renames[meta["name"]] = meta["name"] + HOSTILE_SUFFIX
+                renames[meta["namespace"]] = meta["namespace"] + HOSTILE_SUFFIX
+                meta["name"], meta["namespace"] = renames[meta["name"]], renames[meta["namespace"]]
+    return kube, json.loads(aws_text), renames
+
+
+@pytest.mark.parametrize("scenario", NAME_SCENARIOS)
+def test_generated_commands_and_manifests_escape_hostile_names(scenario, tmp_path: Path):
+    kube, aws, renames = hostile_names(scenario)
+    path = write_bundle(tmp_path / scenario, kube_objects=kube, aws=aws, meta={"cluster": "demo"})
+    inventory = bundle_inventory(load_bundle(path))
+    hostile_values = set(renames.values())
+    commands = 0
+    for result in analyze(inventory):
+        fix = generate_fix(inventory, result)
+        if fix is None:
+            continue
+        data = fix_to_dict(fix)
+        for command in [
+            data["patch"]["kubectl"],
+            *data["securityGroupCommands"],
+            *(h["command"] for h in data["healthCheck"]),
+        ]:
+            if not command:
+                continue
+            commands += 1
+            # Shown and pasted: no raw character (line continuations are the command's own).
+            assert raw_unsafe(command, "\n") == [], command
+            # Each word with a hostile name is exactly that name (or JSON holding it), unaltered.
+            carried = []
+            for word in shell_words(command):
+                if HOSTILE_SUFFIX not in word:
+                    continue
+                if word[:1] in "[{":
+                    carried += [v for v in _strings(json.loads(word)) if v in hostile_values]
+                    continue
+                value = word.split("=", 1)[1] if word.startswith("--") else word
+                value = value.removeprefix("targetgroupbindings.elbv2.k8s.aws/")
+                assert value in hostile_values, (command, word)
+                carried.append(value)
+            assert carried, command
+        if data["manifestYaml"]:
+            assert raw_unsafe(data["manifestYaml"], "\n") == []
+            assert yaml.safe_load(data["manifestYaml"]) == fix.manifest
+            assert fix.manifest["metadata"]["name"] in hostile_values
+            assert "\\u202e" in data["manifestYaml"]
+        assert raw_unsafe(data["terraform"], "\n") == []
+    assert commands, f"{scenario}: no command was generated, the test proves nothing"
+
+
+def test_the_fix_panel_shows_commands_that_paste_exactly(cluster, client, alice):
+    kube, aws, renames = hostile_names("dns-udp-blocked")
+    sync.cluster_sync(cluster=cluster, records=normalize_kubernetes(kube, cluster=cluster.name))
+    sync.account_sync(account=cluster.aws_account, records=normalize_aws(aws))
+    now = timezone.now()
+    m.Cluster.objects.filter(pk=cluster.pk).update(last_success_at=now, last_polled_at=now)
+    m.AwsAccount.objects.filter(pk=cluster.aws_account_id).update(last_success_at=now, last_polled_at=now)
+    cluster.refresh_from_db()
+    polling.cluster_analyze(cluster=cluster, now=now)
+    attach_fixes(cluster)
+    binding = m.TargetGroupBinding.objects.get(cluster=cluster, name=renames["coredns-udp"])
+    client.force_login(alice)
+
+    html = client.get(f"/bindings/{binding.pk}/fix/").content.decode()
+
+    import html as html_lib
+
+    block = re.search(r'<pre id="fix-patch" tabindex="0"><code>(.*?)</code></pre>', html, re.S)
+    assert block, "no patch command on the panel"
+    command = html_lib.unescape(block.group(1))
+    assert raw_unsafe(command, "\n") == []
+    words = shell_words(command)  # what a paste into bash runs: the exact names
+    assert words[2] == f"targetgroupbindings.elbv2.k8s.aws/{renames['coredns-udp']}"
+    assert words[3:5] == ["--namespace", renames["kube-system"]]
+    heading = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    assert heading and "coredns-udp\\u202egpj.exe\\u2066\\u200b\\x1b[31m" in heading.group(1)
+
+
+def test_a_fix_stored_with_raw_characters_is_rendered_again(hostile_world, client, alice):
+    """Fixes stored before the escaping (raw characters in manifestYaml) are shown escaped too."""
+    binding = hostile_world["binding"]
+    row = m.BindingResult.objects.get(binding=binding)
+    manifest = row.data["fix"]["manifest"]
+    row.data["fix"]["manifestYaml"] = yaml.safe_dump(manifest, allow_unicode=True, sort_keys=False)
+    assert raw_unsafe(row.data["fix"]["manifestYaml"], "\n")  # as an older version stored it
+    row.save(update_fields=["data"])
+    client.force_login(alice)
+
+    for url in (f"/bindings/{binding.pk}/fix.yaml", f"/api/v1/bindings/{binding.pk}/fix?format=yaml"):
+        text = client.get(url).content.decode()
+        assert raw_unsafe(text, "\n") == [], url
+        assert yaml.safe_load(text) == manifest, url

@@ -38,7 +38,7 @@ def bob(django_user_model):
     """Bob is an on-call operator: he may poll clusters and apply fixes."""
     user = django_user_model.objects.create_user("bob", "bob@example.invalid", "bob-password-1")
     user.user_permissions.add(
-        Permission.objects.get(codename="change_cluster", content_type__app_label="bindings"),
+        Permission.objects.get(codename="poll_cluster", content_type__app_label="bindings"),
         Permission.objects.get(codename="apply_fix", content_type__app_label="bindings"),
     )
     return user
@@ -628,7 +628,7 @@ def test_it_denies_a_viewer_the_dry_run_and_records_it(client, alice, dns, clust
     udp = dns["coredns-udp"]
 
     response = client.post(f"/bindings/{udp.pk}/fix/dry-run/", HTTP_HX_REQUEST="true")
-    apply = client.post(f"/bindings/{udp.pk}/fix/apply/", {"resource_version": "1"}, HTTP_HX_REQUEST="true")
+    apply = client.post(f"/bindings/{udp.pk}/fix/apply/", {"dry_run": "1"}, HTTP_HX_REQUEST="true")
 
     assert response.status_code == 403 and apply.status_code == 403
     assert "Not allowed" in response.content.decode()
@@ -828,3 +828,21 @@ def test_it_shows_live_probe_results_next_to_the_static_verdict(client, alice, d
     assert "probe UDP ✓ ok" in listing
     assert "Live probes" in detail and "from the Binding Health worker" in detail
     assert "127.0.0.1:5353" in detail and "1.5 ms" in detail
+
+
+def test_the_path_names_the_network_acl_entry_that_refuses_and_not_the_security_groups(
+    client, alice, cluster
+):
+    client.force_login(alice)
+    udp = load_scenario(cluster, "nacl-denies-udp-inbound")["coredns-udp"]
+
+    html = client.get(f"/bindings/{udp.pk}/").content.decode()
+
+    assert "Network ACL (target subnet)" in html
+    assert "network ACL acl-0b1n0000000000001 rule 90 denies inbound udp 53" in html
+    assert "the security groups admit it" in html
+    assert "CLIENT_RANGES_NOT_COVERED" not in html
+
+    panel = client.get(f"/bindings/{udp.pk}/fix/").content.decode()
+    assert "Network ACL entries" in panel and "aws ec2 create-network-acl-entry" in panel
+    assert "--rule-number 89" in panel  # just below the refusing entry 90

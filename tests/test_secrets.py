@@ -165,11 +165,11 @@ def test_logs_of_token_requests_hold_no_token(client, alice, cluster, caplog):
         assert secret not in logged, secret
 
 
-def test_logs_and_records_of_a_failing_poll_hold_no_token(cluster, tmp_path, httpserver, caplog):
+def test_logs_and_records_of_a_failing_poll_hold_no_token(cluster, credentials_dir, httpserver, caplog):
     """The API server refuses the token (401) and then fails (500): neither the logs, the poll
     run nor the source's last error may quote the token or the header that carried it."""
     token = "eyJhbGciOiJSUzI1NiJ9.kube-secret-token-value.signature"  # noqa: S105 - test value
-    token_file = tmp_path / "token"
+    token_file = credentials_dir / "token"
     token_file.write_text(token)
     httpserver.expect_request(re.compile(".*")).respond_with_json(
         {"kind": "Status", "status": "Failure", "message": "Unauthorized", "code": 401}, status=401

@@ -229,3 +229,31 @@ def test_a_stored_group_without_registered_targets_reads_back_as_empty_not_unkno
     inv = inventory_of(cluster)
 
     assert inv.target_health["arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/empty/1"] == []
+
+
+@pytest.mark.parametrize(
+    "scenario", ["prefix-list-resolved", "nacl-denies-udp-inbound", "malformed-network-rules"]
+)
+def test_prefix_lists_acls_and_their_problems_read_back_as_the_bundle_gives_them(cluster, scenario):
+    """Prefix-list entries, ACL entries and the problems of malformed rules, ACL entries and prefix
+    lists survive the database: the dashboard judges them exactly as `analyze` does offline."""
+    bundle = load_bundle(SCENARIOS / scenario)
+    _sync_all(cluster, bundle.kube_objects, bundle.aws)
+    _mark_polled(cluster)
+    now = timezone.now()
+    from_bundle = bundle_inventory(bundle)
+    from_bundle.now = now
+    from_bundle.sources = []
+    from_db = cluster_inventory(cluster, now=now)
+    from_db.sources = []
+
+    assert from_db.prefix_lists == from_bundle.prefix_lists
+    assert from_db.network_acls == from_bundle.network_acls
+    assert from_db.security_groups == from_bundle.security_groups
+    assert analyze(from_db) == analyze(from_bundle)
+    if scenario == "malformed-network-rules":
+        invalid = [f for r in analyze(from_db) for f in r.findings if f.code == "INVALID_SPEC"]
+        fields = {f.evidence["field"] for f in invalid}
+        assert {"IpPermissions[2].FromPort", "Entries[0].Cidr", "Entries[0].RuleNumber"} <= fields
+    # A second, unchanged poll writes nothing.
+    assert _sync_all(cluster, copy.deepcopy(bundle.kube_objects), copy.deepcopy(bundle.aws)).rows_written == 0

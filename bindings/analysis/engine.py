@@ -13,6 +13,10 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   with no parsed forward target on a load balancer the group names in `LoadBalancerArns` is
   assumed to forward to it (the action was not collected, not absent).
 * With `aws_complete` False, a protocol no known listener carries is `unknown`, not `not_offered`.
+* `NO_LISTENER` only when no listener forwards anything to the group: a TCP_UDP (TCP_QUIC) group
+  behind a listener carrying one of its protocols is `not_offered` for the other, with no finding
+  (its targets are in use, so no "Target.NotInUse" either). A listener whose protocol can carry
+  nothing to the group (TCP -> TLS) forwards nothing.
 * Targets in state `draining` are not judged. A target whose ENI or one of whose security groups
   is missing is `unknown`; a verdict counts a target as admitted only when every expected source
   is admitted. A target with no expected source of its address family (e.g. IPv6-only client
@@ -45,7 +49,21 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   evaluated in rule-number order for the inbound protocol and port, and — ACLs being stateless —
   for the replies: outbound to the same sources on every ephemeral port 1024-65535 (an ACL with
   no outbound entries in the data is not judged outbound). Denied addresses are not admitted.
+  Only sources outside the target's own subnet meet it (AWS VPC user guide, "Network ACL basics":
+  rules are evaluated as traffic enters and leaves the subnet, not within it); when the subnet
+  was not collected, every source is judged against the ACL. Each refusal is kept as an
+  `AclDenial` (ACL, rule number or the final deny, direction, protocol, ports, CIDRs): the reasons,
+  `TRAFFIC_BLOCKED` / `HEALTH_CHECK_BLOCKED` (evidence `networkAclDenials`) and the fix read it.
+  `CLIENT_RANGES_NOT_COVERED` is judged on the security groups alone: an ACL refusal is not it.
   The load balancer subnets' ACLs are not judged.
+* Prefix lists: a rule naming a managed prefix list counts as the list's entries
+  (`Inventory.prefix_lists`) everywhere a CIDR rule counts (target rules, the LB's inbound and
+  outbound rules). A list whose entries were not collected may hold any address: a target that a
+  matching rule of such a list could complete is `unknown` (the list named), never refused.
+* Malformed input (a security-group rule, ACL entry or prefix-list entry the normaliser dropped,
+  `problems` on those objects) is `INVALID_SPEC` naming the object and field on every binding whose
+  judgement reads it (its targets' groups, ACL and the prefix lists their rules name, its load
+  balancers' groups), worked out once per (groups, ACL, subnet); the rest is still judged.
 * `TARGET_DRIFT` for instance targets compares against ready nodes minus the controller's default
   exclusions and a `spec.nodeSelector.matchLabels` (skipped when `matchExpressions` is used).
 * A target whose rules admit health checks from only some LB addresses counts as
@@ -80,7 +98,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import ipaddress
-import json
 import re
 import socket
 from collections import defaultdict
@@ -92,6 +109,7 @@ from typing import Any
 
 from . import model as m
 from .netset import EMPTY, NetSet, coverage, parse_network, union_all
+from .normalize import pod_eni_entries
 
 # Listener protocol -> {target-group protocol: protocols that listener carries to it}.
 LISTENER_CARRIES: dict[str, dict[str, tuple[m.Protocol, ...]]] = {
@@ -371,9 +389,26 @@ else:
 
 
 class _Rule:
-    __slots__ = ("sg_id", "proto", "lo", "hi", "kind", "source", "cidr", "label", "broad", "description")
+    """One compiled rule. A prefix-list source is `resolved` when its entries are known: its `cidr`
+    is then their union and it is judged exactly like CIDR rules; unresolved, it may admit anything."""
 
-    def __init__(self, sg_id: str, rule: m.SecurityGroupRule) -> None:
+    __slots__ = (
+        "sg_id",
+        "proto",
+        "lo",
+        "hi",
+        "kind",
+        "source",
+        "cidr",
+        "label",
+        "broad",
+        "description",
+        "resolved",
+    )
+
+    def __init__(
+        self, sg_id: str, rule: m.SecurityGroupRule, prefix_lists: dict[str, m.PrefixList] | None = None
+    ) -> None:
         self.sg_id = sg_id
         self.proto = norm_proto(rule.protocol)
         if self.proto == "-1" or rule.from_port is None or rule.from_port < 0:
@@ -384,10 +419,22 @@ class _Rule:
         self.kind = rule.source_kind
         self.source = str(rule.source)
         self.description = str(rule.description or "")
-        self.cidr = NetSet.from_cidrs([self.source]) if self.kind == "cidr" else EMPTY
-        network = parse_network(self.source) if self.kind == "cidr" else None
-        self.broad = network is not None and network.prefixlen == 0
+        self.resolved = self.kind == "cidr"
+        if self.kind == "cidr":
+            self.cidr = NetSet.from_cidrs([self.source])
+            network = parse_network(self.source)
+            self.broad = network is not None and network.prefixlen == 0
+        elif self.kind == "prefix_list" and prefix_lists and self.source in prefix_lists:
+            entries = prefix_lists[self.source].cidrs
+            self.cidr = NetSet.from_cidrs(entries)
+            self.resolved = True
+            self.broad = any((n := parse_network(c)) is not None and n.prefixlen == 0 for c in entries)
+        else:
+            self.cidr = EMPTY
+            self.broad = False
         label = f"{sg_id} {self.proto} {_ports_label(self.proto, self.lo, self.hi)} from {self.source}"
+        if self.kind == "prefix_list" and self.resolved:
+            label += f" [{_short(_cidrs(self.cidr), 3) or 'no entries'}]"
         if self.description:
             label += f" ({self.description})"
         self.label = label
@@ -422,6 +469,9 @@ class _Eval:
         "cidr_level",
         "labels",
         "uncovered_cidrs",
+        "sg_level",
+        "sg_uncovered",
+        "acl_denials",
     )
 
     def __init__(self, level: str | None, uncovered: NetSet, via_sg: bool, rules: tuple[_Rule, ...]):
@@ -434,6 +484,60 @@ class _Eval:
         self.cidr_level = level
         self.labels = tuple(r.label for r in rules)
         self.uncovered_cidrs = _cidrs(uncovered) if level not in (None, "full") else ()
+        # What the security groups alone admit (CLIENT_RANGES_NOT_COVERED is about them only),
+        # and the network-ACL entries that refuse the rest (`AclDenial`).
+        self.sg_level = level
+        self.sg_uncovered = uncovered
+        self.acl_denials: tuple[AclDenial, ...] = ()
+
+
+class AclDenial(tuple):
+    """One network-ACL refusal: (acl id, rule number — None when no entry matches and the final
+    deny applies —, egress, protocol (tcp|udp|-1), from port, to port, refused CIDRs)."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls, acl_id: str, rule: int | None, egress: bool, proto: str, lo: int, hi: int, cidrs: NetSet
+    ):
+        return tuple.__new__(cls, (acl_id, rule, egress, proto, lo, hi, cidrs))
+
+    acl_id = property(lambda self: self[0])
+    rule_number = property(lambda self: self[1])
+    egress = property(lambda self: self[2])
+    proto = property(lambda self: self[3])
+    lo = property(lambda self: self[4])
+    hi = property(lambda self: self[5])
+    cidrs = property(lambda self: self[6])
+
+    @property
+    def text(self) -> str:
+        ports = str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
+        way = (
+            f"outbound {self.proto} to port {ports} of"
+            if self.egress
+            else f"inbound {self.proto} {ports} from"
+        )
+        rule = (
+            f"rule {self.rule_number}"
+            if self.rule_number is not None
+            else "no entry allows it (final deny *)"
+        )
+        cidrs = _short(_cidrs(self.cidrs), 5)
+        if self.rule_number is not None:
+            return f"network ACL {self.acl_id} {rule} denies {way} {cidrs}"
+        return f"network ACL {self.acl_id} denies {way} {cidrs}: {rule}"
+
+    def as_dict(self) -> dict:
+        return {
+            "networkAclId": self.acl_id,
+            "ruleNumber": self.rule_number,
+            "egress": self.egress,
+            "protocol": self.proto,
+            "fromPort": self.lo,
+            "toPort": self.hi,
+            "cidrs": list(_cidrs(self.cidrs)),
+        }
 
 
 class _Target:
@@ -601,7 +705,7 @@ class _Index:
         self._rules: dict[str, tuple[_Rule, ...]] = {}
         self._matches: dict[tuple, _Match] = {}
         self._evals: dict[tuple, _Eval] = {}
-        self._nacl: dict[tuple, tuple[NetSet, tuple[str, ...]]] = {}
+        self._nacl: dict[tuple, tuple[NetSet, tuple[AclDenial, ...]]] = {}
         self._lb_private: dict[str, tuple[NetSet, str]] = {}
         self._lb_rules: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[_Rule, ...]] | None] = {}
         self._egress_rules: dict[tuple[str, str, int], tuple[tuple[str, Any], ...]] = {}
@@ -613,6 +717,11 @@ class _Index:
         self.unknown_clients: dict[str, str] = {}
         self._targets: dict[tuple, _Target] = {}
         self._jids: dict[tuple, int] = {}
+        # Per jid: the target subnet's addresses (exempt from its ACL) and the malformed-input
+        # problems of its security groups, their prefix lists and its ACL.
+        self.jid_subnet: dict[int, NetSet] = {}
+        self.jid_problems: dict[int, tuple[m.Problem, ...]] = {}
+        self._sg_problems: dict[tuple[str, ...], tuple[m.Problem, ...]] = {}
         # id(ENI) -> (security group ids, network ACL, jid, groups all known); the ENIs live in
         # the inventory for the whole analysis, so id() is stable.
         self._eni_info: dict[int, tuple] = {}
@@ -706,7 +815,7 @@ class _Index:
             found = (
                 sg_ids,
                 tuple(
-                    _Rule(g.id, r)
+                    _Rule(g.id, r, self.inv.prefix_lists)
                     for g in groups
                     if g is not None
                     for r in ((g.egress if egress else g.ingress) or ())
@@ -734,12 +843,16 @@ class _Index:
                 for r in found[1]:
                     if not r.matches(proto, port):
                         continue
-                    if r.kind == "cidr":
-                        net = parse_network(r.source)
-                        if net is not None:  # as (version, first, last) integers: compared fast
-                            rules.append(
-                                ("cidr", (net.version, int(net.network_address), int(net.broadcast_address)))
-                            )
+                    if r.resolved:  # a CIDR, or a prefix list's entries
+                        for cidr in _cidrs(r.cidr):
+                            net = parse_network(cidr)
+                            if net is not None:  # as (version, first, last) integers: compared fast
+                                rules.append(
+                                    (
+                                        "cidr",
+                                        (net.version, int(net.network_address), int(net.broadcast_address)),
+                                    )
+                                )
                     else:
                         rules.append((r.kind, r.source))
                 matching = self._egress_rules[key] = tuple(rules)
@@ -756,7 +869,7 @@ class _Index:
                 if what in dest_sgs:
                     return True
             else:
-                return True  # a prefix list: its addresses are not known, so no refusal is claimed
+                return True  # an unknown prefix list: it may hold the address, so no refusal is claimed
         return False
 
     def rules_of(self, sg_id: str) -> tuple[_Rule, ...] | None:
@@ -765,7 +878,7 @@ class _Index:
             sg = self.inv.security_groups.get(sg_id)
             if sg is None:
                 return None
-            found = tuple(_Rule(sg_id, rule) for rule in sg.ingress or ())
+            found = tuple(_Rule(sg_id, rule, self.inv.prefix_lists) for rule in sg.ingress or ())
             self._rules[sg_id] = found
         return found
 
@@ -789,7 +902,7 @@ class _Index:
                 if not rule.matches(proto, port):
                     continue
                 rules.append(rule)
-                if rule.kind == "cidr":
+                if rule.resolved:
                     cidrs.append(rule.cidr)
                 elif rule.kind == "security_group":
                     refs.add(rule.source)
@@ -814,7 +927,7 @@ class _Index:
 
     def nacl_allowed(
         self, nacl: m.NetworkAcl, proto: str, port: int, sources: NetSet, *, egress: bool = False
-    ) -> tuple[NetSet, tuple[str, ...]]:
+    ) -> tuple[NetSet, tuple[AclDenial, ...]]:
         """The part of `sources` the ACL lets in (with `egress`: lets out to, on `port`), and the
         entries that denied the rest."""
         key = (nacl.id, proto, port, sources, egress)
@@ -823,12 +936,11 @@ class _Index:
             return found
         remaining = sources
         allowed = EMPTY
-        denials: list[str] = []
+        denials: list[AclDenial] = []
         entries = sorted(
             (e for e in nacl.entries or () if bool(e.egress) == egress),
             key=lambda e: e.rule_number if isinstance(e.rule_number, int) else 1 << 30,
         )
-        what = f"outbound {proto} to port {port} of" if egress else f"{proto} {port} from"
         for entry in entries:
             if not remaining:
                 break
@@ -846,15 +958,17 @@ class _Index:
             if str(entry.action).lower() == "allow":
                 allowed = allowed | hit
             else:
-                denials.append(f"network ACL {nacl.id} rule {entry.rule_number} denies {what} {hit}")
+                denials.append(AclDenial(nacl.id, entry.rule_number, egress, proto, port, port, hit))
             remaining = remaining - hit
         if remaining:
-            denials.append(f"network ACL {nacl.id} denies {what} {remaining} (no entry allows it)")
+            denials.append(AclDenial(nacl.id, None, egress, proto, port, port, remaining))
         found = (allowed, tuple(denials))
         self._nacl[key] = found
         return found
 
-    def nacl_replies(self, nacl: m.NetworkAcl, proto: str, peers: NetSet) -> tuple[NetSet, tuple[str, ...]]:
+    def nacl_replies(
+        self, nacl: m.NetworkAcl, proto: str, peers: NetSet
+    ) -> tuple[NetSet, tuple[AclDenial, ...]]:
         """The part of `peers` the ACL lets the targets' replies out to, on every ephemeral port
         (1024-65535), and why the rest is refused. ACLs are stateless: a reply is a new packet
         (nlb-udp-facts §3.6). An ACL without outbound entries in the data (AWS always lists at least
@@ -876,13 +990,16 @@ class _Index:
                 bounds |= {b for b in (e.port_from, hi + 1) if 1024 < b <= 65535}
         points = sorted(bounds)
         allowed = peers
-        denials: list[str] = []
+        denials: list[AclDenial] = []
         for i, lo in enumerate(points):
             ok, refused = self.nacl_allowed(nacl, proto, lo, peers, egress=True)
             allowed = allowed & ok
             if refused:
                 hi = points[i + 1] - 1 if i + 1 < len(points) else 65535
-                denials.append(f"replies to ports {lo}-{hi}: " + "; ".join(refused))
+                # The replies' refusal holds across the whole interval (elementary by construction).
+                denials.extend(
+                    AclDenial(d.acl_id, d.rule_number, True, d.proto, lo, hi, d.cidrs) for d in refused
+                )
         found = (allowed, tuple(denials))
         self._nacl[key] = found
         return found
@@ -937,7 +1054,7 @@ class _Index:
             if not proto or carried == proto
         }
         matching = [r for r in rules if any(r.matches(p, port) for p, port in wanted)]
-        if not matching or any(r.kind != "cidr" for r in matching):
+        if not matching or any(not r.resolved for r in matching):
             return None
         every = union_all(r.cidr for r in matching)
         specific = union_all(r.cidr for r in matching if not r.broad)
@@ -1040,7 +1157,13 @@ class _Index:
             if info is None:
                 sg_ids = tuple(eni.security_group_ids or ())
                 nacl = self.nacl_for(eni)
-                jid = self._jids.setdefault((sg_ids, nacl.id if nacl else None), len(self._jids))
+                # The ACL filters only at its subnet's boundary: the subnet is part of what decides.
+                subnet_id = (eni.subnet_id or "") if nacl is not None else None
+                jid = self._jids.get((sg_ids, nacl.id if nacl else None, subnet_id))
+                if jid is None:
+                    jid = self._jids[(sg_ids, nacl.id if nacl else None, subnet_id)] = len(self._jids)
+                    self.jid_subnet[jid] = self.subnet_net(subnet_id) if subnet_id else EMPTY
+                    self.jid_problems[jid] = self.object_problems(sg_ids, nacl)
                 info = self._eni_info[id(eni)] = (sg_ids, nacl, jid, self.sgs_known(sg_ids))
             target.sg_ids, target.nacl, target.jid, target.sgs_known = info
         # Cached only once complete: a resolution that raised is retried (and raises) again.
@@ -1085,11 +1208,45 @@ class _Index:
         found = self._evals.get(key)
         if found is not None:
             return found
-        found = self._evaluate(target.sg_ids, target.nacl, proto, port, groups)
+        found = self._evaluate(
+            target.sg_ids, target.nacl, proto, port, groups, self.jid_subnet.get(target.jid, EMPTY)
+        )
         self._evals[key] = found
         return found
 
-    def _evaluate(self, sg_ids, nacl, proto, port, groups) -> _Eval:
+    def subnet_net(self, subnet_id: str) -> NetSet:
+        subnet = self.inv.subnets.get(subnet_id)
+        if subnet is None:
+            return EMPTY
+        return NetSet.from_cidrs([c for c in (subnet.cidr, *(subnet.ipv6_cidrs or ())) if c])
+
+    def sg_problems(self, sg_ids: tuple[str, ...]) -> tuple[m.Problem, ...]:
+        """Malformed input in these groups and in the prefix lists their rules name (cached)."""
+        found = self._sg_problems.get(sg_ids)
+        if found is None:
+            out: list[m.Problem] = []
+            lists: set[str] = set()
+            for sg_id in sg_ids:
+                sg = self.inv.security_groups.get(sg_id)
+                if sg is None:
+                    continue
+                out.extend(sg.problems or ())
+                lists.update(
+                    r.source
+                    for r in (*(sg.ingress or ()), *(sg.egress or ()))
+                    if r.source_kind == "prefix_list"
+                )
+            for list_id in sorted(lists):
+                pl = self.inv.prefix_lists.get(list_id)
+                if pl is not None:
+                    out.extend(pl.problems or ())
+            found = self._sg_problems[sg_ids] = tuple(out)
+        return found
+
+    def object_problems(self, sg_ids: tuple[str, ...], nacl: m.NetworkAcl | None) -> tuple[m.Problem, ...]:
+        return self.sg_problems(sg_ids) + tuple(nacl.problems or () if nacl is not None else ())
+
+    def _evaluate(self, sg_ids, nacl, proto, port, groups, subnet: NetSet = EMPTY) -> _Eval:
         match = self.match(sg_ids, proto, port)
         expected = union_all(g[1] for g in groups)
         if match.missing_sgs:
@@ -1113,17 +1270,39 @@ class _Index:
                 allowed_parts.append(cidr_part)
         allowed = union_all(allowed_parts)
         cidr_allowed = union_all(cidr_parts)
-        denials: tuple[str, ...] = ()
+        sg_allowed = allowed
+        denials: tuple[AclDenial, ...] = ()
         if nacl is not None:
-            nacl_ok, denials = self.nacl_allowed(nacl, proto, port, expected)
-            replies_ok, reply_denials = self.nacl_replies(nacl, proto, expected)
-            nacl_ok = nacl_ok & replies_ok
+            # Only traffic crossing the subnet boundary meets the ACL (AWS VPC user guide, "Network
+            # ACL basics": rules are evaluated when traffic enters and leaves the subnet, not as it
+            # is routed within it), e.g. an LB node in the target's own subnet.
+            inside = expected & subnet if subnet else EMPTY
+            outside = expected - inside if inside else expected
+            nacl_ok, denials = self.nacl_allowed(nacl, proto, port, outside)
+            replies_ok, reply_denials = self.nacl_replies(nacl, proto, outside)
+            nacl_ok = (nacl_ok & replies_ok) | inside
             denials += reply_denials
             allowed = allowed & nacl_ok
             cidr_allowed = cidr_allowed & nacl_ok
         level = coverage(allowed, expected)
         uncovered = expected - allowed
+        unknown_lists = match.prefix_lists
+        sg_level = coverage(sg_allowed, expected)
+        if unknown_lists and sg_level != "full" and not denials:
+            # An uncollected prefix list may hold exactly the uncovered range: no refusal is claimed
+            # (unless a network ACL refuses part of the sources anyway: that holds whatever the
+            # list holds).
+            ev = _Eval(None, uncovered, via_sg, match.rules)
+            ev.tail = (
+                f"prefix list(s) {_short(unknown_lists)} admit {proto} {port} but their entries were not "
+                f"collected (GetManagedPrefixListEntries); {uncovered} could lie in them"
+            )
+            ev.acl_denials = denials
+            return ev
         ev = _Eval(level, uncovered, via_sg, match.rules)
+        ev.sg_level = sg_level
+        ev.sg_uncovered = expected - sg_allowed
+        ev.acl_denials = denials
         ev.cidr_level = coverage(cidr_allowed, expected)
         # Open to everyone in the family the targets are judged in (`::/0` says nothing about IPv4).
         ev.broad = tuple(r for r in match.rules if r.broad and r.cidr & expected)
@@ -1149,10 +1328,17 @@ class _Index:
                 f"{allowed or 'none of them'}; "
                 f"uncovered: {uncovered}"
             )
-        if match.prefix_lists:
-            ev.tail += f"; prefix list(s) {_short(match.prefix_lists)} not resolved (not counted)"
+        if unknown_lists and sg_level != "full":
+            ev.tail += f"; prefix list(s) {_short(unknown_lists)} not collected (they may admit more)"
         if denials and level != "full":
-            ev.tail += "; " + "; ".join(denials)
+            if ev.sg_level == "full":
+                ev.tail = (
+                    f"the security groups admit {proto} {port} "
+                    f"({_short((r.label for r in used), 3) or 'via the load balancer'}), but "
+                )
+            else:
+                ev.tail += "; "
+            ev.tail += "; ".join(d.text for d in denials)
         return ev
 
 
@@ -1164,28 +1350,12 @@ def _all_sgs(groups) -> frozenset[str]:
 
 
 def _pod_eni_ids(annotation: str, ip: str) -> list[str]:
-    """ENI ids from `vpc.amazonaws.com/pod-eni`: the entry whose privateIp is the pod IP first."""
-    text = annotation.strip()
-    if text.startswith("eni-"):
-        return [text]
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return []
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        return []
+    """ENI ids of the pod annotation (`pod_eni_entries`, the one parser): the entry whose address
+    is the pod IP first."""
     matching: list[str] = []
     others: list[str] = []
-    for entry in data:
-        if not isinstance(entry, dict):
-            continue
-        eni_id = entry.get("eniId")
-        if not isinstance(eni_id, str):
-            continue
-        addresses = {_norm_ip(entry.get("privateIp")), _norm_ip(entry.get("ipv6Addr"))}
-        (matching if ip in addresses else others).append(eni_id)
+    for eni_id, addresses in pod_eni_entries(annotation) or ():
+        (matching if ip in {_norm_ip(a) for a in addresses} else others).append(eni_id)
     return matching or others
 
 
@@ -1274,6 +1444,7 @@ class _Ctx:
         "declared_ports",
         "uniform",
         "other_cluster",
+        "acl_denials",
     )
 
     def __init__(self, ix: _Index, binding: m.Binding) -> None:
@@ -1313,6 +1484,8 @@ class _Ctx:
         # Registrations of a multi-cluster target group that belong to other clusters: neither
         # judged nor drift (`_own_target_test`).
         self.other_cluster: list[m.TargetHealth] = []
+        # Per protocol (and "health" for the health checks): the network-ACL entries refusing it.
+        self.acl_denials: dict[str, list[AclDenial]] = {}
 
     @property
     def obj(self) -> str:
@@ -1732,6 +1905,13 @@ def _resolve_targets(c: _Ctx) -> None:
     targets = c.targets
     healthy = unhealthy_count = other = 0
     own = _own_target_test(c)
+    jid_problems = ix.jid_problems
+    seen_jids: set[int] = set()
+    for lb_arn in tg.load_balancer_arns or ():
+        lb = ix.inv.load_balancers.get(lb_arn) if lb_arn in ix.lbs_with_sgs else None
+        if lb is not None:
+            for problem in ix.sg_problems(tuple(lb.security_groups)):
+                c.f.invalid(problem.object, problem.field, problem.message)
     for th in health or ():
         if own is not None and not own(th.target_id):
             c.other_cluster.append(th)
@@ -1757,6 +1937,11 @@ def _resolve_targets(c: _Ctx) -> None:
         found = resolved.get(key)
         target = found.clone(th, port) if found is not None else resolve_new(key, th, port, target_type, tg)
         targets.append(target)
+        if target.jid not in seen_jids:
+            # Malformed rules, ACL entries or prefix lists this target's judgement reads.
+            seen_jids.add(target.jid)
+            for problem in jid_problems.get(target.jid, ()):
+                c.f.invalid(problem.object, problem.field, problem.message)
         if bad:
             c.unhealthy.append(target)
         if target.problem:
@@ -1834,6 +2019,20 @@ def _carrying_lbs(c: _Ctx, proto: str) -> list[str]:
                 found.setdefault(carried, set()).add(listener.load_balancer_arn)
         c.carriers = {p: sorted(lbs) for p, lbs in found.items()}
     return c.carriers.get(proto, [])
+
+
+def _forwarded_at_all(c: _Ctx) -> bool:
+    """Does any listener forward to the binding's group, whatever it carries?"""
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    unparsed = c.ix.unparsed_listeners_by_lb
+    listeners = [
+        *c.ix.listeners_by_tg.get(tg.arn, ()),
+        *(li for lb_arn in tg.load_balancer_arns or () for li in unparsed.get(lb_arn, ())),
+    ]
+    # A listener whose protocol cannot carry anything to this group (TCP -> TLS) forwards nothing.
+    return any(_CARRIES.get((str(li.protocol).upper(), tg_proto)) for li in listeners)
 
 
 def _client_ip_preserved(c: _Ctx) -> bool:
@@ -2051,6 +2250,12 @@ def _explicit_clients(c: _Ctx) -> tuple[NetSet, str] | None:
         if found:
             return found, "cluster client ranges"
     return None
+def _unique_denials(evals: Iterable[_Eval]) -> list[AclDenial]:
+    seen: dict[AclDenial, None] = {}
+    for ev in evals:
+        if ev.level not in ("full", None):
+            seen.update(dict.fromkeys(ev.acl_denials))
+    return list(seen)
 
 
 def _refused_eval(tail: str) -> _Eval:
@@ -2104,6 +2309,10 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
             return m.ProtocolResult(proto, port, "unknown", total, 0, preserved, (), (reason,))
         attached = ", ".join(tg.load_balancer_arns) or "no load balancer"
         reason = f"no listener forwards {proto} to target group {tg.name or tg.arn} (attached to {attached})"
+        if _forwarded_at_all(c):
+            # A listener forwards the group's other protocol (a TCP_UDP group behind a TCP or UDP
+            # listener): this one is simply not offered; the targets are in use, not NotInUse.
+            return m.ProtocolResult(proto, port, "not_offered", total, 0, preserved, (), (reason,))
         c.f.add(
             "NO_LISTENER",
             "warning",
@@ -2236,7 +2445,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
             else:
                 if level == "partial":
                     partial = n
-                if not ev.via_sg:
+                if not ev.via_sg and ev.sg_level != "full":
                     short = [(t, ev) for t in c.targets]
             tails[first_tail] = [t.label for t in c.targets]
     for target in targets:
@@ -2281,7 +2490,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
                 admitted = False
                 if level == "partial":
                     partial += 1
-                if not ev.via_sg and tail is ev.tail:
+                if not ev.via_sg and tail is ev.tail and ev.sg_level != "full":
                     short.append((target, ev))
             tails.setdefault(tail, []).append(target.label)
         append(
@@ -2298,6 +2507,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         )
     c.short[proto] = short
     c.broad_evals[proto] = [e for e in distinct if e.broad]
+    c.acl_denials[proto] = _unique_denials(distinct)
     if not group_cache:
         for family in (4, 6):
             group_cache[family] = _source_groups(c, lbs_key, preserved, family, proto=proto)
@@ -2544,11 +2754,20 @@ def _findings_traffic(c: _Ctx) -> None:
                     uncovered=[],
                 )
             elif bad:
-                where = (
-                    "(the load balancer's security groups refuse it; see the reasons)"
-                    if any(_LB_REFUSAL in t.reason for t in bad)
-                    else "in their security groups"
+                denials = c.acl_denials.get(proto) or []
+                sg_refuses = bool(c.short.get(proto)) or any(
+                    "network ACL" not in t.reason and _LB_REFUSAL not in t.reason for t in bad
                 )
+                if any(_LB_REFUSAL in t.reason for t in bad):
+                    where = "(the load balancer's security groups refuse it; see the reasons)"
+                elif denials:
+                    where = (
+                        "in their security groups, and the network ACL of their subnet refuses it too: "
+                        if sg_refuses
+                        else "(their security groups admit it; the network ACL of their subnet refuses it): "
+                    ) + "; ".join(d.text for d in denials[:_MAX_LISTED])
+                else:
+                    where = "in their security groups"
                 c.f.add(
                     "TRAFFIC_BLOCKED",
                     severity,
@@ -2560,6 +2779,15 @@ def _findings_traffic(c: _Ctx) -> None:
                     port=result.port,
                     targets=[t.target_id for t in bad][:50],
                     uncovered=sorted({u for t in bad for u in t.uncovered_sources})[:50],
+                    # Only where an ACL refuses (the evidence of other refusals is unchanged).
+                    **(
+                        {
+                            "layer": "security groups and network ACL" if sg_refuses else "network ACL",
+                            "networkAclDenials": [d.as_dict() for d in denials[:50]],
+                        }
+                        if denials
+                        else {}
+                    ),
                 )
                 healthy_bad = [t.target_id for t in bad if states.get((t.target_id, t.port)) == "healthy"]
                 if healthy_bad:
@@ -2582,7 +2810,7 @@ def _findings_traffic(c: _Ctx) -> None:
             # judging the protocol).
             short = c.short.get(proto, ())
             if short:
-                uncovered = sorted({cidr for _, ev in short for cidr in _cidrs(ev.uncovered)})
+                uncovered = sorted({cidr for _, ev in short for cidr in _cidrs(ev.sg_uncovered)})
                 clients = _clients_of(c, proto)
                 c.f.add(
                     "CLIENT_RANGES_NOT_COVERED",
@@ -2653,6 +2881,9 @@ def _findings_health(c: _Ctx) -> None:
             )
     blocked = c.hc_blocked
     if blocked:
+        denials = _unique_denials(ev for _, ev, _ in blocked)
+        c.acl_denials["health"] = denials
+        acl_only = bool(denials) and all(ev.sg_level == "full" for _, ev, _ in blocked)
         c.f.add(
             "HEALTH_CHECK_BLOCKED",
             "critical",
@@ -2661,13 +2892,30 @@ def _findings_health(c: _Ctx) -> None:
                 "by their security groups or the load balancer's outbound rules), so they will be marked "
                 "unhealthy: "
                 if any(_LB_REFUSAL in ev.tail for _, ev, _ in blocked)
+                else f"the network ACL of the subnet of {len(blocked)} target(s) refuses TCP health checks "
+                "from the load balancer's private addresses (their security groups admit them), so they "
+                "will be marked unhealthy: "
+                if acl_only
                 else f"the security groups of {len(blocked)} target(s) do not admit TCP health checks from "
-                "the load balancer's private addresses, so they will be marked unhealthy: "
+                "the load balancer's private addresses"
+                + (" (and a network ACL refuses them)" if denials else "")
+                + ", so they will be marked unhealthy: "
             )
             + "; ".join(f"{t.label} port {port}: {ev.tail}" for t, ev, port in blocked[:5]),
             None,
             targets=[t.target_id for t, _, _ in blocked][:50],
             ports=sorted({p for _, _, p in blocked if p is not None}),
+            **({"networkAclDenials": [d.as_dict() for d in denials[:50]]} if denials else {}),
+            # The registrations the load balancer's outbound rules refuse (the fix plans those).
+            **(
+                {
+                    "lbEgress": [
+                        {"target": t.target_id, "port": p} for t, ev, p in blocked if _LB_REFUSAL in ev.tail
+                    ][:50]
+                }
+                if any(_LB_REFUSAL in ev.tail for _, ev, _ in blocked)
+                else {}
+            ),
         )
     n_states = len(c.targets)
     unhealthy = c.unhealthy

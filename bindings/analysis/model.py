@@ -325,6 +325,8 @@ class SecurityGroup:
     tags: dict[str, str] = field(default_factory=dict)
     ingress: tuple[SecurityGroupRule, ...] = ()
     egress: tuple[SecurityGroupRule, ...] = ()
+    # Malformed permissions (dropped from the rules): INVALID_SPEC on the bindings that use the group.
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -362,6 +364,19 @@ class NetworkAcl:
     is_default: bool = False
     subnet_ids: tuple[str, ...] = ()
     entries: tuple[NetworkAclEntry, ...] = ()
+    # Malformed entries (dropped): INVALID_SPEC on the bindings whose targets sit behind the ACL.
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PrefixList:
+    """A managed prefix list's entries (GetManagedPrefixListEntries): a rule naming it admits them.
+
+    A list a rule names that is absent from `Inventory.prefix_lists` is unknown, never empty."""
+
+    id: str
+    cidrs: tuple[str, ...] = ()
+    problems: list[Problem] = field(default_factory=list)
 
 
 # --- Sources and the whole inventory -----------------------------------------------------------
@@ -425,6 +440,7 @@ class Inventory:
     subnets: dict[str, Subnet] = field(default_factory=dict)
     vpcs: dict[str, Vpc] = field(default_factory=dict)
     network_acls: list[NetworkAcl] = field(default_factory=list)
+    prefix_lists: dict[str, PrefixList] = field(default_factory=dict)  # id -> entries
     sources: list[SourceStatus] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # problems tied to no binding
     # Latest probe per (binding uid, protocol); empty when probes are off or offline (bundles).

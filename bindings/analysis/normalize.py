@@ -40,6 +40,7 @@ from bindings.analysis.model import (
     NetworkInterface,
     Node,
     Pod,
+    PrefixList,
     Problem,
     SecurityGroup,
     SecurityGroupRule,
@@ -59,6 +60,7 @@ __all__ = [
     "normalize_aws",
     "normalize_kubernetes",
     "parse_cidr",
+    "pod_eni_entries",
 ]
 
 TGB_GROUP = "elbv2.k8s.aws"
@@ -72,6 +74,13 @@ AWS_TG_PROTOCOLS = frozenset({"TCP", "TLS", "UDP", "TCP_UDP", "QUIC", "TCP_QUIC"
 AWS_TARGET_TYPES = frozenset({"ip", "instance", "lambda", "alb"})
 POD_ENI_ANNOTATION = "vpc.amazonaws.com/pod-eni"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+# The longest pod-ENI annotation parsed: the VPC resource controller writes one entry per branch
+# ENI (a pod has a handful at most); anything longer is hostile, not data.
+_MAX_POD_ENI = 100_000
+# Network ACL rule numbers a user may set (32767 is the implicit final deny AWS lists too).
+_ACL_RULE_NUMBERS = range(1, 32768)
+_ENI_ID = re.compile(r"eni-[0-9a-zA-Z]+")
 
 # IANA protocol numbers that security-group rules may carry instead of names.
 _SG_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "-1": "-1", "all": "-1"}
@@ -710,6 +719,43 @@ def _endpoint_slice(obj: dict) -> EndpointSlice:
     )
 
 
+def pod_eni_entries(value: Any) -> list[tuple[str, tuple[str, ...]]] | None:
+    """The branch ENIs of the pod annotation `vpc.amazonaws.com/pod-eni` (security groups for pods):
+    [(eniId, (privateIp, ipv6Addr) that are set)], in the annotation's order; None when the value
+    holds no eniId at all (malformed).
+
+    The one parser of this annotation: the engine (which ENI holds a pod IP) and the poller (which
+    ENIs to describe) both read it here. The VPC resource controller writes a JSON list of objects
+    {"eniId", "ifAddress", "privateIp", "ipv6Addr", "vlanId", "subnetCidr", "subnetV6Cidr"}
+    (amazon-vpc-resource-controller-k8s, branch ENI details; the VPC CNI reads the same keys); a
+    single object and a bare ENI id (hand-written) are accepted too.
+    """
+    if not isinstance(value, str) or len(value) > _MAX_POD_ENI:
+        return None
+    text = value.strip()
+    if text.startswith("eni-"):
+        return [(text, ())] if _ENI_ID.fullmatch(text) else None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    items = [data] if isinstance(data, dict) else data if isinstance(data, list) else []
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        eni_id = item.get("eniId")
+        if not isinstance(eni_id, str) or not eni_id.strip():
+            continue
+        addresses = tuple(
+            a.strip()
+            for a in (item.get("privateIp"), item.get("ipv6Addr"))
+            if isinstance(a, str) and a.strip()
+        )
+        out.append((eni_id.strip(), addresses))
+    return out or None
+
+
 def _pod(obj: dict, problems: list[Problem]) -> Pod:
     namespace, name, uid, metadata = _meta(obj)
     spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
@@ -731,23 +777,17 @@ def _pod(obj: dict, problems: list[Problem]) -> Pod:
                         protocol=_str(item.get("protocol")) or "TCP",
                     )
                 )
-    # Kept verbatim: the VPC CNI writes a JSON list of branch ENIs, and the engine picks the entry
-    # whose privateIp is the pod IP. An annotation without any eniId is worth a problem.
+    # Kept verbatim (the engine picks the entry whose address is the pod IP); an annotation
+    # without any eniId is worth a problem.
     pod_eni = _str_dict(metadata.get("annotations")).get(POD_ENI_ANNOTATION) or None
-    if pod_eni and not pod_eni.strip().startswith("eni-"):
-        try:
-            parsed = json.loads(pod_eni) if len(pod_eni) < 100_000 else None
-        except ValueError:
-            parsed = None
-        entries = [parsed] if isinstance(parsed, dict) else _list(parsed)
-        if not any(isinstance(_dict(e).get("eniId"), str) for e in entries):
-            problems.append(
-                Problem(
-                    f"Pod {namespace}/{name}",
-                    f'metadata.annotations["{POD_ENI_ANNOTATION}"]',
-                    "no eniId in it",
-                )
+    if pod_eni and pod_eni_entries(pod_eni) is None:
+        problems.append(
+            Problem(
+                f"Pod {namespace}/{name}",
+                f'metadata.annotations["{POD_ENI_ANNOTATION}"]',
+                "no eniId in it",
             )
+        )
     return Pod(
         uid=uid,
         namespace=namespace,
@@ -809,6 +849,7 @@ class AwsRecords:
     subnets: dict[str, Subnet] = field(default_factory=dict)
     vpcs: dict[str, Vpc] = field(default_factory=dict)
     network_acls: list[NetworkAcl] = field(default_factory=list)
+    prefix_lists: dict[str, PrefixList] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -888,6 +929,7 @@ def normalize_aws(responses: dict) -> AwsRecords:
         _subnets,
         _vpcs,
         _network_acls,
+        _prefix_lists,
     )
     for step in steps:
         try:
@@ -1178,6 +1220,19 @@ def _permissions(
         from_port, to_port = _int(permission.get("FromPort")), _int(permission.get("ToPort"))
         if protocol == "-1":
             from_port = to_port = None  # all protocols means all ports, whatever the fields say
+        elif protocol in ("tcp", "udp") and not (
+            from_port is not None and to_port is not None and 0 <= from_port <= to_port <= 65535
+        ):
+            # AWS never returns such a rule; one in the data cannot be judged (nor guessed open).
+            problems.append(
+                Problem(
+                    f"SecurityGroup {group_id}",
+                    f"{path}.FromPort",
+                    f"{_quote(permission.get('FromPort'))}-{_quote(permission.get('ToPort'))} is not a "
+                    "port range within 0-65535",
+                )
+            )
+            continue
         sources: list[tuple[str, str, str]] = []
         for entry in _list(permission.get("IpRanges")):
             sources.append(
@@ -1242,11 +1297,12 @@ def _security_groups(responses: dict, records: AwsRecords) -> None:
             name=_str(item.get("GroupName")) or "",
             vpc_id=_str(item.get("VpcId")),
             tags=tags,
-            ingress=_permissions(group_id, item.get("IpPermissions"), "IpPermissions", records.problems),
-            egress=_permissions(
-                group_id, item.get("IpPermissionsEgress"), "IpPermissionsEgress", records.problems
-            ),
         )
+        group.ingress = _permissions(group_id, item.get("IpPermissions"), "IpPermissions", group.problems)
+        group.egress = _permissions(
+            group_id, item.get("IpPermissionsEgress"), "IpPermissionsEgress", group.problems
+        )
+        records.problems.extend(group.problems)
         _put_aws(records.security_groups, group_id, group, "DescribeSecurityGroups", records.problems)
 
 
@@ -1307,25 +1363,13 @@ def _network_acls(responses: dict, records: AwsRecords) -> None:
         acl_id = _str(item.get("NetworkAclId"))
         if not acl_id:
             continue
+        problems: list[Problem] = []
         entries = []
-        for entry in _list(item.get("Entries")):
-            entry = _dict(entry)
-            number = _int(entry.get("RuleNumber"))
-            if number is None:
-                continue
-            port_range = _dict(entry.get("PortRange"))
-            entries.append(
-                NetworkAclEntry(
-                    rule_number=number,
-                    protocol=_str(entry.get("Protocol")) or "-1",
-                    action=(_str(entry.get("RuleAction")) or "deny").lower(),
-                    egress=_bool(entry.get("Egress")) is True,
-                    cidr=_str(entry.get("CidrBlock")),
-                    ipv6_cidr=_str(entry.get("Ipv6CidrBlock")),
-                    port_from=_int(port_range.get("From")),
-                    port_to=_int(port_range.get("To")),
-                )
-            )
+        for i, entry in enumerate(_list(item.get("Entries"))):
+            entry = _acl_entry(acl_id, i, entry, problems)
+            if entry is not None:
+                entries.append(entry)
+        records.problems.extend(problems)
         records.network_acls.append(
             NetworkAcl(
                 id=acl_id,
@@ -1335,8 +1379,88 @@ def _network_acls(responses: dict, records: AwsRecords) -> None:
                     _str(_dict(a).get("SubnetId")) or "" for a in _list(item.get("Associations"))
                 ),
                 entries=tuple(sorted(entries, key=lambda e: (e.egress, e.rule_number))),
+                problems=problems,
             )
         )
+
+
+def _acl_entry(acl_id: str, i: int, value: Any, problems: list[Problem]) -> NetworkAclEntry | None:
+    """One ACL entry, or None (with a problem naming the field) when AWS could not evaluate it as
+    written: a malformed entry is dropped, and the bindings behind the ACL say so (INVALID_SPEC)."""
+    obj, path = f"NetworkAcl {acl_id}", f"Entries[{i}]"
+    if not isinstance(value, dict):
+        problems.append(Problem(obj, path, f"expected a mapping, got {_type_name(value)}"))
+        return None
+    number = _int(value.get("RuleNumber"))
+    if number is None or number not in _ACL_RULE_NUMBERS:
+        problems.append(
+            Problem(obj, f"{path}.RuleNumber", f"{_quote(value.get('RuleNumber'))} is not 1-32767")
+        )
+        return None
+    protocol = (_str(value.get("Protocol")) or "").strip()
+    if not (protocol == "-1" or (protocol.isdigit() and int(protocol) <= 255)):
+        problems.append(
+            Problem(obj, f"{path}.Protocol", f"{_quote(value.get('Protocol'))} is not -1 or 0-255")
+        )
+        return None
+    action = (_str(value.get("RuleAction")) or "").strip().lower()
+    if action not in ("allow", "deny"):
+        problems.append(
+            Problem(obj, f"{path}.RuleAction", f"{_quote(value.get('RuleAction'))} is not allow or deny")
+        )
+        return None
+    cidr, ipv6 = _str(value.get("CidrBlock")), _str(value.get("Ipv6CidrBlock"))
+    for key, text in (("CidrBlock", cidr), ("Ipv6CidrBlock", ipv6)):
+        if text is not None and parse_cidr(text) is None:
+            problems.append(Problem(obj, f"{path}.{key}", f"invalid CIDR {_quote(text)}"))
+            return None
+    if cidr is None and ipv6 is None:
+        problems.append(Problem(obj, f"{path}.CidrBlock", "missing (and no Ipv6CidrBlock)"))
+        return None
+    port_range = value.get("PortRange")
+    lo = hi = None
+    if protocol in ("6", "17"):
+        lo, hi = _int(_dict(port_range).get("From")), _int(_dict(port_range).get("To"))
+        if lo is None or hi is None or not (0 <= lo <= hi <= 65535):
+            problems.append(
+                Problem(
+                    obj, f"{path}.PortRange", f"{_quote(port_range)} is not a From-To range within 0-65535"
+                )
+            )
+            return None
+    return NetworkAclEntry(
+        rule_number=number,
+        protocol=protocol,
+        action=action,
+        egress=_bool(value.get("Egress")) is True,
+        cidr=cidr,
+        ipv6_cidr=ipv6,
+        port_from=lo,
+        port_to=hi,
+    )
+
+
+def _prefix_lists(responses: dict, records: AwsRecords) -> None:
+    """`GetManagedPrefixListEntries` {prefixListId: {Entries: [{Cidr, Description}]}}."""
+    for list_id, response in _keyed(responses, "GetManagedPrefixListEntries", records.problems).items():
+        problems: list[Problem] = []
+        cidrs = []
+        entries = response.get("Entries")
+        if not isinstance(entries, list):
+            problems.append(
+                Problem(f"PrefixList {list_id}", "Entries", f"expected a list, got {_type_name(entries)}")
+            )
+            entries = []
+        for i, entry in enumerate(entries):
+            text = _str(_dict(entry).get("Cidr"))
+            if text is None or parse_cidr(text) is None:
+                problems.append(
+                    Problem(f"PrefixList {list_id}", f"Entries[{i}].Cidr", f"invalid CIDR {_quote(text)}")
+                )
+                continue
+            cidrs.append(text.strip())
+        records.problems.extend(problems)
+        records.prefix_lists[list_id] = PrefixList(id=list_id, cidrs=_unique(cidrs), problems=problems)
 
 
 # --- the whole inventory ------------------------------------------------------------------------
@@ -1394,5 +1518,6 @@ def build_inventory(
         inventory.subnets = dict(aws.subnets)
         inventory.vpcs = dict(aws.vpcs)
         inventory.network_acls = list(aws.network_acls)
+        inventory.prefix_lists = dict(aws.prefix_lists)
         inventory.problems.extend(aws.problems)
     return inventory

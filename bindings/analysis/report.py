@@ -1,38 +1,24 @@
 """Render analysis results: the JSON report of DESIGN.md "Bundles", a terminal report, `--fail-on`.
 
 Every string in a result may come from Kubernetes or AWS (names, descriptions, messages that quote
-them) and may be hostile: `to_text` strips ANSI escape sequences and shows any other control
-character (and bidirectional-override characters) as a visible `\\xNN` / `\\uNNNN` escape, so a
-crafted rule description cannot rewrite the terminal. The JSON report leaves escaping to the JSON
-encoder, which already escapes control characters.
+them) and may be hostile: `to_text` shows every control and format character (ANSI escape
+sequences start with one, bidirectional overrides are ones) as a visible `\\xNN` / `\\uNNNN`
+escape (`bindings.textsafe.visible`), so a crafted rule description cannot rewrite the terminal.
+The JSON report leaves escaping to the JSON encoder (`ensure_ascii`: every non-ASCII character is
+a `\\uNNNN` escape).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+
+from bindings.textsafe import visible as sanitize
 
 from .model import BindingResult, HealthCheckResult
 
+__all__ = ["FAIL_ON_LEVELS", "fail_on_matches", "sanitize", "to_report", "to_text"]
+
 FAIL_ON_LEVELS = ("blocked", "partial", "warning")
-
-# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), and two-character ESC sequences.
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]"
-)
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def sanitize(value: object) -> str:
-    """A string safe to print on a terminal: ANSI sequences removed, control characters escaped."""
-    text = "" if value is None else str(value)
-    text = _ANSI.sub("", text)
-    return _UNSAFE.sub(_escape_char, text)
 
 
 def _health_check(hc: HealthCheckResult | None) -> dict | None:

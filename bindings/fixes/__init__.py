@@ -23,6 +23,7 @@ from .generate import (
     RULE_LIMIT,
     Fix,
     HealthCheckChange,
+    PlannedAclEntry,
     PlannedRule,
     _has_equivalent,
     _Planner,
@@ -36,6 +37,7 @@ __all__ = [
     "RULE_LIMIT",
     "Fix",
     "HealthCheckChange",
+    "PlannedAclEntry",
     "PlannedRule",
     "apply_fix_to_inventory",
     "fix_to_dict",
@@ -69,9 +71,24 @@ def fix_to_dict(fix: Fix) -> dict[str, Any]:
                 "peerKind": "cidr" if r.peer_kind == "cidr" else "securityGroup",
                 "description": r.description,
                 "required": r.required,
+                "direction": r.direction,
             }
             for r in fix.security_group_rules
         ],
+        "networkAclEntries": [
+            {
+                "networkAclId": e.network_acl_id,
+                "ruleNumber": e.rule_number,
+                "egress": e.egress,
+                "protocol": e.protocol,
+                "fromPort": e.from_port,
+                "toPort": e.to_port,
+                "cidr": e.cidr,
+                "action": e.action,
+            }
+            for e in fix.network_acl_entries
+        ],
+        "networkAclCommands": list(fix.network_acl_commands),
         "terraform": fix.terraform,
         "healthCheck": [{"command": h.command, "reason": h.reason} for h in fix.health_checks],
         "ruleCount": copy.deepcopy(fix.rule_counts),
@@ -118,6 +135,15 @@ def apply_fix_to_inventory(inventory: m.Inventory, fix: Fix) -> m.Inventory:
     for rule in fix.security_group_rules:
         if rule.required:
             _authorize(inv, rule)
+    acls = {a.id: a for a in inv.network_acls}
+    for entry in fix.network_acl_entries:
+        acl = acls.get(entry.network_acl_id)
+        if acl is not None and entry.rule_number not in {
+            e.rule_number for e in acl.entries if bool(e.egress) == entry.egress
+        }:
+            acl.entries = tuple(
+                sorted((*acl.entries, entry.as_model()), key=lambda e: (e.egress, e.rule_number))
+            )
     if fix.manifest is not None and tg is not None:
         for rule in _controller_writes(inv, binding):
             _authorize(inv, rule)
@@ -162,6 +188,12 @@ def _authorize(inv: m.Inventory, rule: PlannedRule) -> None:
     sg = inv.security_groups.get(rule.security_group_id)
     if sg is None:
         return
-    if _has_equivalent(sg, rule.protocol, rule.from_port, rule.to_port, (rule.peer_kind, rule.peer)):
+    egress = rule.direction == "egress"
+    if _has_equivalent(
+        sg, rule.protocol, rule.from_port, rule.to_port, (rule.peer_kind, rule.peer), egress=egress
+    ):
         return
-    sg.ingress = (*sg.ingress, rule.as_model())
+    if egress:
+        sg.egress = (*sg.egress, rule.as_model())
+    else:
+        sg.ingress = (*sg.ingress, rule.as_model())

@@ -21,6 +21,12 @@ What the fix contains, in the order an SRE reaches for it:
    *alternative* for operators who manage these rules outside the controller otherwise.
 3. Health check: `aws elbv2 modify-target-group` when the check probes another port than the
    traffic and the targets also accept TCP on the traffic port.
+4. The load balancer's own outbound rules, where they refuse traffic or health checks to targets:
+   an egress rule on its first group to the targets' group (`direction: egress`), required.
+5. Network ACL entries, where an ACL of the targets' subnet refuses what the security groups admit
+   (inbound to the port, or the replies on ephemeral ports): one `allow` entry per refused CIDR,
+   numbered just below the refusing entry so AWS evaluates it first
+   (`aws ec2 create-network-acl-entry` and Terraform `aws_network_acl_rule`), required.
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ CHECKPOINT_ANNOTATIONS = frozenset(
 # TGBs are overwritten at the next reconcile of their owner.
 GENERATED_TGB_LABELS = ("service.k8s.aws/stack", "ingress.k8s.aws/stack")
 
+# Network ACL entries one fix proposes at most: an ACL holds 20 entries per direction by default.
+ACL_ENTRY_LIMIT = 20
+_ACL_PROTOCOLS = {"tcp": "6", "udp": "17"}
+_FINAL_ACL_RULE = 32767
+
 FIXABLE_CODES = frozenset(
     {
         "TRAFFIC_BLOCKED",
@@ -97,11 +108,41 @@ class PlannedRule:
     # True: part of the fix (the TGB cannot produce it); False: an alternative to the manifest.
     required: bool
     network_interfaces: tuple[str, ...] = ()
+    # "egress": an outbound rule (the load balancer's group to the targets); the peer is the
+    # destination.
+    direction: Literal["ingress", "egress"] = "ingress"
 
     def as_model(self) -> m.SecurityGroupRule:
         kind = "cidr" if self.peer_kind == "cidr" else "security_group"
         return m.SecurityGroupRule(
             self.protocol, self.from_port, self.to_port, kind, self.peer, self.description
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAclEntry:
+    """One network-ACL entry to create (DESIGN.md JSON `fix.networkAclEntries`)."""
+
+    network_acl_id: str
+    rule_number: int
+    egress: bool
+    protocol: str  # "6" | "17", as the ACL API spells it
+    from_port: int
+    to_port: int
+    cidr: str
+    action: str = "allow"
+
+    def as_model(self) -> m.NetworkAclEntry:
+        v6 = _family(self.cidr) == 6
+        return m.NetworkAclEntry(
+            self.rule_number,
+            self.protocol,
+            self.action,
+            self.egress,
+            cidr=None if v6 else self.cidr,
+            ipv6_cidr=self.cidr if v6 else None,
+            port_from=self.from_port,
+            port_to=self.to_port,
         )
 
 
@@ -122,7 +163,7 @@ class Fix:
     name: str
     uid: str
     target_group_arn: str | None
-    mode: Literal["networking", "security-groups", "health-check", "service-ref"]
+    mode: Literal["networking", "security-groups", "health-check", "service-ref", "network-acl"]
     summary: str
     explanation: list[str]
     warnings: list[str]
@@ -137,6 +178,8 @@ class Fix:
     health_checks: tuple[HealthCheckChange, ...]
     rule_counts: dict[str, dict[str, Any]]
     manifest_errors: list[str] = field(default_factory=list)
+    network_acl_entries: tuple[PlannedAclEntry, ...] = ()
+    network_acl_commands: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -461,6 +504,8 @@ class _World:
                     cidrs.append(rule.source)
                 elif rule.source_kind == "security_group":
                     refs.add(rule.source)
+                elif rule.source_kind == "prefix_list" and rule.source in self.inv.prefix_lists:
+                    cidrs.extend(self.inv.prefix_lists[rule.source].cidrs)
         if peer[0] == "sg":
             return peer[1] in refs
         return NetSet.from_cidrs(cidrs).contains(NetSet.from_cidrs([peer[1]]))
@@ -521,6 +566,8 @@ class _Planner:
         self.warnings: list[str] = []
         self.findings = world.result.findings
         self.patch_keys: tuple[str, ...] = ()
+        self.acl_complete = True
+        self.acl_planned = False
 
     # -- the pieces ------------------------------------------------------------------------
 
@@ -531,6 +578,12 @@ class _Planner:
         if not raw.isdigit() or not ports or all(p == int(raw) for p in ports):
             return None
         if not ({"HEALTH_CHECK_PORT_MISMATCH", "HEALTH_CHECK_BLOCKED"} & self.fixable):
+            return None
+        if any(
+            f.code == "HEALTH_CHECK_BLOCKED" and f.evidence.get("networkAclDenials") for f in self.findings
+        ):
+            # A network ACL refuses the checks on their current port: the ACL entries fix that
+            # port; moving the check would meet ACL entries nobody judged.
             return None
         if str(tg.health_check_protocol or "TCP").upper() != "TCP":
             return None  # an HTTP(S) check needs its path served on the new port: not ours to assume
@@ -981,6 +1034,115 @@ class _Planner:
                     )
         return rules
 
+    def lb_egress_rules(self) -> list[PlannedRule]:
+        """Where the load balancer's own outbound rules let traffic or health checks nowhere: the
+        egress rule on its first group to each refused target's group (a group reference covers
+        every member, ip or instance target). Required: no target rule or manifest stands in."""
+        w = self.w
+        wanted: dict[tuple[str, str, int, str], None] = {}
+        by_id = {t.target_id: t for t in w.targets}
+        for p in w.offered:
+            for tv in p.targets:
+                if _LB_MARK not in tv.reason or " allow no outbound " not in tv.reason:
+                    continue
+                if not isinstance(tv.port, int):
+                    continue
+                target = by_id.get(tv.target_id)
+                dest = w.write_group(target.sg_ids) if target is not None else None
+                for lb_arn in w.lbs.get(p.protocol, ()):
+                    groups = w.lb_groups(lb_arn)
+                    if groups and dest:
+                        wanted[(groups[0], p.protocol.lower(), tv.port, dest)] = None
+        for finding in self.findings:
+            if finding.code != "HEALTH_CHECK_BLOCKED":
+                continue
+            for item in finding.evidence.get("lbEgress") or ():
+                target = by_id.get(str(item.get("target")))
+                port = item.get("port")
+                dest = w.write_group(target.sg_ids) if target is not None else None
+                if not isinstance(port, int) or not dest:
+                    continue
+                for lb_arn in sorted({lb for lbs in w.lbs.values() for lb in lbs}):
+                    groups = w.lb_groups(lb_arn)
+                    if groups:
+                        wanted[(groups[0], "tcp", port, dest)] = None
+        rules = [
+            PlannedRule(
+                sg_id, proto, port, port, "sg", dest, self.description(proto, port), True, direction="egress"
+            )
+            for sg_id, proto, port, dest in wanted
+        ]
+        if rules:
+            self.explanation.append(
+                "The load balancer's security group lets nothing out to the targets on "
+                + _short(_unique(f"{r.protocol} {r.from_port}" for r in rules))
+                + ": its outbound rules apply to traffic and health checks alike (nlb-udp-facts §3.5), so "
+                "it gets an egress rule to the targets' security group."
+            )
+        return rules
+
+    def acl_entries(self) -> tuple[list[PlannedAclEntry], bool]:
+        """`allow` entries for every network-ACL refusal the analysis names (finding evidence
+        `networkAclDenials`), each numbered just below the entry that refused it (free numbers
+        only; the final deny when no entry matched); (entries, whether every refusal is covered)."""
+        w = self.w
+        acls = {a.id: a for a in w.inv.network_acls or ()}
+        # Per (ACL, direction, protocol, ports): the union of what every entry refuses there, placed
+        # before the first of those entries. Targets in different subnets behind one ACL each miss
+        # "everything but my subnet", and a deny-all behind a narrower deny refuses the rest: united,
+        # that is the expected sources again, one entry instead of a fragment per subnet or entry.
+        # Every refused range lies within the expected sources, so the union never opens more.
+        refused: dict[tuple, tuple[list[str], int | None]] = {}
+        for finding in self.findings:
+            if finding.code in ("TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"):
+                for d in finding.evidence.get("networkAclDenials") or ():
+                    key = (d["networkAclId"], d["egress"], d["protocol"], d["fromPort"], d["toPort"])
+                    cidrs, first = refused.get(key, ([], None))
+                    rule = d["ruleNumber"]
+                    if rule is not None:
+                        first = rule if first is None else min(first, rule)
+                    refused[key] = ([*cidrs, *(d.get("cidrs") or ())], first)
+        denials = [
+            (acl_id, first, egress, proto, lo, hi, cidr)
+            for (acl_id, egress, proto, lo, hi), (cidrs, first) in refused.items()
+            for cidr in NetSet.from_cidrs(cidrs).to_cidrs()
+        ]
+        used: dict[tuple[str, bool], set[int]] = {}
+        out: list[PlannedAclEntry] = []
+        complete = True
+        for acl_id, rule, egress, proto, lo, hi, cidr in denials:
+            acl = acls.get(acl_id)
+            number_proto = _ACL_PROTOCOLS.get(proto)
+            if acl is None or number_proto is None:
+                complete = False
+                continue
+            taken = used.setdefault(
+                (acl_id, egress), {e.rule_number for e in acl.entries or () if bool(e.egress) == egress}
+            )
+            if len([e for e in out if e.network_acl_id == acl_id]) >= ACL_ENTRY_LIMIT:
+                complete = False
+                continue
+            number = _free_rule_number(taken, rule)
+            if number is None:
+                complete = False
+                continue
+            taken.add(number)
+            out.append(PlannedAclEntry(acl_id, number, egress, number_proto, lo, hi, _canonical(cidr)))
+        if not complete:
+            self.warnings.append(
+                "a network ACL refuses part of this traffic and not every refusal could be planned (ACL not "
+                f"collected, no free rule number before the deny, or more than {ACL_ENTRY_LIMIT} entries): "
+                "fix the ACL of the targets' subnets by hand too"
+            )
+        if out:
+            self.explanation.append(
+                "The security groups are not the only filter: the network ACL of the targets' subnet refuses "
+                "part of the traffic (ACLs are stateless, so the replies to ephemeral ports count too). "
+                "Each new `allow` entry is numbered just below the entry that refuses it, so it is "
+                "evaluated first."
+            )
+        return out, complete
+
     def controller_rules(
         self, ingress: list[dict], *, description: str | None = None, ambiguous: bool = False
     ) -> list[PlannedRule]:
@@ -1080,9 +1242,12 @@ class _Planner:
             # Without a manifest change nothing else will write these: every missing rule is required.
             sg_rules = [_required(r) for r in sg_rules]
         sg_rules += self.lb_inbound_rules()
+        sg_rules += self.lb_egress_rules()
         sg_rules = _dedupe(sg_rules)
+        acl_entries, self.acl_complete = self.acl_entries()
+        self.acl_planned = bool(acl_entries)
 
-        if not manifest_changed and not sg_rules and hc_change is None:
+        if not manifest_changed and not sg_rules and hc_change is None and not acl_entries:
             return None
 
         controller_writes = (
@@ -1091,6 +1256,8 @@ class _Planner:
             else []
         )
         mode = self.mode(manifest_changed, sg_rules, hc_change, new_port_name)
+        if acl_entries and not manifest_changed and not sg_rules and hc_change is None:
+            mode = "network-acl"
         targets, protocols = self.targets(manifest_changed, sg_rules, hc_change, new_port_name, needs)
         self.explain(needs, added, sg_rules, hc_change, new_port_name, manifest_changed, controller_writes)
         counts = self.rule_counts(controller_writes + [r for r in sg_rules if r.required])
@@ -1141,7 +1308,9 @@ class _Planner:
             kubectl_patch=kubectl,
             security_group_rules=tuple(sg_rules),
             security_group_commands=tuple(_sg_commands(sg_rules)),
-            terraform=_terraform(sg_rules, b),
+            terraform="\n".join(t for t in (_terraform(sg_rules, b), _terraform_acl(acl_entries, b)) if t),
+            network_acl_entries=tuple(acl_entries),
+            network_acl_commands=tuple(_acl_commands(acl_entries)),
             health_checks=(hc_change,) if hc_change else (),
             rule_counts=counts,
             manifest_errors=errors,
@@ -1178,14 +1347,17 @@ class _Planner:
             _LB_MARK in text and " allow no outbound " in text
             for p in w.result.protocols
             for text in (*p.reasons, *(t.reason for t in p.targets))
-        )
+        ) and not any(r.direction == "egress" for r in sg_rules)
         if lb_refuses:
             self.warnings.append(
                 "the load balancer's own security groups let part of this traffic nowhere (see the "
                 "reasons); target rules alone will not make it reachable — add outbound rules to the "
                 "targets on the load balancer's groups too"
             )
-        nacl = any("network ACL" in reason for p in w.result.protocols for reason in p.reasons)
+        nacl = not self.acl_complete or (
+            any("network ACL" in reason for p in w.result.protocols for reason in p.reasons)
+            and not any(f.evidence.get("networkAclDenials") for f in self.findings)
+        )
         if nacl:
             self.warnings.append(
                 "a network ACL denies part of this traffic; security-group rules alone will not make it "
@@ -1198,9 +1370,9 @@ class _Planner:
             )
         # The rules land where they are needed: through the controller (new networking, its group
         # pickable) or through our required commands (everything else).
-        rules_land = (manifest_changed or any(r.required for r in sg_rules) or not needs) and (
-            not ambiguous_enis or ambiguous_covered
-        )
+        rules_land = (
+            manifest_changed or any(r.required for r in sg_rules) or not needs or self.acl_planned
+        ) and (not ambiguous_enis or ambiguous_covered)
         traffic_ok = rules_land and not unknown and not nacl and not lb_refuses
         protocols: list[str] = []
         if traffic_ok:
@@ -1262,6 +1434,8 @@ class _Planner:
             extras.append(f"add {len(required)} rule(s) to security group(s) {_short(groups)} directly")
         if hc_change is not None:
             extras.append("health-check the traffic port")
+        if self.acl_planned:
+            extras.append("allow the refused traffic in the targets' network ACL")
         if extras:
             text += ("; " if text.endswith(tuple("0123456789)")) or added else ": ") + "; ".join(extras)
         return text
@@ -1417,6 +1591,7 @@ class _Planner:
             )
 
     def rule_counts(self, rules: list[PlannedRule]) -> dict[str, dict[str, Any]]:
+        rules = [r for r in rules if r.direction == "ingress"]  # the inbound quota
         counts: dict[str, dict[str, Any]] = {}
         for sg_id in sorted({r.security_group_id for r in rules}):
             sg = self.w.inv.security_groups.get(sg_id)
@@ -1540,11 +1715,20 @@ def _required(rule: PlannedRule) -> PlannedRule:
 def _dedupe(rules: list[PlannedRule]) -> list[PlannedRule]:
     seen: dict[tuple, PlannedRule] = {}
     for rule in rules:
-        key = (rule.security_group_id, rule.protocol, rule.from_port, rule.to_port, rule.peer_kind, rule.peer)
+        key = (
+            rule.security_group_id,
+            rule.direction,
+            rule.protocol,
+            rule.from_port,
+            rule.to_port,
+            rule.peer_kind,
+            rule.peer,
+        )
         if key not in seen or (rule.required and not seen[key].required):
             seen[key] = rule
     return sorted(
-        seen.values(), key=lambda r: (not r.required, r.security_group_id, r.protocol, r.from_port, r.peer)
+        seen.values(),
+        key=lambda r: (not r.required, r.security_group_id, r.direction, r.protocol, r.from_port, r.peer),
     )
 
 
@@ -1573,11 +1757,13 @@ def _permissions(world: _World, ingress: Iterable[dict], target: _Target) -> lis
     return out
 
 
-def _has_equivalent(sg: m.SecurityGroup | None, proto: str, lo: int, hi: int, peer: Peer) -> bool:
+def _has_equivalent(
+    sg: m.SecurityGroup | None, proto: str, lo: int, hi: int, peer: Peer, *, egress: bool = False
+) -> bool:
     """A rule the controller would accept as this one (same protocol, covering range, same source)."""
     if sg is None:
         return False
-    for rule in sg.ingress or ():
+    for rule in (sg.egress if egress else sg.ingress) or ():
         if norm_proto(rule.protocol) != proto:
             continue
         r_lo = rule.from_port if isinstance(rule.from_port, int) and rule.from_port >= 0 else 0
@@ -1595,13 +1781,80 @@ def _has_equivalent(sg: m.SecurityGroup | None, proto: str, lo: int, hi: int, pe
     return False
 
 
-def _sg_commands(rules: Iterable[PlannedRule]) -> list[str]:
-    """One `authorize-security-group-ingress` per group (required first), every value quoted."""
-    by_group: dict[tuple[bool, str], list[PlannedRule]] = {}
-    for rule in rules:
-        by_group.setdefault((not rule.required, rule.security_group_id), []).append(rule)
+def _free_rule_number(taken: set[int], before: int | None) -> int | None:
+    """The highest free ACL rule number below `before` (the refusing entry), or, when no entry
+    refused (the final deny), the number after the highest one in use; None when none is free."""
+    if before is None:
+        highest = max((n for n in taken if n < _FINAL_ACL_RULE), default=0)
+        if highest + 1 < _FINAL_ACL_RULE:
+            return highest + 1
+        before = _FINAL_ACL_RULE
+    for number in range(before - 1, 0, -1):
+        if number not in taken:
+            return number
+    return None
+
+
+def _acl_commands(entries: Iterable[PlannedAclEntry]) -> list[str]:
     commands = []
-    for (_, sg_id), group in sorted(by_group.items()):
+    for e in entries:
+        v6 = _family(e.cidr) == 6
+        commands.append(
+            render.shell_join(
+                [
+                    "aws ec2 create-network-acl-entry",
+                    render.shell_option("--network-acl-id", e.network_acl_id),
+                    f"--rule-number {int(e.rule_number)}",
+                    "--egress" if e.egress else "--ingress",
+                    render.shell_option("--protocol", e.protocol),
+                    f"--port-range From={int(e.from_port)},To={int(e.to_port)}",
+                    render.shell_option("--ipv6-cidr-block" if v6 else "--cidr-block", e.cidr),
+                    render.shell_option("--rule-action", e.action),
+                ]
+            )
+        )
+    return commands
+
+
+def _terraform_acl(entries: Iterable[PlannedAclEntry], binding: m.Binding) -> str:
+    """`aws_network_acl_rule` blocks, one per entry."""
+    blocks = []
+    for e in entries:
+        name = render.tf_identifier(
+            "binding_health_acl",
+            binding.namespace,
+            binding.name,
+            "egress" if e.egress else "ingress",
+            e.rule_number,
+        )
+        v6 = _family(e.cidr) == 6
+        blocks.append(
+            "\n".join(
+                [
+                    f'resource "aws_network_acl_rule" "{name}" {{',
+                    f"  network_acl_id = {render.tf_string(e.network_acl_id)}",
+                    f"  rule_number    = {int(e.rule_number)}",
+                    f"  egress         = {'true' if e.egress else 'false'}",
+                    f"  protocol       = {render.tf_string(e.protocol)}",
+                    f"  rule_action    = {render.tf_string(e.action)}",
+                    f"  {'ipv6_cidr_block' if v6 else 'cidr_block    '} = {render.tf_string(e.cidr)}",
+                    f"  from_port      = {int(e.from_port)}",
+                    f"  to_port        = {int(e.to_port)}",
+                    "}",
+                ]
+            )
+        )
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+def _sg_commands(rules: Iterable[PlannedRule]) -> list[str]:
+    """One `authorize-security-group-ingress` (or `-egress`) per group and direction (required
+    first), every value quoted."""
+    by_group: dict[tuple[bool, str, str], list[PlannedRule]] = {}
+    for rule in rules:
+        by_group.setdefault((not rule.required, rule.security_group_id, rule.direction), []).append(rule)
+    commands = []
+    for (_, sg_id, direction), group in sorted(by_group.items()):
         permissions = []
         for rule in group:
             perm: dict[str, Any] = {
@@ -1619,7 +1872,7 @@ def _sg_commands(rules: Iterable[PlannedRule]) -> list[str]:
         commands.append(
             render.shell_join(
                 [
-                    "aws ec2 authorize-security-group-ingress",
+                    f"aws ec2 authorize-security-group-{direction}",
                     render.shell_option("--group-id", sg_id),
                     render.shell_option("--ip-permissions", render.compact_json(permissions)),
                 ]
@@ -1641,7 +1894,7 @@ def _terraform(rules: Iterable[PlannedRule], binding: m.Binding) -> str:
             name, n = f"{base}_{n}", n + 1
         used.add(name)
         lines = [
-            f'resource "aws_vpc_security_group_ingress_rule" "{name}" {{',
+            f'resource "aws_vpc_security_group_{rule.direction}_rule" "{name}" {{',
             f"  security_group_id = {render.tf_string(rule.security_group_id)}",
             f"  description       = {render.tf_string(rule.description)}",
             f"  ip_protocol       = {render.tf_string(rule.protocol)}",

@@ -4,17 +4,19 @@ Every value that reaches an output may come from the cluster or from AWS (names,
 CIDRs, ids) and may be hostile. Nothing is ever pasted into a template: YAML is dumped by the
 library, each shell word is quoted on its own, and each Terraform string is a JSON string with
 the template sequences `${` and `%{` escaped, so a value can never end its string and start
-syntax of its own.
+syntax of its own. Control and format characters (bidirectional overrides, ANSI escapes) are
+written as escapes in each syntax (`bindings.textsafe`), so what is shown is what runs.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shlex
 from typing import Any
 
 import yaml
+
+from bindings import textsafe
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
@@ -24,35 +26,66 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
         return True
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # A string with control or format characters is double-quoted, the only YAML style with
+    # escapes; `textsafe.yaml_escape_output` then escapes the ones the emitter left raw.
+    if textsafe.has_unsafe(data):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def to_yaml(obj: Any) -> str:
     """One YAML document, block style, keys in insertion order (readable as kubectl prints)."""
-    return yaml.dump(
-        obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+    return textsafe.yaml_escape_output(
+        yaml.dump(
+            obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+        )
     )
 
 
 def to_yaml_all(docs: list[Any]) -> str:
     """Several YAML documents separated by `---`."""
-    return yaml.dump_all(
-        docs,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=4096,
-        explicit_start=True,
+    return textsafe.yaml_escape_output(
+        yaml.dump_all(
+            docs,
+            Dumper=_Dumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            width=4096,
+            explicit_start=True,
+        )
     )
 
 
+def stored_manifest_yaml(fix: dict[str, Any] | None) -> str:
+    """The manifest of a stored fix (`fix_to_dict` output) as YAML; "" when it has none.
+
+    The stored text keeps the manifest's key order (jsonb does not). Text stored by a version that
+    left control or format characters raw is rendered again from the manifest instead.
+    """
+    if not isinstance(fix, dict):
+        return ""
+    text = fix.get("manifestYaml")
+    if isinstance(text, str) and text and not textsafe.has_unsafe(text.replace("\n", "")):
+        return text
+    if isinstance(fix.get("manifest"), dict):
+        return to_yaml(fix["manifest"])
+    return ""
+
+
 def compact_json(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+    return textsafe.json_text(obj)
 
 
 def shell_option(flag: str, value: str) -> str:
     """`--flag value`, quoted; `--flag=value` when the value could be read as another option."""
     if value.startswith("-"):
-        return shlex.quote(f"{flag}={value}")
-    return f"{flag} {shlex.quote(value)}"
+        return textsafe.shell_quote(f"{flag}={value}")
+    return f"{flag} {textsafe.shell_quote(value)}"
 
 
 def shell_join(words: list[str]) -> str:
@@ -60,9 +93,8 @@ def shell_join(words: list[str]) -> str:
     return " \\\n  ".join(words)
 
 
-def _tf_escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+def _tf_escape(char: str) -> str:
+    return textsafe.escape_char(char, byte_escapes=False)  # HCL knows \\uNNNN and \\UNNNNNNNN, not \\xNN
 
 
 def tf_string(value: object) -> str:
@@ -72,7 +104,9 @@ def tf_string(value: object) -> str:
     are escaped too, so a value always stays on its own line and reads as what it is.
     """
     text = json.dumps(str(value), ensure_ascii=False)
-    text = re.sub(r"[^ -~]", lambda m: m.group(0) if m.group(0).isprintable() else _tf_escape_char(m), text)
+    text = re.sub(
+        r"[^ -~]", lambda m: m.group(0) if m.group(0).isprintable() else _tf_escape(m.group(0)), text
+    )
     return text.replace("${", "$${").replace("%{", "%%{")
 
 
@@ -97,4 +131,4 @@ def aws_description(text: str) -> str:
 
 def shell_quote(value: str) -> str:
     """One shell word; a leading `-` is impossible here because callers prefix a fixed word."""
-    return shlex.quote(value)
+    return textsafe.shell_quote(value)

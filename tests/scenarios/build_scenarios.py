@@ -2212,6 +2212,284 @@ PARITY: dict[str, Callable[[], tuple[str, Scenario]]] = {
 }
 
 
+# --- issue 14: prefix lists, network ACLs, listeners, LB outbound rules, malformed rules -----------
+
+SUBNETS = ("subnet-0aaa1111bbbb2222c", "subnet-0bbb3333cccc4444d")
+CORP_PL = "pl-0c0rp000000000001"
+ACL = "acl-0b1n0000000000001"
+
+
+def _prefix_list_rule(s: Scenario, port: int, entries: list[str] | None) -> Scenario:
+    """UDP admitted only through a managed prefix list (TCP for the health check from the VPC)."""
+    udp_rule = perm("udp", port, description="corp")
+    udp_rule["PrefixListIds"] = [{"PrefixListId": CORP_PL, "Description": "corp"}]
+    s.sg(NODE_SG)["IpPermissions"] = [udp_rule, perm("tcp", port, cidrs=[VPC_CIDR])]
+    if entries is not None:
+        s.aws["GetManagedPrefixListEntries"] = {CORP_PL: {"Entries": [{"Cidr": c} for c in entries]}}
+    return s
+
+
+def prefix_list_resolved() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(fixed_udp(base()), 53, ["10.0.0.0/17", "10.0.128.0/17", "192.168.0.0/16"])
+    # The list's entries cover the VPC (the internal NLB's clients): the rule admits them all
+    # (DESIGN "A prefix-list source counts as its entries").
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "UDP admitted only through a managed prefix list whose entries cover the VPC: reachable.", s
+
+
+def prefix_list_unknown() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(fixed_udp(base()), 53, None)
+    # Entries not collected: the uncovered clients could lie in the list, so no refusal is claimed.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "unknown"},
+        forbid=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "UDP admitted only through a prefix list whose entries were not collected: unknown, never blocked.",
+        s,
+    )
+
+
+def prefix_list_partial() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(fixed_udp(base()), 53, ["10.0.1.0/24"])
+    # Known entries that hold only one subnet of the VPC: the clients elsewhere are refused.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "UDP admitted through a prefix list holding one subnet only: partial, client ranges not covered.",
+        s,
+    )
+
+
+def prefix_list_instance() -> tuple[str, Scenario]:
+    s = _prefix_list_rule(_instance(base(), 30053), 30053, [VPC_CIDR])
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["TRAFFIC_BLOCKED"], admitted={"UDP": [2, 2]})
+    return "instance targets, UDP NodePort admitted through a collected prefix list: reachable.", s
+
+
+def _acl(s: Scenario, entries: list[dict]) -> Scenario:
+    """A network ACL on both target subnets: `entries`, then allow-all both ways, then the final deny."""
+    base_entries = [
+        {
+            "RuleNumber": 100,
+            "Protocol": "-1",
+            "RuleAction": "allow",
+            "Egress": False,
+            "CidrBlock": "0.0.0.0/0",
+        },
+        {
+            "RuleNumber": 100,
+            "Protocol": "-1",
+            "RuleAction": "allow",
+            "Egress": True,
+            "CidrBlock": "0.0.0.0/0",
+        },
+        {
+            "RuleNumber": 101,
+            "Protocol": "-1",
+            "RuleAction": "allow",
+            "Egress": False,
+            "Ipv6CidrBlock": "::/0",
+        },
+        {"RuleNumber": 101, "Protocol": "-1", "RuleAction": "allow", "Egress": True, "Ipv6CidrBlock": "::/0"},
+        {
+            "RuleNumber": 32767,
+            "Protocol": "-1",
+            "RuleAction": "deny",
+            "Egress": False,
+            "CidrBlock": "0.0.0.0/0",
+        },
+        {
+            "RuleNumber": 32767,
+            "Protocol": "-1",
+            "RuleAction": "deny",
+            "Egress": True,
+            "CidrBlock": "0.0.0.0/0",
+        },
+    ]
+    s.aws["DescribeNetworkAcls"] = {
+        "NetworkAcls": [
+            {
+                "NetworkAclId": ACL,
+                "VpcId": VPC,
+                "IsDefault": False,
+                "Associations": [{"SubnetId": subnet, "NetworkAclId": ACL} for subnet in SUBNETS],
+                "Entries": entries + base_entries,
+            }
+        ]
+    }
+    return s
+
+
+def _deny(number: int, proto: str, lo: int, hi: int, *, egress: bool, cidr: str = "0.0.0.0/0") -> dict:
+    entry = {
+        "RuleNumber": number,
+        "Protocol": proto,
+        "RuleAction": "deny",
+        "Egress": egress,
+        "PortRange": {"From": lo, "To": hi},
+    }
+    entry["Ipv6CidrBlock" if ":" in cidr else "CidrBlock"] = cidr
+    return entry
+
+
+def nacl_denies_udp_inbound() -> tuple[str, Scenario]:
+    s = _acl(fixed_udp(base()), [_deny(90, "17", 53, 53, egress=False)])
+    # The security groups admit the VPC; the ACL refuses UDP 53 from everything outside each target's
+    # own subnet (an ACL filters only at the subnet boundary): partial, blamed on the ACL only.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        forbid=["CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_BLOCKED", "MISSING_NETWORKING_RULE"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "security groups admit UDP 53 from the VPC, the subnets' network ACL denies it (rule 90): partial, "
+        "the ACL entry is named, no client-range finding; the fix adds an ACL entry numbered below 90.",
+        s,
+    )
+
+
+def nacl_denies_replies_instance() -> tuple[str, Scenario]:
+    s = _acl(_instance(base(), 30053), [_deny(90, "17", 1024, 65535, egress=True)])
+    # Stateless: the UDP replies to the clients' ephemeral ports are refused going out.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED"],
+        forbid=["CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "instance targets whose subnets' ACL denies outbound UDP 1024-65535 (the replies): partial, the "
+        "outbound ACL entry is named and fixed.",
+        s,
+    )
+
+
+def nacl_denies_health_checks() -> tuple[str, Scenario]:
+    s = _acl(fixed_udp(base()), [_deny(50, "6", 53, 53, egress=False, cidr="10.0.0.0/16")])
+    # The LB node in the other subnet cannot health-check the target over TCP 53; the one in the
+    # same subnet can. UDP itself is untouched.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_BLOCKED"],
+        forbid=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "network ACL denies TCP 53 from the VPC: health checks from the other zone's LB node refused.", s
+
+
+def nacl_ipv6() -> tuple[str, Scenario]:
+    s = _acl(_ipv6(base(), [VPC_CIDR, VPC_V6]), [_deny(80, "17", 53, 53, egress=False, cidr="::/0")])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        # The bundle's clients include 2001:db8:100::/48, which no rule admits (the security groups'
+        # part); the rest of the VPC's IPv6 clients is refused by the ACL.
+        require=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+    )
+    return (
+        "IPv6 targets, the subnets' ACL denies UDP 53 from ::/0 (rule 80) and the rules miss one client "
+        "range: partial, both layers named, the fix adds the rule and the ACL entries.",
+        s,
+    )
+
+
+def _lb_with_group(s: Scenario, egress: list[dict]) -> Scenario:
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    s.add_sg(NLB_SG, "k8s-nlb", [perm("udp", 53, cidrs=[VPC_CIDR], description="dns")])
+    s.sg(NLB_SG)["IpPermissionsEgress"] = egress
+    return s
+
+
+def nlb_sg_egress_refuses() -> tuple[str, Scenario]:
+    s = _lb_with_group(fixed_udp(base()), [perm("tcp", 443, cidrs=["0.0.0.0/0"], description="https")])
+    # The NLB's outbound rules let nothing out on 53: traffic and health checks (nlb-udp-facts §3.5).
+    s.expect(
+        "coredns-udp",
+        {"UDP": "blocked"},
+        require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_BLOCKED"],
+        admitted={"UDP": [0, 2]},
+    )
+    return (
+        "NLB with a security group whose outbound rules allow only TCP 443: UDP and health checks cannot "
+        "leave it; the fix adds egress rules on the NLB's group.",
+        s,
+    )
+
+
+def nlb_sg_egress_instance() -> tuple[str, Scenario]:
+    s = _lb_with_group(_instance(base(), 30053), [perm("udp", 30053, cidrs=[VPC_CIDR], description="data")])
+    # UDP may leave, the TCP health checks to the NodePort may not.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["HEALTH_CHECK_BLOCKED"],
+        forbid=["TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "instance targets, the NLB's group lets UDP out but no TCP health check: health checks blocked.", s
+
+
+def tcp_udp_udp_listener_only() -> tuple[str, Scenario]:
+    s = _tcp_udp(base(), [("UDP", 53), ("TCP", 53)])
+    s.aws["DescribeListeners"]["Listeners"][0]["Protocol"] = "UDP"
+    # A listener forwards to the group, carrying UDP only: TCP is not offered, with no finding.
+    s.expect(
+        "coredns-udp",
+        {"TCP": "not_offered", "UDP": "reachable"},
+        forbid=["NO_LISTENER", "TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "TCP_UDP group behind a UDP listener: TCP not offered without NO_LISTENER, UDP reachable.", s
+
+
+def tcp_udp_tcp_listener_instance() -> tuple[str, Scenario]:
+    s = _tcp_udp(_instance(base(), 30053), [("UDP", 30053), ("TCP", 30053)])
+    s.aws["DescribeListeners"]["Listeners"][0]["Protocol"] = "TCP"
+    s.expect(
+        "coredns-udp",
+        {"TCP": "reachable", "UDP": "not_offered"},
+        forbid=["NO_LISTENER"],
+        admitted={"TCP": [2, 2]},
+    )
+    return "instance targets, TCP_UDP group behind a TCP listener: UDP not offered without NO_LISTENER.", s
+
+
+def malformed_network_rules() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.sg(NODE_SG)["IpPermissions"].append(
+        {"IpProtocol": "udp", "FromPort": "fifty", "ToPort": 53, "IpRanges": []}
+    )
+    bad_pl = perm("udp", 5353, description="corp")
+    bad_pl["PrefixListIds"] = [{"PrefixListId": CORP_PL}]
+    s.sg(NODE_SG)["IpPermissions"].append(bad_pl)
+    s.aws["GetManagedPrefixListEntries"] = {CORP_PL: {"Entries": [{"Cidr": "10.0.0.0/33"}]}}
+    _acl(s, [{"RuleNumber": "ninety", "Protocol": "17", "RuleAction": "deny", "Egress": False}])
+    # Each malformed object is named (id and field) on the binding that reads it; the rest is judged.
+    s.expect("coredns-udp", {"UDP": "reachable"}, require=["INVALID_SPEC"], admitted={"UDP": [2, 2]})
+    return (
+        'a security-group rule with FromPort "fifty", a prefix list entry 10.0.0.0/33 and an ACL entry with '
+        'RuleNumber "ninety": INVALID_SPEC naming each, the binding still judged (reachable).',
+        s,
+    )
+
+
 SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "udp-rule-all-protocols": udp_rule_all_protocols,
     "udp-partial-two-rules": partial_two_rules,
@@ -2239,6 +2517,19 @@ SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "ipv6-blocked": ipv6_blocked,
     "client-cidrs-bundle": client_cidrs_bundle,
     "malformed-objects": malformed_objects,
+    "prefix-list-resolved": prefix_list_resolved,
+    "prefix-list-unknown": prefix_list_unknown,
+    "prefix-list-partial": prefix_list_partial,
+    "prefix-list-instance": prefix_list_instance,
+    "nacl-denies-udp-inbound": nacl_denies_udp_inbound,
+    "nacl-denies-replies-instance": nacl_denies_replies_instance,
+    "nacl-denies-health-checks": nacl_denies_health_checks,
+    "nacl-ipv6": nacl_ipv6,
+    "nlb-sg-egress-refuses": nlb_sg_egress_refuses,
+    "nlb-sg-egress-instance": nlb_sg_egress_instance,
+    "tcp-udp-udp-listener-only": tcp_udp_udp_listener_only,
+    "tcp-udp-tcp-listener-instance": tcp_udp_tcp_listener_instance,
+    "malformed-network-rules": malformed_network_rules,
     **PARITY,
     **LB_SCENARIOS,
 }

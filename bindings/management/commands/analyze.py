@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bindings.analysis.bundle import BundleError, bundle_inventory, load_bundle
+from bindings.analysis.bundle import MAX_FILE_BYTES, BundleError, bundle_inventory, load_bundle
 from bindings.analysis.normalize import parse_cidr
 
 FAIL_ON_LEVELS = ("blocked", "partial", "warning")
@@ -41,6 +41,13 @@ class Command(BaseCommand):
             metavar="CIDR",
             help="client range (repeatable); overrides bundle.json clientCidrs",
         )
+        parser.add_argument(
+            "--max-file-mb",
+            type=int,
+            default=None,
+            metavar="MB",
+            help=f"refuse a bundle file larger than this, decompressed (default {MAX_FILE_BYTES // 2**20})",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         client_cidrs = options.get("client_cidrs") or None
@@ -48,7 +55,8 @@ class Command(BaseCommand):
             if parse_cidr(cidr) is None:
                 raise CommandError(f"--client-cidr: {cidr!r} is not a valid CIDR", returncode=2)
         try:
-            bundle = load_bundle(options["path"])
+            mb = options.get("max_file_mb")
+            bundle = load_bundle(options["path"], max_file_bytes=mb * 2**20 if mb and mb > 0 else None)
         except BundleError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         inventory = bundle_inventory(bundle, client_cidrs=client_cidrs)

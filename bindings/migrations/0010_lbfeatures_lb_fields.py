@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bindings', '0004_parity_eni_sg_tags'),
+        ('bindings', '0009_fit_sinks_events'),
     ]
 
     operations = [
