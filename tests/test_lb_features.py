@@ -112,3 +112,25 @@ def test_the_cross_zone_attribute_is_shown(client, alice, cluster):
     client.force_login(alice)
     html = client.get(f"/bindings/{bindings['coredns-udp'].pk}/").content.decode()
     assert "Cross-zone load balancing" in html and "<code>true</code>" in html
+
+
+def test_a_hostile_quic_server_id_is_invalid_and_shown_escaped(client, alice, cluster):
+    from django.utils import timezone
+
+    from bindings import polling
+    from tests.test_pages import HOSTILE, HOSTILE_ESCAPED
+
+    bindings = load_scenario(cluster, "lb-quic-ok")
+    udp = bindings["coredns-udp"]
+    m.RegisteredTarget.objects.filter(target_group_arn=udp.target_group_arn, target_id="10.0.1.15").update(
+        quic_server_id=HOSTILE
+    )
+    polling.cluster_analyze(cluster=cluster, now=timezone.now())
+    body = _detail(client, make_token(alice), udp)
+    invalid = [f for f in body["findings"] if f["code"] == "INVALID_SPEC"]
+    assert invalid and invalid[0]["evidence"]["field"] == "QuicServerId"
+    assert "Target 10.0.1.15 of TargetGroup k8s-dns-udp" in invalid[0]["message"]
+    client.force_login(alice)
+    html = client.get(f"/bindings/{udp.pk}/").content.decode()
+    assert HOSTILE not in html
+    assert HOSTILE_ESCAPED in html

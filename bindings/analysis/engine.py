@@ -2250,6 +2250,8 @@ def _explicit_clients(c: _Ctx) -> tuple[NetSet, str] | None:
         if found:
             return found, "cluster client ranges"
     return None
+
+
 def _unique_denials(evals: Iterable[_Eval]) -> list[AclDenial]:
     seen: dict[AclDenial, None] = {}
     for ev in evals:
@@ -3472,16 +3474,28 @@ def _own_target_test(c: _Ctx) -> Any:
         return None
     ix = c.ix
     if c.target_type == "instance":
-        return {n.instance_id for n in ix.inv.nodes.values() if n.instance_id}.__contains__
+        # Built once per inventory (no per-binding scan of the nodes).
+        instances = ix.__dict__.get("_node_instances")
+        if instances is None:
+            instances = ix.__dict__["_node_instances"] = frozenset(
+                n.instance_id for n in ix.inv.nodes.values() if n.instance_id
+            )
+        return instances.__contains__
     if c.target_type != "ip":
         return None
-    addresses: set[str] = set(ix.pods_by_ip)
+    pods = ix.pods_by_ip
+    addresses: set[str] = set()
     svc = c.service
     if svc is not None:
         for eps in ix.slices_by_service.get((svc.namespace, svc.name), ()):
             for ep in eps.endpoints:
                 addresses.update(_norm_ip(a) or a for a in ep.addresses)
-    return lambda target_id: (_norm_ip(target_id) or target_id) in addresses
+
+    def own(target_id: str) -> bool:
+        ip = _norm_ip(target_id) or target_id
+        return ip in pods or ip in addresses
+
+    return own
 
 
 def _findings_lb_features(c: _Ctx) -> None:
