@@ -105,6 +105,8 @@ FINDING_HELP = {
     "without it HTTP/3 fails even when UDP gets through.",
     "PRIVATELINK": "The load balancer is behind a VPC endpoint service; its inbound rules filter endpoint "
     "traffic only when EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic is on.",
+    "ZONAL_SHIFT_INELIGIBLE": "On a cross-zone NLB, zonal shift needs every target group to be TCP or TLS "
+    "with cross-zone not turned off (ELB/ARC prerequisites).",
 }
 CARRIED = {
     "TCP": ("TCP",),

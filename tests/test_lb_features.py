@@ -134,3 +134,16 @@ def test_a_hostile_quic_server_id_is_invalid_and_shown_escaped(client, alice, cl
     html = client.get(f"/bindings/{udp.pk}/").content.decode()
     assert HOSTILE not in html
     assert HOSTILE_ESCAPED in html
+
+
+def test_zonal_shift_eligibility_and_cross_zone_are_shown(client, alice, cluster):
+    bindings = load_scenario(cluster, "lb-zonal-shift-udp-cross-zone")
+    udp = bindings["coredns-udp"]
+    body = _detail(client, make_token(alice), udp)
+    zonal = next(f for f in body["findings"] if f["code"] == "ZONAL_SHIFT_INELIGIBLE")
+    assert zonal["severity"] == "info"
+    assert zonal["evidence"]["crossZoneTargetGroup"] == "use_load_balancer_configuration"
+    client.force_login(alice)
+    html = client.get(f"/bindings/{udp.pk}/").content.decode()
+    assert "use_load_balancer_configuration (true on the load balancer)" in html
+    assert "ZONAL_SHIFT_INELIGIBLE" in html

@@ -1625,6 +1625,7 @@ def _analyze_binding(ix: _Index, b: m.Binding, stale: list[m.Finding]) -> m.Bind
         _findings_networking(c)
         _finding_drift(c)
         _findings_lb_features(c)
+        _finding_zonal_shift(c)
     else:
         health = None
         for proto in c.carried:
@@ -3629,6 +3630,47 @@ def _findings_lb_features(c: _Ctx) -> None:
             loadBalancer=lb_arn,
             endpointServices=list(lb.endpoint_services),
             enforceInboundRulesOnPrivateLink=lb.privatelink_enforce_inbound,
+        )
+
+
+_ZONAL_SHIFT_PROTOCOLS = frozenset({"TCP", "TLS"})
+
+
+def _finding_zonal_shift(c: _Ctx) -> None:
+    """A cross-zone NLB whose group is not TCP/TLS (or turns cross-zone off) cannot take a zonal
+    shift, per the ELB and ARC prerequisites. Judged only where the load balancer's attributes were
+    collected: without them nothing is said."""
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    tg_cross = str(
+        (tg.attributes or {}).get("load_balancing.cross_zone.enabled") or "use_load_balancer_configuration"
+    )
+    for lb_arn in sorted(set(tg.load_balancer_arns or ())):
+        lb = c.ix.inv.load_balancers.get(lb_arn)
+        if lb is None or lb.attributes is None:
+            continue
+        if str(lb.attributes.get("load_balancing.cross_zone.enabled", "false")).lower() != "true":
+            continue
+        why = []
+        if tg_proto not in _ZONAL_SHIFT_PROTOCOLS:
+            why.append(f"its protocol is {tg_proto}, not TCP or TLS")
+        if tg_cross.lower() == "false":
+            why.append("its load_balancing.cross_zone.enabled is false")
+        if not why:
+            continue
+        c.f.add(
+            "ZONAL_SHIFT_INELIGIBLE",
+            "info",
+            f"load balancer {_lb_name(c, lb_arn)} has cross-zone load balancing on, and target group "
+            f"{tg.name or tg.arn} keeps it from zonal shift: {'; '.join(why)} (ELB/ARC zonal-shift "
+            "prerequisites; AWS's ELB document history of 2026-09-24 lifts this for UDP groups, so "
+            "check the console before acting)",
+            None,
+            loadBalancer=lb_arn,
+            crossZoneLoadBalancer="true",
+            crossZoneTargetGroup=tg_cross,
+            zonalShiftEnabled=lb.attributes.get("zonal_shift.config.enabled"),
         )
 
 

@@ -2160,6 +2160,54 @@ def lb_etp_local() -> tuple[str, Scenario]:
     )
 
 
+def _cross_zone(
+    s: Scenario, lb_value: str | None, tg_value: str = "use_load_balancer_configuration", udp: bool = True
+) -> Scenario:
+    if udp:
+        fixed_udp(s)
+    if lb_value is not None:
+        s.aws["DescribeLoadBalancerAttributes"] = {
+            LB_ARN: {
+                "Attributes": [
+                    {"Key": "load_balancing.cross_zone.enabled", "Value": lb_value},
+                    {"Key": "zonal_shift.config.enabled", "Value": "false"},
+                    {"Key": "deletion_protection.enabled", "Value": "false"},
+                ]
+            }
+        }
+    for attribute in s.aws["DescribeTargetGroupAttributes"][UDP_TG]["Attributes"]:
+        if attribute["Key"] == "load_balancing.cross_zone.enabled":
+            attribute["Value"] = tg_value
+    return s
+
+
+def lb_zonal_shift_udp_cross_zone() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), "true")
+    s.expect(
+        "coredns-udp", {"UDP": "reachable"}, require=["ZONAL_SHIFT_INELIGIBLE"], admitted={"UDP": [2, 2]}
+    )
+    return "UDP group on a cross-zone NLB: info, not eligible for zonal shift (ELB/ARC prerequisites).", s
+
+
+def lb_zonal_shift_udp_no_cross_zone() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), "false")
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["ZONAL_SHIFT_INELIGIBLE"])
+    return "UDP group on an NLB with cross-zone off: zonal shift is not restricted, no finding.", s
+
+
+def lb_zonal_shift_no_attributes() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), None)
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["ZONAL_SHIFT_INELIGIBLE"])
+    return "no DescribeLoadBalancerAttributes (an older bundle): nothing said about zonal shift.", s
+
+
+def lb_zonal_shift_tcp_group_cross_zone_off() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), "true", tg_value="false", udp=False)
+    s.drop("TargetGroupBinding", "coredns-udp")
+    s.expect("coredns-tcp", {"TCP": "reachable"}, forbid=["ZONAL_SHIFT_INELIGIBLE"])
+    return "TCP group on a cross-zone NLB (the UDP group turns cross-zone off): the TCP group is eligible.", s
+
+
 LB_SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "lb-clients-some-refused": lb_clients_some_refused,
     "lb-clients-all-refused": lb_clients_all_refused,
@@ -2184,6 +2232,10 @@ LB_SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "lb-pod-eni-blocked": lb_pod_eni_blocked,
     "lb-pod-eni-ok": lb_pod_eni_ok,
     "lb-etp-local": lb_etp_local,
+    "lb-zonal-shift-udp-cross-zone": lb_zonal_shift_udp_cross_zone,
+    "lb-zonal-shift-udp-no-cross-zone": lb_zonal_shift_udp_no_cross_zone,
+    "lb-zonal-shift-no-attributes": lb_zonal_shift_no_attributes,
+    "lb-zonal-shift-tcp-group-cross-zone-off": lb_zonal_shift_tcp_group_cross_zone_off,
 }
 
 PARITY: dict[str, Callable[[], tuple[str, Scenario]]] = {
