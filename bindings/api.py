@@ -129,7 +129,9 @@ api = ProblemAPI(
     version="1",
     description="Per-protocol reachability of AWS Load Balancer Controller TargetGroupBindings.",
     urls_namespace="api-v1",
-    docs_url=None,  # no Swagger UI: it would need a CDN or vendored assets; the JSON is enough
+    # Swagger UI from django-ninja's own static files ("ninja" in INSTALLED_APPS): no CDN, and
+    # nothing inline the Content-Security-Policy would refuse. Public, like the document it shows.
+    docs_url="/docs",
     docs_decorator=_read_only_document,
     auth=[TokenAuth(), BrowserSessionAuth()],
 )

@@ -412,6 +412,7 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         """Start serving; `url` is set afterwards."""
+        _network_load_balancer_arns()
         # werkzeug logs every request at INFO; that drowns test output and the demo's console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
@@ -438,6 +439,37 @@ class MotoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_ARN_LOCK = threading.Lock()
+
+
+def _network_load_balancer_arns() -> None:
+    """moto (5.2) names every load balancer ``loadbalancer/app/...``; AWS names network load
+    balancers ``loadbalancer/net/...`` (and their listeners ``listener/net/...``). Wrap moto's
+    CreateLoadBalancer so an NLB gets the ARN AWS would give it. Idempotent."""
+    from moto.elbv2 import models, utils
+
+    if getattr(models.ELBv2Backend.create_load_balancer, "bh_net_arns", False):
+        return
+    original = models.ELBv2Backend.create_load_balancer
+
+    def net_arn(**kwargs: Any) -> str:
+        return utils.make_arn_for_load_balancer(**kwargs).replace(":loadbalancer/app/", ":loadbalancer/net/")
+
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("loadbalancer_type") != "network":
+            return original(self, *args, **kwargs)
+        # The ARN is made by a module-level helper: swap it for this one call only.
+        with _ARN_LOCK:
+            models.make_arn_for_load_balancer = net_arn
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                models.make_arn_for_load_balancer = utils.make_arn_for_load_balancer
+
+    create.bh_net_arns = True  # type: ignore[attr-defined]
+    models.ELBv2Backend.create_load_balancer = create  # type: ignore[method-assign]
 
 
 # -- a loopback DNS server (the demo's probe target) ------------------------------------------------
@@ -1003,6 +1035,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--dns-port", type=int, default=0, help="loopback DNS server port (0: any free)")
     parser.add_argument(
+        "--controller-interval",
+        type=float,
+        default=2.0,
+        help="seconds between the emulated controller's reconciles (0: no emulated controller)",
+    )
+    parser.add_argument(
         "--collection-cases",
         action="store_true",
         help="add bindings on a deleted target group, a misspelled and a correct targetGroupName, and a "
@@ -1020,12 +1058,28 @@ def main(argv: list[str] | None = None) -> int:
     # Real local services for the demo's active probes: a DNS server (UDP and TCP) and a UDP port
     # with nothing behind it.
     dns_server = DnsServer(port=args.dns_port).start()
+    controller: threading.Thread | None = None
     try:
         world = seed_demo_world(aws_endpoint=moto.url, kube=kube, region=args.region)
         if args.collection_cases:
             seed_collection_cases(world, aws_endpoint=moto.url, kube=kube)
         kubeconfig = args.state_file + ".kubeconfig"
         write_kubeconfig(kubeconfig, kube.url)
+        if args.controller_interval > 0:
+            # Plays the AWS Load Balancer Controller: an applied fix reaches the security groups.
+            from bindings.emulated_controller import EmulatedController
+
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+            emulated = EmulatedController(
+                kube_url=kube.url, aws_endpoint=moto.url, cluster=world.cluster, region=args.region
+            )
+            controller = threading.Thread(
+                target=emulated.run,
+                args=(stop, args.controller_interval),
+                name="emulated-controller",
+                daemon=True,
+            )
+            controller.start()
         state = {
             "kube_url": kube.url,
             "kubeconfig": os.path.abspath(kubeconfig),
@@ -1047,6 +1101,9 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        stop.set()
+        if controller is not None:
+            controller.join(15)
         dns_server.stop()
         kube.stop()
         moto.stop()

@@ -52,6 +52,7 @@ from django_htmx.middleware import HtmxDetails
 
 from bindings import apply as fix_apply_module
 from bindings import models as m
+from bindings.analysis import explain
 from bindings.fixes import render as fix_render
 from bindings.probing import latest_probes
 
@@ -198,6 +199,50 @@ def _perms(request: HttpRequest, cluster: m.Cluster | None = None) -> dict[str, 
 # --- overview ---------------------------------------------------------------------------------------
 
 
+WORST_LIMIT = 10
+
+
+def worst_bindings(limit: int = WORST_LIMIT) -> list[dict[str, Any]]:
+    """The blocked, then partial, bindings (most severe findings first): per refused protocol its
+    verdict and root-cause sentence. Three queries whatever the limit."""
+    results = list(
+        m.BindingResult.objects.filter(worst_verdict__in=("blocked", "partial"))
+        .select_related("binding", "binding__cluster")
+        .annotate(
+            vrank=Case(When(worst_verdict="blocked", then=Value(0)), default=Value(1)),
+            srank=Case(
+                *[When(max_severity=s, then=Value(-rank)) for s, rank in m.SEVERITY_RANK.items() if s],
+                default=Value(0),
+            ),
+        )
+        .order_by("vrank", "srank", "-changed_at", "pk")[:limit]
+    )
+    refused = [
+        (result, pv)
+        for result in results
+        for pv in (result.data or {}).get("protocols") or []
+        if pv.get("verdict") in ("blocked", "partial")
+    ]
+    sg_ids = {
+        sg for _, pv in refused for t in pv.get("targets") or [] for sg in t.get("security_group_ids") or []
+    }
+    rules = [
+        explain.Rule(*row)
+        for row in m.SecurityGroupRule.objects.filter(
+            egress=False, security_group__group_id__in=sg_ids
+        ).values_list("security_group__group_id", "protocol", "from_port", "to_port")
+    ]
+    return [
+        {
+            "binding": result.binding,
+            "protocol": pv.get("protocol"),
+            "verdict": pv.get("verdict"),
+            "cause": explain.root_cause(pv, rules),
+        }
+        for result, pv in refused
+    ]
+
+
 @require_GET
 @login_required
 @vary_on_headers("HX-Request")
@@ -255,6 +300,11 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         m.VerdictTransition.objects.select_related("binding", "binding__cluster").order_by("-at", "-pk")[:15]
     )
     context = {
+        "worst": worst_bindings(),
+        "green_but_broken": m.Finding.objects.filter(code="HEALTH_CHECK_MASKS_TRAFFIC")
+        .values("binding_id")
+        .distinct()
+        .count(),
         "rows": rows,
         "totals_verdict": list(totals_v.items()),
         "totals_severity": list(totals_s.items()),
@@ -735,7 +785,48 @@ def _detail_etag(
         result.changed_at if result else None,
         _source_state(binding.cluster),
         _source_state(binding.cluster.aws_account),
+        m.FixApplication.objects.filter(binding=binding)
+        .order_by("-at", "-pk")
+        .values_list("pk", flat=True)
+        .first(),
     )
+
+
+# How long an applied fix is shown as waiting for the controller before the page stops saying so.
+APPLY_WAIT = timedelta(hours=1)
+
+
+def next_poll_seconds(cluster: m.Cluster) -> int | None:
+    """Seconds until the poll that would show the controller's work (the account's, which reads
+    the security groups; else the cluster's), or None when none is scheduled."""
+    account = cluster.aws_account
+    due = (account.next_poll_at if account is not None else None) or cluster.next_poll_at
+    if due is None:
+        return None
+    return max(0, int((due - timezone.now()).total_seconds()))
+
+
+def applied_state(binding: m.TargetGroupBinding, result: m.BindingResult | None) -> dict[str, Any] | None:
+    """The newest successful Apply of this binding while it is still news: who, when, and whether
+    the verdicts have caught up (`waiting` until every protocol is reachable)."""
+    audit = (
+        m.FixApplication.objects.filter(binding=binding, status=m.FixApplication.Status.APPLIED)
+        .select_related("user")
+        .order_by("-at", "-pk")
+        .first()
+    )
+    if audit is None or timezone.now() - audit.at > APPLY_WAIT:
+        return None
+    verdicts = [pv.get("verdict") for pv in ((result.data or {}).get("protocols") or [])] if result else []
+    judged_after = result is not None and result.analyzed_at >= audit.at
+    waiting = not (judged_after and verdicts and all(v == "reachable" for v in verdicts))
+    seconds = next_poll_seconds(binding.cluster)
+    return {
+        "audit": audit,
+        "by": audit.user.get_username() if audit.user else "unknown user",
+        "waiting": waiting,
+        "next_poll": f"next poll in ~{seconds} s" if seconds is not None else "no poll scheduled",
+    }
 
 
 def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
@@ -851,6 +942,25 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
             (key, ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value))
             for key, value in (finding.get("evidence") or {}).items()
         ]
+    target_rules = [
+        explain.Rule(group.group_id, rule.protocol, rule.from_port, rule.to_port)
+        for group in groups
+        for rule in group.rules.all()
+    ]
+    applied = applied_state(binding, result)
+    has_fix = bool(data.get("fix"))
+    causes = [
+        {
+            "pv": pv,
+            "sentence": explain.root_cause(pv, target_rules),
+            # The fix button sits beside the protocol it fixes, and only while there is one to review.
+            "show_fix": has_fix
+            and pv.get("verdict") in ("blocked", "partial")
+            and pv.get("protocol") in (data.get("fix") or {}).get("protocols", [pv.get("protocol")])
+            and not (applied and applied["waiting"]),
+        }
+        for pv in protocols
+    ]
     since = timezone.now() - timedelta(days=7)
     samples = list(m.HistorySample.objects.filter(binding=binding, at__gte=since).order_by("-at")[:500])
     samples.reverse()
@@ -860,6 +970,13 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
     latest: dict[str, m.ProbeResult] = {}
     for probe in probe_history:
         latest.setdefault(probe.protocol, probe)
+    for cause in causes:
+        probe = latest.get(cause["pv"].get("protocol"))
+        cause["disagrees"] = explain.probe_disagreement(
+            cause["pv"].get("verdict"), probe.status if probe else None
+        )
+        if probe is not None:
+            probe.disagrees = cause["disagrees"]  # the probe table marks it too
     labels = ((binding.raw or {}).get("metadata") or {}).get("labels") or {}
     return {
         "binding": binding,
@@ -879,13 +996,16 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
         "rule_rows": rule_rows,
         "groups": groups,
         "findings": findings,
+        "finding_groups": explain.group_findings(findings),
+        "causes": causes,
+        "applied": applied,
         "events": binding.events or [],
         "samples": samples,
         "transitions": transitions,
         "data_at": _data_time(binding.cluster),
         "stale": _stale(binding.cluster),
         "now": timezone.now(),
-        "has_fix": bool(data.get("fix")),
+        "has_fix": has_fix,
         "probes_latest": [latest[k] for k in sorted(latest)],
         "probe_history": probe_history,
     }
@@ -902,9 +1022,9 @@ def binding_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if _unchanged(request, etag):
         return _not_modified(etag)
     context = binding_context(binding)
+    # The last-poll line is part of the live region: it refreshes with the verdicts.
+    context.update(_poll_context(request, binding.cluster, None))
     context.update(_perms(request, binding.cluster))
-    if not _partial(request):
-        context.update(_poll_context(request, binding.cluster, None))
     template = "dashboard/binding_detail.html#live" if _partial(request) else "dashboard/binding_detail.html"
     return _with_etag(render(request, template, context), etag)
 
@@ -949,6 +1069,7 @@ def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[st
         "audits": list(
             m.FixApplication.objects.filter(binding=binding).select_related("user").order_by("-at", "-pk")[:5]
         ),
+        "applied": applied_state(binding, getattr(binding, "result", None)),
         **_perms(request, binding.cluster),
     }
 
@@ -986,7 +1107,11 @@ def _apply_response(
     )
     status = 403 if outcome.status == m.FixApplication.Status.DENIED else 200
     template = "dashboard/binding_fix.html#apply" if _partial(request) else "dashboard/binding_fix.html"
-    return render(request, template, context, status=status)
+    response = render(request, template, context, status=status)
+    if outcome.status == m.FixApplication.Status.APPLIED:
+        # The detail page's live region shows "waiting for the controller" at once, not at its next tick.
+        trigger_client_event(response, "bh:applied")
+    return response
 
 
 @require_POST

@@ -187,6 +187,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
     # --- the JSON API ---
     # The OpenAPI document describes the API, holds no data, and is public; it answers reads only.
     "api/v1/openapi.json": {"url": "/api/v1/openapi.json", "GET": ALL_200, "POST": API_405},
+    # Its interactive view (Swagger UI, local assets) is public too.
+    "api/v1/docs": {"url": "/api/v1/docs", "GET": ALL_200, "POST": API_405},
     "api/v1/clusters": {"url": "/api/v1/clusters", "GET": API_READ, "POST": API_405},
     "api/v1/accounts": {"url": "/api/v1/accounts", "GET": API_READ, "POST": API_405},
     "api/v1/bindings": {"url": "/api/v1/bindings", "GET": API_READ, "POST": API_405},

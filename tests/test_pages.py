@@ -500,7 +500,8 @@ def test_it_renders_the_live_partial_for_htmx(client, alice, dns):
 
     html = response.content.decode()
     assert html.lstrip().startswith(f'<div id="binding-live" hx-get="/bindings/{udp.pk}/"')
-    assert "<html" not in html and 'id="fix-panel"' not in html
+    # The fix panel's container is in the live region but kept (hx-preserve) across refreshes.
+    assert "<html" not in html and '<div id="fix-panel" hx-preserve="true"></div>' in html
     etag = response["ETag"]
     assert (
         client.get(f"/bindings/{udp.pk}/", HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag).status_code == 304
@@ -530,11 +531,12 @@ def test_it_shows_the_detail_in_a_constant_number_of_queries(
     # session, user, binding+result+sources, target group, targets, load balancers, listeners, ENIs,
     # security groups, their rules, endpoint slices, nodes, history, transitions, newest poll,
     # user permissions (2: user and group permissions).
-    with django_assert_num_queries(18):  # 17 + the binding's recent probe results
+    # 17 + the binding's recent probe results + its newest fix application (ETag) and newest Apply.
+    with django_assert_num_queries(20):
         client.get(f"/bindings/{udp.pk}/")
 
     make_bindings(cluster, 30)
-    with django_assert_num_queries(18):  # 17 + the binding's recent probe results
+    with django_assert_num_queries(20):
         assert client.get(f"/bindings/{udp.pk}/").status_code == 200
 
 

@@ -28,10 +28,16 @@
   function isPolling(elt) {
     return /\bevery\b|bh:polled/.test(elt.getAttribute("hx-trigger") || "") && !elt.matches("form");
   }
+  // Two exceptions to the focus rule: focus inside a kept (hx-preserve) part, which a swap does not
+  // replace, and the refresh an Apply asks for (bh:applied), which the user has just caused.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
     if (!isPolling(elt)) return;
-    if (document.visibilityState !== "visible" || elt.contains(document.activeElement)) {
+    var active = document.activeElement;
+    var kept = active && active.closest && active.closest("[hx-preserve]");
+    var cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+    var asked = cause && cause.type === "bh:applied";
+    if (document.visibilityState !== "visible" || (elt.contains(active) && !kept && !asked)) {
       event.preventDefault();
     }
   });

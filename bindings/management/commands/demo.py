@@ -13,16 +13,19 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from bindings import models as m
 
 DEMO_USER = "sre"
+SETTLE = timedelta(seconds=10)
 DEMO_PASSWORD = "binding-health-demo"  # noqa: S105 - a local demo login, printed on start
 
 
@@ -33,8 +36,16 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--poll-interval", type=int, default=60)
+        parser.add_argument(
+            "--walkthrough",
+            action="store_true",
+            help="run the story headless (blocked -> fix -> reachable -> one alert); exit 0 if it completes",
+        )
 
     def handle(self, *args, **opts) -> None:
+        if opts["walkthrough"]:
+            self._walkthrough(opts["poll_interval"])
+            return
         data_dir = Path(settings.DATA_DIR)
         state_file = data_dir / "emulators.json"
         state_file.unlink(missing_ok=True)
@@ -45,6 +56,9 @@ class Command(BaseCommand):
             "AWS_SECRET_ACCESS_KEY": "demo",  # noqa: S105
             "AWS_DEFAULT_REGION": "us-east-1",
             "PYTHONUNBUFFERED": "1",
+            # The demo often runs as root in a container; Celery's "superuser privileges" warning
+            # is about production workers and only buries the demo's own lines.
+            "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges",
         }
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_user()
@@ -122,21 +136,82 @@ class Command(BaseCommand):
                 + f"  Logs:      {data_dir}/{{emulators,worker,beat,web}}.log\n"
                 + "The first poll lands within about 30 seconds. Ctrl-C stops everything.\n"
             )
+            landed = False
             while True:
                 for name, proc in procs:
                     if proc.poll() is not None:
                         raise CommandError(f"{name} exited with {proc.returncode}; see {data_dir}/{name}.log")
+                if not landed:
+                    landed = self._first_poll_landed(f"http://{address}/")
                 time.sleep(1)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the demo ...")
         finally:
             stop()
 
-    def _ensure_user(self) -> None:
+    def _walkthrough(self, interval: int) -> None:
+        from bindings import walkthrough
+
+        call_command("migrate", interactive=False, verbosity=0)
+        user = self._ensure_user()
+
+        def configure(state: dict) -> tuple[m.Cluster, m.AwsAccount]:
+            cluster = self._configure(state, interval)
+            assert cluster.aws_account is not None
+            return cluster, cluster.aws_account
+
+        try:
+            walkthrough.run(user=user, configure=configure, say=self.stdout.write)
+        except walkthrough.WalkthroughFailed as exc:
+            raise CommandError(f"walkthrough failed: {exc}") from exc
+
+    def _first_poll_landed(self, url: str) -> bool:
+        """Say so once the first cluster and account polls of the demo have been judged."""
+        cluster = m.Cluster.objects.filter(name="demo").select_related("aws_account").first()
+        if cluster is None or cluster.aws_account is None:
+            return False
+        # Judged with both sides: an account poll that started after the first cluster poll ended
+        # (a cluster poll alone, or an account poll before it, judges every binding unknown).
+        cluster_poll = (
+            m.PollRun.objects.filter(cluster=cluster, status=m.PollRun.Status.SUCCESS)
+            .order_by("started_at")
+            .first()
+        )
+        if cluster_poll is None or cluster_poll.finished_at is None:
+            return False
+        account_poll = (
+            m.PollRun.objects.filter(
+                account=cluster.aws_account,
+                status=m.PollRun.Status.SUCCESS,
+                started_at__gte=cluster_poll.finished_at,
+            )
+            .order_by("started_at")
+            .first()
+        )
+        if account_poll is None:
+            return False
+        results = m.BindingResult.objects.filter(binding__cluster=cluster)
+        total = m.TargetGroupBinding.objects.filter(cluster=cluster).count()
+        if total == 0 or results.count() < total:
+            return False
+        # The poll run is marked successful before its analysis is stored (with analyzed_at = its
+        # start): wait for the results, or a while for any that did not change.
+        judged = results.filter(analyzed_at__gte=account_poll.started_at).count()
+        settled = account_poll.finished_at is not None and timezone.now() - account_poll.finished_at > SETTLE
+        if judged < total and not settled:
+            return False
+        blocked = results.filter(worst_verdict="blocked").count()
+        self.stdout.write(
+            self.style.SUCCESS(f"first poll landed: {total} bindings, {blocked} blocked → {url}")
+        )
+        return True
+
+    def _ensure_user(self):
         user_model = get_user_model()
         user = user_model.objects.filter(username=DEMO_USER).first()
         if user is None:
-            user_model.objects.create_superuser(DEMO_USER, "sre@example.invalid", DEMO_PASSWORD)
+            user = user_model.objects.create_superuser(DEMO_USER, "sre@example.invalid", DEMO_PASSWORD)
+        return user
 
     def _wait_for_state(self, state_file: Path, proc: subprocess.Popen) -> dict:
         deadline = time.monotonic() + 90
@@ -151,7 +226,7 @@ class Command(BaseCommand):
             time.sleep(0.2)
         raise CommandError("the emulators did not start within 90 s; see var/emulators.log")
 
-    def _configure(self, state: dict, interval: int) -> None:
+    def _configure(self, state: dict, interval: int) -> m.Cluster:
         """Point the demo's account and cluster at this run's emulators; poll them at once; probe
         the demo's CoreDNS bindings against the emulators' loopback DNS server.
 
@@ -200,3 +275,4 @@ class Command(BaseCommand):
             m.ProbeSetting.objects.create(
                 cluster=cluster, namespace="kube-system", name="coredns-tcp", kind="tcp", **common
             )
+        return cluster
