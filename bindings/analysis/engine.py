@@ -2219,12 +2219,16 @@ def _explicit_client_refusal(c: _Ctx, lb_arn: str, proto: str) -> tuple[str, str
     if lb is not None and lb.endpoint_services and str(lb.privatelink_enforce_inbound or "").lower() != "on":
         # Endpoint traffic skips the inbound rules when enforcement is off: refused ranges may be
         # endpoint consumers, and only the user knows.
-        state = "off" if str(lb.privatelink_enforce_inbound or "").lower() == "off" else "not collected"
+        off = str(lb.privatelink_enforce_inbound or "").lower() == "off"
         return "undecided", (
             f"client ranges unknown at the load balancer: {where} refuse {_short(_cidrs(refused), 5)} "
             f"({origin}) unless they reach it through VPC endpoint service(s) "
-            f"{_short(lb.endpoint_services, 3)}, whose traffic those rules do not filter "
-            f"(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic {state})"
+            f"{_short(lb.endpoint_services, 3)}, whose traffic those rules "
+            + (
+                "do not filter (EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off)"
+                if off
+                else "may not filter (EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic not collected)"
+            )
         )
     if any(r.kind != "cidr" for r in matching):
         return "undecided", (

@@ -2041,6 +2041,14 @@ def lb_privatelink_old_bundle() -> tuple[str, Scenario]:
     )
 
 
+def lb_privatelink_enforcement_unknown() -> tuple[str, Scenario]:
+    s = _privatelink(base(), None)
+    # An endpoint service is in front, but DescribeLoadBalancers did not return the enforcement
+    # field: whether the refused range gets in through PrivateLink is unknown.
+    s.expect("coredns-udp", {"UDP": "unknown"}, require=["PRIVATELINK"], forbid=["TRAFFIC_BLOCKED"])
+    return "NLB behind an endpoint service, enforcement field not returned: unknown.", s
+
+
 def lb_dualstack_udp_ipv4_group() -> tuple[str, Scenario]:
     s = fixed_udp(base())
     s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]["IpAddressType"] = "dualstack"
@@ -2227,6 +2235,7 @@ LB_SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "lb-privatelink-enforced": lb_privatelink_enforced,
     "lb-privatelink-not-enforced": lb_privatelink_not_enforced,
     "lb-privatelink-old-bundle": lb_privatelink_old_bundle,
+    "lb-privatelink-enforcement-unknown": lb_privatelink_enforcement_unknown,
     "lb-dualstack-udp-ipv4-group": lb_dualstack_udp_ipv4_group,
     "lb-dualstack-udp-ipv4-clients": lb_dualstack_udp_ipv4_clients,
     "lb-pod-eni-blocked": lb_pod_eni_blocked,
