@@ -30,6 +30,9 @@ VPC = "vpc-0bench"
 PROTOCOLS = ("UDP", "TCP", "TCP_UDP")
 # Node security group by node number % 10: most nodes admit everything they should.
 VARIANT = ("sg-full",) * 7 + ("sg-tcp-only", "sg-partial", "sg-split")
+# `broken_half`: a shared security-group change broke half the bindings (their nodes admit nothing).
+BROKEN_HALF = ("sg-full", "sg-none") * 5
+LB_SG = "sg-0lb-clients"
 PORTS = (53, 80, 443, 5060, 8080, 8443, 9000, 9090, 10000, 11211)
 
 
@@ -37,7 +40,12 @@ def _rule(proto: str, port: int | None, source: str, description: str = "") -> m
     return m.SecurityGroupRule(proto, port, port, "cidr", source, description)
 
 
-def build(bindings: int = 10_000, targets: int = 5) -> m.Inventory:
+def build(
+    bindings: int = 10_000, targets: int = 5, *, broken_half: bool = False, lb_security_groups: bool = False
+) -> m.Inventory:
+    """The benchmark inventory; `lb_security_groups` gives every NLB a security group of its own
+    (the controller's default for new NLBs) admitting the clients and letting everything out."""
+    variant = BROKEN_HALF if broken_half else VARIANT
     inv = m.Inventory(cluster="bench", now=datetime(2026, 11, 26, tzinfo=UTC), aws_complete=True)
     inv.vpcs[VPC] = m.Vpc(VPC, cidrs=("10.0.0.0/8",))
     sg_rules = {
@@ -50,6 +58,7 @@ def build(bindings: int = 10_000, targets: int = 5) -> m.Inventory:
             for port in PORTS
             for cidr in ("10.0.0.0/9", "10.128.0.0/9")
         ),
+        "sg-none": (),
     }
     for sg_id, rules in sg_rules.items():
         inv.security_groups[sg_id] = m.SecurityGroup(
@@ -68,13 +77,20 @@ def build(bindings: int = 10_000, targets: int = 5) -> m.Inventory:
             subnet_id=f"subnet-{n % 3}",
             vpc_id=VPC,
             private_ips=(f"10.200.{n // 250}.{n % 250}", *ips),
-            security_group_ids=(VARIANT[n % 10],),
+            security_group_ids=(variant[n % 10],),
             instance_id=f"i-{n:017d}",
             device_index=0,
         )
     for z in range(3):
         inv.subnets[f"subnet-{z}"] = m.Subnet(
             f"subnet-{z}", VPC, f"10.{210 + z}.0.0/16", availability_zone=f"az{z}"
+        )
+    if lb_security_groups:
+        inv.security_groups[LB_SG] = m.SecurityGroup(
+            LB_SG,
+            vpc_id=VPC,
+            ingress=(_rule("-1", None, "10.0.0.0/8", "clients"),),
+            egress=(_rule("-1", None, "0.0.0.0/0"),),
         )
     lbs = max(1, bindings // 20)
     for i in range(lbs):
@@ -84,6 +100,7 @@ def build(bindings: int = 10_000, targets: int = 5) -> m.Inventory:
             name=f"lb{i}",
             scheme="internal",
             vpc_id=VPC,
+            security_groups=(LB_SG,) if lb_security_groups else (),
             zones=tuple(
                 m.LoadBalancerZone(f"az{z}", f"subnet-{z}", (f"10.{210 + z}.{i // 250}.{i % 250}",))
                 for z in range(3)
@@ -157,32 +174,50 @@ def build(bindings: int = 10_000, targets: int = 5) -> m.Inventory:
     return inv
 
 
+def _summary(results: list) -> tuple[int, Counter, int]:
+    count = sum(len(r.protocols) for r in results)
+    verdicts = Counter(p.verdict for r in results for p in r.protocols)
+    return count, verdicts, sum(len(r.findings) for r in results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bindings", type=int, default=10_000)
     parser.add_argument("--targets", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--plain-only", action="store_true", help="skip the inventory with a security group on every LB"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    inventory = build(args.bindings, args.targets)
+    inventories = {"plain": build(args.bindings, args.targets)}
+    if not args.plain_only:
+        inventories["LB security groups"] = build(args.bindings, args.targets, lb_security_groups=True)
     built = time.perf_counter() - started
-    print(f"built inventory: {args.bindings} bindings x {args.targets} targets in {built:.2f}s")
-    best = None
+    print(f"built {len(inventories)} inventories ({args.bindings} bindings x {args.targets}) in {built:.1f}s")
+    best: dict[str, float] = {}
+    results: dict[str, list] = {}
+    # Interleaved in one process, so the ratio holds whatever else the machine runs meanwhile.
     for _ in range(args.repeat):
-        started = time.perf_counter()
-        results = analyze(inventory)
-        elapsed = time.perf_counter() - started
-        best = elapsed if best is None else min(best, elapsed)
-    count = sum(len(r.protocols) for r in results)
-    verdicts = Counter(p.verdict for r in results for p in r.protocols)
-    findings = sum(len(r.findings) for r in results)
-    print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}")
+        for name, inventory in inventories.items():
+            started = time.perf_counter()
+            results[name] = analyze(inventory)
+            elapsed = time.perf_counter() - started
+            best[name] = min(best.get(name, elapsed), elapsed)
+    print(f"python {platform.python_version()} on {platform.machine()}, best of {args.repeat}, interleaved")
     # A shared machine's other work slows every run: the figure is only comparable with its load.
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min) after the runs: {load} on {os.cpu_count()} CPU(s)")
-    print(f"{count} binding-protocol results, {findings} findings in {best:.3f}s")
-    print(f"verdicts: {dict(sorted(verdicts.items()))}")
-    print(f"throughput: {count / best:,.0f} binding-protocol results per second")
+    throughput = {}
+    for name in inventories:
+        count, verdicts, findings = _summary(results[name])
+        throughput[name] = count / best[name]
+        print(f"[{name}] {count} binding-protocol results, {findings} findings in {best[name]:.3f}s")
+        print(f"[{name}] verdicts: {dict(sorted(verdicts.items()))}")
+        print(f"[{name}] throughput: {throughput[name]:,.0f} binding-protocol results per second")
+    if len(throughput) == 2:
+        ratio = throughput["LB security groups"] / throughput["plain"]
+        print(f"ratio LB security groups / plain: {ratio:.2f} (target >= 0.90)")
 
 
 if __name__ == "__main__":

@@ -465,25 +465,39 @@ def bench_size(n: int) -> dict[str, Any]:
 # --- memory at 10,000 bindings (subprocesses) ------------------------------------------------------
 
 
-def memory_child(mode: str, bindings: int) -> None:
-    """`seed`: write `bindings` bindings through the sync code. `measure`: analyse + store them."""
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
+    """`seed`: write `bindings` bindings through the sync code. `measure`: analyse + store them.
+
+    `broken`: half the bindings' nodes admit nothing (a shared security-group change), so every
+    poll generates and stores a fix for each of them."""
     setup_django(os.environ.get("DATABASE_URL", ""), migrate=mode == "seed")
     from django.utils import timezone
 
     from bindings import models as m
     from bindings import polling
 
+    name = "bench-mem-broken" if broken else "bench-mem"
     if mode == "seed":
         import bench_analysis
 
         from bindings.sync import account_sync, cluster_sync
 
-        m.Cluster.objects.filter(name="bench-mem").delete()
-        m.AwsAccount.objects.filter(name="bench-mem").delete()
-        inv = bench_analysis.build(bindings, TARGETS)
-        account = m.AwsAccount.objects.create(name="bench-mem", account_id="210987654321", region=REGION)
+        account_id = "210987654322" if broken else "210987654321"  # (account, region) is unique
+        stale = m.AwsAccount.objects.filter(name=name) | m.AwsAccount.objects.filter(
+            account_id=account_id, region=REGION
+        )
+        m.Cluster.objects.filter(name=name).delete()
+        m.Cluster.objects.filter(aws_account__in=stale).delete()
+        stale.delete()
+        inv = bench_analysis.build(bindings, TARGETS, broken_half=broken)
+        account = m.AwsAccount.objects.create(name=name, account_id=account_id, region=REGION)
         cluster = m.Cluster.objects.create(
-            name="bench-mem",
+            name=name,
             connection=m.Cluster.Connection.URL,
             api_url="http://127.0.0.1:9",
             aws_account=account,
@@ -496,39 +510,42 @@ def memory_child(mode: str, bindings: int) -> None:
         m.AwsAccount.objects.filter(pk=account.pk).update(last_success_at=now, last_polled_at=now)
         print(json.dumps({"sync_s": time.perf_counter() - t0, "rows": stats.rows_written}))
         return
-    cluster = m.Cluster.objects.select_related("aws_account").get(name="bench-mem")
+    cluster = m.Cluster.objects.select_related("aws_account").get(name=name)
     import gc
 
     gc.collect()
     base = peak_rss_mb()
     out: dict[str, Any] = {"rss_after_setup_mb": base}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     first = polling.cluster_analyze(cluster=cluster, incremental=True)
-    out["first_s"] = time.perf_counter() - t0
+    out["first_s"], out["first_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["first_rows"] = first.rows_written
     out["first_analysed"] = first.analyzed
     out["peak_rss_first_mb"] = peak_rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     second = polling.cluster_analyze(cluster=cluster, incremental=True)
-    out["unchanged_s"] = time.perf_counter() - t0
+    out["unchanged_s"], out["unchanged_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["unchanged_rows"] = second.rows_written
     out["unchanged_analysed"] = second.analyzed
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     full = polling.cluster_analyze(cluster=cluster, incremental=False)
-    out["full_unchanged_s"] = time.perf_counter() - t0
+    out["full_unchanged_s"], out["full_unchanged_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["full_unchanged_rows"] = full.rows_written
     out["peak_rss_mb"] = peak_rss_mb()
+    out["fixes"] = m.BindingResult.objects.filter(binding__cluster=cluster).exclude(data__fix=None).count()
+    out["blocked"] = m.BindingResult.objects.filter(binding__cluster=cluster, worst_verdict="blocked").count()
     print(json.dumps(out))
 
 
-def bench_memory(bindings: int, db_url: str) -> dict[str, Any]:
+def bench_memory(bindings: int, db_url: str, broken: bool = False) -> dict[str, Any]:
     env = dict(os.environ, DATABASE_URL=db_url, BH_DATA_DIR=os.environ["BH_DATA_DIR"])
     if not db_url:
         env.pop("DATABASE_URL")
-    result: dict[str, Any] = {"bindings": bindings}
+    result: dict[str, Any] = {"bindings": bindings, "broken": broken}
     for mode in ("seed", "measure"):
         proc = subprocess.run(
-            [sys.executable, __file__, "--memory-child", mode, "--memory-bindings", str(bindings)],
+            [sys.executable, __file__, "--memory-child", mode, "--memory-bindings", str(bindings)]
+            + (["--broken-half"] if broken else []),
             env=env,
             capture_output=True,
             text=True,
@@ -553,7 +570,7 @@ def machine() -> str:
     )
 
 
-def render(sizes: list[dict[str, Any]], memory: dict[str, Any] | None, vendor: str) -> str:
+def render(sizes: list[dict[str, Any]], memories: list[dict[str, Any]], vendor: str) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "## Poll cycle",
@@ -615,24 +632,29 @@ def render(sizes: list[dict[str, Any]], memory: dict[str, Any] | None, vendor: s
             f"| **total** | **{tc}** | **{mc}** ({tc / mc:.2f} ×) | **{tw}** | **{mw}** ({tw / mw:.2f} ×) |",
             "",
         ]
-    if memory:
+    for memory in memories:
         s, me = memory["seed"], memory["measure"]
+        broken = memory.get("broken")
         lines += [
-            f"### Worker memory and analysis cost at {memory['bindings']:,} bindings",
+            f"### Worker memory and analysis cost at {memory['bindings']:,} bindings"
+            + (", half of them broken" if broken else ""),
             "",
-            "`benchmarks/bench_analysis.build` (5 `ip` targets per binding, 250 nodes, 500 NLBs) written",
+            "`benchmarks/bench_analysis.build` (5 `ip` targets per binding, 250 nodes, 500 NLBs"
+            + ("; `broken_half`: the nodes of half the bindings admit nothing" if broken else "")
+            + ") written",
             f"through `cluster_sync`/`account_sync` ({s['rows']:,} rows, {s['sync_s']:.1f} s), then, in a",
             "fresh process, `cluster_analyze` (inventory from the database, analysis, fixes,",
-            "`results_store`):",
+            f"`results_store`; {me['blocked']:,} bindings blocked, {me['fixes']:,} fixes stored):",
             "",
-            "| step | wall s | rows written | bindings analysed |",
-            "|---|---:|---:|---:|",
-            f"| first analysis (every result new) | {me['first_s']:.1f} | {me['first_rows']:,} | "
-            f"{me['first_analysed']:,} |",
-            f"| unchanged, incremental | {me['unchanged_s']:.1f} | {me['unchanged_rows']:,} | "
-            f"{me['unchanged_analysed']:,} |",
-            f"| unchanged, full re-analysis | {me['full_unchanged_s']:.1f} | {me['full_unchanged_rows']:,} | "
-            f"{memory['bindings']:,} |",
+            "| step | wall s | worker CPU s | rows written | bindings analysed |",
+            "|---|---:|---:|---:|---:|",
+            f"| first analysis (every result new) | {me['first_s']:.1f} | {me['first_cpu_s']:.1f} | "
+            f"{me['first_rows']:,} | {me['first_analysed']:,} |",
+            f"| unchanged, incremental | {me['unchanged_s']:.1f} | {me['unchanged_cpu_s']:.1f} | "
+            f"{me['unchanged_rows']:,} | {me['unchanged_analysed']:,} |",
+            f"| unchanged, full re-analysis | {me['full_unchanged_s']:.1f} | "
+            f"{me['full_unchanged_cpu_s']:.1f} | "
+            f"{me['full_unchanged_rows']:,} | {memory['bindings']:,} |",
             "",
             f"Peak RSS (VmHWM): **{me['peak_rss_mb']:.0f} MB** (after Django setup and imports: "
             f"{me['rss_after_setup_mb']:.0f} MB; after the first analysis: "
@@ -659,19 +681,31 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[200, 2000])
     parser.add_argument("--memory-bindings", type=int, default=10_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--memory-kinds",
+        nargs="+",
+        choices=["plain", "broken-half"],
+        default=["plain", "broken-half"],
+        help="plain: the analysis inventory; broken-half: half the bindings broken, a fix for each",
+    )
+    parser.add_argument("--broken-half", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help="replace the section in docs/performance.md")
     parser.add_argument("--memory-child", choices=["seed", "measure"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also dump raw figures to this file")
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child, args.memory_bindings)
+        memory_child(args.memory_child, args.memory_bindings, args.broken_half)
         return
     db_url = database_url()
     setup_django(db_url)
     from django.db import connection
 
     sizes = [bench_size(n) for n in args.sizes]
-    memory = None if args.skip_memory else bench_memory(args.memory_bindings, db_url)
+    memory = (
+        []
+        if args.skip_memory
+        else [bench_memory(args.memory_bindings, db_url, kind == "broken-half") for kind in args.memory_kinds]
+    )
     text = render(
         sizes, memory, f"{connection.vendor} {'(' + db_url.rsplit('/', 1)[-1] + ')' if db_url else ''}"
     )

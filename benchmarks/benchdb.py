@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def bench_database(name: str) -> str:
     """postgres://… of database `name` (created if missing) on 127.0.0.1:5432, or '' (use SQLite)
-    when the server does not answer."""
+    when the server does not answer. BH_BENCH_DB_SUFFIX keeps runs on a shared server apart."""
+    name += os.environ.get("BH_BENCH_DB_SUFFIX", "")
     try:
         import psycopg
 

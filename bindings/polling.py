@@ -30,7 +30,7 @@ from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_ku
 from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
 from bindings.errors import KubeError
 from bindings.fieldmaps import jsonable
-from bindings.fixes import fix_to_dict, generate_fix
+from bindings.fixes import FixIndex, fix_to_dict, generate_fix
 from bindings.fixes.generate import FIXABLE_CODES
 from bindings.inventory import cluster_inventory
 from bindings.ratelimit import bucket_for
@@ -276,6 +276,7 @@ def cluster_analyze(
             todo = dataclasses.replace(inventory, bindings=changed)
     stats = AnalysisStats(skipped=len(skipped))
     pending = list(todo.bindings)
+    fix_index = FixIndex(inventory) if pending else None
     # Judge and store in chunks: the results, their JSON and fixes for 10,000 bindings at once
     # peaked at 459 MB of worker RSS (docs/performance.md, "Poll cycle"). Each chunk is stored
     # in its own transaction; results are per binding, so a crash between chunks leaves every
@@ -285,7 +286,7 @@ def cluster_analyze(
         fixes = {}
         for result in results:
             if any(f.code in FIXABLE_CODES for f in result.findings):
-                fix = generate_fix(inventory, result)
+                fix = generate_fix(inventory, result, fix_index)
                 if fix is not None:
                     fixes[result.uid] = fix_to_dict(fix)
         stats.add(results_store(cluster=cluster, results=results, now=now, fixes=fixes))

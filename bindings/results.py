@@ -66,20 +66,25 @@ def results_store(
     """
     stats = SyncStats()
     sample_every = timedelta(seconds=getattr(settings, "BH_HISTORY_SAMPLE_SECONDS", 300))
+    results = list(results)
     with transaction.atomic():
         # Narrow tuples, not model instances: a TGB row carries its raw object and a result its
-        # whole JSON, and this runs once per analysis chunk over the whole cluster.
-        bindings = dict(m.TargetGroupBinding.objects.filter(cluster=cluster).values_list("uid", "pk"))
-        current = dict(
-            m.BindingResult.objects.filter(binding__cluster=cluster).values_list("binding_id", "digest")
+        # whole JSON. Only the rows of these results' bindings: this runs once per analysis chunk,
+        # and reading the whole cluster each time made a 10,000-binding poll read it ten times.
+        bindings = dict(
+            m.TargetGroupBinding.objects.filter(
+                cluster=cluster, uid__in={r.uid for r in results}
+            ).values_list("uid", "pk")
         )
+        ids = list(bindings.values())
+        current = dict(m.BindingResult.objects.filter(binding_id__in=ids).values_list("binding_id", "digest"))
         old_verdicts: dict[int, dict[str, str]] = {}
-        for binding_id, protocol, verdict in m.ProtocolVerdict.objects.filter(
-            binding__cluster=cluster
-        ).values_list("binding_id", "protocol", "verdict"):
+        for binding_id, protocol, verdict in m.ProtocolVerdict.objects.filter(binding_id__in=ids).values_list(
+            "binding_id", "protocol", "verdict"
+        ):
             old_verdicts.setdefault(binding_id, {})[protocol] = verdict
         last_sample = dict(
-            m.HistorySample.objects.filter(binding__cluster=cluster)
+            m.HistorySample.objects.filter(binding_id__in=ids)
             .values("binding_id")
             .annotate(at=Max("at"))
             .values_list("binding_id", "at")

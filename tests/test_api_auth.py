@@ -273,3 +273,28 @@ def test_it_lists_tokens_and_alert_admin_pages(client, admin_user, alice):
     ]:
         assert client.get(url).status_code == 200, url
     assert client.get("/admin/bindings/alertdelivery/add/").status_code == 403
+
+
+# --- whoami: authentication and nothing else ------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", ["read", "write"])
+def test_whoami_names_the_tokens_user_and_scope(client, alice, scope, django_assert_max_num_queries):
+    token = make_token(alice, scope=scope)
+    response = client.get("/api/v1/whoami", **_bearer(token))
+    assert response.status_code == 200
+    assert response.json() == {"username": alice.get_username(), "scope": scope}
+    # Verified seconds ago: answered from memory, no query at all.
+    with django_assert_max_num_queries(0):
+        assert client.get("/api/v1/whoami", **_bearer(token)).json()["scope"] == scope
+
+
+def test_whoami_names_the_session_user(client, alice):
+    client.force_login(alice)
+    assert client.get("/api/v1/whoami").json() == {"username": alice.get_username(), "scope": "session"}
+
+
+@pytest.mark.parametrize("fields", [{"revoked": True}, {"expires_at": timezone.now() - timedelta(seconds=1)}])
+def test_whoami_refuses_what_every_endpoint_refuses(client, alice, fields):
+    _assert_problem(client.get("/api/v1/whoami"), 401)
+    _assert_problem(client.get("/api/v1/whoami", **_bearer(make_token(alice, **fields))), 401)

@@ -232,8 +232,18 @@ def test_the_readme_commands_collect_a_bundle_that_analyses_like_the_dashboard(t
         "loadBalancers": [],
         "prefixLists": [],
     }
-    assert bundle.aws["GetManagedPrefixListEntries"] == {
-        world.cases.prefix_list_id: {"Entries": [{"Cidr": "192.0.2.0/24", "Description": "office"}]}
+    # Every list a security-group rule names is collected (the demo's own monitoring list too).
+    named = {
+        ref["PrefixListId"]
+        for group in bundle.aws["DescribeSecurityGroups"]["SecurityGroups"]
+        for perm in group.get("IpPermissions", []) + group.get("IpPermissionsEgress", [])
+        for ref in perm.get("PrefixListIds", [])
+    }
+    entries = bundle.aws["GetManagedPrefixListEntries"]
+    assert world.cases.prefix_list_id in named
+    assert set(entries) == named
+    assert entries[world.cases.prefix_list_id] == {
+        "Entries": [{"Cidr": "192.0.2.0/24", "Description": "office"}]
     }
     tgs = {tg["TargetGroupArn"] for tg in bundle.aws["DescribeTargetGroups"]["TargetGroups"]}
     assert tgs == {

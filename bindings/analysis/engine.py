@@ -180,6 +180,10 @@ def _norm_ip(text: object) -> str | None:
         return None
 
 
+_V4_LAST = (1 << 32) - 1
+_V6_LAST = (1 << 128) - 1
+
+
 def _ip_key(text: str) -> tuple[int, int] | None:
     """(version, integer) of a canonical address; dotted quads without ipaddress (hot path)."""
     if _DOTTED_QUAD.fullmatch(text):
@@ -710,6 +714,9 @@ class _Index:
         self._lb_rules: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[_Rule, ...]] | None] = {}
         self._egress_rules: dict[tuple[str, str, int], tuple[tuple[str, Any], ...]] = {}
         self._egress_none: set[tuple[str, str, int]] = set()
+        self._egress_open: dict[tuple, frozenset[int]] = {}
+        # (LB, protocol, listener port) -> positions of the LB's inbound rules matching it.
+        self._front_by_port: dict[tuple[str, str, int], tuple[int, ...]] = {}
         self._addresses: dict[str, Any] = {}
         # Most load balancers have no security groups: skip their checks without a lookup.
         self.lbs_with_sgs = frozenset(arn for arn, lb in inv.load_balancers.items() if lb.security_groups)
@@ -834,28 +841,7 @@ class _Index:
         key = (lb_arn, proto, port)
         matching = self._egress_rules.get(key)
         if matching is None:
-            found = self.lb_rules(lb_arn, egress=True)
-            if found is None:
-                matching = self._egress_rules[key] = ()
-                self._egress_none.add(key)
-            else:
-                rules = []
-                for r in found[1]:
-                    if not r.matches(proto, port):
-                        continue
-                    if r.resolved:  # a CIDR, or a prefix list's entries
-                        for cidr in _cidrs(r.cidr):
-                            net = parse_network(cidr)
-                            if net is not None:  # as (version, first, last) integers: compared fast
-                                rules.append(
-                                    (
-                                        "cidr",
-                                        (net.version, int(net.network_address), int(net.broadcast_address)),
-                                    )
-                                )
-                    else:
-                        rules.append((r.kind, r.source))
-                matching = self._egress_rules[key] = tuple(rules)
+            matching = self._egress_matching(key)
         if key in self._egress_none:
             return None
         ip = self._addresses.get(dest) if dest else None
@@ -871,6 +857,60 @@ class _Index:
             else:
                 return True  # an unknown prefix list: it may hold the address, so no refusal is claimed
         return False
+
+    def lb_egress_open(self, lbs: tuple[str, ...], proto: str, port: int) -> frozenset[int]:
+        """The address families to which every load balancer of `lbs` lets `proto`/`port` out to
+        any address (a rule open to the whole family, a prefix list, or no groups to judge): a
+        target of those families needs no check of its own. Cached per (LBs, protocol, port)."""
+        key = (lbs, proto, port)
+        found = self._egress_open.get(key)
+        if found is None:
+            families = {4, 6}
+            for lb_arn in lbs:
+                one = (lb_arn, proto, port)
+                matching = self._egress_rules.get(one)
+                if matching is None:
+                    matching = self._egress_matching(one)
+                if one in self._egress_none:
+                    continue
+                open_to: set[int] = set()
+                for kind, what in matching:
+                    if kind == "cidr":
+                        if what[1] == 0 and what[2] == (_V4_LAST if what[0] == 4 else _V6_LAST):
+                            open_to.add(what[0])
+                    elif kind != "security_group":
+                        open_to.update((4, 6))
+                families &= open_to
+            found = self._egress_open[key] = frozenset(families)
+        return found
+
+    def _egress_matching(self, key: tuple[str, str, int]) -> tuple[tuple[str, Any], ...]:
+        """The outbound rules of load balancer `key[0]` matching protocol and port `key[1:]`,
+        cidrs as (version, first, last) integers; registers LBs with nothing to judge."""
+        lb_arn, proto, port = key
+        found = self.lb_rules(lb_arn, egress=True)
+        if found is None:
+            matching = self._egress_rules[key] = ()
+            self._egress_none.add(key)
+        else:
+            rules = []
+            for r in found[1]:
+                if not r.matches(proto, port):
+                    continue
+                if r.resolved:  # a CIDR, or a prefix list's entries
+                    for cidr in _cidrs(r.cidr):
+                        net = parse_network(cidr)
+                        if net is not None:  # as (version, first, last) integers: compared fast
+                            rules.append(
+                                (
+                                    "cidr",
+                                    (net.version, int(net.network_address), int(net.broadcast_address)),
+                                )
+                            )
+                else:
+                    rules.append((r.kind, r.source))
+            matching = self._egress_rules[key] = tuple(rules)
+        return matching
 
     def rules_of(self, sg_id: str) -> tuple[_Rule, ...] | None:
         found = self._rules.get(sg_id)
@@ -2056,28 +2096,38 @@ def _client_ip_preserved_uncached(c: _Ctx) -> bool:
     return c.target_type == "instance"
 
 
-def _listener_signature(c: _Ctx, lb_arn: str) -> tuple:
-    """What an LB's inbound rules are read against for this group: the group's protocol and the
-    (protocol, port) of the LB's listeners forwarding to it (`_Index.lb_front_door`)."""
-    assert c.tg is not None
-    return (
-        str(c.tg.protocol).upper(),
-        tuple(
-            sorted(
-                (str(li.protocol).upper(), li.port if isinstance(li.port, int) else -1)
-                for li in c.ix.listeners_by_tg.get(c.tg.arn, ())
-                if li.load_balancer_arn == lb_arn
-            )
-        ),
-    )
+def _front_rules(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
+    """Which inbound rules of the LB (positions) match the listener ports forwarding `proto` to
+    this group: all `_Index.lb_front_door` reads of them. The cache key of the client ranges: keyed
+    by the listener ports instead, every binding (a listener port of its own) missed the cache."""
+    found = c.ix.lb_rules(lb_arn, egress=False)
+    if found is None:
+        return ()
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    by_port = c.ix._front_by_port
+    matched: set[int] = set()
+    for li in c.ix.listeners_by_tg.get(tg.arn, ()):
+        if li.load_balancer_arn != lb_arn or not isinstance(li.port, int):
+            continue
+        for carried in _CARRIES.get((str(li.protocol).upper(), tg_proto), ()):
+            if proto and carried != proto:
+                continue
+            key = (lb_arn, carried.lower(), li.port)
+            hits = by_port.get(key)
+            if hits is None:
+                hits = by_port[key] = tuple(i for i, r in enumerate(found[1]) if r.matches(key[1], li.port))
+            matched.update(hits)
+    return tuple(sorted(matched))
 
 
 def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
     assert c.tg is not None
     key: tuple = (c.b.client_cidrs, lb_arn, c.tg.vpc_id)
     if lb_arn in c.ix.lbs_with_sgs:
-        # Its inbound rules narrow the default per listener (ports forwarding here) and protocol.
-        key += (_listener_signature(c, lb_arn), proto)
+        # Its inbound rules narrow the default: by the ones matching the listeners forwarding here.
+        key += (_front_rules(c, lb_arn, proto),)
     found = c.ix.client_cache.get(key)
     if found is None:
         found = c.ix.client_cache[key] = _client_ranges_uncached(c, lb_arn, proto)
@@ -2113,9 +2163,9 @@ def _source_groups(
         c.tg.vpc_id,
     )
     with_sgs = c.ix.lbs_with_sgs
-    if preserved and not hc and with_sgs and any(lb in with_sgs for lb in lbs):
+    if preserved and not hc and with_sgs and not with_sgs.isdisjoint(lbs):
         # Client ranges per listener and protocol (`_client_ranges`).
-        key += (tuple(_listener_signature(c, lb) for lb in lbs), proto)
+        key += (tuple(_front_rules(c, lb, proto) for lb in lbs), proto)
     found = c.ix.groups_cache.get(key)
     if found is None:
         found = _source_groups_uncached(c, lbs, preserved, family, hc, proto)
@@ -2169,7 +2219,20 @@ def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
                 and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
             }
         )
-        if not ports or any(r.matches(proto.lower(), p) for r in rules for p in ports):
+        if not ports:
+            continue
+        # Which rules match each (LB, protocol, port) is cached in the index (`_front_rules`).
+        by_port, low = c.ix._front_by_port, proto.lower()
+        admitted = False
+        for port in ports:
+            key = (lb_arn, low, port)
+            hits = by_port.get(key)
+            if hits is None:
+                hits = by_port[key] = tuple(i for i, r in enumerate(rules) if r.matches(low, port))
+            if hits:
+                admitted = True
+                break
+        if admitted:
             continue
         refused[lb_arn] = (
             f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} admit no "
@@ -2274,6 +2337,20 @@ def _refused_eval(tail: str) -> _Eval:
 def _lb_name(c: _Ctx, lb_arn: str) -> str:
     lb = c.ix.inv.load_balancers.get(lb_arn)
     return (lb.name if lb is not None and lb.name else "") or lb_arn
+
+
+def _lb_egress_refuses_any(
+    c: _Ctx, lbs: Sequence[str], proto: str, port: int, targets: Sequence[_Target]
+) -> bool:
+    """`any(_lb_egress_refusal(...) for t in targets)`, without the per-target check when the load
+    balancers let this traffic out to their whole address family (the usual outbound rule)."""
+    ix = c.ix
+    families = ix.lb_egress_open(lbs if type(lbs) is tuple else tuple(lbs), proto, port)
+    # An `ip` target's address is canonical and its family read from it (`resolve_new`); any
+    # other target (instance, no address) goes through the full check.
+    if families and all(t.ip is not None and t.family in families for t in targets):
+        return False
+    return any(_lb_egress_refusal(c, lbs, proto, port, t) for t in targets)
 
 
 def _lb_egress_refusal(c: _Ctx, lbs: Sequence[str], proto: str, port: int, target: _Target) -> str:
@@ -2422,7 +2499,7 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     uniform = c.uniform
     if lb_sgs and uniform is not None:
         tport = uniform[1]
-        if any(_lb_egress_refusal(c, lbs, sg_proto, tport, t) for t in c.targets):
+        if _lb_egress_refuses_any(c, lbs, sg_proto, tport, c.targets):
             uniform = None
     targets = c.targets if uniform is None else ()
     if uniform is not None:
@@ -2642,7 +2719,7 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
         uniform = c.uniform
         if lb_sgs and uniform is not None:
             hc_port = uniform[1] if traffic else fixed_port
-            if hc_port is None or any(_lb_egress_refusal(c, lbs, "tcp", hc_port, t) for t in targets_all):
+            if hc_port is None or _lb_egress_refuses_any(c, lbs, "tcp", hc_port, targets_all):
                 uniform = None
         targets = c.targets
         if uniform is not None and (traffic or fixed_port is not None):

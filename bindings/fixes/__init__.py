@@ -1,7 +1,8 @@
 """Fixes for bindings with fixable findings: generate, render, and apply to an inventory (pure).
 
 Public API:
-- `generate_fix(inventory, result) -> Fix | None`
+- `generate_fix(inventory, result, index=None) -> Fix | None`; `FixIndex(inventory)` built once
+  and passed to every call of one inventory keeps a run linear; `generate_fixes(inventory, results)`
 - `fix_to_dict(fix) -> dict` (JSON-able, for the API and the dashboard panel)
 - `fix_to_yaml(fix) -> str` (the download: the TGB manifest, ready for `kubectl apply`)
 - `apply_fix_to_inventory(inventory, fix) -> Inventory` (a copy with the fix applied the way the
@@ -22,6 +23,7 @@ from .generate import (
     FIXABLE_CODES,
     RULE_LIMIT,
     Fix,
+    FixIndex,
     HealthCheckChange,
     PlannedAclEntry,
     PlannedRule,
@@ -29,6 +31,7 @@ from .generate import (
     _Planner,
     _World,
     generate_fix,
+    generate_fixes,
 )
 from .schema import validate_manifest
 
@@ -36,6 +39,7 @@ __all__ = [
     "FIXABLE_CODES",
     "RULE_LIMIT",
     "Fix",
+    "FixIndex",
     "HealthCheckChange",
     "PlannedAclEntry",
     "PlannedRule",
@@ -43,8 +47,23 @@ __all__ = [
     "fix_to_dict",
     "fix_to_yaml",
     "generate_fix",
+    "generate_fixes",
     "validate_manifest",
 ]
+
+
+def _copy_tree(value: Any) -> Any:
+    """`copy.deepcopy` for the plain JSON trees a fix holds (dicts, lists, scalars), in a tenth of
+    the time: every stored fix copies its manifest, patch and counts."""
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_copy_tree(v) for v in value)
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    return copy.deepcopy(value)
 
 
 def fix_to_dict(fix: Fix) -> dict[str, Any]:
@@ -57,9 +76,9 @@ def fix_to_dict(fix: Fix) -> dict[str, Any]:
         "warnings": list(fix.warnings),
         "targets": list(fix.targets),
         "protocols": list(fix.protocols),
-        "manifest": copy.deepcopy(fix.manifest),
+        "manifest": _copy_tree(fix.manifest),
         "manifestYaml": render.to_yaml(fix.manifest) if fix.manifest is not None else "",
-        "patch": {"kubectl": fix.kubectl_patch, "body": copy.deepcopy(fix.patch_body)},
+        "patch": {"kubectl": fix.kubectl_patch, "body": _copy_tree(fix.patch_body)},
         "securityGroupCommands": list(fix.security_group_commands),
         "securityGroupRules": [
             {
@@ -91,7 +110,7 @@ def fix_to_dict(fix: Fix) -> dict[str, Any]:
         "networkAclCommands": list(fix.network_acl_commands),
         "terraform": fix.terraform,
         "healthCheck": [{"command": h.command, "reason": h.reason} for h in fix.health_checks],
-        "ruleCount": copy.deepcopy(fix.rule_counts),
+        "ruleCount": _copy_tree(fix.rule_counts),
     }
 
 

@@ -36,6 +36,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from bindings.analysis import model as m
@@ -200,16 +201,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=65536)
+def _netset(cidrs: tuple[str, ...]) -> NetSet:
+    """`NetSet.from_cidrs`, memoised: every fix asks about the same few peers and rule sources."""
+    return NetSet.from_cidrs(cidrs)
+
+
+@lru_cache(maxsize=65536)
 def _family(cidr: str) -> int | None:
     network = parse_network(cidr)
     return network.version if network is not None else None
 
 
+@lru_cache(maxsize=65536)
 def _is_everything(cidr: str) -> bool:
     network = parse_network(cidr)
     return network is not None and network.prefixlen == 0
 
 
+@lru_cache(maxsize=65536)
 def _canonical(cidr: str) -> str:
     network = parse_network(cidr)
     return str(network) if network is not None else cidr
@@ -293,10 +303,7 @@ class _Need:
                     p
                     for p in self.peers
                     if p == need
-                    or (
-                        p[0] == need[0] == "cidr"
-                        and NetSet.from_cidrs([p[1]]).contains(NetSet.from_cidrs([need[1]]))
-                    )
+                    or (p[0] == need[0] == "cidr" and _netset((p[1],)).contains(_netset((need[1],))))
                 ),
                 need,
             )
@@ -305,9 +312,79 @@ class _Need:
         return out
 
 
+class FixIndex:
+    """What fix generation looks up per binding, indexed once per inventory.
+
+    Every binding's fix needs the pods by address, its listeners and the binding itself; scanning
+    the inventory for them per binding made a run quadratic (10,000 bindings, half broken: the
+    live poll's fixes alone took minutes). Build one index per inventory and pass it to every
+    `generate_fix` of that inventory; the index does not follow later changes to the inventory.
+    """
+
+    __slots__ = (
+        "acls_by_id",
+        "admitted",
+        "bindings_by_key",
+        "bindings_by_name",
+        "equivalent",
+        "listeners_by_lb",
+        "listeners_by_tg",
+        "pods_by_ip",
+    )
+
+    def __init__(self, inv: m.Inventory):
+        # Answers about security-group rules, shared by every binding on the same groups (a few
+        # node groups serve thousands of bindings): (group(s), protocol, ports, peer) -> bool.
+        self.equivalent: dict[tuple, bool] = {}
+        self.admitted: dict[tuple, bool] = {}
+        self.acls_by_id: dict[str, m.NetworkAcl] = {a.id: a for a in inv.network_acls or ()}
+        # First pod in key order wins an address, as the per-binding scan did.
+        self.pods_by_ip: dict[str, m.Pod] = {}
+        for key in sorted(inv.pods):
+            pod = inv.pods[key]
+            for ip in pod.ips or ():
+                self.pods_by_ip.setdefault(str(ip), pod)
+        # Listeners forwarding to a target group by ARN; the ones naming no target group belong
+        # to every target group of their load balancer (`_World._carrying_lbs`).
+        self.listeners_by_tg: dict[str, list[m.Listener]] = {}
+        self.listeners_by_lb: dict[str, list[m.Listener]] = {}
+        for listener in inv.listeners or ():
+            if listener.target_group_arns:
+                for arn in dict.fromkeys(listener.target_group_arns):
+                    self.listeners_by_tg.setdefault(arn, []).append(listener)
+            else:
+                self.listeners_by_lb.setdefault(listener.load_balancer_arn, []).append(listener)
+        # First binding wins, as in the scan `_find_binding` replaced.
+        self.bindings_by_key: dict[tuple[str, str, str], m.Binding] = {}
+        self.bindings_by_name: dict[tuple[str, str], m.Binding] = {}
+        for b in inv.bindings:
+            if b.uid:
+                self.bindings_by_key.setdefault((b.uid, b.namespace, b.name), b)
+            self.bindings_by_name.setdefault((b.namespace, b.name), b)
+
+    def binding(self, result: m.BindingResult) -> m.Binding | None:
+        found = self.bindings_by_key.get((result.uid, result.namespace, result.name)) if result.uid else None
+        return found if found is not None else self.bindings_by_name.get((result.namespace, result.name))
+
+    def listeners_of(self, tg: m.TargetGroup) -> list[m.Listener]:
+        """The listeners that may forward to `tg`: by ARN, or with no target group on its LBs."""
+        out = list(self.listeners_by_tg.get(tg.arn, ()))
+        for lb_arn in dict.fromkeys(tg.load_balancer_arns or ()):
+            out.extend(self.listeners_by_lb.get(lb_arn, ()))
+        return out
+
+
 class _World:
-    def __init__(self, inv: m.Inventory, result: m.BindingResult, binding: m.Binding, tg: m.TargetGroup):
+    def __init__(
+        self,
+        inv: m.Inventory,
+        result: m.BindingResult,
+        binding: m.Binding,
+        tg: m.TargetGroup,
+        index: FixIndex | None = None,
+    ):
         self.inv = inv
+        self.index = index if index is not None else FixIndex(inv)
         self.result = result
         self.b = binding
         self.tg = tg
@@ -320,11 +397,7 @@ class _World:
         self.lbs = {p.protocol: self._carrying_lbs(p.protocol) for p in self.offered}
 
     def _targets(self) -> list[_Target]:
-        pods_by_ip: dict[str, m.Pod] = {}
-        for key in sorted(self.inv.pods):
-            pod = self.inv.pods[key]
-            for ip in pod.ips or ():
-                pods_by_ip.setdefault(str(ip), pod)
+        pods_by_ip = self.index.pods_by_ip
         found: dict[tuple[str, int | None], _Target] = {}
         for result in self.result.protocols:
             for tv in result.targets:
@@ -352,7 +425,7 @@ class _World:
     def _carrying_lbs(self, proto: str) -> list[str]:
         tg_proto = str(self.tg.protocol).upper()
         lbs: set[str] = set()
-        for listener in self.inv.listeners or ():
+        for listener in self.index.listeners_of(self.tg):
             forwards = self.tg.arn in (listener.target_group_arns or ()) or (
                 not listener.target_group_arns and listener.load_balancer_arn in self.tg.load_balancer_arns
             )
@@ -488,6 +561,23 @@ class _World:
 
     def admitted_now(self, sg_ids: tuple[str, ...], proto: str, port: int, peer: Peer) -> bool:
         """Do the ENI's groups (their union, as AWS evaluates) admit `proto`/`port` from `peer`?"""
+        key = (sg_ids, proto, port, peer)
+        known = self.index.admitted.get(key)
+        if known is None:
+            known = self.index.admitted[key] = self._admitted_now(sg_ids, proto, port, peer)
+        return known
+
+    def has_equivalent(self, sg_id: str, proto: str, lo: int, hi: int, peer: Peer) -> bool:
+        """`_has_equivalent` for a group of this inventory, remembered in the index."""
+        key = (sg_id, proto, lo, hi, peer)
+        known = self.index.equivalent.get(key)
+        if known is None:
+            known = self.index.equivalent[key] = _has_equivalent(
+                self.inv.security_groups.get(sg_id), proto, lo, hi, peer
+            )
+        return known
+
+    def _admitted_now(self, sg_ids: tuple[str, ...], proto: str, port: int, peer: Peer) -> bool:
         cidrs: list[str] = []
         refs: set[str] = set()
         for sg_id in sg_ids:
@@ -508,20 +598,10 @@ class _World:
                     cidrs.extend(self.inv.prefix_lists[rule.source].cidrs)
         if peer[0] == "sg":
             return peer[1] in refs
-        return NetSet.from_cidrs(cidrs).contains(NetSet.from_cidrs([peer[1]]))
+        return _netset(tuple(cidrs)).contains(_netset((peer[1],)))
 
 
 # --- public API ---------------------------------------------------------------------------------
-
-
-def _find_binding(inv: m.Inventory, result: m.BindingResult) -> m.Binding | None:
-    for b in inv.bindings:
-        if result.uid and b.uid == result.uid and b.namespace == result.namespace and b.name == result.name:
-            return b
-    for b in inv.bindings:
-        if b.namespace == result.namespace and b.name == result.name:
-            return b
-    return None
 
 
 def _is_ambiguity(f: m.Finding) -> bool:
@@ -537,8 +617,14 @@ def _is_unresolved_named_port(f: m.Finding) -> bool:
     return f.code == "INVALID_SPEC" and isinstance(f.evidence, dict) and bool(f.evidence.get("namedPort"))
 
 
-def generate_fix(inventory: m.Inventory, result: m.BindingResult) -> Fix | None:
-    """The change that repairs `result`'s fixable findings, or None when nothing is fixable."""
+def generate_fix(
+    inventory: m.Inventory, result: m.BindingResult, index: FixIndex | None = None
+) -> Fix | None:
+    """The change that repairs `result`'s fixable findings, or None when nothing is fixable.
+
+    For more than one result of the same inventory, pass one `FixIndex(inventory)` to every call
+    (or use `generate_fixes`): without it each call indexes the whole inventory again.
+    """
     codes = {f.code for f in result.findings}
     fixable = codes & FIXABLE_CODES
     if any(_is_unresolved_named_port(f) for f in result.findings):
@@ -548,11 +634,25 @@ def generate_fix(inventory: m.Inventory, result: m.BindingResult) -> Fix | None:
         fixable.discard("SERVICE_PROTOCOL_MISMATCH")
     if not fixable:
         return None
-    binding = _find_binding(inventory, result)
     tg = inventory.target_groups.get(result.target_group_arn or "")
-    if binding is None or tg is None:
+    if tg is None:
         return None
-    return _Planner(_World(inventory, result, binding, tg), fixable).plan()
+    index = index if index is not None else FixIndex(inventory)
+    binding = index.binding(result)
+    if binding is None:
+        return None
+    return _Planner(_World(inventory, result, binding, tg, index), fixable).plan()
+
+
+def generate_fixes(inventory: m.Inventory, results: Iterable[m.BindingResult]) -> dict[str, Fix]:
+    """The fix of every result that has one, keyed by binding uid; the inventory indexed once."""
+    index = FixIndex(inventory)
+    out: dict[str, Fix] = {}
+    for result in results:
+        fix = generate_fix(inventory, result, index)
+        if fix is not None:
+            out[result.uid] = fix
+    return out
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -686,7 +786,7 @@ class _Planner:
                     if (
                         cidrs
                         and not any(_is_everything(c) for c in cidrs)
-                        and NetSet.from_cidrs(cidrs).contains(NetSet.from_cidrs(subnets))
+                        and _netset(tuple(cidrs)).contains(_netset(tuple(subnets)))
                     ):
                         hc_peers = peers
                         break
@@ -881,7 +981,7 @@ class _Planner:
                     cidrs.append(key[1])
                 else:
                     groups.add(key[1])
-        return NetSet.from_cidrs(cidrs), groups
+        return _netset(tuple(cidrs)), groups
 
     def merge(
         self, rules: list[dict], needs: list[_Need]
@@ -889,13 +989,17 @@ class _Planner:
         """Add what `needs` lack to `rules`: into a rule with the same peers, else a new rule."""
         added: list[tuple[_Need, list[Peer]]] = []
         groups: dict[tuple[Peer, ...], list[dict]] = {}
+        # Only a named port makes what is declared depend on the target (its pod's ports); else
+        # the first target answers for all of them.
+        per_target = any(isinstance(e.get("port"), str) for r in rules for e in r["ports"])
         for need in needs:
             missing: list[Peer] = []
-            for target in need.targets or [None]:
+            targets = need.targets or [None]
+            for target in targets if per_target else targets[:1]:
                 cidrs, sgs = self.declared(rules, need.protocol, need.port, target)
                 for peer in need.uncovered(
                     lambda p, cidrs=cidrs, sgs=sgs: (
-                        p[1] in sgs if p[0] == "sg" else cidrs.contains(NetSet.from_cidrs([p[1]]))
+                        p[1] in sgs if p[0] == "sg" else cidrs.contains(_netset((p[1],)))
                     )
                 ):
                     if peer not in missing:
@@ -930,6 +1034,8 @@ class _Planner:
         w = self.w
         planned: dict[tuple, list[_Target]] = {}
         for need in needs:
+            # What is uncovered depends on the target's groups only; targets mostly share them.
+            uncovered: dict[tuple[str, ...], list[Peer]] = {}
             for target in need.targets:
                 if target is None or not target.eni or not target.sg_ids:
                     continue
@@ -940,9 +1046,12 @@ class _Planner:
                 sg_id = w.write_group(target.sg_ids)
                 if sg_id is None:
                     continue
-                for peer in need.uncovered(
-                    lambda p, t=target, n=need: w.admitted_now(t.sg_ids, n.protocol.lower(), n.port, p)
-                ):
+                peers = uncovered.get(target.sg_ids)
+                if peers is None:
+                    peers = uncovered[target.sg_ids] = need.uncovered(
+                        lambda p, t=target, n=need: w.admitted_now(t.sg_ids, n.protocol.lower(), n.port, p)
+                    )
+                for peer in peers:
                     found = planned.setdefault((sg_id, need.protocol.lower(), need.port, peer), [])
                     if target not in found:
                         found.append(target)
@@ -978,7 +1087,7 @@ class _Planner:
                 ports = sorted(
                     {
                         li.port
-                        for li in w.inv.listeners or ()
+                        for li in w.index.listeners_by_tg.get(w.tg.arn, ())
                         if li.load_balancer_arn == lb_arn
                         and isinstance(li.port, int)
                         and w.tg.arn in (li.target_group_arns or ())
@@ -1086,7 +1195,7 @@ class _Planner:
         `networkAclDenials`), each numbered just below the entry that refused it (free numbers
         only; the final deny when no entry matched); (entries, whether every refusal is covered)."""
         w = self.w
-        acls = {a.id: a for a in w.inv.network_acls or ()}
+        acls = w.index.acls_by_id
         # Per (ACL, direction, protocol, ports): the union of what every entry refuses there, placed
         # before the first of those entries. Targets in different subnets behind one ACL each miss
         # "everything but my subnet", and a deny-all behind a narrower deny refuses the rest: united,
@@ -1166,9 +1275,7 @@ class _Planner:
             if sg_id is None:
                 continue
             for proto, lo, hi, peer in _permissions(w, ingress, target):
-                if any(
-                    _has_equivalent(w.inv.security_groups.get(c), proto, lo, hi, peer) for c in candidates
-                ):
+                if any(w.has_equivalent(c, proto, lo, hi, peer) for c in candidates):
                     continue
                 enis = out.setdefault((sg_id, proto, lo, hi, peer), [])
                 if target.eni not in enis:

@@ -63,14 +63,15 @@ class Command(BaseCommand):
 
         from bindings.analysis import report
         from bindings.analysis.engine import analyze
-        from bindings.fixes import fix_to_dict, generate_fix
+        from bindings.fixes import FixIndex, fix_to_dict, generate_fix
 
         results = analyze(inventory)
         if options["output_format"] == "json":
             data = report.to_report(results)
             # The report's "fix" is the generated repair (DESIGN.md "Fix manifests"), when any.
+            index = FixIndex(inventory)
             for entry, result in zip(data["bindings"], results, strict=True):
-                fix = generate_fix(inventory, result)
+                fix = generate_fix(inventory, result, index)
                 entry["fix"] = fix_to_dict(fix) if fix is not None else None
             self.stdout.write(json.dumps(data, indent=2, default=str))
         else:
