@@ -73,6 +73,7 @@ _LISTED_UNDER = {
     "DescribeSubnets": "Subnets",
     "DescribeVpcs": "Vpcs",
     "DescribeNetworkAcls": "NetworkAcls",
+    "DescribeVpcEndpointServiceConfigurations": "ServiceConfigurations",
 }
 PREFIX_LIST_BATCH = 100  # PrefixListIds per DescribeManagedPrefixLists call (its MaxResults cap)
 PREFIX_LIST_TTL = 86400  # seconds a prefix list version's entries stay cached
@@ -496,6 +497,29 @@ def collect_account(
             out["DescribeListeners"]["Listeners"].extend(
                 _listed(_plain(page), "Listeners", "DescribeListeners")
             )
+
+    # 3b. PrivateLink: the endpoint services in front of those load balancers. The call cannot
+    #     filter by load balancer, so it lists the account's (usually few) configurations and keeps
+    #     the ones naming a collected LB. A role without the new permission keeps polling: the
+    #     key is dropped, and the analysis says `unknown` only where PrivateLink would decide.
+    if lbs:
+        wanted = {lb["LoadBalancerArn"] for lb in lbs}
+        try:
+            configurations = _paged(
+                calls,
+                "ec2",
+                "DescribeVpcEndpointServiceConfigurations",
+                "describe_vpc_endpoint_service_configurations",
+                "ServiceConfigurations",
+            )
+        except AwsError as exc:
+            if exc.code not in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
+                raise
+            del out["DescribeVpcEndpointServiceConfigurations"]
+        else:
+            out["DescribeVpcEndpointServiceConfigurations"]["ServiceConfigurations"] = [
+                c for c in configurations if wanted & set(c.get("NetworkLoadBalancerArns") or ())
+            ]
 
     # 4. Instances: the nodes (to find pod IPs on their ENIs) and instance targets.
     instance_ids = _unique([*node_instance_ids, *instance_targets])

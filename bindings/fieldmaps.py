@@ -112,6 +112,7 @@ KINDS: dict[str, tuple[Convert, Convert]] = {
     "text": (_text, _same),  # required text: None stored as "", read back as stored
     "optional": (_text, _none_if_empty),  # optional text: None <-> ""
     "seq": (list, tuple),
+    "optional seq": (lambda v: None if v is None else list(v), lambda v: None if v is None else tuple(v)),
     "dict": (lambda v: dict(v or {}), lambda v: dict(v or {})),
     "optional dict": (_optional_dict, _optional_dict),
     "bool": (bool, _same),
@@ -178,6 +179,7 @@ REGISTERED_TARGET = FieldMap(
         ("state", "state", "text"),
         ("reason", "reason", "optional"),
         ("description", "description", "optional"),
+        ("quic_server_id", "quic_server_id", "optional"),
     ),
 )
 
@@ -197,6 +199,8 @@ LOAD_BALANCER = FieldMap(
         ("security_groups", "security_groups", "seq"),
         ("zones", "zones", "zones"),
         ("attributes", "attributes", "optional dict"),
+        ("privatelink_enforce_inbound", "privatelink_enforce_inbound", "optional"),
+        ("endpoint_services", "endpoint_services", "optional seq"),
     ),
 )
 

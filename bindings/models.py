@@ -415,6 +415,7 @@ class RegisteredTarget(AwsObject):
     state = models.CharField(max_length=32)
     reason = models.CharField(max_length=128, blank=True)
     description = models.TextField(blank=True)
+    quic_server_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [
@@ -439,6 +440,8 @@ class LoadBalancer(AwsObject):
     security_groups = models.JSONField(default=list, blank=True)
     zones = models.JSONField(default=list, blank=True)  # [{zone_name, subnet_id, addresses}]
     attributes = models.JSONField(null=True, blank=True)
+    privatelink_enforce_inbound = models.CharField(max_length=8, blank=True)
+    endpoint_services = models.JSONField(null=True, blank=True)  # None = not collected
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "arn"], name="uniq_lb_arn")]

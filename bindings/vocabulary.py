@@ -61,6 +61,10 @@ class Code:
     STALE_DATA = "STALE_DATA"
     PROBE_FAILS_WHILE_REACHABLE = "PROBE_FAILS_WHILE_REACHABLE"
     PROBE_SUCCEEDS_WHILE_BLOCKED = "PROBE_SUCCEEDS_WHILE_BLOCKED"
+    OTHER_CLUSTER_TARGETS = "OTHER_CLUSTER_TARGETS"
+    QUIC_SERVER_IDS = "QUIC_SERVER_IDS"
+    PRIVATELINK = "PRIVATELINK"
+    ZONAL_SHIFT_INELIGIBLE = "ZONAL_SHIFT_INELIGIBLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +210,30 @@ _KINDS = (
         ("warning",),
         "The rules say this protocol is blocked, but an active probe from the worker got an answer: "
         "the collected data may be incomplete (a rule or prefix list not polled) or out of date.",
+    ),
+    FindingKind(
+        Code.OTHER_CLUSTER_TARGETS,
+        ("info",),
+        "The target group is shared across clusters (multiClusterTargetGroup): targets registered by "
+        "other clusters are listed, not judged and not drift.",
+    ),
+    FindingKind(
+        Code.QUIC_SERVER_IDS,
+        ("info",),
+        "QUIC targets carry a server ID that the backend must put in its connection IDs; without it "
+        "HTTP/3 fails even when UDP gets through.",
+    ),
+    FindingKind(
+        Code.PRIVATELINK,
+        ("info",),
+        "The load balancer is behind a VPC endpoint service; its inbound rules filter endpoint traffic "
+        "only when EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic is on.",
+    ),
+    FindingKind(
+        Code.ZONAL_SHIFT_INELIGIBLE,
+        ("info",),
+        "On a cross-zone NLB, zonal shift needs every target group to be TCP or TLS with cross-zone not "
+        "turned off (ELB/ARC prerequisites).",
     ),
 )
 

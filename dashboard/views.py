@@ -615,6 +615,26 @@ def _health_warnings(data: dict[str, Any], target_group: m.TargetGroup | None) -
     return warnings
 
 
+def _cross_zone(target_group: m.TargetGroup | None, load_balancers: dict[str, m.LoadBalancer]) -> str:
+    """The target group's cross-zone attribute, and what it resolves to from its load balancers."""
+    if target_group is None or target_group.attributes is None:
+        return ""
+    value = str(
+        target_group.attributes.get("load_balancing.cross_zone.enabled") or "use_load_balancer_configuration"
+    )
+    if value != "use_load_balancer_configuration":
+        return value
+    # NLBs default to off at the load balancer level.
+    resolved = sorted(
+        {
+            str((lb.attributes or {}).get("load_balancing.cross_zone.enabled", "false"))
+            for lb in load_balancers.values()
+            if lb.attributes is not None
+        }
+    )
+    return f"{value} ({', '.join(resolved)} on the load balancer)" if resolved else value
+
+
 def _target_rows(
     data: dict[str, Any],
     registered: list[m.RegisteredTarget],
@@ -629,6 +649,13 @@ def _target_rows(
             judged.setdefault((t.get("target_id"), t.get("port")), {})[pv.get("protocol")] = t
     keys = [(r.target_id, r.port) for r in registered]
     keys += [k for k in judged if k not in set(keys)]
+    # Targets another cluster registered in a multi-cluster group (`OTHER_CLUSTER_TARGETS`).
+    other_cluster = {
+        str(label)
+        for f in data.get("findings", [])
+        if f.get("code") == Code.OTHER_CLUSTER_TARGETS
+        for label in (f.get("evidence") or {}).get("targets") or []
+    }
     by_key = {(r.target_id, r.port): r for r in registered}
     rows = []
     for key in keys:
@@ -650,6 +677,8 @@ def _target_rows(
                 "state": reg.state if reg else "not registered",
                 "reason": (reg.reason if reg else "") or "",
                 "description": (reg.description if reg else "") or "",
+                "other_cluster": f"{key[0]}:{key[1]}" in other_cluster and not per_protocol,
+                "quic_server_id": (reg.quic_server_id if reg else "") or "",
                 "eni": any_t.get("network_interface_id") or "",
                 "security_groups": any_t.get("security_group_ids") or (eni.security_group_ids if eni else []),
                 "protocols": [
@@ -883,6 +912,7 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
         "paths": paths,
         "health": health,
         "health_warnings": _health_warnings(data, target_group),
+        "cross_zone": _cross_zone(target_group, load_balancers),
         "target_group": target_group,
         "load_balancers": list(load_balancers.values()),
         "listeners": listeners,

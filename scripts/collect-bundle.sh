@@ -385,6 +385,23 @@ def main():
     )
     missing["prefixLists"] += gone
 
+    # PrivateLink: the endpoint services in front of these load balancers (the call cannot filter
+    # by load balancer). Without the permission the key is left out: the analysis then says
+    # `unknown` only where PrivateLink would decide.
+    if lbs:
+        def endpoint_services():
+            try:
+                return call("ec2", "describe-vpc-endpoint-service-configurations").get("ServiceConfigurations") or []
+            except AwsError as exc:
+                if exc.code not in ("UnauthorizedOperation", "AccessDenied"):
+                    raise
+                say("endpoint services not read ({}); PrivateLink is judged unknown".format(exc.code))
+                return None
+        services = run_stage("endpoint services", [endpoint_services])[0]
+        if services is not None:
+            out["DescribeVpcEndpointServiceConfigurations"] = {"ServiceConfigurations": [
+                s for s in services if set(s.get("NetworkLoadBalancerArns") or []) & set(lb_arns)]}
+
     out.update({
         "DescribeTargetGroups": {"TargetGroups": tgs},
         "DescribeTargetHealth": health,

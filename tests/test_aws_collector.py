@@ -31,6 +31,7 @@ OPTIONAL_KEYS = {
     "DescribeLoadBalancerAttributes",
     "DescribeInstances",
     "DescribeNetworkAcls",
+    "DescribeVpcEndpointServiceConfigurations",
     "GetManagedPrefixListEntries",
 }
 
@@ -195,6 +196,7 @@ def test_demo_world_is_collected_end_to_end_in_bundle_shape(moto_server, world):
         "DescribeSubnets": 1,
         "DescribeVpcs": 1,
         "DescribeNetworkAcls": 1,
+        "DescribeVpcEndpointServiceConfigurations": 1,  # one paged listing: it cannot filter by LB
         "DescribeManagedPrefixLists": 1,
         "GetManagedPrefixListEntries": 1,
     }
@@ -394,6 +396,112 @@ def test_unreachable_endpoint_fails_fast_as_unavailable():
         )
 
     assert time.monotonic() - started < 5
+
+
+# -- PrivateLink (issue 19) -------------------------------------------------------------------------
+def test_endpoint_services_in_front_of_collected_load_balancers_are_kept(moto_server, world):
+    ec2, elbv2 = clients(moto_server)
+    tg_arns = list(world.target_group_arns.values())
+    lb_arn = elbv2.describe_target_groups(TargetGroupArns=tg_arns[:1])["TargetGroups"][0]["LoadBalancerArns"][
+        0
+    ]
+    other = elbv2.create_load_balancer(
+        Name="lbf-unrelated", Type="network", Scheme="internal", Subnets=world.subnet_ids[:1]
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    mine = ec2.create_vpc_endpoint_service_configuration(NetworkLoadBalancerArns=[lb_arn])
+    theirs = ec2.create_vpc_endpoint_service_configuration(NetworkLoadBalancerArns=[other])
+    try:
+        snapshot = collect_account(target_for(moto_server), target_group_arns=tg_arns)
+        configurations = snapshot.responses["DescribeVpcEndpointServiceConfigurations"][
+            "ServiceConfigurations"
+        ]
+        # Only the service in front of a collected load balancer, as the AWS CLI prints it.
+        assert [c["ServiceId"] for c in configurations] == [mine["ServiceConfiguration"]["ServiceId"]]
+        assert configurations[0]["NetworkLoadBalancerArns"] == [lb_arn]
+        from bindings.analysis.normalize import normalize_aws
+
+        records = normalize_aws(snapshot.responses)
+        assert records.load_balancers[lb_arn].endpoint_services == (
+            mine["ServiceConfiguration"]["ServiceId"],
+        )
+    finally:
+        ec2.delete_vpc_endpoint_service_configurations(
+            ServiceIds=[
+                mine["ServiceConfiguration"]["ServiceId"],
+                theirs["ServiceConfiguration"]["ServiceId"],
+            ]
+        )
+        elbv2.delete_load_balancer(LoadBalancerArn=other)
+
+
+def test_endpoint_services_denied_leaves_the_key_out_and_the_poll_goes_on(moto_server, world, monkeypatch):
+    # EC2 answers errors in its own XML shape (Response/Errors/Error), which botocore's EC2 parser reads.
+    body = (
+        b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized"
+        b"</Message></Error></Errors><RequestID>test</RequestID></Response>"
+    )
+
+    class Raw:
+        def stream(self, **_):
+            yield body
+
+    def before_send(request, event_name, **_):
+        if event_name.endswith(".DescribeVpcEndpointServiceConfigurations"):
+            return AWSResponse(request.url, 403, {"Content-Type": "text/xml"}, Raw())
+        return None
+
+    real = aws._new_session
+
+    def session_with_denial(**kwargs):
+        session = real(**kwargs)
+        session.events.register("before-send", before_send)
+        return session
+
+    monkeypatch.setattr(aws, "_new_session", session_with_denial)
+    aws.clear_session_cache()
+    snapshot = collect_account(
+        target_for(moto_server), target_group_arns=list(world.target_group_arns.values())
+    )
+    assert "DescribeVpcEndpointServiceConfigurations" not in snapshot.responses
+    assert snapshot.responses["DescribeLoadBalancers"]["LoadBalancers"]
+    from bindings.analysis.normalize import normalize_aws
+
+    assert all(
+        lb.endpoint_services is None for lb in normalize_aws(snapshot.responses).load_balancers.values()
+    )
+
+
+def test_quic_server_ids_and_privatelink_enforcement_are_read_as_the_cli_prints_them() -> None:
+    from bindings.analysis.normalize import normalize_aws
+
+    lb_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/q/1"
+    tg_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/q/2"
+    records = normalize_aws(
+        {
+            "DescribeLoadBalancers": {
+                "LoadBalancers": [
+                    {
+                        "LoadBalancerArn": lb_arn,
+                        "Type": "network",
+                        "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "off",
+                    }
+                ]
+            },
+            "DescribeTargetHealth": {
+                tg_arn: {
+                    "TargetHealthDescriptions": [
+                        {
+                            "Target": {"Id": "10.0.1.15", "Port": 443, "QuicServerId": "0x0123456789abcdef"},
+                            "TargetHealth": {"State": "healthy"},
+                        }
+                    ]
+                }
+            },
+        }
+    )
+    assert records.load_balancers[lb_arn].privatelink_enforce_inbound == "off"
+    assert records.load_balancers[lb_arn].endpoint_services is None  # not collected: unknown
+    assert records.target_health[tg_arn][0].quic_server_id == "0x0123456789abcdef"
 
 
 # -- managed prefix lists ----------------------------------------------------------------------------

@@ -323,6 +323,8 @@ def test_profile_and_per_service_endpoint_variables_and_a_target_group_deleted_m
     )
     assert world.cases.spare_target_group_arn not in bundle.aws["DescribeTargetHealth"]
     assert world.cases.spare_target_group_arn not in bundle.aws["DescribeTargetGroupAttributes"]
+    # PrivateLink (issue 19): read through the EC2 endpoint; the demo NLBs have no endpoint service.
+    assert bundle.aws["DescribeVpcEndpointServiceConfigurations"] == {"ServiceConfigurations": []}
     offline = _analyze(out)
     assert "TARGET_GROUP_NOT_FOUND" in offline["spare"][1]
     # The controller's tag flag, in bundle.json as the dashboard's cluster setting holds it.

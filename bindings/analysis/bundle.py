@@ -107,6 +107,7 @@ AWS_OPERATIONS = (
     "DescribeSubnets",
     "DescribeVpcs",
     "DescribeNetworkAcls",
+    "DescribeVpcEndpointServiceConfigurations",
     "GetManagedPrefixListEntries",
 )
 

@@ -144,6 +144,9 @@ _MAX_LISTED = 10
 _LB_REFUSAL = " of load balancer "
 # Origin text of default client ranges that could not be known (see `InventoryIndex.default_clients`).
 UNKNOWN_CLIENTS = "unknown: "
+# Reasons where a load balancer's inbound rules refuse all or part of the explicit client ranges
+# (`_explicit_client_refusal`); the fix generator adds the missing inbound rules on seeing them.
+LB_REFUSES_CLIENTS = (" admit none of the client ranges ", " refuse the client range(s) ")
 _ANNOTATION_FIELD = f"metadata.annotations[{m.CLIENT_CIDRS_ANNOTATION}]"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
@@ -1464,6 +1467,7 @@ class _Ctx:
         "unhealthy",
         "declared_ports",
         "uniform",
+        "other_cluster",
         "acl_denials",
     )
 
@@ -1501,6 +1505,9 @@ class _Ctx:
         # (jid, port, family) when every target has an ENI, an int port and shares all three:
         # then each protocol and the health check need one judgement for the whole binding.
         self.uniform: tuple[int, int, int] | None = None
+        # Registrations of a multi-cluster target group that belong to other clusters: neither
+        # judged nor drift (`_own_target_test`).
+        self.other_cluster: list[m.TargetHealth] = []
         # Per protocol (and "health" for the health checks): the network-ACL entries refusing it.
         self.acl_denials: dict[str, list[AclDenial]] = {}
 
@@ -1635,11 +1642,13 @@ def _analyze_binding(ix: InventoryIndex, b: m.Binding, stale: list[m.Finding]) -
         _resolve_targets(c)
         for proto in c.carried:
             c.results.append(_judge_protocol(c, proto))
-        health = _judge_health_check(c)
+        health = _quic_health_note(c, _judge_health_check(c))
         _findings_traffic(c)
         _findings_health(c)
         _findings_networking(c)
         _finding_drift(c)
+        _findings_lb_features(c)
+        _finding_zonal_shift(c)
     else:
         health = None
         for proto in c.carried:
@@ -1919,6 +1928,7 @@ def _resolve_targets(c: _Ctx) -> None:
     address_type = tg.ip_address_type
     targets = c.targets
     healthy = unhealthy_count = other = 0
+    own = _own_target_test(c)
     jid_problems = ix.jid_problems
     seen_jids: set[int] = set()
     for lb_arn in tg.load_balancer_arns or ():
@@ -1927,6 +1937,9 @@ def _resolve_targets(c: _Ctx) -> None:
             for problem in ix.sg_problems(tuple(lb.security_groups)):
                 c.f.invalid(problem.object, problem.field, problem.message)
     for th in health or ():
+        if own is not None and not own(th.target_id):
+            c.other_cluster.append(th)
+            continue
         # The health check's counts cover every registration, draining ones included.
         state = th.state
         if state == "healthy":
@@ -2105,14 +2118,17 @@ def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
 
 
 def _client_ranges_uncached(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
-    if c.b.client_cidrs:
-        found = NetSet.from_cidrs(c.b.client_cidrs)
-        if found:
-            return found, f"annotation {m.CLIENT_CIDRS_ANNOTATION}"
-    if c.ix.inv.client_cidrs:
-        found = NetSet.from_cidrs(c.ix.inv.client_cidrs)
-        if found:
-            return found, "cluster client ranges"
+    explicit = _explicit_clients(c)
+    if explicit is not None:
+        clients, origin = explicit
+        front = c.ix.lb_front_door(lb_arn, c.tg, proto) if lb_arn in c.ix.lbs_with_sgs and c.tg else None
+        if front is not None:
+            # Only the clients the LB's inbound rules admit reach a target (the rest are refused
+            # at the LB: `_explicit_client_refusal`).
+            inside = clients & front[0]
+            if inside and inside != clients:
+                return inside, f"{origin}, within {front[2]}"
+        return clients, origin
     assert c.tg is not None
     return c.ix.default_clients(lb_arn, c.tg, proto)
 
@@ -2206,6 +2222,85 @@ def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
             f"{proto.lower()} on listener port(s) {_short(ports, 5)}, so no client traffic gets in"
         )
     return refused
+
+
+def _explicit_client_refusal(c: _Ctx, lb_arn: str, proto: str) -> tuple[str, str] | None:
+    """How the inbound rules of a load balancer with security groups treat explicitly given client
+    ranges (annotation or cluster setting) on the listener ports carrying `proto`: ("all" | "some" |
+    "undecided", why), or None when they admit every one of them, or nothing decides it (no
+    explicit ranges, no collected groups). Rules naming a security group or prefix list may admit
+    the rest, so a remainder next to them is undecided rather than refused."""
+    explicit = _explicit_clients(c)
+    if explicit is None:
+        return None
+    clients, origin = explicit
+    found = c.ix.lb_rules(lb_arn, egress=False)
+    if found is None:
+        return None
+    sg_ids, rules = found
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    ports = sorted(
+        {
+            li.port
+            for li in c.ix.listeners_by_tg.get(tg.arn, ())
+            if li.load_balancer_arn == lb_arn
+            and isinstance(li.port, int)
+            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+        }
+    )
+    if not ports:
+        return None
+    matching = [r for r in rules if any(r.matches(proto.lower(), p) for p in ports)]
+    admitted = union_all(r.cidr for r in matching if r.kind == "cidr")
+    refused = clients - admitted
+    if not refused:
+        return None
+    where = (
+        f"the inbound rules of the security group(s) {', '.join(sg_ids)} of load balancer "
+        f"{_lb_name(c, lb_arn)} on {proto.lower()} port(s) {_short(ports, 5)}"
+    )
+    lb = c.ix.inv.load_balancers.get(lb_arn)
+    if lb is not None and lb.endpoint_services and str(lb.privatelink_enforce_inbound or "").lower() != "on":
+        # Endpoint traffic skips the inbound rules when enforcement is off: refused ranges may be
+        # endpoint consumers, and only the user knows.
+        off = str(lb.privatelink_enforce_inbound or "").lower() == "off"
+        return "undecided", (
+            f"client ranges unknown at the load balancer: {where} refuse {_short(_cidrs(refused), 5)} "
+            f"({origin}) unless they reach it through VPC endpoint service(s) "
+            f"{_short(lb.endpoint_services, 3)}, whose traffic those rules "
+            + (
+                "do not filter (EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off)"
+                if off
+                else "may not filter (EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic not collected)"
+            )
+        )
+    if any(r.kind != "cidr" for r in matching):
+        return "undecided", (
+            f"client ranges unknown at the load balancer: {where} admit {_short(_cidrs(refused), 5)} "
+            f"({origin}) only if those clients are in the security groups or prefix lists they name"
+        )
+    if refused == clients:
+        return "all", f"{where}{LB_REFUSES_CLIENTS[0]}{_short(_cidrs(clients), 5)} ({origin})"
+    return "some", (
+        f"{where}{LB_REFUSES_CLIENTS[1]}{_short(_cidrs(refused), 5)} of {_short(_cidrs(clients), 5)} "
+        f"({origin}), whether or not the client IP is preserved"
+    )
+
+
+def _explicit_clients(c: _Ctx) -> tuple[NetSet, str] | None:
+    """The client ranges given explicitly (annotation, then cluster setting), as
+    `_client_ranges_uncached` reads them; None when the default applies."""
+    if c.b.client_cidrs:
+        found = NetSet.from_cidrs(c.b.client_cidrs)
+        if found:
+            return found, f"annotation {m.CLIENT_CIDRS_ANNOTATION}"
+    if c.ix.inv.client_cidrs:
+        found = NetSet.from_cidrs(c.ix.inv.client_cidrs)
+        if found:
+            return found, "cluster client ranges"
+    return None
 
 
 def _unique_denials(evals: Iterable[_Eval]) -> list[AclDenial]:
@@ -2313,6 +2408,24 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=False) is not None for lb_arn in lbs
     )
     lb_refused = _lb_refusals(c, proto, lbs) if lb_sgs else {}
+    # Explicit client ranges meet the LB's inbound rules too (issue 19 item 2): those none of its
+    # rules admit never get in, whether or not the client IP is preserved.
+    lb_narrowed: dict[str, str] = {}
+    lb_undecided: dict[str, str] = {}
+    if lb_sgs:
+        for lb_arn in lbs:
+            if lb_arn in lb_refused:
+                continue
+            found = _explicit_client_refusal(c, lb_arn, proto)
+            if found is None:
+                continue
+            kind, why = found
+            if kind == "all":
+                lb_refused[lb_arn] = why
+            elif kind == "some":
+                lb_narrowed[lb_arn] = why
+            else:
+                lb_undecided[lb_arn] = why
     if lb_refused and len(lb_refused) < len(lbs):
         # Only some load balancers refuse: judge the others' traffic, then say what is lost.
         lbs = [lb_arn for lb_arn in lbs if lb_arn not in lb_refused]
@@ -2514,11 +2627,15 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     else:
         head = f"{full} of {total} target(s) admit {proto} {port} from {source_text} {expected_text}"
         reasons = (head, *(f"{_short(labels)}: {tail}" for tail, labels in tails.items()))
-    if lb_refused:
-        # The traffic of the other load balancers was judged above; these carry none of it.
+    if lb_refused or lb_narrowed:
+        # The traffic of the other load balancers (or the admitted clients) was judged above;
+        # these refused clients carry none of it.
         if verdict == "reachable":
             verdict = "partial"
-        reasons = (*reasons, *(f"but {why}" for why in lb_refused.values()))
+        reasons = (*reasons, *(f"but {why}" for why in (*lb_refused.values(), *lb_narrowed.values())))
+    if lb_undecided and verdict == "reachable":
+        verdict = "unknown"
+        reasons = (*reasons, *lb_undecided.values())
     return _protocol_result(
         proto, port, verdict, total, full, preserved, expected_sources, reasons, tuple(verdicts)
     )
@@ -3405,6 +3522,233 @@ def _finding_drift(c: _Ctx) -> None:
         notRegistered=[fmt(x) for x in missing[:50]],
         notReady=[fmt(x) for x in extra[:50]],
     )
+
+
+# --- load-balancer features of 2025-26 (issue 19) -----------------------------------------------
+
+# Listener protocols a QUIC listener may not sit beside on one NLB (ELB create-listener).
+_QUIC_EXCLUDES = frozenset({"UDP", "TCP_UDP"})
+_QUIC_SERVER_ID = re.compile(r"0x[0-9a-f]{16}")
+
+
+def _own_target_test(c: _Ctx) -> Any:
+    """For a binding with `spec.multiClusterTargetGroup: true`, a test of whether a registered
+    target id belongs to this cluster (a pod or endpoint address of it for ip targets, one of its
+    nodes for instance targets); None otherwise, when every registration is this binding's."""
+    if _spec_field(c.b, "multiClusterTargetGroup") is not True:
+        return None
+    ix = c.ix
+    if c.target_type == "instance":
+        # Built once per inventory (no per-binding scan of the nodes).
+        instances = ix.__dict__.get("_node_instances")
+        if instances is None:
+            instances = ix.__dict__["_node_instances"] = frozenset(
+                n.instance_id for n in ix.inv.nodes.values() if n.instance_id
+            )
+        return instances.__contains__
+    if c.target_type != "ip":
+        return None
+    pods = ix.pods_by_ip
+    addresses: set[str] = set()
+    svc = c.service
+    if svc is not None:
+        for eps in ix.slices_by_service.get((svc.namespace, svc.name), ()):
+            for ep in eps.endpoints:
+                addresses.update(_norm_ip(a) or a for a in ep.addresses)
+
+    def own(target_id: str) -> bool:
+        ip = _norm_ip(target_id) or target_id
+        return ip in pods or ip in addresses
+
+    return own
+
+
+def _findings_lb_features(c: _Ctx) -> None:
+    """Other clusters' targets, QUIC listeners the API would reject, QUIC server ids, PrivateLink."""
+    tg = c.tg
+    assert tg is not None
+    name = tg.name or tg.arn
+    if c.other_cluster:
+        labels = [f"{th.target_id}:{th.port if th.port is not None else tg.port}" for th in c.other_cluster]
+        c.f.add(
+            Code.OTHER_CLUSTER_TARGETS,
+            "info",
+            f"target group {name} is shared across clusters (multiClusterTargetGroup): "
+            f"{len(labels)} registered target(s) belong to other clusters and are not judged here: "
+            f"{_short(labels, 5)}",
+            None,
+            targets=labels[:50],
+            states=sorted({th.state for th in c.other_cluster}),
+        )
+    ix = c.ix
+    tg_proto = str(tg.protocol).upper()
+    for lb_arn in sorted(
+        set(tg.load_balancer_arns or ()) | {li.load_balancer_arn for li in ix.listeners_by_tg.get(tg.arn, ())}
+    ):
+        listeners = ix.listeners_by_lb.get(lb_arn, ())
+        lb = ix.inv.load_balancers.get(lb_arn)
+        udp_here = sorted(
+            {
+                f"{li.protocol} {li.port}"
+                for li in listeners
+                if str(li.protocol).upper() in _QUIC_EXCLUDES and tg.arn in (li.target_group_arns or ())
+            }
+        )
+        if (
+            udp_here
+            and lb is not None
+            and "dualstack" in str(lb.ip_address_type or "").lower()
+            and str(tg.ip_address_type or "ipv4").lower() != "ipv6"
+        ):
+            c.f.invalid(
+                f"TargetGroup {name}",
+                "IpAddressType",
+                f"{_short(udp_here, 3)} on dual-stack load balancer {_lb_name(c, lb_arn)} forwards to an "
+                f"{tg.ip_address_type or 'ipv4'} target group; a UDP listener on a dual-stack load "
+                "balancer needs an IPv6 target group (AWS rejects this configuration)",
+            )
+        quic = [
+            li
+            for li in listeners
+            if str(li.protocol).upper() in _QUIC and tg.arn in (li.target_group_arns or ())
+        ]
+        if not quic:
+            continue
+        obj = f"LoadBalancer {_lb_name(c, lb_arn)}"
+        kinds = "/".join(sorted({str(li.protocol).upper() for li in quic}))
+        if lb is not None and lb.security_groups:
+            c.f.invalid(
+                obj,
+                "SecurityGroups",
+                f"a {kinds} listener is not allowed on a load balancer with security groups "
+                f"({', '.join(lb.security_groups)}); AWS rejects this configuration",
+            )
+        if lb is not None and "dualstack" in str(lb.ip_address_type or "").lower():
+            c.f.invalid(
+                obj,
+                "IpAddressType",
+                f"a {kinds} listener is not allowed on a dual-stack load balancer ({lb.ip_address_type}); "
+                "AWS rejects this configuration",
+            )
+        beside = sorted(
+            {f"{li.protocol} {li.port}" for li in listeners if str(li.protocol).upper() in _QUIC_EXCLUDES}
+        )
+        if beside:
+            c.f.invalid(
+                obj,
+                "Listeners",
+                f"a {kinds} listener is not allowed beside UDP or TCP_UDP listeners ({_short(beside, 5)}); "
+                "AWS rejects this configuration",
+            )
+        every_quic = [li for li in listeners if str(li.protocol).upper() in _QUIC]
+        if len(every_quic) > 1:
+            c.f.invalid(
+                obj,
+                "Listeners",
+                f"{len(every_quic)} QUIC/TCP_QUIC listeners; a load balancer may have only one",
+            )
+    if tg_proto in _QUIC and c.targets:
+        ids = {t.target_id: t.health.quic_server_id for t in c.targets}
+        shown = [f"{tid} -> {sid or '(none collected)'}" for tid, sid in ids.items()]
+        malformed = sorted(tid for tid, sid in ids.items() if sid and not _QUIC_SERVER_ID.fullmatch(sid))
+        c.f.add(
+            Code.QUIC_SERVER_IDS,
+            "info",
+            f"{tg_proto} target group {name}: each target needs its QUIC server ID in the connection IDs "
+            f"it issues, or HTTP/3 fails while UDP gets through: {_short(shown, 5)}",
+            None,
+            serverIds=dict(list(ids.items())[:50]),
+        )
+        for tid in malformed:
+            c.f.invalid(
+                f"Target {tid} of TargetGroup {name}",
+                "QuicServerId",
+                f"{ids[tid]!r} is not 0x followed by 16 lowercase hexadecimal digits",
+            )
+    for lb_arn in sorted({lb for lbs in c.lbs_by_proto.values() for lb in lbs}):
+        lb = ix.inv.load_balancers.get(lb_arn)
+        if lb is None or not lb.endpoint_services:
+            continue
+        enforce = (lb.privatelink_enforce_inbound or "").lower()
+        if not lb.security_groups:
+            rules = "it has no security groups, so no inbound rules filter any traffic"
+        elif enforce == "off":
+            rules = (
+                "its inbound security-group rules are not enforced on PrivateLink traffic "
+                "(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off)"
+            )
+        elif enforce == "on":
+            rules = (
+                "its inbound security-group rules filter PrivateLink traffic too "
+                "(EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic on)"
+            )
+        else:
+            rules = "whether its inbound rules filter PrivateLink traffic was not collected"
+        c.f.add(
+            Code.PRIVATELINK,
+            "info",
+            f"load balancer {_lb_name(c, lb_arn)} is behind VPC endpoint service(s) "
+            f"{_short(lb.endpoint_services, 3)}: {rules}; give the endpoint consumers' ranges as client "
+            f"ranges ({m.CLIENT_CIDRS_ANNOTATION}) to have them judged",
+            None,
+            loadBalancer=lb_arn,
+            endpointServices=list(lb.endpoint_services),
+            enforceInboundRulesOnPrivateLink=lb.privatelink_enforce_inbound,
+        )
+
+
+_ZONAL_SHIFT_PROTOCOLS = frozenset({"TCP", "TLS"})
+
+
+def _finding_zonal_shift(c: _Ctx) -> None:
+    """A cross-zone NLB whose group is not TCP/TLS (or turns cross-zone off) cannot take a zonal
+    shift, per the ELB and ARC prerequisites. Judged only where the load balancer's attributes were
+    collected: without them nothing is said."""
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    tg_cross = str(
+        (tg.attributes or {}).get("load_balancing.cross_zone.enabled") or "use_load_balancer_configuration"
+    )
+    for lb_arn in sorted(set(tg.load_balancer_arns or ())):
+        lb = c.ix.inv.load_balancers.get(lb_arn)
+        if lb is None or lb.attributes is None:
+            continue
+        if str(lb.attributes.get("load_balancing.cross_zone.enabled", "false")).lower() != "true":
+            continue
+        why = []
+        if tg_proto not in _ZONAL_SHIFT_PROTOCOLS:
+            why.append(f"its protocol is {tg_proto}, not TCP or TLS")
+        if tg_cross.lower() == "false":
+            why.append("its load_balancing.cross_zone.enabled is false")
+        if not why:
+            continue
+        c.f.add(
+            Code.ZONAL_SHIFT_INELIGIBLE,
+            "info",
+            f"load balancer {_lb_name(c, lb_arn)} has cross-zone load balancing on, and target group "
+            f"{tg.name or tg.arn} keeps it from zonal shift: {'; '.join(why)} (ELB/ARC zonal-shift "
+            "prerequisites; AWS's ELB document history of 2026-09-24 lifts this for UDP groups, so "
+            "check the console before acting)",
+            None,
+            loadBalancer=lb_arn,
+            crossZoneLoadBalancer="true",
+            crossZoneTargetGroup=tg_cross,
+            zonalShiftEnabled=lb.attributes.get("zonal_shift.config.enabled"),
+        )
+
+
+def _quic_health_note(c: _Ctx, health: m.HealthCheckResult) -> m.HealthCheckResult:
+    """A QUIC group's health check (and a working UDP path) never proves HTTP/3."""
+    tg = c.tg
+    if tg is None or str(tg.protocol).upper() not in _QUIC:
+        return health
+    note = (
+        "that HTTP/3 works: a UDP path that works does not prove it (the backend must put the "
+        "target's QUIC server ID in its connection IDs)"
+    )
+    text = f"{health.cannot_prove}; {note}" if health.cannot_prove else note
+    return dataclasses.replace(health, cannot_prove=text)
 
 
 # --- active probes ------------------------------------------------------------------------------

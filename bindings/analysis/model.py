@@ -219,6 +219,7 @@ class TargetHealth:
     state: str = "unavailable"  # healthy | unhealthy | initial | unused | draining | unavailable | ...
     reason: str | None = None
     description: str | None = None
+    quic_server_id: str | None = None  # Target.QuicServerId (QUIC / TCP_QUIC groups only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,11 @@ class LoadBalancer:
     security_groups: tuple[str, ...] = ()  # empty = an NLB without security groups, for good
     zones: tuple[LoadBalancerZone, ...] = ()
     attributes: dict[str, str] | None = None
+    # EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic ("on" | "off"; None = not returned).
+    privatelink_enforce_inbound: str | None = None
+    # Ids of the VPC endpoint services in front of it (DescribeVpcEndpointServiceConfigurations);
+    # None = that call's answer was not collected (an older bundle).
+    endpoint_services: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)

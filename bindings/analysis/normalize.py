@@ -944,6 +944,7 @@ def normalize_aws(responses: dict) -> AwsRecords:
 def _load_balancers(responses: dict, records: AwsRecords) -> None:
     problems = records.problems
     attributes = _keyed(responses, "DescribeLoadBalancerAttributes", problems)
+    endpoint_services = _endpoint_services(responses, problems)
     for item in _items(responses, "DescribeLoadBalancers", "LoadBalancers", problems):
         arn = _str(item.get("LoadBalancerArn"))
         if not arn:
@@ -975,8 +976,30 @@ def _load_balancers(responses: dict, records: AwsRecords) -> None:
             security_groups=_unique(g for g in _list(item.get("SecurityGroups")) if isinstance(g, str)),
             zones=tuple(zones),
             attributes=_attributes(attributes[arn]) if arn in attributes else None,
+            privatelink_enforce_inbound=_str(
+                item.get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic")
+            ),
+            endpoint_services=(
+                None if endpoint_services is None else tuple(sorted(endpoint_services.get(arn, ())))
+            ),
         )
         _put_aws(records.load_balancers, arn, lb, "DescribeLoadBalancers", problems)
+
+
+def _endpoint_services(responses: dict, problems: list[Problem]) -> dict[str, set[str]] | None:
+    """Load balancer ARN -> ids of the VPC endpoint services in front of it; None when
+    DescribeVpcEndpointServiceConfigurations was not collected (then nobody knows)."""
+    if "DescribeVpcEndpointServiceConfigurations" not in responses:
+        return None
+    found: dict[str, set[str]] = {}
+    for item in _items(
+        responses, "DescribeVpcEndpointServiceConfigurations", "ServiceConfigurations", problems
+    ):
+        service_id = _str(item.get("ServiceId")) or _str(item.get("ServiceName")) or "(unnamed)"
+        for lb_arn in _list(item.get("NetworkLoadBalancerArns")):
+            if isinstance(lb_arn, str) and lb_arn:
+                found.setdefault(lb_arn, set()).add(service_id)
+    return found
 
 
 def _put_aws(target: dict, key: str, value: Any, operation: str, problems: list[Problem]) -> None:
@@ -1072,6 +1095,7 @@ def _target_health(responses: dict, records: AwsRecords) -> None:
                     state=_str(health.get("State")) or "unavailable",
                     reason=_str(health.get("Reason")),
                     description=_str(health.get("Description")),
+                    quic_server_id=_str(target.get("QuicServerId")),
                 )
             )
         records.target_health[arn] = found

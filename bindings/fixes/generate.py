@@ -40,7 +40,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from bindings.analysis import model as m
-from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group
+from bindings.analysis.engine import LB_REFUSES_CLIENTS, LISTENER_CARRIES, controller_security_group
 from bindings.analysis.netset import NetSet, parse_network
 from bindings.analysis.rules import norm_proto, rule_matches, rule_port_range
 from bindings.vocabulary import FIXABLE_CODES, Code
@@ -1053,7 +1053,10 @@ class _Planner:
         tg_proto = str(w.tg.protocol).upper()
         rules = []
         for p in w.offered:
-            if not any(_LB_MARK in r and " admit no " in r for r in p.reasons):
+            if not any(
+                _LB_MARK in r and (" admit no " in r or any(mark in r for mark in LB_REFUSES_CLIENTS))
+                for r in p.reasons
+            ):
                 continue
             for lb_arn in w.lbs.get(p.protocol, ()):
                 groups = w.lb_groups(lb_arn)
@@ -1085,19 +1088,37 @@ class _Planner:
                         f"({origin}). Narrow them with the annotation {m.CLIENT_CIDRS_ANNOTATION} or the "
                         "cluster's client ranges if the clients are known."
                     )
-                if ports and cidrs:
-                    self.explanation.append(
-                        f"The load balancer's security group {groups[0]} admits no {p.protocol} client on "
-                        f"listener port(s) {_short(ports)}: clients meet its inbound rules before any target "
-                        f"rule, so it must admit {p.protocol} from the client ranges ({_short(cidrs)}, "
-                        f"{origin}). Health checks skip these rules, which is why the targets look healthy."
-                    )
-                for port in ports:
-                    for cidr in cidrs:
-                        text = self.description(p.protocol, port)
-                        rules.append(
-                            PlannedRule(groups[0], p.protocol.lower(), port, port, "cidr", cidr, text, True)
+                added = [
+                    (port, cidr)
+                    for port in ports
+                    for cidr in cidrs
+                    # Admitted already: only the refused ranges need a rule.
+                    if not any(
+                        _has_equivalent(
+                            w.inv.security_groups.get(g), p.protocol.lower(), port, port, ("cidr", cidr)
                         )
+                        for g in groups
+                    )
+                ]
+                if ports and cidrs:
+                    refused = _unique(cidr for _, cidr in added)
+                    lead = (
+                        f"admits no {p.protocol} client on listener port(s) {_short(ports)}"
+                        if len(added) == len(ports) * len(cidrs)
+                        else f"refuses {p.protocol} from {_short(refused)} on listener port(s) "
+                        f"{_short(ports)}"
+                    )
+                    self.explanation.append(
+                        f"The load balancer's security group {groups[0]} {lead}: clients meet its inbound "
+                        f"rules before any target rule, so it must admit {p.protocol} from the client ranges "
+                        f"({_short(cidrs)}, {origin}). Health checks skip these rules, which is why the "
+                        "targets look healthy."
+                    )
+                for port, cidr in added:
+                    text = self.description(p.protocol, port)
+                    rules.append(
+                        PlannedRule(groups[0], p.protocol.lower(), port, port, "cidr", cidr, text, True)
+                    )
         return rules
 
     def lb_egress_rules(self) -> list[PlannedRule]:

@@ -1705,6 +1705,548 @@ WEBHOOK_SCENARIOS = {
     ),
 }
 
+# --- load-balancer features of 2025-26 (issue 19) ------------------------------------------------
+OTHER_CLUSTER_IPS = ("10.0.1.77", "10.0.2.88")
+
+
+def _nlb_sg(s: Scenario, udp: list[str], tcp: list[str], prefix_list: str | None = None) -> Scenario:
+    """The NLB gets a security group whose inbound rules admit `udp`/`tcp` CIDRs on 53; both
+    bindings' targets admit that group, so only the LB's own rules decide which clients get in."""
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    rules = [perm("udp", 53, cidrs=udp, description="dns"), perm("tcp", 53, cidrs=tcp, description="dns")]
+    if prefix_list:
+        rules[0]["PrefixListIds"] = [{"PrefixListId": prefix_list, "Description": "partners"}]
+    s.add_sg(NLB_SG, "k8s-kubesyst-corednse", rules)
+    for eni in s.enis():
+        if eni["InterfaceType"] == "network_load_balancer":
+            eni["Groups"] = [{"GroupId": NLB_SG, "GroupName": "k8s-kubesyst-corednse"}]
+    for name in ("coredns-udp", "coredns-tcp"):
+        s.tgb(name)["spec"]["networking"] = ingress(([NLB_SG], [("UDP", 53), ("TCP", 53)]))
+    s.sg(NODE_SG)["IpPermissions"] = [perm("udp", 53, groups=[NLB_SG]), perm("tcp", 53, groups=[NLB_SG])]
+    return s
+
+
+def lb_clients_some_refused() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR], [VPC_CIDR])
+    # The VPN range is a client (bundle.json) but the NLB's group admits the VPC only: those
+    # clients are refused at the LB, preserved client IP (UDP) or not (TCP ip targets).
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "partial"},
+            require=["TRAFFIC_BLOCKED"],
+            forbid=["CLIENT_RANGES_NOT_COVERED", "HEALTH_CHECK_BLOCKED", "NETWORKING_NOT_RECONCILED"],
+        )
+    return (
+        "NLB security group admits the VPC only, cluster client ranges add a VPN range: partial for UDP "
+        "(client IP preserved) and TCP (not preserved) alike, refused at the load balancer.",
+        s,
+    )
+
+
+def lb_clients_all_refused() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR], [VPC_CIDR])
+    # The annotation names clients none of the NLB's rules admit: nothing gets in.
+    for key in ("coredns-udp", "coredns-tcp"):
+        s.tgb(key)["metadata"]["annotations"] = {
+            "binding-health/client-cidrs": "192.168.0.0/16, 172.16.0.0/12"
+        }
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "blocked"},
+            require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+            forbid=["HEALTH_CHECK_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+            admitted={proto: [0, 2]},
+        )
+    return (
+        "annotation client ranges that the NLB's inbound rules do not admit at all: blocked for UDP and "
+        "TCP, the targets stay healthy (health checks skip the inbound rules).",
+        s,
+    )
+
+
+def lb_clients_admitted() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR, "192.168.0.0/16"], [VPC_CIDR, "192.168.0.0/16"])
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    for key, proto in (("coredns-udp", "UDP"), ("coredns-tcp", "TCP")):
+        s.expect(
+            key,
+            {proto: "reachable"},
+            forbid=["TRAFFIC_BLOCKED", "CLIENT_RANGES_NOT_COVERED"],
+            admitted={proto: [2, 2]},
+        )
+    return "NLB security group admits every configured client range: reachable.", s
+
+
+def lb_clients_prefix_list() -> tuple[str, Scenario]:
+    s = _nlb_sg(base(), [VPC_CIDR], [VPC_CIDR], prefix_list="pl-0partners000000a")
+    udp_only(s)
+    # A prefix list (entries not collected) may or may not hold the VPN range: not decidable.
+    s.meta["clientCidrs"] = [VPC_CIDR, "192.168.0.0/16"]
+    s.expect("coredns-udp", {"UDP": "unknown"}, forbid=["CLIENT_RANGES_NOT_COVERED"])
+    return (
+        "NLB inbound UDP rule names an uncollected prefix list beside the VPC: whether the VPN clients "
+        "get in is unknown.",
+        s,
+    )
+
+
+def lb_clients_ipv6_refused() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    lb["SecurityGroups"] = [NLB_SG]
+    # The NLB admits the VPC's IPv6 range only; the annotation's on-premises IPv6 range is refused.
+    s.add_sg(
+        NLB_SG, "k8s-kubesyst-corednse", [perm("udp", 53, cidrs=[VPC_V6]), perm("tcp", 53, cidrs=[VPC_V6])]
+    )
+    s.sg(NLB_SG)["IpPermissionsEgress"] = [perm("-1", None, cidrs=["0.0.0.0/0", "::/0"], description="")]
+    s.expect("coredns-udp", {"UDP": "partial"}, require=["TRAFFIC_BLOCKED"], forbid=["HEALTH_CHECK_BLOCKED"])
+    return (
+        "IPv6 targets, NLB group admits the VPC IPv6 range but not the annotated 2001:db8:100::/48: partial.",
+        s,
+    )
+
+
+def _other_cluster_targets(s: Scenario, arn: str, ids: tuple[str, ...], port: int) -> None:
+    """Another cluster's controller registered `ids` in the same target group."""
+    for target_id, zone in zip(ids, ("us-east-1a", "us-east-1b"), strict=False):
+        target: dict = {"Id": target_id, "Port": port}
+        if not target_id.startswith("i-"):
+            target["AvailabilityZone"] = zone
+        s.aws["DescribeTargetHealth"][arn]["TargetHealthDescriptions"].append(
+            {"Target": target, "HealthCheckPort": str(port), "TargetHealth": {"State": "healthy"}}
+        )
+
+
+def lb_multicluster_other_targets() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.tgb("coredns-udp")["spec"]["multiClusterTargetGroup"] = True
+    _other_cluster_targets(s, UDP_TG, OTHER_CLUSTER_IPS, 53)
+    # The other cluster's pods are not in this cluster's data (nor their ENIs): they are neither
+    # drift, nor unknown targets, nor refusals; this cluster's two targets are judged as usual.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["OTHER_CLUSTER_TARGETS"],
+        forbid=["TARGET_DRIFT", "INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "multiClusterTargetGroup: two targets of another cluster in the UDP group: shown as other "
+        "cluster, not drift or unknown; this cluster's targets reachable.",
+        s,
+    )
+
+
+def lb_multicluster_missing_registration() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.tgb("coredns-udp")["spec"]["multiClusterTargetGroup"] = True
+    health = s.aws["DescribeTargetHealth"][UDP_TG]["TargetHealthDescriptions"]
+    health[:] = [d for d in health if d["Target"]["Id"] != "10.0.2.25"]
+    _other_cluster_targets(s, UDP_TG, OTHER_CLUSTER_IPS, 53)
+    # This cluster's ready endpoint 10.0.2.25 is not registered: still drift.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["OTHER_CLUSTER_TARGETS", "TARGET_DRIFT"],
+        forbid=["INVALID_SPEC"],
+        admitted={"UDP": [1, 1]},
+    )
+    return (
+        "multiClusterTargetGroup with another cluster's targets and one of this cluster's endpoints "
+        "not registered: that missing registration is still drift.",
+        s,
+    )
+
+
+def lb_multicluster_flag_off() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    _other_cluster_targets(s, UDP_TG, OTHER_CLUSTER_IPS, 53)
+    # Without the flag every registration is this binding's: the foreign ones are drift and their
+    # network interfaces are not found.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "unknown"},
+        require=["TARGET_DRIFT", "INVALID_SPEC"],
+        forbid=["OTHER_CLUSTER_TARGETS"],
+    )
+    return "the same foreign targets without multiClusterTargetGroup: drift, their ENIs unknown.", s
+
+
+def lb_multicluster_instance() -> tuple[str, Scenario]:
+    s = _instance(base(), 30053)
+    s.tgb("coredns-udp")["spec"]["multiClusterTargetGroup"] = True
+    _other_cluster_targets(s, UDP_TG, ("i-0ccccccccccccccc3",), 30053)
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["OTHER_CLUSTER_TARGETS"],
+        forbid=["TARGET_DRIFT", "INVALID_SPEC"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "multiClusterTargetGroup, instance targets: another cluster's instance is not judged.", s
+
+
+def lb_multicluster_ipv6() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    s.tgb("coredns-udp")["spec"]["multiClusterTargetGroup"] = True
+    _other_cluster_targets(s, UDP_TG, ("2600:1f18:1234:5601:c::77",), 53)
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["OTHER_CLUSTER_TARGETS"],
+        forbid=["TARGET_DRIFT", "INVALID_SPEC"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "multiClusterTargetGroup with IPv6 targets: another cluster's IPv6 target is not judged.", s
+
+
+def _quic(s: Scenario, protocol: str = "QUIC") -> Scenario:
+    """The UDP listener and group become QUIC (passthrough) ones; targets carry server ids."""
+    fixed_udp(s)
+    for listener in s.aws["DescribeListeners"]["Listeners"]:
+        if listener["Protocol"] == "UDP":
+            listener["Protocol"] = protocol
+    s.tg(UDP_TG)["Protocol"] = protocol
+    s.tgb("coredns-udp")["spec"]["targetGroupProtocol"] = protocol
+    for n, description in enumerate(s.aws["DescribeTargetHealth"][UDP_TG]["TargetHealthDescriptions"]):
+        description["Target"]["QuicServerId"] = f"0x{n + 1:016x}"
+    return s
+
+
+def lb_quic_ok() -> tuple[str, Scenario]:
+    s = _quic(base())
+    # QUIC preserves the client IP (DESIGN "Expected sources"); the rules admit the VPC on UDP.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["QUIC_SERVER_IDS", "HEALTH_CHECK_PROTOCOL_MISMATCH"],
+        forbid=["INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "QUIC listener and group on an NLB without security groups: reachable, server ids shown.", s
+
+
+def lb_quic_with_sg() -> tuple[str, Scenario]:
+    s = _quic(base())
+    s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]["SecurityGroups"] = [NLB_SG]
+    s.add_sg(
+        NLB_SG,
+        "k8s-kubesyst-corednse",
+        [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])],
+    )
+    s.expect("coredns-udp", {"UDP": "reachable"}, require=["INVALID_SPEC", "QUIC_SERVER_IDS"])
+    return "QUIC listener on an NLB with a security group: invalid (AWS rejects it).", s
+
+
+def lb_quic_dualstack() -> tuple[str, Scenario]:
+    s = _quic(base())
+    s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]["IpAddressType"] = "dualstack"
+    s.expect("coredns-udp", {"UDP": "reachable"}, require=["INVALID_SPEC"])
+    return "QUIC listener on a dual-stack NLB: invalid (AWS rejects it).", s
+
+
+def lb_quic_beside_udp() -> tuple[str, Scenario]:
+    s = _quic(base())
+    udp = copy.deepcopy(
+        next(li for li in s.aws["DescribeListeners"]["Listeners"] if li["Protocol"] == "QUIC")
+    )
+    udp["ListenerArn"] += "0"
+    udp["Protocol"] = "UDP"
+    udp["Port"] = 5353
+    s.aws["DescribeListeners"]["Listeners"].append(udp)
+    s.expect("coredns-udp", {"UDP": "reachable"}, require=["INVALID_SPEC"])
+    return "QUIC listener beside a UDP listener on one NLB: invalid (AWS rejects it).", s
+
+
+def lb_tcp_quic_blocked() -> tuple[str, Scenario]:
+    s = _tcp_udp(base(), [("TCP", 53)])
+    s.aws["DescribeListeners"]["Listeners"][0]["Protocol"] = "TCP_QUIC"
+    s.tg(TCPUDP_TG)["Protocol"] = "TCP_QUIC"
+    del s.tgb("coredns-udp")["spec"]["targetGroupProtocol"]
+    for n, description in enumerate(s.aws["DescribeTargetHealth"][TCPUDP_TG]["TargetHealthDescriptions"]):
+        description["Target"]["QuicServerId"] = f"0x{n + 1:016x}"
+    # TCP_QUIC carries TCP and UDP; the rules admit TCP only, so QUIC (UDP) is blocked while the
+    # TCP health check passes; client IP preserved for both.
+    s.sg(NODE_SG)["IpPermissions"] = [perm("tcp", 53, cidrs=[VPC_CIDR])]
+    s.expect(
+        "coredns-udp",
+        {"TCP": "reachable", "UDP": "blocked"},
+        require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC", "QUIC_SERVER_IDS"],
+        forbid=["INVALID_SPEC"],
+    )
+    return "TCP_QUIC group whose rules admit TCP only: UDP (QUIC) blocked, green but broken.", s
+
+
+def _privatelink(s: Scenario, enforce: str | None) -> Scenario:
+    _nlb_sg(s, [VPC_CIDR], [VPC_CIDR])
+    udp_only(s)
+    # The endpoint consumers' range is given as a client range.
+    s.meta["clientCidrs"] = [VPC_CIDR, "100.64.0.0/16"]
+    lb = s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]
+    if enforce is not None:
+        lb["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"] = enforce
+    s.aws["DescribeVpcEndpointServiceConfigurations"] = {
+        "ServiceConfigurations": [
+            {
+                "ServiceType": [{"ServiceType": "Interface"}],
+                "ServiceId": "vpce-svc-0123456789abcdef0",
+                "ServiceName": "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0",
+                "ServiceState": "Available",
+                "AvailabilityZones": ["us-east-1a", "us-east-1b"],
+                "AcceptanceRequired": True,
+                "ManagesVpcEndpoints": False,
+                "NetworkLoadBalancerArns": [LB_ARN],
+                "SupportedIpAddressTypes": ["ipv4"],
+                "BaseEndpointDnsNames": ["vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com"],
+                "PrivateDnsNameConfiguration": {},
+                "PayerResponsibility": "ServiceOwner",
+                "Tags": [],
+            }
+        ]
+    }
+    return s
+
+
+def lb_privatelink_enforced() -> tuple[str, Scenario]:
+    s = _privatelink(base(), "on")
+    # Enforced: endpoint traffic meets the inbound rules too, which admit the VPC only.
+    s.expect("coredns-udp", {"UDP": "partial"}, require=["PRIVATELINK", "TRAFFIC_BLOCKED"])
+    return (
+        "NLB behind an endpoint service, inbound rules enforced on PrivateLink traffic: consumers refused.",
+        s,
+    )
+
+
+def lb_privatelink_not_enforced() -> tuple[str, Scenario]:
+    s = _privatelink(base(), "off")
+    # Not enforced: the refused range may be endpoint consumers, whom no inbound rule filters.
+    s.expect("coredns-udp", {"UDP": "unknown"}, require=["PRIVATELINK"], forbid=["TRAFFIC_BLOCKED"])
+    return "NLB behind an endpoint service, inbound rules not enforced on PrivateLink traffic: unknown.", s
+
+
+def lb_privatelink_old_bundle() -> tuple[str, Scenario]:
+    s = _privatelink(base(), None)
+    del s.aws["DescribeVpcEndpointServiceConfigurations"]
+    # An older bundle: no endpoint services collected, so the LB's rules are judged as for direct
+    # clients (enforcement defaults to on).
+    s.expect("coredns-udp", {"UDP": "partial"}, require=["TRAFFIC_BLOCKED"], forbid=["PRIVATELINK"])
+    return (
+        "the same without DescribeVpcEndpointServiceConfigurations (an older bundle): judged as "
+        "direct clients.",
+        s,
+    )
+
+
+def lb_privatelink_enforcement_unknown() -> tuple[str, Scenario]:
+    s = _privatelink(base(), None)
+    # An endpoint service is in front, but DescribeLoadBalancers did not return the enforcement
+    # field: whether the refused range gets in through PrivateLink is unknown.
+    s.expect("coredns-udp", {"UDP": "unknown"}, require=["PRIVATELINK"], forbid=["TRAFFIC_BLOCKED"])
+    return "NLB behind an endpoint service, enforcement field not returned: unknown.", s
+
+
+def lb_dualstack_udp_ipv4_group() -> tuple[str, Scenario]:
+    s = fixed_udp(base())
+    s.aws["DescribeLoadBalancers"]["LoadBalancers"][0]["IpAddressType"] = "dualstack"
+    s.expect("coredns-udp", {"UDP": "reachable"}, require=["INVALID_SPEC"])
+    return "UDP listener on a dual-stack NLB forwarding to an IPv4 group: invalid (needs an IPv6 group).", s
+
+
+def lb_dualstack_udp_ipv4_clients() -> tuple[str, Scenario]:
+    s = _ipv6(base(), [VPC_V6, "2001:db8:100::/48"])
+    # IPv4 clients of the dual-stack NLB reach the IPv6 targets from the NLB's IPv6 addresses,
+    # which the rules (VPC IPv6 range) cover.
+    s.tgb("coredns-udp")["metadata"]["annotations"] = {
+        "binding-health/client-cidrs": f"{VPC_V6}, 2001:db8:100::/48, 192.168.0.0/16"
+    }
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        forbid=["INVALID_SPEC", "TRAFFIC_BLOCKED"],
+        admitted={"UDP": [2, 2]},
+    )
+    return "dual-stack UDP, IPv6 targets, IPv4 clients too: they arrive from the NLB's IPv6 addresses.", s
+
+
+def _pod_eni(s: Scenario, groups: list[str]) -> Scenario:
+    """Security groups for pods: the first pod gets its own branch ENI with `groups`."""
+    fixed_udp(s)
+    pod = _pod(s, "10.0.1.15")
+    pod["metadata"]["annotations"] = {
+        "vpc.amazonaws.com/pod-eni": json.dumps(
+            [
+                {
+                    "eniId": "eni-0b0b0b0b0b0b0b0b1",
+                    "ifAddress": "02:aa:bb:cc:dd:ee",
+                    "privateIp": "10.0.1.15",
+                    "vlanId": 1,
+                    "subnetCidr": "10.0.1.0/24",
+                }
+            ]
+        )
+    }
+    node = s.eni(NODE_ENIS[0])
+    for eni in [node, *s.instance_enis(NODE_ENIS[0])]:
+        eni["PrivateIpAddresses"] = [
+            a for a in eni["PrivateIpAddresses"] if a["PrivateIpAddress"] != "10.0.1.15"
+        ]
+    branch = copy.deepcopy(node)
+    branch.update(
+        NetworkInterfaceId="eni-0b0b0b0b0b0b0b0b1",
+        InterfaceType="branch",
+        Description="aws-k8s-branch-eni",
+        PrivateIpAddress="10.0.1.15",
+        PrivateIpAddresses=[{"Primary": True, "PrivateIpAddress": "10.0.1.15"}],
+        Groups=[{"GroupId": g, "GroupName": g} for g in groups],
+    )
+    branch.pop("Attachment", None)
+    s.enis().append(branch)
+    return s
+
+
+def lb_pod_eni_blocked() -> tuple[str, Scenario]:
+    s = _pod_eni(base(), [EXTRA_SG])
+    s.add_sg(EXTRA_SG, "pod-sg", [perm("tcp", 53, cidrs=[VPC_CIDR])])
+    # The pod's own ENI carries only the pod security group, which admits TCP: its UDP is refused
+    # although the node group admits it.
+    s.expect(
+        "coredns-udp",
+        {"UDP": "partial"},
+        require=["TRAFFIC_BLOCKED", "HEALTH_CHECK_MASKS_TRAFFIC"],
+        admitted={"UDP": [1, 2]},
+    )
+    return "security groups for pods: one pod's branch ENI admits TCP only: UDP partial.", s
+
+
+def lb_pod_eni_ok() -> tuple[str, Scenario]:
+    s = _pod_eni(base(), [EXTRA_SG])
+    s.add_sg(EXTRA_SG, "pod-sg", [perm("udp", 53, cidrs=[VPC_CIDR]), perm("tcp", 53, cidrs=[VPC_CIDR])])
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["TRAFFIC_BLOCKED"], admitted={"UDP": [2, 2]})
+    return "security groups for pods: the branch ENI's group admits UDP and TCP 53: reachable.", s
+
+
+def lb_etp_local() -> tuple[str, Scenario]:
+    s = _instance(base(), 30053)
+    service = s.obj("Service", "coredns-external")
+    service["spec"]["externalTrafficPolicy"] = "Local"
+    service["spec"]["healthCheckNodePort"] = 32100
+    group = s.tg(UDP_TG)
+    group["HealthCheckProtocol"] = "HTTP"
+    group["HealthCheckPort"] = "32100"
+    group["HealthCheckPath"] = "/healthz"
+    # The kube-proxy health check answers on healthCheckNodePort; UDP is the only traffic, so the
+    # rules admit UDP on the NodePort and TCP on the health-check port only (as a controller-built
+    # binding for such a Service would).
+    s.sg(NODE_SG)["IpPermissions"] = [
+        perm("udp", 30053, cidrs=[VPC_CIDR]),
+        perm("tcp", 32100, cidrs=[VPC_CIDR]),
+    ]
+    s.tgb("coredns-udp")["spec"]["networking"] = ingress(([VPC_CIDR], [("UDP", 30053), ("TCP", 32100)]))
+    # The node without a local CoreDNS pod fails the kube-proxy health check: it is expected to be
+    # unhealthy, and both instances still admit UDP on the NodePort.
+    s.health(UDP_TG, "unhealthy", "Target.FailedHealthChecks", only=INSTANCES[1])
+    s.expect(
+        "coredns-udp",
+        {"UDP": "reachable"},
+        require=["UNHEALTHY_TARGETS"],
+        forbid=[
+            "TRAFFIC_BLOCKED",
+            "HEALTH_CHECK_BLOCKED",
+            "ALL_TARGETS_UNHEALTHY",
+            "MISSING_NETWORKING_RULE",
+        ],
+        admitted={"UDP": [2, 2]},
+    )
+    return (
+        "externalTrafficPolicy Local, instance targets, HTTP health check on healthCheckNodePort: "
+        "reachable; the node without a local pod is unhealthy.",
+        s,
+    )
+
+
+def _cross_zone(
+    s: Scenario, lb_value: str | None, tg_value: str = "use_load_balancer_configuration", udp: bool = True
+) -> Scenario:
+    if udp:
+        fixed_udp(s)
+    if lb_value is not None:
+        s.aws["DescribeLoadBalancerAttributes"] = {
+            LB_ARN: {
+                "Attributes": [
+                    {"Key": "load_balancing.cross_zone.enabled", "Value": lb_value},
+                    {"Key": "zonal_shift.config.enabled", "Value": "false"},
+                    {"Key": "deletion_protection.enabled", "Value": "false"},
+                ]
+            }
+        }
+    for attribute in s.aws["DescribeTargetGroupAttributes"][UDP_TG]["Attributes"]:
+        if attribute["Key"] == "load_balancing.cross_zone.enabled":
+            attribute["Value"] = tg_value
+    return s
+
+
+def lb_zonal_shift_udp_cross_zone() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), "true")
+    s.expect(
+        "coredns-udp", {"UDP": "reachable"}, require=["ZONAL_SHIFT_INELIGIBLE"], admitted={"UDP": [2, 2]}
+    )
+    return "UDP group on a cross-zone NLB: info, not eligible for zonal shift (ELB/ARC prerequisites).", s
+
+
+def lb_zonal_shift_udp_no_cross_zone() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), "false")
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["ZONAL_SHIFT_INELIGIBLE"])
+    return "UDP group on an NLB with cross-zone off: zonal shift is not restricted, no finding.", s
+
+
+def lb_zonal_shift_no_attributes() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), None)
+    s.expect("coredns-udp", {"UDP": "reachable"}, forbid=["ZONAL_SHIFT_INELIGIBLE"])
+    return "no DescribeLoadBalancerAttributes (an older bundle): nothing said about zonal shift.", s
+
+
+def lb_zonal_shift_tcp_group_cross_zone_off() -> tuple[str, Scenario]:
+    s = _cross_zone(base(), "true", tg_value="false", udp=False)
+    s.drop("TargetGroupBinding", "coredns-udp")
+    s.expect("coredns-tcp", {"TCP": "reachable"}, forbid=["ZONAL_SHIFT_INELIGIBLE"])
+    return "TCP group on a cross-zone NLB (the UDP group turns cross-zone off): the TCP group is eligible.", s
+
+
+LB_SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
+    "lb-clients-some-refused": lb_clients_some_refused,
+    "lb-clients-all-refused": lb_clients_all_refused,
+    "lb-clients-admitted": lb_clients_admitted,
+    "lb-clients-prefix-list": lb_clients_prefix_list,
+    "lb-clients-ipv6-refused": lb_clients_ipv6_refused,
+    "lb-multicluster-other-targets": lb_multicluster_other_targets,
+    "lb-multicluster-missing-registration": lb_multicluster_missing_registration,
+    "lb-multicluster-flag-off": lb_multicluster_flag_off,
+    "lb-multicluster-instance": lb_multicluster_instance,
+    "lb-multicluster-ipv6": lb_multicluster_ipv6,
+    "lb-quic-ok": lb_quic_ok,
+    "lb-quic-with-sg": lb_quic_with_sg,
+    "lb-quic-dualstack": lb_quic_dualstack,
+    "lb-quic-beside-udp": lb_quic_beside_udp,
+    "lb-tcp-quic-blocked": lb_tcp_quic_blocked,
+    "lb-privatelink-enforced": lb_privatelink_enforced,
+    "lb-privatelink-not-enforced": lb_privatelink_not_enforced,
+    "lb-privatelink-old-bundle": lb_privatelink_old_bundle,
+    "lb-privatelink-enforcement-unknown": lb_privatelink_enforcement_unknown,
+    "lb-dualstack-udp-ipv4-group": lb_dualstack_udp_ipv4_group,
+    "lb-dualstack-udp-ipv4-clients": lb_dualstack_udp_ipv4_clients,
+    "lb-pod-eni-blocked": lb_pod_eni_blocked,
+    "lb-pod-eni-ok": lb_pod_eni_ok,
+    "lb-etp-local": lb_etp_local,
+    "lb-zonal-shift-udp-cross-zone": lb_zonal_shift_udp_cross_zone,
+    "lb-zonal-shift-udp-no-cross-zone": lb_zonal_shift_udp_no_cross_zone,
+    "lb-zonal-shift-no-attributes": lb_zonal_shift_no_attributes,
+    "lb-zonal-shift-tcp-group-cross-zone-off": lb_zonal_shift_tcp_group_cross_zone_off,
+}
+
 PARITY: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "parity-permission-peers-ports": parity_permission_peers_ports,
     "parity-permission-missing-group-peer": parity_permission_missing_group_peer,
@@ -2050,6 +2592,7 @@ SCENARIOS: dict[str, Callable[[], tuple[str, Scenario]]] = {
     "tcp-udp-tcp-listener-instance": tcp_udp_tcp_listener_instance,
     "malformed-network-rules": malformed_network_rules,
     **PARITY,
+    **LB_SCENARIOS,
 }
 
 
