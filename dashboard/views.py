@@ -481,10 +481,6 @@ class Hop:
     note: str = ""
 
 
-def _carried(protocol: str) -> tuple[str, ...]:
-    return carried(protocol)
-
-
 def _rule_text(rule: m.SecurityGroupRule) -> str:
     if rule.from_port is None:
         ports = "all ports"
@@ -524,7 +520,7 @@ def _path(
         if preserved
         else "client IP not preserved: targets see the load balancer's addresses",
     )
-    carrying = [lst for lst in listeners if protocol in _carried(lst.protocol)]
+    carrying = [lst for lst in listeners if protocol in carried(lst.protocol)]
     listener_lines = []
     for lst in carrying:
         lb = load_balancers.get(lst.load_balancer_arn)

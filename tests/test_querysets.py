@@ -168,3 +168,24 @@ def test_the_pages_offer_and_explain_every_code_of_the_vocabulary(client, alice,
     detail = client.get(f"/bindings/{binding.pk}/").content.decode()
 
     assert FINDINGS[Code.PROBE_FAILS_WHILE_REACHABLE].help in detail
+
+
+def test_the_pages_read_probes_without_importing_the_probing_service():
+    """The list's probe column is a database read: the pages must not pull in the probing service
+    (and through it the collectors) to get it. A fresh interpreter, so other tests' imports don't count."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import os, sys, django;"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'dashboard.settings');"
+        "django.setup();"
+        "import dashboard.views;"
+        "print('bindings.probing' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
