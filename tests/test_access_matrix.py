@@ -204,9 +204,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "POST": API_405,
     },
     "api/v1/findings": {"url": "/api/v1/findings", "GET": API_READ, "POST": API_405},
+    # Who the caller is (the benchmarks' floor endpoint): any live session or token.
+    "api/v1/whoami": {"url": "/api/v1/whoami", "GET": API_READ, "POST": API_405},
     "api/v1/polls": {"url": "/api/v1/polls", "GET": API_READ, "POST": API_POLL},
     "api/v1/": {"url": "/api/v1/", "GET": API_404, "POST": API_404},
     r"^api(?:/(?P<rest>.*))?$": {"url": "/api/v2/nothing", "GET": API_404, "POST": API_404},
+    # --- single sign-on: off by default (BH_OIDC_ENABLED), so both routes are 404 for everybody ---
+    "oidc/authenticate/": {"url": "/oidc/authenticate/", "GET": ("404",) * N, "POST": ("404",) * N},
+    "oidc/callback/": {"url": "/oidc/callback/", "GET": ("404",) * N, "POST": ("404",) * N},
     # --- sign-in and account pages (django.contrib.auth) ---
     # An empty login POST re-renders the form (200): a failed attempt, counted by the rate limit.
     "accounts/login/": {"url": "/accounts/login/", "GET": ALL_200, "POST": ALL_200},
