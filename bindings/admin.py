@@ -121,15 +121,7 @@ class ClusterAdmin(PolledSourceAdmin):
         (
             "Connection",
             {
-                "fields": (
-                    "connection",
-                    "kubeconfig_path",
-                    "kube_context",
-                    "api_url",
-                    "token_file",
-                    "ca_file",
-                    "verify_ssl",
-                ),
+                "fields": m.Cluster.CONNECTION_FIELDS,
                 "description": "Credentials are never stored here: give paths to files the worker can "
                 "read, under BH_CREDENTIALS_DIRS. Only superusers edit these fields.",
             },

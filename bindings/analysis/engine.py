@@ -2180,28 +2180,34 @@ def _source_groups_uncached(
     return tuple(groups)
 
 
+def _listener_ports(c: _Ctx, lb_arn: str, proto: str) -> list[int]:
+    """The ports on which listeners of load balancer `lb_arn` carry `proto` to this target group,
+    sorted: what the LB's inbound rules must admit for clients to get in."""
+    tg = c.tg
+    assert tg is not None
+    tg_proto = str(tg.protocol).upper()
+    return sorted(
+        {
+            li.port
+            for li in c.ix.listeners_by_tg.get(tg.arn, ())
+            if li.load_balancer_arn == lb_arn
+            and isinstance(li.port, int)
+            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+        }
+    )
+
+
 def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
     """Per load balancer carrying `proto` whose security groups admit no client of it on the
     listener ports: why. Clients meet the LB's inbound rules before any target rule; health checks
     do not (nlb-udp-facts §3.5), so the targets stay healthy."""
-    tg = c.tg
-    assert tg is not None
-    tg_proto = str(tg.protocol).upper()
     refused: dict[str, str] = {}
     for lb_arn in lbs:
         found = c.ix.lb_rules(lb_arn, egress=False)
         if found is None:
             continue
         sg_ids, rules = found
-        ports = sorted(
-            {
-                li.port
-                for li in c.ix.listeners_by_tg.get(tg.arn, ())
-                if li.load_balancer_arn == lb_arn
-                and isinstance(li.port, int)
-                and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
-            }
-        )
+        ports = _listener_ports(c, lb_arn, proto)
         if not ports:
             continue
         # Which rules match each (LB, protocol, port) is cached in the index (`_front_rules`).
@@ -2238,18 +2244,7 @@ def _explicit_client_refusal(c: _Ctx, lb_arn: str, proto: str) -> tuple[str, str
     if found is None:
         return None
     sg_ids, rules = found
-    tg = c.tg
-    assert tg is not None
-    tg_proto = str(tg.protocol).upper()
-    ports = sorted(
-        {
-            li.port
-            for li in c.ix.listeners_by_tg.get(tg.arn, ())
-            if li.load_balancer_arn == lb_arn
-            and isinstance(li.port, int)
-            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
-        }
-    )
+    ports = _listener_ports(c, lb_arn, proto)
     if not ports:
         return None
     matching = [r for r in rules if any(r.matches(proto.lower(), p) for p in ports)]
