@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -32,7 +33,9 @@ def live(kube, cluster):
     """The cluster points at the emulator and opted in; its bindings have live TGBs there."""
     m.Cluster.objects.filter(pk=cluster.pk).update(api_url=kube.url, emit_kube_events=True)
     cluster.refresh_from_db()
-    bindings = make_bindings(cluster, 3, prefix=f"ev{cluster.pk}")
+    # The emulator lives for the module while the database is rolled back per test, and SQLite hands
+    # out the same primary keys again: names unique per test keep one test's Events out of another's.
+    bindings = make_bindings(cluster, 3, prefix=f"ev{uuid.uuid4().hex[:8]}")
     kube.apply(
         [
             {
