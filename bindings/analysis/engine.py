@@ -1512,7 +1512,6 @@ class _Ctx:
         "other_cluster",
         "acl_denials",
         "lb_front",
-        "ip_families",
     )
 
     def __init__(self, ix: InventoryIndex, binding: m.Binding) -> None:
@@ -1557,9 +1556,6 @@ class _Ctx:
         # Per (LB, protocol): `_lb_front`, shared by the inbound refusal, the explicit-client check
         # and the client ranges of the binding.
         self.lb_front: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
-        # (the targets' address families, or None when one has no address,): asked for by
-        # `_lb_egress_refuses_any`, None until then.
-        self.ip_families: tuple[frozenset[int] | None] | None = None
 
     @property
     def obj(self) -> str:
@@ -2199,7 +2195,10 @@ def _source_groups(
     with_sgs = c.ix.lbs_with_sgs
     if preserved and not hc and with_sgs and not with_sgs.isdisjoint(lbs):
         # Client ranges per listener and protocol (`_client_ranges`).
-        key += (tuple(_front_rules(c, lb, proto) for lb in lbs), proto)
+        if len(lbs) == 1:  # the usual case, without a generator
+            key += ((_front_rules(c, lbs[0], proto),), proto)
+        else:
+            key += (tuple(_front_rules(c, lb, proto) for lb in lbs), proto)
     found = c.ix.groups_cache.get(key)
     if found is None:
         found = _source_groups_uncached(c, lbs, preserved, family, hc, proto)
@@ -2237,11 +2236,22 @@ def _listener_ports(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     tg = c.tg
     assert tg is not None
     tg_proto = str(tg.protocol).upper()
+    listeners = c.ix.listeners_by_tg.get(tg.arn, ())
+    if len(listeners) == 1:
+        # The usual case, one listener: the same answer without a set and sorting.
+        (li,) = listeners
+        if (
+            li.load_balancer_arn == lb_arn
+            and isinstance(li.port, int)
+            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+        ):
+            return (li.port,)
+        return ()
     return tuple(
         sorted(
             {
                 li.port
-                for li in c.ix.listeners_by_tg.get(tg.arn, ())
+                for li in listeners
                 if li.load_balancer_arn == lb_arn
                 and isinstance(li.port, int)
                 and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
@@ -2250,17 +2260,19 @@ def _listener_ports(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     )
 
 
+_UNSET = object()  # a cache's "not asked yet", where None is an answer
+
+
 def _lb_front(c: _Ctx, lb_arn: str, proto: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """(the listener ports carrying `proto` to this group on load balancer `lb_arn`, the positions
     of its inbound rules matching any of them), or None when it has no collected security groups.
     Once per binding, LB and protocol, for the inbound refusal, the explicit client ranges and the
     client ranges' cache key alike; the matching itself is the index's (`lb_inbound_hits`)."""
     key = (lb_arn, proto)
-    try:
-        return c.lb_front[key]
-    except KeyError:
-        pass
-    found = c.ix.lb_rules(lb_arn, egress=False)
+    front = c.lb_front.get(key, _UNSET)
+    if front is not _UNSET:
+        return front  # type: ignore[return-value]
+    found = c.ix.lb_rules(lb_arn, egress=False) if lb_arn in c.ix.lbs_with_rules else None
     front = None
     if found is not None:
         ports = _listener_ports(c, lb_arn, proto)
@@ -2378,18 +2390,18 @@ def _lb_egress_refuses_any(
     """`any(_lb_egress_refusal(...) for t in targets)`, without the per-target check when the load
     balancers let this traffic out to their whole address family (the usual outbound rule)."""
     ix = c.ix
-    families = ix.lb_egress_open(lbs if type(lbs) is tuple else tuple(lbs), proto, port)
+    lbs_key = lbs if type(lbs) is tuple else tuple(lbs)
+    families = ix._egress_open.get((lbs_key, proto, port))
+    if families is None:
+        families = ix.lb_egress_open(lbs_key, proto, port)
     # An `ip` target's address is canonical and its family read from it (`resolve_new`); any
     # other target (instance, no address) goes through the full check.
     if families:
-        if targets is c.targets:
-            # Asked per protocol and for the health check: the targets' families once per binding.
-            found = c.ip_families
-            if found is None:
-                found = c.ip_families = (
-                    frozenset(t.family for t in targets) if all(t.ip is not None for t in targets) else None,
-                )
-            if found[0] is not None and found[0] <= families:
+        uniform = c.uniform
+        if targets is c.targets and uniform is not None and c.target_type == "ip":
+            # Every target has an ENI (`_Ctx.uniform`), which an `ip` target only gets through its
+            # address, and they share one family: no need to look at each.
+            if uniform[2] in families:
                 return False
         elif all(t.ip is not None and t.family in families for t in targets):
             return False
