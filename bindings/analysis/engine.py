@@ -705,6 +705,7 @@ class InventoryIndex:
         # None when one does; then (LB, protocol, listener ports) -> positions (`lb_inbound_hits`).
         self._front_any_port: dict[tuple[str, str], tuple[int, ...] | None] = {}
         self._front_by_ports: dict[tuple[str, str, tuple[int, ...]], tuple[int, ...]] = {}
+        self._lb_sg_problems: dict[str, tuple[m.Problem, ...]] = {}
         self._addresses: dict[str, Any] = {}
         # Most load balancers have no security groups: skip their checks without a lookup.
         self.lbs_with_sgs = frozenset(arn for arn, lb in inv.load_balancers.items() if lb.security_groups)
@@ -1285,6 +1286,15 @@ class InventoryIndex:
         if subnet is None:
             return EMPTY
         return NetSet.from_cidrs([c for c in (subnet.cidr, *(subnet.ipv6_cidrs or ())) if c])
+
+    def lb_sg_problems(self, lb_arn: str) -> tuple[m.Problem, ...]:
+        """`sg_problems` of a load balancer's security groups, cached per LB (asked per binding)."""
+        found = self._lb_sg_problems.get(lb_arn)
+        if found is None:
+            lb = self.inv.load_balancers.get(lb_arn)
+            groups = tuple(lb.security_groups or ()) if lb is not None else ()
+            found = self._lb_sg_problems[lb_arn] = self.sg_problems(groups) if groups else ()
+        return found
 
     def sg_problems(self, sg_ids: tuple[str, ...]) -> tuple[m.Problem, ...]:
         """Malformed input in these groups and in the prefix lists their rules name (cached)."""
@@ -1978,9 +1988,8 @@ def _resolve_targets(c: _Ctx) -> None:
     jid_problems = ix.jid_problems
     seen_jids: set[int] = set()
     for lb_arn in tg.load_balancer_arns or ():
-        lb = ix.inv.load_balancers.get(lb_arn) if lb_arn in ix.lbs_with_sgs else None
-        if lb is not None:
-            for problem in ix.sg_problems(tuple(lb.security_groups)):
+        if lb_arn in ix.lbs_with_sgs:
+            for problem in ix.lb_sg_problems(lb_arn):
                 c.f.invalid(problem.object, problem.field, problem.message)
     for th in health or ():
         if own is not None and not own(th.target_id):
@@ -2240,13 +2249,15 @@ def _listener_ports(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     if len(listeners) == 1:
         # The usual case, one listener: the same answer without a set and sorting.
         (li,) = listeners
-        if (
-            li.load_balancer_arn == lb_arn
-            and isinstance(li.port, int)
-            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
-        ):
-            return (li.port,)
-        return ()
+        if c.carriers is not None and not c.ix.unparsed_listeners_by_lb:
+            # `_carrying_lbs` read this one listener already: it lists `lb_arn` for `proto` exactly
+            # when the listener is on that LB and carries `proto`.
+            carries = lb_arn in c.carriers.get(proto, ())
+        else:
+            carries = li.load_balancer_arn == lb_arn and proto in _CARRIES.get(
+                (str(li.protocol).upper(), tg_proto), ()
+            )
+        return (li.port,) if carries and isinstance(li.port, int) else ()
     return tuple(
         sorted(
             {
@@ -2272,11 +2283,14 @@ def _lb_front(c: _Ctx, lb_arn: str, proto: str) -> tuple[tuple[int, ...], tuple[
     front = c.lb_front.get(key, _UNSET)
     if front is not _UNSET:
         return front  # type: ignore[return-value]
-    found = c.ix.lb_rules(lb_arn, egress=False) if lb_arn in c.ix.lbs_with_rules else None
+    ix = c.ix
+    found = None
+    if lb_arn in ix.lbs_with_rules:
+        found = ix._lb_rules.get((lb_arn, False)) or ix.lb_rules(lb_arn, egress=False)
     front = None
     if found is not None:
         ports = _listener_ports(c, lb_arn, proto)
-        front = (ports, c.ix.lb_inbound_hits(lb_arn, proto.lower(), ports, found[1]) if ports else ())
+        front = (ports, ix.lb_inbound_hits(lb_arn, proto.lower(), ports, found[1]) if ports else ())
     c.lb_front[key] = front
     return front
 
