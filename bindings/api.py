@@ -217,7 +217,7 @@ def _binding_freshness(cluster: m.Cluster, now: datetime) -> tuple[int | None, b
     """(data age, stale) of a binding: the older of its cluster's and its account's last success."""
     sources = cluster.data_sources()
     successes = [s.last_success_at for s in sources]
-    age = None if None in successes else _age_seconds(min(successes), now)  # type: ignore[type-var]
+    age = None if None in successes else _age_seconds(min(successes), now)
     return age, any(freshness.is_stale(s.last_success_at, s.poll_interval_seconds, now) for s in sources)
 
 
@@ -795,16 +795,24 @@ def _list_rows(rows: list[dict[str, Any]], now: datetime, *, joined: bool = Fals
         ):
             findings[f.pop("binding_id")].append(f)
     out = []
+    # A page's rows come from a few clusters: their freshness is worked out once per cluster.
+    fresh: dict[int, tuple[int | None, bool]] = {}
     for r in rows:
-        successes = [r["cluster__last_success_at"]]
-        stale = freshness.is_stale(r["cluster__last_success_at"], r["cluster__poll_interval_seconds"], now)
-        if r["cluster__aws_account_id"]:
-            successes.append(r["cluster__aws_account__last_success_at"])
-            stale = stale or freshness.is_stale(
-                r["cluster__aws_account__last_success_at"],
-                r["cluster__aws_account__poll_interval_seconds"],
-                now,
+        found = fresh.get(r["cluster_id"])
+        if found is None:
+            successes = [r["cluster__last_success_at"]]
+            stale = freshness.is_stale(
+                r["cluster__last_success_at"], r["cluster__poll_interval_seconds"], now
             )
+            if r["cluster__aws_account_id"]:
+                successes.append(r["cluster__aws_account__last_success_at"])
+                stale = stale or freshness.is_stale(
+                    r["cluster__aws_account__last_success_at"],
+                    r["cluster__aws_account__poll_interval_seconds"],
+                    now,
+                )
+            age = None if None in successes else _age_seconds(min(successes), now)
+            found = fresh[r["cluster_id"]] = (age, stale)
         analysed = r["result__analyzed_at"] is not None
         out.append(
             {
@@ -828,8 +836,8 @@ def _list_rows(rows: list[dict[str, Any]], now: datetime, *, joined: bool = Fals
                 },
                 "analyzed_at": r["result__analyzed_at"],
                 "changed_at": r["result__changed_at"],
-                "data_age_seconds": None if None in successes else _age_seconds(min(successes), now),
-                "stale": stale,
+                "data_age_seconds": found[0],
+                "stale": found[1],
             }
         )
     return out
