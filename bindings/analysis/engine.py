@@ -701,9 +701,22 @@ class InventoryIndex:
         self._egress_open: dict[tuple, frozenset[int]] = {}
         # (LB, protocol, listener port) -> positions of the LB's inbound rules matching it.
         self._front_by_port: dict[tuple[str, str, int], tuple[int, ...]] = {}
+        # (LB, protocol) -> those positions for any listener port when no rule depends on the port,
+        # None when one does; then (LB, protocol, listener ports) -> positions (`lb_inbound_hits`).
+        self._front_any_port: dict[tuple[str, str], tuple[int, ...] | None] = {}
+        self._front_by_ports: dict[tuple[str, str, tuple[int, ...]], tuple[int, ...]] = {}
+        self._lb_sg_problems: dict[str, tuple[m.Problem, ...]] = {}
         self._addresses: dict[str, Any] = {}
         # Most load balancers have no security groups: skip their checks without a lookup.
         self.lbs_with_sgs = frozenset(arn for arn, lb in inv.load_balancers.items() if lb.security_groups)
+        # Of those, the ones whose groups were all collected: `lb_rules` is not None exactly for
+        # these (inbound and outbound alike), so "any LB to judge?" is one set operation.
+        groups = inv.security_groups
+        self.lbs_with_rules = frozenset(
+            arn
+            for arn in self.lbs_with_sgs
+            if all(groups.get(g) is not None for g in inv.load_balancers[arn].security_groups or ())
+        )
         # Load balancers whose default client ranges could not be known, and why.
         self.unknown_clients: dict[str, str] = {}
         self._targets: dict[tuple, _Target] = {}
@@ -813,6 +826,36 @@ class InventoryIndex:
                 ),
             )
         self._lb_rules[key] = found
+        return found
+
+    def lb_inbound_hits(
+        self, lb_arn: str, proto: str, ports: tuple[int, ...], rules: tuple[_Rule, ...]
+    ) -> tuple[int, ...]:
+        """Positions (sorted) of the load balancer's inbound `rules` that match `proto` (lower case)
+        on any of the listener `ports` (sorted, not empty). Worked out once per (LB, protocol) when
+        none of its rules depends on the port (all ports, or another protocol), else once per
+        (LB, protocol, ports): never per binding or target."""
+        key = (lb_arn, proto)
+        try:
+            any_port = self._front_any_port[key]
+        except KeyError:
+            any_port = ()
+            for i, r in enumerate(rules):
+                if r.proto != proto and r.proto != "-1":
+                    continue
+                if r.lo > 0 or r.hi < 65535:
+                    any_port = None
+                    break
+                any_port += (i,)
+            self._front_any_port[key] = any_port
+        if any_port is not None and ports[0] >= 0 and ports[-1] <= 65535:
+            return any_port
+        long_key = (lb_arn, proto, ports)
+        found = self._front_by_ports.get(long_key)
+        if found is None:
+            found = self._front_by_ports[long_key] = tuple(
+                i for i, r in enumerate(rules) if any(r.matches(proto, p) for p in ports)
+            )
         return found
 
     def lb_egress_allows(
@@ -1244,6 +1287,15 @@ class InventoryIndex:
             return EMPTY
         return NetSet.from_cidrs([c for c in (subnet.cidr, *(subnet.ipv6_cidrs or ())) if c])
 
+    def lb_sg_problems(self, lb_arn: str) -> tuple[m.Problem, ...]:
+        """`sg_problems` of a load balancer's security groups, cached per LB (asked per binding)."""
+        found = self._lb_sg_problems.get(lb_arn)
+        if found is None:
+            lb = self.inv.load_balancers.get(lb_arn)
+            groups = tuple(lb.security_groups or ()) if lb is not None else ()
+            found = self._lb_sg_problems[lb_arn] = self.sg_problems(groups) if groups else ()
+        return found
+
     def sg_problems(self, sg_ids: tuple[str, ...]) -> tuple[m.Problem, ...]:
         """Malformed input in these groups and in the prefix lists their rules name (cached)."""
         found = self._sg_problems.get(sg_ids)
@@ -1469,6 +1521,7 @@ class _Ctx:
         "uniform",
         "other_cluster",
         "acl_denials",
+        "lb_front",
     )
 
     def __init__(self, ix: InventoryIndex, binding: m.Binding) -> None:
@@ -1510,6 +1563,9 @@ class _Ctx:
         self.other_cluster: list[m.TargetHealth] = []
         # Per protocol (and "health" for the health checks): the network-ACL entries refusing it.
         self.acl_denials: dict[str, list[AclDenial]] = {}
+        # Per (LB, protocol): `_lb_front`, shared by the inbound refusal, the explicit-client check
+        # and the client ranges of the binding.
+        self.lb_front: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
 
     @property
     def obj(self) -> str:
@@ -1932,9 +1988,8 @@ def _resolve_targets(c: _Ctx) -> None:
     jid_problems = ix.jid_problems
     seen_jids: set[int] = set()
     for lb_arn in tg.load_balancer_arns or ():
-        lb = ix.inv.load_balancers.get(lb_arn) if lb_arn in ix.lbs_with_sgs else None
-        if lb is not None:
-            for problem in ix.sg_problems(tuple(lb.security_groups)):
+        if lb_arn in ix.lbs_with_sgs:
+            for problem in ix.lb_sg_problems(lb_arn):
                 c.f.invalid(problem.object, problem.field, problem.message)
     for th in health or ():
         if own is not None and not own(th.target_id):
@@ -2083,6 +2138,9 @@ def _front_rules(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     """Which inbound rules of the LB (positions) match the listener ports forwarding `proto` to
     this group: all `InventoryIndex.lb_front_door` reads of them. The cache key of the client ranges: keyed
     by the listener ports instead, every binding (a listener port of its own) missed the cache."""
+    if proto:
+        front = _lb_front(c, lb_arn, proto)
+        return front[1] if front is not None else ()
     found = c.ix.lb_rules(lb_arn, egress=False)
     if found is None:
         return ()
@@ -2095,8 +2153,6 @@ def _front_rules(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
         if li.load_balancer_arn != lb_arn or not isinstance(li.port, int):
             continue
         for carried in _CARRIES.get((str(li.protocol).upper(), tg_proto), ()):
-            if proto and carried != proto:
-                continue
             key = (lb_arn, carried.lower(), li.port)
             hits = by_port.get(key)
             if hits is None:
@@ -2148,7 +2204,10 @@ def _source_groups(
     with_sgs = c.ix.lbs_with_sgs
     if preserved and not hc and with_sgs and not with_sgs.isdisjoint(lbs):
         # Client ranges per listener and protocol (`_client_ranges`).
-        key += (tuple(_front_rules(c, lb, proto) for lb in lbs), proto)
+        if len(lbs) == 1:  # the usual case, without a generator
+            key += ((_front_rules(c, lbs[0], proto),), proto)
+        else:
+            key += (tuple(_front_rules(c, lb, proto) for lb in lbs), proto)
     found = c.ix.groups_cache.get(key)
     if found is None:
         found = _source_groups_uncached(c, lbs, preserved, family, hc, proto)
@@ -2180,21 +2239,60 @@ def _source_groups_uncached(
     return tuple(groups)
 
 
-def _listener_ports(c: _Ctx, lb_arn: str, proto: str) -> list[int]:
+def _listener_ports(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
     """The ports on which listeners of load balancer `lb_arn` carry `proto` to this target group,
     sorted: what the LB's inbound rules must admit for clients to get in."""
     tg = c.tg
     assert tg is not None
     tg_proto = str(tg.protocol).upper()
-    return sorted(
-        {
-            li.port
-            for li in c.ix.listeners_by_tg.get(tg.arn, ())
-            if li.load_balancer_arn == lb_arn
-            and isinstance(li.port, int)
-            and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
-        }
+    listeners = c.ix.listeners_by_tg.get(tg.arn, ())
+    if len(listeners) == 1:
+        # The usual case, one listener: the same answer without a set and sorting.
+        (li,) = listeners
+        if c.carriers is not None and not c.ix.unparsed_listeners_by_lb:
+            # `_carrying_lbs` read this one listener already: it lists `lb_arn` for `proto` exactly
+            # when the listener is on that LB and carries `proto`.
+            carries = lb_arn in c.carriers.get(proto, ())
+        else:
+            carries = li.load_balancer_arn == lb_arn and proto in _CARRIES.get(
+                (str(li.protocol).upper(), tg_proto), ()
+            )
+        return (li.port,) if carries and isinstance(li.port, int) else ()
+    return tuple(
+        sorted(
+            {
+                li.port
+                for li in listeners
+                if li.load_balancer_arn == lb_arn
+                and isinstance(li.port, int)
+                and proto in _CARRIES.get((str(li.protocol).upper(), tg_proto), ())
+            }
+        )
     )
+
+
+_UNSET = object()  # a cache's "not asked yet", where None is an answer
+
+
+def _lb_front(c: _Ctx, lb_arn: str, proto: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(the listener ports carrying `proto` to this group on load balancer `lb_arn`, the positions
+    of its inbound rules matching any of them), or None when it has no collected security groups.
+    Once per binding, LB and protocol, for the inbound refusal, the explicit client ranges and the
+    client ranges' cache key alike; the matching itself is the index's (`lb_inbound_hits`)."""
+    key = (lb_arn, proto)
+    front = c.lb_front.get(key, _UNSET)
+    if front is not _UNSET:
+        return front  # type: ignore[return-value]
+    ix = c.ix
+    found = None
+    if lb_arn in ix.lbs_with_rules:
+        found = ix._lb_rules.get((lb_arn, False)) or ix.lb_rules(lb_arn, egress=False)
+    front = None
+    if found is not None:
+        ports = _listener_ports(c, lb_arn, proto)
+        front = (ports, ix.lb_inbound_hits(lb_arn, proto.lower(), ports, found[1]) if ports else ())
+    c.lb_front[key] = front
+    return front
 
 
 def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
@@ -2203,26 +2301,11 @@ def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
     do not (nlb-udp-facts §3.5), so the targets stay healthy."""
     refused: dict[str, str] = {}
     for lb_arn in lbs:
-        found = c.ix.lb_rules(lb_arn, egress=False)
-        if found is None:
-            continue
-        sg_ids, rules = found
-        ports = _listener_ports(c, lb_arn, proto)
-        if not ports:
-            continue
-        # Which rules match each (LB, protocol, port) is cached in the index (`_front_rules`).
-        by_port, low = c.ix._front_by_port, proto.lower()
-        admitted = False
-        for port in ports:
-            key = (lb_arn, low, port)
-            hits = by_port.get(key)
-            if hits is None:
-                hits = by_port[key] = tuple(i for i, r in enumerate(rules) if r.matches(low, port))
-            if hits:
-                admitted = True
-                break
-        if admitted:
-            continue
+        front = _lb_front(c, lb_arn, proto)
+        if front is None or not front[0] or front[1]:
+            continue  # no groups to judge, no listener port, or a rule admits some client
+        ports = front[0]
+        sg_ids = c.ix.lb_rules(lb_arn, egress=False)[0]  # type: ignore[index]
         refused[lb_arn] = (
             f"the security group(s) {', '.join(sg_ids)} of load balancer {_lb_name(c, lb_arn)} admit no "
             f"{proto.lower()} on listener port(s) {_short(ports, 5)}, so no client traffic gets in"
@@ -2240,14 +2323,12 @@ def _explicit_client_refusal(c: _Ctx, lb_arn: str, proto: str) -> tuple[str, str
     if explicit is None:
         return None
     clients, origin = explicit
-    found = c.ix.lb_rules(lb_arn, egress=False)
-    if found is None:
+    front = _lb_front(c, lb_arn, proto)
+    if front is None or not front[0]:
         return None
-    sg_ids, rules = found
-    ports = _listener_ports(c, lb_arn, proto)
-    if not ports:
-        return None
-    matching = [r for r in rules if any(r.matches(proto.lower(), p) for p in ports)]
+    ports, hits = front
+    sg_ids, rules = c.ix.lb_rules(lb_arn, egress=False)  # type: ignore[misc]
+    matching = [rules[i] for i in hits]
     admitted = union_all(r.cidr for r in matching if r.kind == "cidr")
     refused = clients - admitted
     if not refused:
@@ -2323,11 +2404,21 @@ def _lb_egress_refuses_any(
     """`any(_lb_egress_refusal(...) for t in targets)`, without the per-target check when the load
     balancers let this traffic out to their whole address family (the usual outbound rule)."""
     ix = c.ix
-    families = ix.lb_egress_open(lbs if type(lbs) is tuple else tuple(lbs), proto, port)
+    lbs_key = lbs if type(lbs) is tuple else tuple(lbs)
+    families = ix._egress_open.get((lbs_key, proto, port))
+    if families is None:
+        families = ix.lb_egress_open(lbs_key, proto, port)
     # An `ip` target's address is canonical and its family read from it (`resolve_new`); any
     # other target (instance, no address) goes through the full check.
-    if families and all(t.ip is not None and t.family in families for t in targets):
-        return False
+    if families:
+        uniform = c.uniform
+        if targets is c.targets and uniform is not None and c.target_type == "ip":
+            # Every target has an ENI (`_Ctx.uniform`), which an `ip` target only gets through its
+            # address, and they share one family: no need to look at each.
+            if uniform[2] in families:
+                return False
+        elif all(t.ip is not None and t.family in families for t in targets):
+            return False
     return any(_lb_egress_refusal(c, lbs, proto, port, t) for t in targets)
 
 
@@ -2398,16 +2489,14 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
 
     # The load balancer's own security groups, when it has them: clients meet their inbound
     # rules first, and their outbound rules must let the traffic out to each target.
-    with_sgs = c.ix.lbs_with_sgs
-    lb_sgs = bool(with_sgs) and any(
-        lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=False) is not None for lb_arn in lbs
-    )
+    with_rules = c.ix.lbs_with_rules
+    lb_sgs = bool(with_rules) and not with_rules.isdisjoint(lbs)
     lb_refused = _lb_refusals(c, proto, lbs) if lb_sgs else {}
     # Explicit client ranges meet the LB's inbound rules too (issue 19 item 2): those none of its
     # rules admit never get in, whether or not the client IP is preserved.
     lb_narrowed: dict[str, str] = {}
     lb_undecided: dict[str, str] = {}
-    if lb_sgs:
+    if lb_sgs and (c.b.client_cidrs or c.ix.inv.client_cidrs):  # else no explicit ranges
         for lb_arn in lbs:
             if lb_arn in lb_refused:
                 continue
@@ -2689,10 +2778,8 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
         n_full = n_false = 0
         last_jid = last_port = last_family = -1
         ev: _Eval | None = None
-        with_sgs = c.ix.lbs_with_sgs
-        lb_sgs = bool(with_sgs) and any(
-            lb_arn in with_sgs and c.ix.lb_rules(lb_arn, egress=True) is not None for lb_arn in lbs
-        )
+        with_rules = c.ix.lbs_with_rules
+        lb_sgs = bool(with_rules) and not with_rules.isdisjoint(lbs)
         targets_all = c.targets
         uniform = c.uniform
         if lb_sgs and uniform is not None:
