@@ -369,25 +369,16 @@ class EmulatedController:
         digest = hashlib.sha256(f"{b.uid}:{message}".encode()).hexdigest()[:10]
         apply_objects(
             self.kube_url,
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": f"{b.name}.{digest}", "namespace": b.namespace},
-                "involvedObject": {
-                    "apiVersion": b.api_version,
-                    "kind": "TargetGroupBinding",
-                    "name": b.name,
-                    "namespace": b.namespace,
-                    "uid": b.uid,
-                },
-                "type": "Warning",
-                "reason": FAILED_REASON,
-                "message": message,
-                "count": count,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "source": {"component": "targetGroupBinding"},
-            },
+            kube_collector.tgb_event(
+                b,
+                name=f"{b.name}.{digest}",
+                reason=FAILED_REASON,
+                event_type="Warning",
+                message=message,
+                at=now,
+                source="targetGroupBinding",
+                count=count,
+            ),
         )
 
     def run(self, stop: threading.Event, interval: float = 2.0) -> None:

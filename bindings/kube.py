@@ -85,6 +85,47 @@ class KubeSnapshot:
     target_group_api_version: str = f"{TGB_GROUP}/v1beta1"
 
 
+def tgb_event(
+    binding: Any,
+    *,
+    name: str,
+    reason: str,
+    event_type: str,
+    message: str,
+    at: str,
+    source: str,
+    count: int = 1,
+    reporting_instance: str | None = None,
+) -> dict[str, Any]:
+    """A core/v1 Event about one TargetGroupBinding, as `kubectl describe targetgroupbinding` lists
+    it. `binding` is anything with name, namespace, api_version and uid (a stored row or an analysis
+    record); `at` is an RFC 3339 UTC time. Product events and the demo's emulated controller use
+    this one shape."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": binding.namespace},
+        "involvedObject": {
+            "apiVersion": binding.api_version,
+            "kind": "TargetGroupBinding",
+            "name": binding.name,
+            "namespace": binding.namespace,
+            "uid": binding.uid,
+        },
+        "reason": reason,
+        "message": message,
+        "type": event_type,
+        "source": {"component": source},
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": count,
+    }
+    if reporting_instance is not None:
+        body["reportingComponent"] = source
+        body["reportingInstance"] = reporting_instance
+    return body
+
+
 def api_client_for(conn: KubeConnection, *, retries: int = 1) -> k8s.ApiClient:
     """Build a fresh `ApiClient` for `conn` without mutating the client's global configuration.
 

@@ -67,27 +67,16 @@ def event_body(t: m.VerdictTransition, reason: str, root_cause: str) -> dict[str
     if root_cause:
         message += f". {root_cause}"
     at = t.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": event_name(b.name, t.pk), "namespace": b.namespace},
-        "involvedObject": {
-            "apiVersion": b.api_version,
-            "kind": "TargetGroupBinding",
-            "name": b.name,
-            "namespace": b.namespace,
-            "uid": b.uid,
-        },
-        "reason": reason,
-        "message": message[:MESSAGE_MAX],
-        "type": "Warning" if reason == REASON_BLOCKED else "Normal",
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": socket.gethostname()[:128],
-        "firstTimestamp": at,
-        "lastTimestamp": at,
-        "count": 1,
-    }
+    return kube.tgb_event(
+        b,
+        name=event_name(b.name, t.pk),
+        reason=reason,
+        event_type="Warning" if reason == REASON_BLOCKED else "Normal",
+        message=message[:MESSAGE_MAX],
+        at=at,
+        source=COMPONENT,
+        reporting_instance=socket.gethostname()[:128],
+    )
 
 
 def _bucket(cluster: m.Cluster) -> TokenBucket:
