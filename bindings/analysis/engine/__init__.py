@@ -107,8 +107,9 @@ from .compiled import _Rule as _Rule  # tests build rules directly
 from .context import _Ctx
 from .features import _finding_zonal_shift, _findings_lb_features, _quic_health_note
 from .findings import _findings_health, _findings_traffic
+from .health import _judge_health_check
 from .index import InventoryIndex, controller_security_group
-from .judge import _judge_health_check, _judge_protocol
+from .judge import _judge_protocol
 from .networking import _findings_networking
 from .probes import _findings_probes
 from .resolve import (

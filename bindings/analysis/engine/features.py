@@ -39,86 +39,104 @@ def _findings_lb_features(c: _Ctx) -> None:
     for lb_arn in sorted(
         set(tg.load_balancer_arns or ()) | {li.load_balancer_arn for li in ix.listeners_by_tg.get(tg.arn, ())}
     ):
-        listeners = ix.listeners_by_lb.get(lb_arn, ())
-        lb = ix.inv.load_balancers.get(lb_arn)
-        udp_here = sorted(
-            {
-                f"{li.protocol} {li.port}"
-                for li in listeners
-                if str(li.protocol).upper() in _QUIC_EXCLUDES and tg.arn in (li.target_group_arns or ())
-            }
-        )
-        if (
-            udp_here
-            and lb is not None
-            and "dualstack" in str(lb.ip_address_type or "").lower()
-            and str(tg.ip_address_type or "ipv4").lower() != "ipv6"
-        ):
-            c.f.invalid(
-                f"TargetGroup {name}",
-                "IpAddressType",
-                f"{_short(udp_here, 3)} on dual-stack load balancer {_lb_name(c, lb_arn)} forwards to an "
-                f"{tg.ip_address_type or 'ipv4'} target group; a UDP listener on a dual-stack load "
-                "balancer needs an IPv6 target group (AWS rejects this configuration)",
-            )
-        quic = [
-            li
-            for li in listeners
-            if str(li.protocol).upper() in _QUIC and tg.arn in (li.target_group_arns or ())
-        ]
-        if not quic:
-            continue
-        obj = f"LoadBalancer {_lb_name(c, lb_arn)}"
-        kinds = "/".join(sorted({str(li.protocol).upper() for li in quic}))
-        if lb is not None and lb.security_groups:
-            c.f.invalid(
-                obj,
-                "SecurityGroups",
-                f"a {kinds} listener is not allowed on a load balancer with security groups "
-                f"({', '.join(lb.security_groups)}); AWS rejects this configuration",
-            )
-        if lb is not None and "dualstack" in str(lb.ip_address_type or "").lower():
-            c.f.invalid(
-                obj,
-                "IpAddressType",
-                f"a {kinds} listener is not allowed on a dual-stack load balancer ({lb.ip_address_type}); "
-                "AWS rejects this configuration",
-            )
-        beside = sorted(
-            {f"{li.protocol} {li.port}" for li in listeners if str(li.protocol).upper() in _QUIC_EXCLUDES}
-        )
-        if beside:
-            c.f.invalid(
-                obj,
-                "Listeners",
-                f"a {kinds} listener is not allowed beside UDP or TCP_UDP listeners ({_short(beside, 5)}); "
-                "AWS rejects this configuration",
-            )
-        every_quic = [li for li in listeners if str(li.protocol).upper() in _QUIC]
-        if len(every_quic) > 1:
-            c.f.invalid(
-                obj,
-                "Listeners",
-                f"{len(every_quic)} QUIC/TCP_QUIC listeners; a load balancer may have only one",
-            )
+        _findings_listeners(c, tg, lb_arn)
     if tg_proto in _QUIC and c.targets:
-        ids = {t.target_id: t.health.quic_server_id for t in c.targets}
-        shown = [f"{tid} -> {sid or '(none collected)'}" for tid, sid in ids.items()]
-        malformed = sorted(tid for tid, sid in ids.items() if sid and not _QUIC_SERVER_ID.fullmatch(sid))
-        c.f.add(
-            Code.QUIC_SERVER_IDS,
-            "info",
-            f"{tg_proto} target group {name}: each target needs its QUIC server ID in the connection IDs "
-            f"it issues, or HTTP/3 fails while UDP gets through: {_short(shown, 5)}",
-            None,
-            serverIds=dict(list(ids.items())[:50]),
+        _findings_quic_server_ids(c, tg, tg_proto)
+    _findings_privatelink(c)
+
+
+def _findings_listeners(c: _Ctx, tg: m.TargetGroup, lb_arn: str) -> None:
+    """Listeners of one load balancer that AWS would reject: UDP on dual stack with an IPv4
+    group, QUIC beside security groups, dual stack, UDP listeners or another QUIC listener."""
+    ix = c.ix
+    name = tg.name or tg.arn
+    listeners = ix.listeners_by_lb.get(lb_arn, ())
+    lb = ix.inv.load_balancers.get(lb_arn)
+    udp_here = sorted(
+        {
+            f"{li.protocol} {li.port}"
+            for li in listeners
+            if str(li.protocol).upper() in _QUIC_EXCLUDES and tg.arn in (li.target_group_arns or ())
+        }
+    )
+    if (
+        udp_here
+        and lb is not None
+        and "dualstack" in str(lb.ip_address_type or "").lower()
+        and str(tg.ip_address_type or "ipv4").lower() != "ipv6"
+    ):
+        c.f.invalid(
+            f"TargetGroup {name}",
+            "IpAddressType",
+            f"{_short(udp_here, 3)} on dual-stack load balancer {_lb_name(c, lb_arn)} forwards to an "
+            f"{tg.ip_address_type or 'ipv4'} target group; a UDP listener on a dual-stack load "
+            "balancer needs an IPv6 target group (AWS rejects this configuration)",
         )
-        for tid in malformed:
-            c.f.invalid(
-                f"Target {tid} of TargetGroup {name}",
-                "QuicServerId",
-                f"{ids[tid]!r} is not 0x followed by 16 lowercase hexadecimal digits",
-            )
+    quic = [
+        li for li in listeners if str(li.protocol).upper() in _QUIC and tg.arn in (li.target_group_arns or ())
+    ]
+    if not quic:
+        return
+    obj = f"LoadBalancer {_lb_name(c, lb_arn)}"
+    kinds = "/".join(sorted({str(li.protocol).upper() for li in quic}))
+    if lb is not None and lb.security_groups:
+        c.f.invalid(
+            obj,
+            "SecurityGroups",
+            f"a {kinds} listener is not allowed on a load balancer with security groups "
+            f"({', '.join(lb.security_groups)}); AWS rejects this configuration",
+        )
+    if lb is not None and "dualstack" in str(lb.ip_address_type or "").lower():
+        c.f.invalid(
+            obj,
+            "IpAddressType",
+            f"a {kinds} listener is not allowed on a dual-stack load balancer ({lb.ip_address_type}); "
+            "AWS rejects this configuration",
+        )
+    beside = sorted(
+        {f"{li.protocol} {li.port}" for li in listeners if str(li.protocol).upper() in _QUIC_EXCLUDES}
+    )
+    if beside:
+        c.f.invalid(
+            obj,
+            "Listeners",
+            f"a {kinds} listener is not allowed beside UDP or TCP_UDP listeners ({_short(beside, 5)}); "
+            "AWS rejects this configuration",
+        )
+    every_quic = [li for li in listeners if str(li.protocol).upper() in _QUIC]
+    if len(every_quic) > 1:
+        c.f.invalid(
+            obj,
+            "Listeners",
+            f"{len(every_quic)} QUIC/TCP_QUIC listeners; a load balancer may have only one",
+        )
+
+
+def _findings_quic_server_ids(c: _Ctx, tg: m.TargetGroup, tg_proto: str) -> None:
+    """The QUIC server id each target must put in its connection ids, and the malformed ones."""
+    name = tg.name or tg.arn
+    ids = {t.target_id: t.health.quic_server_id for t in c.targets}
+    shown = [f"{tid} -> {sid or '(none collected)'}" for tid, sid in ids.items()]
+    malformed = sorted(tid for tid, sid in ids.items() if sid and not _QUIC_SERVER_ID.fullmatch(sid))
+    c.f.add(
+        Code.QUIC_SERVER_IDS,
+        "info",
+        f"{tg_proto} target group {name}: each target needs its QUIC server ID in the connection IDs "
+        f"it issues, or HTTP/3 fails while UDP gets through: {_short(shown, 5)}",
+        None,
+        serverIds=dict(list(ids.items())[:50]),
+    )
+    for tid in malformed:
+        c.f.invalid(
+            f"Target {tid} of TargetGroup {name}",
+            "QuicServerId",
+            f"{ids[tid]!r} is not 0x followed by 16 lowercase hexadecimal digits",
+        )
+
+
+def _findings_privatelink(c: _Ctx) -> None:
+    """Load balancers carrying this binding's traffic behind VPC endpoint services."""
+    ix = c.ix
     for lb_arn in sorted({lb for lbs in c.lbs_by_proto.values() for lb in lbs}):
         lb = ix.inv.load_balancers.get(lb_arn)
         if lb is None or not lb.endpoint_services:

@@ -86,6 +86,32 @@ def _findings_networking(c: _Ctx) -> None:
     tg = c.tg
     assert tg is not None
     b = c.b
+    _missing_networking_rules(c, tg)
+    if c.target_type == "instance":
+        _findings_instance_ports(c)
+
+    # Port names need the pods; most bindings name none and skip that work.
+    named = c.target_type == "ip" and any(
+        isinstance(entry.port, str) for rule in b.networking or () for entry in rule.ports or ()
+    )
+    if named:
+        _finding_unresolved_named_ports(c)
+
+    needs_rules = any(_known_bad(r) for r in c.results) or c.hc_admitted is False
+    declared = bool(b.networking)
+    if not (declared or needs_rules):
+        return
+    ambiguous, controller_sg, pods_by_sg = _controller_groups(c, named)
+    if ambiguous:
+        _finding_ambiguous_groups(c, ambiguous)
+    if declared:
+        _finding_not_reconciled(c, controller_sg, pods_by_sg)
+
+
+def _missing_networking_rules(c: _Ctx, tg: m.TargetGroup) -> None:
+    """`MISSING_NETWORKING_RULE` for the traffic ports of each offered protocol, and for the
+    health-check port when the traffic rules do not cover it."""
+    b = c.b
     ports = _traffic_ports(c)
     by_proto = {r.protocol: r for r in c.results}
     for proto in c.carried:
@@ -108,18 +134,22 @@ def _findings_networking(c: _Ctx) -> None:
         if missing:
             _missing_rule(c, "TCP", missing, c.hc_admitted is True, "health check")
 
-    if c.target_type == "instance":
-        for i, rule in enumerate(b.networking or ()):
-            for j, entry in enumerate(rule.ports or ()):
-                if isinstance(entry.port, str):
-                    c.f.invalid(
-                        c.obj,
-                        f"spec.networking.ingress[{i}].ports[{j}].port",
-                        f"named port {entry.port!r} with instance targets: the controller resolves port "
-                        "names through pods only, so it fails to write this binding's rules; use the "
-                        "NodePort number",
-                    )
-    if c.target_type == "instance" and c.sport is not None and c.sport.node_port:
+
+def _findings_instance_ports(c: _Ctx) -> None:
+    """Networking ports of a binding with instance targets: names (which the controller cannot
+    resolve without pods) and Service ports where the NodePort receives the traffic."""
+    b = c.b
+    for i, rule in enumerate(b.networking or ()):
+        for j, entry in enumerate(rule.ports or ()):
+            if isinstance(entry.port, str):
+                c.f.invalid(
+                    c.obj,
+                    f"spec.networking.ingress[{i}].ports[{j}].port",
+                    f"named port {entry.port!r} with instance targets: the controller resolves port "
+                    "names through pods only, so it fails to write this binding's rules; use the "
+                    "NodePort number",
+                )
+    if c.sport is not None and c.sport.node_port:
         svc_ports: dict[int, int] = {}
         for p in c.sport_matches:
             if p.node_port:
@@ -144,19 +174,13 @@ def _findings_networking(c: _Ctx) -> None:
                         nodePort=svc_ports[entry.port],
                     )
 
-    # Port names need the pods; most bindings name none and skip that work.
-    named = c.target_type == "ip" and any(
-        isinstance(entry.port, str) for rule in b.networking or () for entry in rule.ports or ()
-    )
-    if named:
-        _finding_unresolved_named_ports(c)
 
-    needs_rules = any(_known_bad(r) for r in c.results) or c.hc_admitted is False
-    declared = bool(b.networking)
-    if not (declared or needs_rules):
-        return
-    cluster_tag = c.ix.cluster_tag
-    eni_sg_tags = c.ix.inv.eni_sg_tags
+def _controller_groups(
+    c: _Ctx, named: bool
+) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, dict[str, m.Pod]]]:
+    """Where the controller writes the binding's rules on each target ENI: (ENI id -> the
+    candidate groups where it cannot choose, group label -> the groups a declared rule may be in,
+    group label -> the pods behind its targets when a port is `named`)."""
     ambiguous: dict[str, list[str]] = {}
     controller_sg: dict[str, tuple[str, ...]] = {}
     # The pods behind the targets, by the group their ENI makes the controller write to: it
@@ -191,23 +215,26 @@ def _findings_networking(c: _Ctx) -> None:
             pod = pods_by_ip.get(ip) if ip else None
             if pod is not None:
                 pods_by_sg[label][f"{pod.namespace}/{pod.name}"] = pod
-    if ambiguous:
-        wanted = f"the tag {cluster_tag}" + (
-            " and " + ", ".join(f"{k}={v}" for k, v in sorted(eni_sg_tags.items())) if eni_sg_tags else ""
-        )
-        c.f.add(
-            Code.SECURITY_GROUP_TAG_AMBIGUOUS,
-            "warning",
-            f"{len(ambiguous)} target network interface(s) have several security groups and "
-            f"{'none' if not any(ambiguous.values()) else 'more than one'} carries {wanted}: the "
-            f"controller cannot choose where to write networking rules ({_short(ambiguous)})",
-            None,
-            networkInterfaces=dict(sorted(ambiguous.items())),
-            tag=cluster_tag,
-            **({"requiredTags": dict(sorted(eni_sg_tags.items()))} if eni_sg_tags else {}),
-        )
-    if declared:
-        _finding_not_reconciled(c, controller_sg, pods_by_sg)
+    return ambiguous, controller_sg, pods_by_sg
+
+
+def _finding_ambiguous_groups(c: _Ctx, ambiguous: dict[str, list[str]]) -> None:
+    cluster_tag = c.ix.cluster_tag
+    eni_sg_tags = c.ix.inv.eni_sg_tags
+    wanted = f"the tag {cluster_tag}" + (
+        " and " + ", ".join(f"{k}={v}" for k, v in sorted(eni_sg_tags.items())) if eni_sg_tags else ""
+    )
+    c.f.add(
+        Code.SECURITY_GROUP_TAG_AMBIGUOUS,
+        "warning",
+        f"{len(ambiguous)} target network interface(s) have several security groups and "
+        f"{'none' if not any(ambiguous.values()) else 'more than one'} carries {wanted}: the "
+        f"controller cannot choose where to write networking rules ({_short(ambiguous)})",
+        None,
+        networkInterfaces=dict(sorted(ambiguous.items())),
+        tag=cluster_tag,
+        **({"requiredTags": dict(sorted(eni_sg_tags.items()))} if eni_sg_tags else {}),
+    )
 
 
 def _finding_unresolved_named_ports(c: _Ctx) -> None:
