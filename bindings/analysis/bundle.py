@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import yaml
 from yaml.composer import ComposerError
@@ -120,9 +120,9 @@ class BundleError(Exception):
 class Bundle:
     """A bundle's parsed content. `name` is the directory (or archive) name, the cluster fallback."""
 
-    kube_objects: list[dict] = field(default_factory=list)
-    aws: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
+    kube_objects: list[dict[str, Any]] = field(default_factory=list)
+    aws: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     source: str = ""
 
@@ -177,7 +177,13 @@ class _BoundedComposer:
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = resolve(ScalarNode, event.value, event.implicit)
-                node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                node = ScalarNode(
+                    tag,
+                    event.value,
+                    event.start_mark,  # type: ignore[arg-type]  # libyaml's Mark, not in the stubs' node types
+                    event.end_mark,  # type: ignore[arg-type]
+                    style=event.style,
+                )
                 size, height = 1, 0
                 composed += 1
                 if event.anchor is not None:
@@ -192,7 +198,7 @@ class _BoundedComposer:
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = resolve(kind, None, event.implicit)
-                node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)  # type: ignore[arg-type]
                 composed += 1
                 if event.anchor is not None:
                     anchors[event.anchor] = node
@@ -225,7 +231,7 @@ class _BoundedComposer:
                 heights[-1] = max(heights[-1], height)
                 continue
             elif isinstance(event, AliasEvent):
-                node = anchors.get(event.anchor)  # type: ignore[assignment]
+                node = anchors.get(event.anchor)  # type: ignore[assignment, arg-type]
                 if node is None:
                     raise self._refuse(f"found undefined alias *{event.anchor}", event.start_mark)
                 if id(node) not in done:
@@ -258,9 +264,9 @@ class _BoundedComposer:
 
 
 if getattr(yaml, "__with_libyaml__", False):
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser  # what yaml.cyaml re-exports (the stubs name it here)
 
-    class _Loader(_BoundedComposer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    class _Loader(_BoundedComposer, CParser, SafeConstructor, Resolver):
         """libyaml's scanner and parser, the bounded composer, SafeConstructor."""
 
         def __init__(self, stream: str) -> None:
@@ -312,7 +318,7 @@ def _safe_member(name: str, archive: str) -> str:
 
 def _bundle_folder(paths: Any, archive: str) -> str:
     """The bundle directory inside an archive: the shallowest one holding kubernetes.yaml."""
-    candidates = sorted(
+    candidates: list[str] = sorted(
         (p for p in paths if posixpath.basename(p) in _KUBE_ALIASES),
         key=lambda p: (p.count("/"), p),
     )
@@ -332,7 +338,7 @@ def _too_large(label: object, limit: int) -> BundleError:
     return BundleError(f"{label}: larger than {limit} bytes (analyze --max-file-mb raises the cap)")
 
 
-def _read_capped(handle: BinaryIO, limit: int, label: str) -> bytes:
+def _read_capped(handle: IO[bytes], limit: int, label: str) -> bytes:
     """All of `handle`, read in chunks and refused as soon as it passes `limit` bytes: a member
     whose header understates its size (or a file that grows) never costs more than the cap."""
     buffer = bytearray()
@@ -383,7 +389,7 @@ def _read_tar(path: Path, max_file_bytes: int) -> tuple[dict[str, bytes], str | 
             # Stream mode ("r|"): members are read in order from the capped decompressed stream;
             # nothing seeks, and skipped members count against the stream cap as read ones do.
             stream = _CappedStream(_decompressed(raw), MAX_ARCHIVE_STREAM_BYTES, str(path))
-            with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
                 for count, member in enumerate(archive):
                     if count >= MAX_MEMBERS:
                         raise BundleError(f"{path}: more than {MAX_MEMBERS} members; refusing the archive")
@@ -534,7 +540,7 @@ def _load_documents(data: bytes, text: str, label: str, max_depth: int) -> list[
         loader.dispose()
 
 
-def _parse_yaml(data: bytes, label: str, *, max_depth: int | None = None) -> list[dict]:
+def _parse_yaml(data: bytes, label: str, *, max_depth: int | None = None) -> list[dict[str, Any]]:
     text = _text(data, label)
     try:
         documents = _load_documents(data, text, label, MAX_DEPTH if max_depth is None else max_depth)
@@ -570,7 +576,7 @@ def _parse_json(data: bytes, label: str, *, max_depth: int | None = None) -> Any
         raise BundleError(f"{label}: invalid JSON: {exc.__class__.__name__}") from exc
 
 
-def _check_aws(value: Any, label: str) -> dict:
+def _check_aws(value: Any, label: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BundleError(
             f"{label}: top level is {type(value).__name__}, expected an object keyed by operation name"
@@ -582,7 +588,7 @@ def _check_aws(value: Any, label: str) -> dict:
     return value
 
 
-def _check_meta(value: Any, label: str) -> dict:
+def _check_meta(value: Any, label: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BundleError(f"{label}: top level is {type(value).__name__}, expected an object")
     cluster = value.get("cluster")
@@ -707,7 +713,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _render(kube_objects: list[dict], aws: dict, meta: dict) -> dict[str, bytes]:
+def _render(
+    kube_objects: list[dict[str, Any]], aws: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, bytes]:
     kube = {
         "apiVersion": "v1",
         "kind": "List",
@@ -726,7 +734,9 @@ def _render(kube_objects: list[dict], aws: dict, meta: dict) -> dict[str, bytes]
     }
 
 
-def write_bundle(path: str | Path, *, kube_objects: list[dict], aws: dict, meta: dict) -> Path:
+def write_bundle(
+    path: str | Path, *, kube_objects: list[dict[str, Any]], aws: dict[str, Any], meta: dict[str, Any]
+) -> Path:
     """Write a bundle as a directory, or as an archive when `path` ends in .tar.gz/.tgz/.zip.
 
     Archives hold one top-level folder named after the archive, as `tar czf x.tar.gz x/` would.

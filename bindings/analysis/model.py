@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 # The vocabulary's home is `bindings.vocabulary`; the model re-exports it for the analysis' users.
-from ..vocabulary import CARRIED_PROTOCOLS, SEVERITIES, VERDICTS, Protocol, Severity, Verdict  # noqa: E402, F401
+from ..vocabulary import CARRIED_PROTOCOLS as CARRIED_PROTOCOLS
+from ..vocabulary import SEVERITIES as SEVERITIES
+from ..vocabulary import VERDICTS as VERDICTS
+from ..vocabulary import Protocol as Protocol
+from ..vocabulary import Severity as Severity
+from ..vocabulary import Verdict as Verdict
 
 # Target groups that preserve the client IP whatever their attributes say (nlb-udp-facts §3.3).
 ALWAYS_PRESERVE_CLIENT_IP = frozenset({"UDP", "TCP_UDP", "QUIC", "TCP_QUIC"})
@@ -92,7 +97,7 @@ class Binding:
     client_cidrs: tuple[str, ...] | None = None  # parsed from the client-cidrs annotation
     events: tuple[KubeEvent, ...] = ()
     problems: list[Problem] = field(default_factory=list)
-    raw: dict = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -442,7 +447,7 @@ class Finding:
     severity: Severity
     message: str
     protocol: Protocol | None = None
-    evidence: dict = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ a `\\uNNNN` escape).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from bindings.textsafe import visible as sanitize
 
@@ -21,7 +22,7 @@ __all__ = ["FAIL_ON_LEVELS", "fail_on_matches", "sanitize", "to_report", "to_tex
 FAIL_ON_LEVELS = ("blocked", "partial", "warning")
 
 
-def _health_check(hc: HealthCheckResult | None) -> dict | None:
+def _health_check(hc: HealthCheckResult | None) -> dict[str, Any] | None:
     if hc is None:
         return None
     return {
@@ -37,7 +38,7 @@ def _health_check(hc: HealthCheckResult | None) -> dict | None:
     }
 
 
-def to_report(results: Iterable[BindingResult]) -> dict:
+def to_report(results: Iterable[BindingResult]) -> dict[str, Any]:
     """The JSON report (DESIGN.md "Bundles"). `fix` stays null until the fix generator lands."""
     bindings = []
     for r in results:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .. import model as m
-from ..netset import EMPTY, NetSet, parse_network
+from ..netset import EMPTY, NetSet, Network, parse_network
 from ..rules import norm_proto, rule_port_range
 from .common import _cidrs, _ports_label, _short
 from .results import _new
+
+# (LB security groups, expected CIDRs) per load balancer: the sources a target is judged against.
+SourceGroups = tuple[tuple[frozenset[str], NetSet], ...]
 
 
 class _Rule:
@@ -110,7 +114,7 @@ class _Eval:
         self.acl_denials: tuple[AclDenial, ...] = ()
 
 
-class AclDenial(tuple):
+class AclDenial(tuple[Any, ...]):
     """One network-ACL refusal: (acl id, rule number — None when no entry matches and the final
     deny applies —, egress, protocol (tcp|udp|-1), from port, to port, refused CIDRs)."""
 
@@ -118,7 +122,7 @@ class AclDenial(tuple):
 
     def __new__(
         cls, acl_id: str, rule: int | None, egress: bool, proto: str, lo: int, hi: int, cidrs: NetSet
-    ):
+    ) -> AclDenial:
         return tuple.__new__(cls, (acl_id, rule, egress, proto, lo, hi, cidrs))
 
     acl_id = property(lambda self: self[0])
@@ -147,7 +151,7 @@ class AclDenial(tuple):
             return f"network ACL {self.acl_id} {rule} denies {way} {cidrs}"
         return f"network ACL {self.acl_id} denies {way} {cidrs}: {rule}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "networkAclId": self.acl_id,
             "ruleNumber": self.rule_number,
@@ -181,6 +185,17 @@ class _Target:
         "sgs_known",
         "ip",
     )
+    health: m.TargetHealth
+    target_id: str
+    port: int | None
+    eni: m.NetworkInterface | None
+    sg_ids: tuple[str, ...]
+    family: int
+    problem: str | None
+    nacl: m.NetworkAcl | None
+    jid: int
+    sgs_known: bool
+    ip: str | None
 
     def clone(self, health: m.TargetHealth, port: int | None) -> _Target:
         """The same resolution for another registration (its own health and port)."""
@@ -214,7 +229,9 @@ def _unique_denials(evals: Iterable[_Eval]) -> list[AclDenial]:
     return list(seen)
 
 
-def _equivalent(rule: _Rule, proto: str, lo: int, hi: int, peer_net, peer_sg: str | None) -> bool:
+def _equivalent(
+    rule: _Rule, proto: str, lo: int, hi: int, peer_net: Network | None, peer_sg: str | None
+) -> bool:
     """Would the controller accept `rule` as the networking rule (protocol, ports, peer)?"""
     if rule.proto != proto or not (rule.lo <= lo and hi <= rule.hi):
         return False

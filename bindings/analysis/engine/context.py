@@ -24,8 +24,8 @@ class _Findings:
 
     def __init__(self) -> None:
         self.items: list[m.Finding] = []
-        self.keys: list[tuple] = []
-        self._seen: set[tuple] = set()
+        self.keys: list[tuple[int, str, str, str]] = []
+        self._seen: set[tuple[str, str | None, str]] = set()
 
     def extend_unchecked(self, findings: Iterable[m.Finding]) -> None:
         """Add findings without deduplication (the inventory-wide ones, e.g. stale data)."""

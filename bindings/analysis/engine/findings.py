@@ -23,6 +23,7 @@ def _known_bad(result: m.ProtocolResult) -> bool:
 
 
 def _findings_traffic(c: _Ctx) -> None:
+    assert c.tg is not None  # judged only with the target group
     states: dict[tuple[str, int | None], str] | None = None
     for result in c.results:
         proto = result.protocol

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from .. import model as m
 from .common import _HEALTH_CHECK_TCP, _short
-from .compiled import _Eval
+from .compiled import SourceGroups, _Eval
 from .context import _Ctx
 from .lb_judge import _lb_egress_refusal, _lb_egress_refuses_any, _refused_eval
 from .results import _health_check_result
@@ -58,7 +58,7 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
     judged = tg.health_check_enabled is not False and hc_proto in _HEALTH_CHECK_TCP and lbs
     admitted: bool | None = None
     if judged:
-        group_cache: dict[int, tuple] = {}
+        group_cache: dict[int, SourceGroups] = {}
         raw_hc = str(tg.health_check_port or "traffic-port").strip()
         fixed_port = int(raw_hc) if raw_hc.isdigit() else None
         traffic = raw_hc in ("traffic-port", "")
@@ -76,10 +76,13 @@ def _judge_health_check(c: _Ctx) -> m.HealthCheckResult:
             if hc_port is None or _lb_egress_refuses_any(c, lbs, "tcp", hc_port, targets_all):
                 uniform = None
         targets = c.targets
+        port: int | None
+        groups: SourceGroups | None
         if uniform is not None and (traffic or fixed_port is not None):
             # One judgement for all targets (see `_Ctx.uniform`); same counts as the loop.
             jid, port, family = uniform
             if not traffic:
+                assert fixed_port is not None  # (the condition above)
                 port = fixed_port
             groups = group_cache[family] = _source_groups(c, lbs, False, family, hc=True)
             ev = eval_cache.get((jid, "tcp", port, id(groups)))

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from .. import model as m
 from ..netset import NetSet, union_all
 from .common import _cidrs
+from .compiled import SourceGroups
 from .load_balancers import _LoadBalancerIndex
 
 
@@ -73,14 +75,14 @@ class InventoryIndex(_LoadBalancerIndex):
         self._index_security_groups()
         self._index_load_balancers(inv)
         self._index_targets()
-        self._summary: dict[int | tuple, tuple[NetSet, str, tuple[str, ...]]] = {}
+        self._summary: dict[int | tuple[int, ...], tuple[NetSet, str, tuple[str, ...]]] = {}
         self._controller_sg: dict[tuple[str, ...], object] = {}
         self._bindings_by_tg: dict[str, list[m.Binding]] | None = None
-        self.client_cache: dict[tuple, tuple[NetSet, str]] = {}
-        self.groups_cache: dict[tuple, tuple] = {}
-        self.groups_intern: dict[tuple, tuple] = {}
+        self.client_cache: dict[tuple[Any, ...], tuple[NetSet, str]] = {}
+        self.groups_cache: dict[tuple[Any, ...], SourceGroups] = {}
+        self.groups_intern: dict[SourceGroups, SourceGroups] = {}
         self.cluster_tag = f"kubernetes.io/cluster/{inv.cluster}"
-        self._unreconciled: dict[tuple, tuple[dict, ...]] = {}
+        self._unreconciled: dict[tuple[Any, ...], tuple[dict[str, str], ...]] = {}
 
     def controller_sg(self, sg_ids: tuple[str, ...]) -> str | tuple[str, ...] | None:
         """`controller_security_group` for this inventory's cluster and tag flag, cached per ENI groups."""
@@ -106,7 +108,9 @@ class InventoryIndex(_LoadBalancerIndex):
                     found[arn].append(binding)
         return found
 
-    def summary(self, group_sets: tuple[tuple, ...], lbs: list[str]) -> tuple[NetSet, str, tuple[str, ...]]:
+    def summary(
+        self, group_sets: tuple[SourceGroups, ...], lbs: list[str]
+    ) -> tuple[NetSet, str, tuple[str, ...]]:
         """Expected sources of a protocol (union, text, LB groups + CIDRs), cached: bindings share them."""
         # The groups are interned by content, so their ids say everything that decides the
         # summary (the LBs only select them): bindings of different LBs with equal sources share it.

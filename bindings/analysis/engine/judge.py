@@ -224,7 +224,16 @@ def _judge_uniform(
     admitted_all = True if level == "full" else None if level is None else False
     uncovered, labels = ev.uncovered_cidrs, ev.labels
     verdicts = [
-        target_verdict(t.target_id, t.port, t.eni.id, t.sg_ids, admitted_all, uncovered, labels, first_tail)
+        target_verdict(
+            t.target_id,
+            t.port,
+            t.eni.id,  # type: ignore[union-attr]  # every target has an ENI (`_Ctx.uniform`)
+            t.sg_ids,
+            admitted_all,
+            uncovered,
+            labels,
+            first_tail,
+        )
         for t in c.targets
     ]
     n = len(verdicts)

@@ -39,7 +39,7 @@ class _LoadBalancerIndex(_TargetIndex):
         self._lb_rules: dict[tuple[str, bool], tuple[tuple[str, ...], tuple[_Rule, ...]] | None] = {}
         self._egress_rules: dict[tuple[str, str, int], tuple[tuple[str, Any], ...]] = {}
         self._egress_none: set[tuple[str, str, int]] = set()
-        self._egress_open: dict[tuple, frozenset[int]] = {}
+        self._egress_open: dict[tuple[tuple[str, ...], str, int], frozenset[int]] = {}
         # (LB, protocol, listener port) -> positions of the LB's inbound rules matching it.
         self._front_by_port: dict[tuple[str, str, int], tuple[int, ...]] = {}
         # (LB, protocol) -> those positions for any listener port when no rule depends on the port,
@@ -172,11 +172,12 @@ class _LoadBalancerIndex(_TargetIndex):
         cidrs as (version, first, last) integers; registers LBs with nothing to judge."""
         lb_arn, proto, port = key
         found = self.lb_rules(lb_arn, egress=True)
+        matching: tuple[tuple[str, Any], ...]
         if found is None:
             matching = self._egress_rules[key] = ()
             self._egress_none.add(key)
         else:
-            rules = []
+            rules: list[tuple[str, Any]] = []
             for r in found[1]:
                 if not r.matches(proto, port):
                     continue

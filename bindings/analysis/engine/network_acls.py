@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import model as m
 from ..netset import EMPTY, NetSet
 from ..rules import norm_proto
@@ -25,7 +27,7 @@ class _NetworkAclIndex:
                 self.nacl_by_subnet.setdefault(subnet_id, nacl)
             if nacl.is_default and nacl.vpc_id:
                 self.default_nacl_by_vpc.setdefault(nacl.vpc_id, nacl)
-        self._nacl: dict[tuple, tuple[NetSet, tuple[AclDenial, ...]]] = {}
+        self._nacl: dict[tuple[Any, ...], tuple[NetSet, tuple[AclDenial, ...]]] = {}
 
     def nacl_for(self, eni: m.NetworkInterface) -> m.NetworkAcl | None:
         if not self.nacl_by_subnet and not self.default_nacl_by_vpc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from ...vocabulary import Code
 from .. import model as m
@@ -319,7 +320,7 @@ def _finding_not_reconciled(
     # What is missing depends only on the groups and the declared rules, which many bindings
     # share (same protocol, port and peers): cached by content, unless a port is named (then it
     # depends on this binding's pods) or the spec holds something unhashable.
-    key: tuple | None = None
+    key: tuple[Any, ...] | None = None
     networking = c.b.networking or ()
     try:
         if not any(isinstance(entry.port, str) for rule in networking for entry in rule.ports or ()):
@@ -338,9 +339,9 @@ def _finding_not_reconciled(
 
 def _missing_declared(
     c: _Ctx, controller_sg: dict[str, tuple[str, ...]], pods_by_sg: dict[str, dict[str, m.Pod]]
-) -> list[dict]:
-    missing: list[dict] = []
-    seen: set[tuple] = set()
+) -> list[dict[str, str]]:
+    missing: list[dict[str, str]] = []
+    seen: set[tuple[str, str, int, int, str]] = set()
     for sg_id in sorted(controller_sg):
         rules = c.ix.flat_rules(controller_sg[sg_id])
         if rules is None:
@@ -357,6 +358,7 @@ def _missing_declared(
                     proto = str(entry.protocol).lower()
                     if proto not in ("tcp", "udp"):
                         continue
+                    numbers: tuple[int, int] | list[int] | None
                     if isinstance(entry.port, str) and group_pods:
                         # A name is resolved against this group's own pods only.
                         numbers = _pod_port_numbers(group_pods.values(), entry.port)
@@ -381,7 +383,7 @@ def _missing_declared(
     return missing
 
 
-def _add_not_reconciled(c: _Ctx, missing: list[dict]) -> None:
+def _add_not_reconciled(c: _Ctx, missing: list[dict[str, str]]) -> None:
     if missing:
         pending = (
             c.b.generation is not None

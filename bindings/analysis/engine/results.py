@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from .. import model as m
 
@@ -12,11 +14,15 @@ from .. import model as m
 # constructors below write the slots through their descriptors. They are used only when the class
 # has exactly the fields listed (in that order) and no __post_init__; otherwise (e.g. model.py gained
 # an optional field) the dataclass itself is used, so a model change can never leave a slot unset.
+# They take their arguments by position only, as every caller passes them, so that the dataclass
+# can stand in for them.
 
 _new = object.__new__
+# A slot descriptor's __set__: (object, value).
+_Setter = Callable[[Any, Any], None]
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple | None:
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[_Setter, ...] | None:
     fields = tuple(f.name for f in dataclasses.fields(cls))
     if fields != names or tuple(getattr(cls, "__slots__", ())) != names or hasattr(cls, "__post_init__"):
         return None
@@ -75,7 +81,17 @@ _HC_SET = _slot_setters(
 if _TV_SET is not None:
     _tv0, _tv1, _tv2, _tv3, _tv4, _tv5, _tv6, _tv7 = _TV_SET
 
-    def _target_verdict(target_id, port, eni_id, sg_ids, admitted, uncovered, rules, reason):
+    def _target_verdict(
+        target_id: str,
+        port: int | None,
+        eni_id: str | None,
+        sg_ids: tuple[str, ...],
+        admitted: bool | None,
+        uncovered: tuple[str, ...],
+        rules: tuple[str, ...],
+        reason: str,
+        /,
+    ) -> m.TargetVerdict:
         obj = _new(m.TargetVerdict)
         _tv0(obj, target_id)
         _tv1(obj, port)
@@ -93,7 +109,14 @@ else:
 if _FINDING_SET is not None:
     _f0, _f1, _f2, _f3, _f4 = _FINDING_SET
 
-    def _finding(code, severity, message, protocol, evidence):
+    def _finding(
+        code: str,
+        severity: m.Severity,
+        message: str,
+        protocol: m.Protocol | None,
+        evidence: dict[str, Any],
+        /,
+    ) -> m.Finding:
         obj = _new(m.Finding)
         _f0(obj, code)
         _f1(obj, severity)
@@ -108,7 +131,18 @@ else:
 if _PR_SET is not None:
     _p0, _p1, _p2, _p3, _p4, _p5, _p6, _p7, _p8 = _PR_SET
 
-    def _protocol_result(protocol, port, verdict, total, admitted, preserved, expected, reasons, targets=()):
+    def _protocol_result(
+        protocol: m.Protocol,
+        port: int | None,
+        verdict: m.Verdict,
+        total: int,
+        admitted: int,
+        preserved: bool,
+        expected: tuple[str, ...],
+        reasons: tuple[str, ...],
+        targets: tuple[m.TargetVerdict, ...] = (),
+        /,
+    ) -> m.ProtocolResult:
         obj = _new(m.ProtocolResult)
         _p0(obj, protocol)
         _p1(obj, port)
@@ -128,8 +162,18 @@ if _BR_SET is not None:
     _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, _b8, _b9 = _BR_SET
 
     def _binding_result(
-        cluster, namespace, name, uid, arn, target_type, tg_protocol, protocols, hc, findings
-    ):
+        cluster: str,
+        namespace: str,
+        name: str,
+        uid: str,
+        arn: str | None,
+        target_type: str | None,
+        tg_protocol: str | None,
+        protocols: tuple[m.ProtocolResult, ...],
+        hc: m.HealthCheckResult | None,
+        findings: tuple[m.Finding, ...],
+        /,
+    ) -> m.BindingResult:
         obj = _new(m.BindingResult)
         _b0(obj, cluster)
         _b1(obj, namespace)
@@ -149,7 +193,18 @@ else:
 if _HC_SET is not None:
     _h0, _h1, _h2, _h3, _h4, _h5, _h6, _h7, _h8 = _HC_SET
 
-    def _health_check_result(protocol, port, path, proves, cannot_prove, admitted, healthy, unhealthy, other):
+    def _health_check_result(
+        protocol: str | None,
+        port: str | None,
+        path: str | None,
+        proves: str,
+        cannot_prove: str,
+        admitted: bool | None,
+        healthy: int,
+        unhealthy: int,
+        other: int,
+        /,
+    ) -> m.HealthCheckResult:
         obj = _new(m.HealthCheckResult)
         _h0(obj, protocol)
         _h1(obj, port)

@@ -3,10 +3,12 @@ target's admission (its groups, then its subnet's network ACL)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import model as m
-from ..netset import EMPTY, NetSet, coverage, union_all
+from ..netset import EMPTY, NetSet, Network, coverage, union_all
 from .common import _short
-from .compiled import AclDenial, _equivalent, _Eval, _Match, _Rule, _Target
+from .compiled import AclDenial, SourceGroups, _equivalent, _Eval, _Match, _Rule, _Target
 from .network_acls import _NetworkAclIndex
 
 
@@ -16,17 +18,17 @@ class _SecurityGroupIndex(_NetworkAclIndex):
 
     def _index_security_groups(self) -> None:
         self._rules: dict[str, tuple[_Rule, ...]] = {}
-        self._matches: dict[tuple, _Match] = {}
-        self._evals: dict[tuple, _Eval] = {}
+        self._matches: dict[tuple[tuple[str, ...], str, int], _Match] = {}
+        self._evals: dict[tuple[int, str, int, int], _Eval] = {}
         # Judgement ids (`_Target.jid`): one per (security groups, network ACL, subnet) that
         # decides a target's judgements; numbered as targets are resolved (`resolve_new`).
-        self._jids: dict[tuple, int] = {}
+        self._jids: dict[tuple[tuple[str, ...], str | None, str | None], int] = {}
         # Per jid: the target subnet's addresses (exempt from its ACL) and the malformed-input
         # problems of its security groups, their prefix lists and its ACL.
         self.jid_subnet: dict[int, NetSet] = {}
         self.jid_problems: dict[int, tuple[m.Problem, ...]] = {}
         self._sg_problems: dict[tuple[str, ...], tuple[m.Problem, ...]] = {}
-        self._equivalent: dict[tuple, bool] = {}
+        self._equivalent: dict[tuple[Any, ...], bool] = {}
         self._sgs_known: dict[tuple[str, ...], bool] = {}
         self._flat_rules: dict[tuple[str, ...], tuple[_Rule, ...] | None] = {}
 
@@ -36,7 +38,16 @@ class _SecurityGroupIndex(_NetworkAclIndex):
             found = self._sgs_known[sg_ids] = all(s in self.inv.security_groups for s in sg_ids)
         return found
 
-    def has_equivalent(self, sg_id, rules, proto, lo, hi, peer_net, peer_sg) -> bool:
+    def has_equivalent(
+        self,
+        sg_id: str,
+        rules: tuple[_Rule, ...],
+        proto: str,
+        lo: int,
+        hi: int,
+        peer_net: Network | None,
+        peer_sg: str | None,
+    ) -> bool:
         """Does the group hold a rule the controller would accept as this networking rule?"""
         key = (sg_id, proto, lo, hi, peer_net, peer_sg)
         found = self._equivalent.get(key)
@@ -152,7 +163,15 @@ class _SecurityGroupIndex(_NetworkAclIndex):
     def object_problems(self, sg_ids: tuple[str, ...], nacl: m.NetworkAcl | None) -> tuple[m.Problem, ...]:
         return self.sg_problems(sg_ids) + tuple(nacl.problems or () if nacl is not None else ())
 
-    def _evaluate(self, sg_ids, nacl, proto, port, groups, subnet: NetSet = EMPTY) -> _Eval:
+    def _evaluate(
+        self,
+        sg_ids: tuple[str, ...],
+        nacl: m.NetworkAcl | None,
+        proto: str,
+        port: int,
+        groups: SourceGroups,
+        subnet: NetSet = EMPTY,
+    ) -> _Eval:
         match = self.match(sg_ids, proto, port)
         expected = union_all(g[1] for g in groups)
         if match.missing_sgs:
@@ -248,7 +267,7 @@ class _SecurityGroupIndex(_NetworkAclIndex):
         return ev
 
 
-def _all_sgs(groups) -> frozenset[str]:
+def _all_sgs(groups: SourceGroups) -> frozenset[str]:
     out: set[str] = set()
     for lb_sgs, _ in groups:
         out |= lb_sgs

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...vocabulary import Code
 from .. import model as m
 from .common import EXCLUDED_NODE_LABELS, _norm_ip, _short
@@ -82,6 +84,7 @@ def _finding_drift(c: _Ctx) -> None:
     tg, svc, sp = c.tg, c.service, c.sport
     if tg is None or svc is None or sp is None or not c.health_known:
         return
+    fmt: Callable[[tuple[str, int | None]], str]
     if c.target_type == "ip":
         # `t.ip` is the canonical address the resolution already worked out.
         registered = {(t.ip or t.target_id, t.port) for t in c.targets}

@@ -5,6 +5,7 @@ judged against."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .. import model as m
 from ..netset import NetSet
@@ -46,8 +47,8 @@ def _carrying_lbs(c: _Ctx, proto: str) -> list[str]:
             # The usual case, one listener: the same mapping without sets and sorting.
             (listener,) = listeners
             lb_arn = listener.load_balancer_arn
-            carried = _CARRIES.get((str(listener.protocol).upper(), tg_proto), ())
-            c.carriers = {p: [lb_arn] for p in carried}
+            carries = _CARRIES.get((str(listener.protocol).upper(), tg_proto), ())
+            c.carriers = {p: [lb_arn] for p in carries}
             return c.carriers.get(proto, [])
         if unparsed:
             listeners = list(listeners)
@@ -123,7 +124,7 @@ def _front_rules(c: _Ctx, lb_arn: str, proto: str) -> tuple[int, ...]:
 
 def _client_ranges(c: _Ctx, lb_arn: str, proto: str = "") -> tuple[NetSet, str]:
     assert c.tg is not None
-    key: tuple = (c.b.client_cidrs, lb_arn, c.tg.vpc_id)
+    key: tuple[Any, ...] = (c.b.client_cidrs, lb_arn, c.tg.vpc_id)
     if lb_arn in c.ix.lbs_with_sgs:
         # Its inbound rules narrow the default: by the ones matching the listeners forwarding here.
         key += (_front_rules(c, lb_arn, proto),)
@@ -154,7 +155,7 @@ def _source_groups(
 ) -> tuple[tuple[frozenset[str], NetSet], ...]:
     """(LB security groups, expected CIDRs of `family`) per load balancer."""
     assert c.tg is not None
-    key: tuple = (
+    key: tuple[Any, ...] = (
         lbs if type(lbs) is tuple else tuple(lbs),
         preserved and not hc,
         family,

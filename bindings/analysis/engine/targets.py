@@ -45,9 +45,9 @@ class _TargetIndex(_SecurityGroupIndex):
                 self.enis_by_description[eni.description].append(eni)
         for instance in inv.instances.values():
             if instance.primary_network_interface_id:
-                eni = inv.network_interfaces.get(instance.primary_network_interface_id)
-                if eni is not None:
-                    self.primary_eni_by_instance[instance.id] = eni
+                primary = inv.network_interfaces.get(instance.primary_network_interface_id)
+                if primary is not None:
+                    self.primary_eni_by_instance[instance.id] = primary
 
     def _index_pods(self, inv: m.Inventory) -> None:
         self.pods_by_ip: dict[str, m.Pod] = {}
@@ -63,12 +63,14 @@ class _TargetIndex(_SecurityGroupIndex):
         self.pod_eni_pods_by_ip = {ip: pod for ip, pod in self.pods_by_ip.items() if pod.pod_eni}
 
     def _index_targets(self) -> None:
-        self._targets: dict[tuple, _Target] = {}
+        self._targets: dict[tuple[str, str | None, str | None], _Target] = {}
         # id(ENI) -> (security group ids, network ACL, jid, groups all known); the ENIs live in
         # the inventory for the whole analysis, so id() is stable.
-        self._eni_info: dict[int, tuple] = {}
+        self._eni_info: dict[int, tuple[tuple[str, ...], m.NetworkAcl | None, int, bool]] = {}
 
-    def resolve_target(self, th: m.TargetHealth, port: int | None, target_type: str | None, tg) -> _Target:
+    def resolve_target(
+        self, th: m.TargetHealth, port: int | None, target_type: str | None, tg: m.TargetGroup
+    ) -> _Target:
         # The resolution does not depend on the port: cached per id, type and address type (the
         # first registration's object serves as the prototype), cloned for every later
         # registration so each binding's health and port stay its own.
@@ -78,7 +80,14 @@ class _TargetIndex(_SecurityGroupIndex):
             return found.clone(th, port)
         return self.resolve_new(key, th, port, target_type, tg)
 
-    def resolve_new(self, key: tuple, th: m.TargetHealth, port: int | None, target_type, tg) -> _Target:
+    def resolve_new(
+        self,
+        key: tuple[str, str | None, str | None],
+        th: m.TargetHealth,
+        port: int | None,
+        target_type: str | None,
+        tg: m.TargetGroup,
+    ) -> _Target:
         """Resolve a target not seen before (`key` as in `resolve_target`) and cache it."""
         target = _new(_Target)
         target.health = th
@@ -155,7 +164,7 @@ class _TargetIndex(_SecurityGroupIndex):
         return None
 
 
-def _pod_eni_ids(annotation: str, ip: str) -> list[str]:
+def _pod_eni_ids(annotation: str | None, ip: str) -> list[str]:
     """ENI ids of the pod annotation (`pod_eni_entries`, the one parser): the entry whose address
     is the pod IP first."""
     matching: list[str] = []

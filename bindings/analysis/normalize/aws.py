@@ -43,7 +43,7 @@ AWS_TG_PROTOCOLS = frozenset({"TCP", "TLS", "UDP", "TCP_UDP", "QUIC", "TCP_QUIC"
 AWS_TARGET_TYPES = frozenset({"ip", "instance", "lambda", "alb"})
 
 
-def normalize_aws(responses: dict) -> AwsRecords:
+def normalize_aws(responses: dict[str, Any]) -> AwsRecords:
     """Normalise the bundle's `aws.json` (or the poller's responses), keyed by operation name.
 
     Every operation is optional; malformed entries become problems, never exceptions.
@@ -77,7 +77,7 @@ def normalize_aws(responses: dict) -> AwsRecords:
     return records
 
 
-def _load_balancers(responses: dict, records: AwsRecords) -> None:
+def _load_balancers(responses: dict[str, Any], records: AwsRecords) -> None:
     problems = records.problems
     attributes = _keyed(responses, "DescribeLoadBalancerAttributes", problems)
     endpoint_services = _endpoint_services(responses, problems)
@@ -122,7 +122,7 @@ def _load_balancers(responses: dict, records: AwsRecords) -> None:
         _put_aws(records.load_balancers, arn, lb, "DescribeLoadBalancers", problems)
 
 
-def _endpoint_services(responses: dict, problems: list[Problem]) -> dict[str, set[str]] | None:
+def _endpoint_services(responses: dict[str, Any], problems: list[Problem]) -> dict[str, set[str]] | None:
     """Load balancer ARN -> ids of the VPC endpoint services in front of it; None when
     DescribeVpcEndpointServiceConfigurations was not collected (then nobody knows)."""
     if "DescribeVpcEndpointServiceConfigurations" not in responses:
@@ -138,7 +138,7 @@ def _endpoint_services(responses: dict, problems: list[Problem]) -> dict[str, se
     return found
 
 
-def _listeners(responses: dict, records: AwsRecords) -> None:
+def _listeners(responses: dict[str, Any], records: AwsRecords) -> None:
     for item in _items(responses, "DescribeListeners", "Listeners", records.problems):
         arns: list[str] = []
         for action in _list(item.get("DefaultActions")):
@@ -159,7 +159,7 @@ def _listeners(responses: dict, records: AwsRecords) -> None:
         )
 
 
-def _target_groups(responses: dict, records: AwsRecords) -> None:
+def _target_groups(responses: dict[str, Any], records: AwsRecords) -> None:
     problems = records.problems
     attributes = _keyed(responses, "DescribeTargetGroupAttributes", problems)
     for item in _items(responses, "DescribeTargetGroups", "TargetGroups", problems):
@@ -204,7 +204,7 @@ def _matcher(value: Any) -> str | None:
     return _str(matcher.get("HttpCode")) or _str(matcher.get("GrpcCode"))
 
 
-def _target_health(responses: dict, records: AwsRecords) -> None:
+def _target_health(responses: dict[str, Any], records: AwsRecords) -> None:
     for arn, response in _keyed(responses, "DescribeTargetHealth", records.problems).items():
         found = []
         for item in _list(response.get("TargetHealthDescriptions")):

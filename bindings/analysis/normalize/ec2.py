@@ -40,7 +40,7 @@ _ACL_RULE_NUMBERS = range(1, 32768)
 _SG_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "-1": "-1", "all": "-1"}
 
 
-def _eni_fields(item: dict) -> dict[str, Any]:
+def _eni_fields(item: dict[str, Any]) -> dict[str, Any]:
     """The fields DescribeNetworkInterfaces and DescribeInstances' NetworkInterfaces share."""
     private = [_str(item.get("PrivateIpAddress"))]
     private += [_str(_dict(a).get("PrivateIpAddress")) for a in _list(item.get("PrivateIpAddresses"))]
@@ -64,7 +64,7 @@ def _eni_fields(item: dict) -> dict[str, Any]:
     }
 
 
-def _instances(responses: dict, records: AwsRecords) -> None:
+def _instances(responses: dict[str, Any], records: AwsRecords) -> None:
     for reservation in _items(responses, "DescribeInstances", "Reservations", records.problems):
         for item in _list(reservation.get("Instances")):
             item = _dict(item)
@@ -100,7 +100,7 @@ def _instances(responses: dict, records: AwsRecords) -> None:
             _put_aws(records.instances, instance_id, instance, "DescribeInstances", records.problems)
 
 
-def _network_interfaces(responses: dict, records: AwsRecords) -> None:
+def _network_interfaces(responses: dict[str, Any], records: AwsRecords) -> None:
     """DescribeNetworkInterfaces is the fuller view: it wins over the copy inside DescribeInstances."""
     seen: set[str] = set()
     for item in _items(responses, "DescribeNetworkInterfaces", "NetworkInterfaces", records.problems):
@@ -220,7 +220,7 @@ def _permissions(
     return tuple(dict.fromkeys(rules))
 
 
-def _security_groups(responses: dict, records: AwsRecords) -> None:
+def _security_groups(responses: dict[str, Any], records: AwsRecords) -> None:
     for item in _items(responses, "DescribeSecurityGroups", "SecurityGroups", records.problems):
         group_id = _str(item.get("GroupId"))
         if not group_id:
@@ -245,7 +245,7 @@ def _security_groups(responses: dict, records: AwsRecords) -> None:
         _put_aws(records.security_groups, group_id, group, "DescribeSecurityGroups", records.problems)
 
 
-def _subnets(responses: dict, records: AwsRecords) -> None:
+def _subnets(responses: dict[str, Any], records: AwsRecords) -> None:
     for item in _items(responses, "DescribeSubnets", "Subnets", records.problems):
         subnet_id = _str(item.get("SubnetId"))
         if not subnet_id:
@@ -273,7 +273,7 @@ def _associated(entry: Any, state_key: str) -> bool:
     return state in (None, "associated", "associating")
 
 
-def _vpcs(responses: dict, records: AwsRecords) -> None:
+def _vpcs(responses: dict[str, Any], records: AwsRecords) -> None:
     for item in _items(responses, "DescribeVpcs", "Vpcs", records.problems):
         vpc_id = _str(item.get("VpcId"))
         if not vpc_id:
@@ -297,7 +297,7 @@ def _vpcs(responses: dict, records: AwsRecords) -> None:
         _put_aws(records.vpcs, vpc_id, vpc, "DescribeVpcs", records.problems)
 
 
-def _network_acls(responses: dict, records: AwsRecords) -> None:
+def _network_acls(responses: dict[str, Any], records: AwsRecords) -> None:
     for item in _items(responses, "DescribeNetworkAcls", "NetworkAcls", records.problems):
         acl_id = _str(item.get("NetworkAclId"))
         if not acl_id:
@@ -379,7 +379,7 @@ def _acl_entry(acl_id: str, i: int, value: Any, problems: list[Problem]) -> Netw
     )
 
 
-def _prefix_lists(responses: dict, records: AwsRecords) -> None:
+def _prefix_lists(responses: dict[str, Any], records: AwsRecords) -> None:
     """`GetManagedPrefixListEntries` {prefixListId: {Entries: [{Cidr, Description}]}}."""
     for list_id, response in _keyed(responses, "GetManagedPrefixListEntries", records.problems).items():
         problems: list[Problem] = []

@@ -58,7 +58,7 @@ _PROVIDER_ID = re.compile(r"^aws://(?:/(?P<zone>[^/]*))?/(?P<instance>i-[0-9A-Za
 _MAX_LIST_DEPTH = 8
 
 
-def _expand(objects: Any, problems: list[Problem], depth: int = 0) -> Iterator[dict]:
+def _expand(objects: Any, problems: list[Problem], depth: int = 0) -> Iterator[dict[str, Any]]:
     """Yield single objects, expanding `kind: List` and typed lists (`ServiceList`, ...).
 
     The official client's typed lists carry no kind/apiVersion on their items, so those are
@@ -94,7 +94,7 @@ def _expand(objects: Any, problems: list[Problem], depth: int = 0) -> Iterator[d
             yield obj
 
 
-def _meta(obj: dict) -> tuple[str, str, str, dict]:
+def _meta(obj: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
     """(namespace, name, uid, metadata) with empty strings for anything missing or mistyped."""
     metadata = _dict(obj.get("metadata"))
     return (
@@ -111,13 +111,13 @@ def _split_api_version(value: Any) -> tuple[str, str]:
     return group, version
 
 
-def normalize_kubernetes(objects: Iterable[dict], *, cluster: str) -> KubeRecords:
+def normalize_kubernetes(objects: Iterable[dict[str, Any]], *, cluster: str) -> KubeRecords:
     """Normalise Kubernetes objects (camelCase dicts, as kubectl or the client serialise them).
 
     Unknown kinds are ignored; malformed objects are recorded as problems, never raised.
     """
     records = KubeRecords()
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     seen_bindings: dict[str, Binding] = {}
     try:
         items = list(objects) if not isinstance(objects, dict) else [objects]
@@ -169,14 +169,14 @@ def normalize_kubernetes(objects: Iterable[dict], *, cluster: str) -> KubeRecord
     return records
 
 
-def _put(target: dict, key: str, value: Any, kind: str, problems: list[Problem]) -> None:
+def _put(target: dict[str, Any], key: str, value: Any, kind: str, problems: list[Problem]) -> None:
     if key in target:
         problems.append(Problem(f"{kind} {key}", "metadata.name", "duplicate object; later copy ignored"))
         return
     target[key] = value
 
 
-def _binding(obj: dict, group: str, version: str) -> Binding | None:
+def _binding(obj: dict[str, Any], group: str, version: str) -> Binding | None:
     namespace, name, uid, metadata = _meta(obj)
     if group != TGB_GROUP:
         return None  # some other group's kind that happens to share the name
@@ -247,7 +247,7 @@ def _binding(obj: dict, group: str, version: str) -> Binding | None:
     return binding
 
 
-def _port_value(value: Any, ref: str, path: str, problems: list[Problem]) -> int | str | None:
+def _port_value(value: object, ref: str, path: str, problems: list[Problem]) -> int | str | None:
     """An int-or-string port exactly as Kubernetes decodes it: a quoted number stays a name."""
     if value is None:
         return None
@@ -335,7 +335,7 @@ def _peers(value: Any, ref: str, path: str, problems: list[Problem]) -> tuple[Ne
             )
             continue
         if ip_block is not None:
-            cidr = _dict(ip_block).get("cidr")
+            cidr: Any = _dict(ip_block).get("cidr")  # raw JSON: a str once parse_cidr accepts it
             if parse_cidr(cidr) is None:
                 problems.append(Problem(ref, f"{peer_path}.ipBlock.cidr", f"invalid CIDR {_quote(cidr)}"))
                 continue
@@ -351,7 +351,7 @@ def _peers(value: Any, ref: str, path: str, problems: list[Problem]) -> tuple[Ne
     return tuple(peers)
 
 
-def _ports(rule: dict, ref: str, path: str, problems: list[Problem]) -> tuple[NetworkingPort, ...]:
+def _ports(rule: dict[str, Any], ref: str, path: str, problems: list[Problem]) -> tuple[NetworkingPort, ...]:
     value = rule.get("ports")
     if not isinstance(value, list):
         # The CRD requires `ports`; a rule without it creates nothing, exactly like `ports: []`.
@@ -379,7 +379,7 @@ def _ports(rule: dict, ref: str, path: str, problems: list[Problem]) -> tuple[Ne
     return tuple(ports)
 
 
-def _attach_events(bindings: list[Binding], events: list[dict]) -> None:
+def _attach_events(bindings: list[Binding], events: list[dict[str, Any]]) -> None:
     by_uid = {b.uid: b for b in bindings if b.uid}
     by_name = {(b.namespace, b.name): b for b in bindings}
     attached: dict[int, list[KubeEvent]] = {}
@@ -418,7 +418,7 @@ def _attach_events(bindings: list[Binding], events: list[dict]) -> None:
             binding.events = tuple(sorted(found, key=lambda e: e.last_seen or oldest, reverse=True))
 
 
-def _service(obj: dict) -> Service:
+def _service(obj: dict[str, Any]) -> Service:
     namespace, name, uid, _ = _meta(obj)
     service = Service(uid=uid, namespace=namespace, name=name)
     ref = f"Service {namespace}/{name}"
@@ -456,7 +456,7 @@ def _service(obj: dict) -> Service:
     return service
 
 
-def _endpoint_slice(obj: dict) -> EndpointSlice:
+def _endpoint_slice(obj: dict[str, Any]) -> EndpointSlice:
     namespace, name, uid, metadata = _meta(obj)
     labels = _str_dict(metadata.get("labels"))
     ports = tuple(
@@ -534,7 +534,7 @@ def pod_eni_entries(value: Any) -> list[tuple[str, tuple[str, ...]]] | None:
     return out or None
 
 
-def _pod(obj: dict, problems: list[Problem]) -> Pod:
+def _pod(obj: dict[str, Any], problems: list[Problem]) -> Pod:
     namespace, name, uid, metadata = _meta(obj)
     spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
     ips = [_str(_dict(item).get("ip")) for item in _list(status.get("podIPs"))]
@@ -578,7 +578,7 @@ def _pod(obj: dict, problems: list[Problem]) -> Pod:
     )
 
 
-def _node(obj: dict) -> Node:
+def _node(obj: dict[str, Any]) -> Node:
     _, name, uid, metadata = _meta(obj)
     spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
     labels = _str_dict(metadata.get("labels"))

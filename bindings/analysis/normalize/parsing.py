@@ -20,11 +20,11 @@ MAX_NESTING = 64
 # --- small, type-safe accessors ---------------------------------------------------------------
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
@@ -161,7 +161,7 @@ def bound_depth(value: Any, max_depth: int = MAX_NESTING) -> Any:
         if isinstance(item, dict | list | tuple) and depth >= max_depth:
             parent[key] = f"<nested deeper than {max_depth} levels: dropped>"
         elif isinstance(item, dict):
-            copy: dict = dict.fromkeys(item)  # keeps the key order
+            copy: dict[Any, Any] = dict.fromkeys(item)  # keeps the key order
             parent[key] = copy
             stack.extend((v, copy, k, depth + 1) for k, v in item.items())
         elif isinstance(item, list | tuple):
@@ -192,7 +192,9 @@ def _too_deep(value: Any, max_depth: int) -> bool:
 # --- AWS responses (keyed by operation name) ---------------------------------------------------
 
 
-def _items(responses: dict, operation: str, key: str, problems: list[Problem]) -> list[dict]:
+def _items(
+    responses: dict[str, Any], operation: str, key: str, problems: list[Problem]
+) -> list[dict[str, Any]]:
     """The list `responses[operation][key]`, keeping only mappings and noting anything else."""
     response = responses.get(operation)
     if response is None:
@@ -215,7 +217,7 @@ def _items(responses: dict, operation: str, key: str, problems: list[Problem]) -
     return out
 
 
-def _keyed(responses: dict, operation: str, problems: list[Problem]) -> dict[str, dict]:
+def _keyed(responses: dict[str, Any], operation: str, problems: list[Problem]) -> dict[str, dict[str, Any]]:
     """Per-ARN responses `{arn: response}`; non-mapping entries are noted and dropped."""
     response = responses.get(operation)
     if response is None:
@@ -236,7 +238,7 @@ def _keyed(responses: dict, operation: str, problems: list[Problem]) -> dict[str
     return out
 
 
-def _attributes(response: dict) -> dict[str, str]:
+def _attributes(response: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in _list(response.get("Attributes")):
         key, value = _str(_dict(item).get("Key")), _dict(item).get("Value")
@@ -246,7 +248,7 @@ def _attributes(response: dict) -> dict[str, str]:
     return out
 
 
-def _put_aws(target: dict, key: str, value: Any, operation: str, problems: list[Problem]) -> None:
+def _put_aws(target: dict[str, Any], key: str, value: Any, operation: str, problems: list[Problem]) -> None:
     if key in target:
         problems.append(Problem(operation, _quote(key), "duplicate entry; later copy ignored"))
         return
