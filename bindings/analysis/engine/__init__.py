@@ -91,6 +91,13 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   change a verdict: a probe sees one network position, the verdict judges the expected sources.
 * Cyclic garbage collection is paused while `analyze` runs (restored afterwards): the judgement
   allocates many small acyclic objects next to a large inventory, and GC passes cost half the time.
+
+Where things are: this module runs the passes over each binding (`_analyze_binding`). `index`
+builds `InventoryIndex` from its parts (`network_acls`, `security_groups`, `targets`,
+`load_balancers`); `compiled` holds the rule and judgement records, `results` the fast result
+constructors, `context` a binding's state and findings. The passes: `spec`, `resolve`, `sources`
+(expected sources), `lb_judge` (the load balancer's own groups), `judge` (per protocol), `health`,
+then the findings of `findings`, `networking`, `service`, `features` and `probes`.
 """
 
 from __future__ import annotations

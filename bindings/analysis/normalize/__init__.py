@@ -7,6 +7,10 @@ Every input is treated as hostile: any field may be missing, null, of the wrong 
 or absurdly long. Nothing here raises on bad data; the defect is recorded as a `Problem` on the
 record it affects (or in the records' `problems` list) and normalisation carries on, because one
 broken TargetGroupBinding must not hide the health of the other hundred.
+
+Where things are: `kube` (Kubernetes objects), `aws` (`normalize_aws` and the ELBv2 responses),
+`ec2` (the EC2 responses), `parsing` (the type-safe accessors and parsers they share), `records`
+(what they produce, and `build_inventory`).
 """
 
 from __future__ import annotations
