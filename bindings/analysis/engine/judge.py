@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 from ...vocabulary import Code
 from .. import model as m
-from ..netset import NetSet
 from .common import UNKNOWN_CLIENTS, _short
-from .compiled import _Eval, _Target, _unique_denials
+from .compiled import SourceGroups, _Eval, _Target, _unique_denials
 from .context import _Ctx
 from .lb_judge import (
     _explicit_client_refusal,
@@ -27,26 +25,13 @@ from .sources import (
     _traffic_ports,
 )
 
-
-class _LbClients(NamedTuple):
-    """Per load balancer, why its own security groups keep clients of a protocol out: all of
-    them (`refused`), some of the explicit client ranges (`narrowed`), or maybe (`undecided`)."""
-
-    refused: dict[str, str]
-    narrowed: dict[str, str]
-    undecided: dict[str, str]
-
-
-class _Judged(NamedTuple):
-    """The targets' judgement of one protocol, as `_protocol_verdict` sums it up."""
-
-    verdicts: list[m.TargetVerdict]
-    tails: dict[str, list[str]]  # reason -> labels of the targets it describes
-    first_tail: str
-    full: int
-    partial: int
-    unknown: int
-    groups: tuple[tuple[tuple[frozenset[str], NetSet], ...], ...]  # per address family judged
+# Plain tuples, not named ones: built once per binding and protocol, on the hot path.
+# Per load balancer, why its own security groups keep clients of a protocol out: (all of them,
+# some of the explicit client ranges, maybe).
+_LbClients = tuple[dict[str, str], dict[str, str], dict[str, str]]
+# The targets' judgement of one protocol, as `_protocol_verdict` sums it up: (verdicts, reason ->
+# labels of the targets it describes, the first reason, targets admitting fully, partially, unknown).
+_Judged = tuple[list[m.TargetVerdict], dict[str, list[str]], str, int, int, int]
 
 
 def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
@@ -78,8 +63,8 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
     # rules first, and their outbound rules must let the traffic out to each target.
     with_rules = c.ix.lbs_with_rules
     lb_sgs = bool(with_rules) and not with_rules.isdisjoint(lbs)
-    lb_clients = _lb_clients(c, proto, lbs) if lb_sgs else _LbClients({}, {}, {})
-    lb_refused = lb_clients.refused
+    lb_clients = _lb_clients(c, proto, lbs) if lb_sgs else ({}, {}, {})
+    lb_refused = lb_clients[0]
     if lb_refused and len(lb_refused) < len(lbs):
         # Only some load balancers refuse: judge the others' traffic, then say what is lost.
         lbs = [lb_arn for lb_arn in lbs if lb_arn not in lb_refused]
@@ -88,8 +73,8 @@ def _judge_protocol(c: _Ctx, proto: m.Protocol) -> m.ProtocolResult:
         refusal = "; ".join(lb_refused.values())
         if refusal:
             return _refused_by_lbs(c, proto, port, total, preserved, refusal)
-    judged = _judge_targets(c, proto, lbs, preserved, lb_sgs)
-    return _protocol_verdict(c, proto, port, preserved, lbs, judged, lb_clients)
+    judged, groups = _judge_targets(c, proto, lbs, preserved, lb_sgs)
+    return _protocol_verdict(c, proto, port, preserved, lbs, judged, groups, lb_clients)
 
 
 def _not_carried(
@@ -139,7 +124,7 @@ def _lb_clients(c: _Ctx, proto: m.Protocol, lbs: list[str]) -> _LbClients:
                 lb_narrowed[lb_arn] = why
             else:
                 lb_undecided[lb_arn] = why
-    return _LbClients(lb_refused, lb_narrowed, lb_undecided)
+    return lb_refused, lb_narrowed, lb_undecided
 
 
 def _refused_by_lbs(
@@ -173,12 +158,15 @@ def _refused_by_lbs(
     )
 
 
-def _judge_targets(c: _Ctx, proto: m.Protocol, lbs: list[str], preserved: bool, lb_sgs: bool) -> _Judged:
-    """Judge every target of the binding for `proto`; records what the findings read on `c`."""
+def _judge_targets(
+    c: _Ctx, proto: m.Protocol, lbs: list[str], preserved: bool, lb_sgs: bool
+) -> tuple[_Judged, tuple[SourceGroups, ...]]:
+    """Judge every target of the binding for `proto`, and the sources judged against per address
+    family; records what the findings read on `c`."""
     sg_proto = proto.lower()
     # Source groups per address family, in the order the targets first need them (the summary
     # covers exactly those families, as it always has).
-    group_cache: dict[int, tuple[tuple[frozenset[str], NetSet], ...]] = {}
+    group_cache: dict[int, SourceGroups] = {}
     lbs_key = tuple(lbs)
     # Outbound rules of the LB depend on each target's address: when they refuse one, judge
     # target by target.
@@ -197,7 +185,7 @@ def _judge_targets(c: _Ctx, proto: m.Protocol, lbs: list[str], preserved: bool, 
     if not group_cache:
         for family in (4, 6):
             group_cache[family] = _source_groups(c, lbs_key, preserved, family, proto=proto)
-    return judged._replace(groups=tuple(group_cache.values()))
+    return judged, tuple(group_cache.values())
 
 
 def _judge_uniform(
@@ -206,7 +194,7 @@ def _judge_uniform(
     lbs_key: tuple[str, ...],
     preserved: bool,
     uniform: tuple[int, int, int],
-    group_cache: dict[int, tuple[tuple[frozenset[str], NetSet], ...]],
+    group_cache: dict[int, SourceGroups],
 ) -> tuple[_Judged, list[tuple[_Target, _Eval]], list[_Eval]]:
     """Every target shares one judgement: judge once, then build the verdicts in one pass (the
     same counts, reasons and order `_judge_each` produces)."""
@@ -248,7 +236,7 @@ def _judge_uniform(
             if not ev.via_sg and ev.sg_level != "full":
                 short = [(t, ev) for t in c.targets]
         tails[first_tail] = [t.label for t in c.targets]
-    return _Judged(verdicts, tails, first_tail, full, partial, unknown, ()), short, [ev]
+    return (verdicts, tails, first_tail, full, partial, unknown), short, [ev]
 
 
 def _judge_each(
@@ -258,7 +246,7 @@ def _judge_each(
     lbs_key: tuple[str, ...],
     preserved: bool,
     lb_sgs: bool,
-    group_cache: dict[int, tuple[tuple[frozenset[str], NetSet], ...]],
+    group_cache: dict[int, SourceGroups],
 ) -> tuple[_Judged, list[tuple[_Target, _Eval]], list[_Eval]]:
     """Judge the targets one by one (the judgement of the previous one reused when it applies)."""
     sg_proto = proto.lower()
@@ -333,7 +321,7 @@ def _judge_each(
                 tail,
             )
         )
-    return _Judged(verdicts, tails, first_tail, full, partial, unknown, ()), short, distinct
+    return (verdicts, tails, first_tail, full, partial, unknown), short, distinct
 
 
 def _protocol_verdict(
@@ -343,10 +331,11 @@ def _protocol_verdict(
     preserved: bool,
     lbs: list[str],
     judged: _Judged,
+    groups: tuple[SourceGroups, ...],
     lb_clients: _LbClients,
 ) -> m.ProtocolResult:
     """Sum the targets' judgement up: the verdict, its reasons and the expected sources."""
-    verdicts, tails, first_tail, full, partial, unknown, groups = judged
+    verdicts, tails, first_tail, full, partial, unknown = judged
     _, expected_text, expected_sources = c.ix.summary(groups, lbs)
 
     total = len(verdicts)
