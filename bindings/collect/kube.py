@@ -32,7 +32,7 @@ from kubernetes.config.incluster_config import (
 )
 from kubernetes.config.kube_config import load_kube_config
 
-from bindings.errors import KubeError, KubeUnavailable
+from bindings.collect.errors import KubeError, KubeUnavailable
 from bindings.textsafe import without_nul
 
 TGB_GROUP = "elbv2.k8s.aws"

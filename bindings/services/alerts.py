@@ -26,7 +26,6 @@ import urllib.request
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import shared_task
 from celery.utils.log import get_task_logger
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -34,7 +33,7 @@ from django.utils import timezone
 
 from bindings import freshness
 from bindings import models as m
-from bindings.credentials import URL_FILE_MAX_BYTES, CredentialPathError, read_credential
+from bindings.collect.credentials import URL_FILE_MAX_BYTES, CredentialPathError, read_credential
 
 task_logger = get_task_logger(__name__)
 
@@ -411,17 +410,6 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
     return created
 
 
-@shared_task(name="bindings.alerts.send_alerts_task", ignore_result=True, soft_time_limit=60, time_limit=90)
-def send_alerts_task() -> int:
-    """Beat entry: record due deliveries and enqueue each once its row is committed."""
-    created = alerts_scan()
-    for pk in created:
-        deliver_alert_task.delay_on_commit(pk)
-    if created:
-        task_logger.info("queued %d alert deliveries", len(created))
-    return len(created)
-
-
 # --- delivery ---------------------------------------------------------------------------------
 
 
@@ -543,21 +531,9 @@ def post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
         raise DeliveryError(f"connection failed: {reason.__class__.__name__}: {reason}"[:500]) from None
 
 
-@shared_task(
-    bind=True,
-    name="bindings.alerts.deliver_alert_task",
-    autoretry_for=(DeliveryError,),
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=max(0, settings.BH_ALERT_MAX_ATTEMPTS - 1),
-    ignore_result=True,
-    soft_time_limit=60,
-    time_limit=90,
-    acks_late=True,
-)
-def deliver_alert_task(self, delivery_id: int) -> str:
-    """Send one delivery. Retried by Celery on DeliveryError; the row records every attempt."""
+def deliver(delivery_id: int, *, final_attempt: bool) -> str:
+    """Send one delivery; raise DeliveryError to be retried unless this is the final attempt. The
+    row records every attempt (the Celery task `deliver_alert_task` owns the retry policy)."""
     delivery = m.AlertDelivery.objects.select_related("hook").filter(pk=delivery_id).first()
     if delivery is None:
         return "gone"
@@ -577,7 +553,7 @@ def deliver_alert_task(self, delivery_id: int) -> str:
         task_logger.warning("alert %s to hook %s failed for good: %s", delivery.pk, delivery.hook.name, error)
         return "failed"
     except DeliveryError as exc:
-        final = self.request.retries >= self.max_retries
+        final = final_attempt
         _finish(
             delivery, m.AlertDelivery.Status.FAILED if final else m.AlertDelivery.Status.PENDING, str(exc)
         )

@@ -18,10 +18,10 @@ from typing import Any
 
 from django.db import models, transaction
 
-from bindings import fieldmaps as fm
 from bindings import models as m
 from bindings.analysis import model as am
-from bindings.fieldmaps import jsonable
+from bindings.store import fieldmaps as fm
+from bindings.store.fieldmaps import jsonable
 
 logger = logging.getLogger(__name__)
 

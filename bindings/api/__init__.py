@@ -35,9 +35,9 @@ from ninja.params import Path
 
 from bindings import freshness
 from bindings import models as m
-from bindings.api_auth import BrowserSessionAuth, TokenAuth, can_write
+from bindings.api.auth import BrowserSessionAuth, TokenAuth, can_write
 from bindings.fixes import render as fix_render
-from bindings.querysets import filter_bindings
+from bindings.store.querysets import filter_bindings
 from bindings.vocabulary import Protocol, Severity, Verdict
 
 logger = logging.getLogger(__name__)

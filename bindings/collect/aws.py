@@ -39,7 +39,7 @@ from botocore.parsers import ResponseParserError
 
 # The calls a poll answers, keyed as in a bundle's aws.json: the bundle format owns the list.
 from bindings.analysis.bundle import AWS_OPERATIONS
-from bindings.errors import AwsError, AwsThrottled, AwsUnavailable
+from bindings.collect.errors import AwsError, AwsThrottled, AwsUnavailable
 from bindings.textsafe import without_nul
 
 TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 20 ARNs

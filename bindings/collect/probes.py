@@ -2,7 +2,7 @@
 
 Static analysis says what the rules allow; a probe says what happens from where it runs (the
 Celery worker's network position, which is not necessarily a client range). No Django here: these
-functions take hosts, ports and timeouts and return a `ProbeOutcome`; `bindings.probing` decides
+functions take hosts, ports and timeouts and return a `ProbeOutcome`; `bindings.services.probing` decides
 what to probe and stores the outcomes.
 
 Statuses (the values of `ProbeResult.Status`):

@@ -2,7 +2,7 @@
 
 Called by the Celery tasks and by `manage.py poll`. Each poll is recorded as a `PollRun`; on a
 failure the previous state stays, the source records `last_error`, and the error is re-raised for
-the caller to decide on retries (only `bindings.errors.TransientSourceError`s are retried).
+the caller to decide on retries (only `bindings.collect.errors.TransientSourceError`s are retried).
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from bindings import aws, freshness, kube
+from bindings import freshness
 from bindings import models as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import bound_depth, normalize_aws, normalize_kubernetes, pod_eni_entries
-from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
-from bindings.errors import KubeError
-from bindings.fieldmaps import jsonable
+from bindings.collect import aws, kube
+from bindings.collect.credentials import CredentialPathError, credential_path, kubeconfig_path
+from bindings.collect.errors import KubeError
+from bindings.collect.ratelimit import bucket_for
 from bindings.fixes import FixIndex, fix_to_dict, generate_fix
-from bindings.inventory import cluster_inventory
-from bindings.ratelimit import bucket_for
-from bindings.results import history_tick, results_store
-from bindings.sync import SyncStats, account_sync, cluster_sync, digest, fit_columns, snapshot_store
+from bindings.store.fieldmaps import jsonable
+from bindings.store.inventory import cluster_inventory
+from bindings.store.results import history_tick, results_store
+from bindings.store.sync import SyncStats, account_sync, cluster_sync, digest, fit_columns, snapshot_store
 from bindings.vocabulary import FIXABLE_CODES
 
 logger = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from typing import Any
 
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from bindings import fieldmaps as fm
 from bindings import models as m
 from bindings.analysis import model as am
 from bindings.analysis.normalize import parse_eni_sg_tags
-from bindings.probes import effective_kind
+from bindings.collect.probes import effective_kind
+from bindings.store import fieldmaps as fm
 
 
 def _dt(value: Any) -> datetime | None:

@@ -22,17 +22,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import urllib3
-from celery import shared_task
 from celery.utils.log import get_task_logger
 from django.conf import settings
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from bindings import kube, polling
 from bindings import models as m
-from bindings.alerts import LOOKBACK, PAGING_VERDICTS, RECOVERED_VERDICTS, first_judgements_of, root_causes
-from bindings.errors import KubeError
-from bindings.ratelimit import TokenBucket
+from bindings.collect import kube
+from bindings.collect.errors import KubeError
+from bindings.collect.ratelimit import TokenBucket
+from bindings.services import polling
+from bindings.services.alerts import (
+    LOOKBACK,
+    PAGING_VERDICTS,
+    RECOVERED_VERDICTS,
+    first_judgements_of,
+    root_causes,
+)
 
 task_logger = get_task_logger(__name__)
 
@@ -186,11 +192,8 @@ def emit_for_cluster(cluster: m.Cluster, *, now: datetime | None = None) -> dict
     return counts
 
 
-@shared_task(
-    name="bindings.kube_events.emit_kube_events_task", ignore_result=True, soft_time_limit=120, time_limit=150
-)
-def emit_kube_events_task() -> dict[str, int]:
-    """Beat entry: Events for every cluster that opted in; one cluster's failure skips only it."""
+def emit_all() -> dict[str, int]:
+    """Events for every cluster that opted in; one cluster's failure skips only it."""
     totals = {"created": 0, "failed": 0, "deferred": 0, "skipped": 0}
     for cluster in m.Cluster.objects.filter(emit_kube_events=True, enabled=True):
         try:

@@ -1,7 +1,7 @@
 """`manage.py demo --walkthrough`: the story the product exists to tell, headless, step by step.
 
 Blocked UDP behind healthy targets → the generated fix, reviewed as a dry-run → applied through
-bindings/apply.py exactly as the detail page's Apply button does → the emulated controller writes
+bindings/services/apply.py exactly as the detail page's Apply button does → the emulated controller writes
 the rules → the next poll judges UDP reachable → one recovery alert reaches a local receiver.
 Every step is checked; the first one that does not hold raises `WalkthroughFailed` (exit 1).
 
@@ -23,10 +23,11 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from bindings import alerts, apply, polling
 from bindings import models as m
-from bindings.emulated_controller import EmulatedController
-from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings import tasks
+from bindings.demo.emulated_controller import EmulatedController
+from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings.services import alerts, apply, polling
 
 ALERT_URL_ENV = "BH_WALKTHROUGH_ALERT_URL"
 HOOK_NAME = "walkthrough receiver"
@@ -112,7 +113,7 @@ def _udp(binding: m.TargetGroupBinding) -> tuple[str, dict[str, Any]]:
 
 def _deliver() -> list[str]:
     """What beat and the worker do: scan for new alerts, deliver each (synchronously here)."""
-    return [alerts.deliver_alert_task.apply(args=(pk,)).get() for pk in alerts.alerts_scan()]
+    return [tasks.deliver_alert_task.apply(args=(pk,)).get() for pk in alerts.alerts_scan()]
 
 
 def run(

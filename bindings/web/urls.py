@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views
+from bindings.web import views
 
 app_name = "dashboard"
 urlpatterns = [

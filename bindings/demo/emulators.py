@@ -12,7 +12,7 @@
 - `DnsServer` answers DNS over UDP and TCP on one loopback port (dnspython builds the answers), and
   `closed_udp_port` finds a UDP port nothing listens on: the demo's active probes target them.
 
-Run ``python -m bindings.emulators --state-file PATH`` to start both emulators, seed the demo world,
+Run ``python -m bindings.demo.emulators --state-file PATH`` to start both emulators, seed the demo world,
 write a JSON state file for the dashboard (and a kubeconfig beside it, ``PATH.kubeconfig``, for
 kubectl) and serve until SIGINT/SIGTERM.
 """
@@ -1028,7 +1028,7 @@ def write_kubeconfig(path: str, server: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Start both emulators and the probe targets, seed the demo world, write the state file, serve
     until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m bindings.emulators", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bindings.demo.emulators", description=main.__doc__)
     parser.add_argument("--state-file", required=True, help="where to write the JSON state")
     parser.add_argument("--kube-port", type=int, default=0, help="Kubernetes emulator port (0: any free)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free)")
@@ -1067,7 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
         write_kubeconfig(kubeconfig, kube.url)
         if args.controller_interval > 0:
             # Plays the AWS Load Balancer Controller: an applied fix reaches the security groups.
-            from bindings.emulated_controller import EmulatedController
+            from bindings.demo.emulated_controller import EmulatedController
 
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
             emulated = EmulatedController(

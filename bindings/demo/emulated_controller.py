@@ -41,13 +41,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from bindings import kube as kube_collector
 from bindings.analysis import model as am
 
 # The engine's index resolves endpoints to ENIs exactly as the analysis does (pod-ENI annotation,
 # secondary addresses, prefixes); the group choice is the analysis's one pure function.
 from bindings.analysis.engine import EXCLUDED_NODE_LABELS, InventoryIndex, controller_security_group
 from bindings.analysis.normalize import build_inventory, normalize_aws, normalize_kubernetes
+from bindings.collect import kube as kube_collector
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class EmulatedController:
         credentials: dict[str, str] | None = None,
         eni_sg_tags: dict[str, str] | None = None,
     ) -> None:
-        from bindings.emulators import DEMO_CREDENTIALS
+        from bindings.demo.emulators import DEMO_CREDENTIALS
 
         self.kube_url = kube_url
         self.cluster = cluster
@@ -358,7 +358,7 @@ class EmulatedController:
         return report
 
     def _event(self, b: am.Binding, message: str) -> None:
-        from bindings.emulators import apply_objects
+        from bindings.demo.emulators import apply_objects
 
         previous, count = self._events.get(b.key, ("", 0))
         count = count + 1 if previous == message else 1

@@ -17,8 +17,8 @@ from django.db.models import Max
 
 from bindings import models as m
 from bindings.analysis import model as am
-from bindings.fieldmaps import jsonable
-from bindings.sync import SyncStats, digest
+from bindings.store.fieldmaps import jsonable
+from bindings.store.sync import SyncStats, digest
 
 RESULT_FIELDS = [
     "analyzed_at",

@@ -2,7 +2,7 @@
 
 Function views, one template per page with inline partials (`dashboard/<page>.html#<partial>`
 for htmx requests). Views read the database only; the one exception is the permission-guarded
-fix dry-run/apply, which goes through `bindings.apply`.
+fix dry-run/apply, which goes through `bindings.services.apply`.
 
 Query counts are constant per page whatever the number of bindings (tests/test_pages.py asserts
 them): lists page in the database and prefetch what a page of rows shows.
@@ -48,13 +48,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from bindings import apply as fix_apply_module
 from bindings import models as m
 from bindings.analysis import explain
 from bindings.analysis.rules import rule_matches
 from bindings.fixes import render as fix_render
-from bindings.inventory import latest_probes
-from bindings.querysets import filter_bindings
+from bindings.services import apply as fix_apply_module
+from bindings.store.inventory import latest_probes
+from bindings.store.querysets import filter_bindings
 from bindings.vocabulary import FINDING_HELP, SEVERITIES, VERDICTS, Code, carried
 
 PAGE_SIZE = 50
@@ -1047,7 +1047,7 @@ def binding_fix_dry_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def binding_fix_apply(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Step 2: send the patch of the dry-run named in the form (`bindings.apply.apply_reviewed`)."""
+    """Step 2: send the patch of the dry-run named in the form (`bindings.services.apply.apply_reviewed`)."""
     binding = _binding_for_user(request, pk)
     outcome = fix_apply_module.apply_reviewed(
         request.POST.get("dry_run", "")[:20], request.user, binding=binding

@@ -38,10 +38,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from bindings import kube, polling
 from bindings import models as m
-from bindings.errors import KubeError
+from bindings.collect import kube
+from bindings.collect.errors import KubeError
 from bindings.fixes import render
+from bindings.services import polling
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Active probes, Django side: which bindings to probe, run a round, store it, re-analyse.
 
-Which kind applies to a binding is decided most specific first (`bindings.probes.effective_kind`):
+Which kind applies to a binding is decided most specific first (`bindings.collect.probes.effective_kind`):
 its `ProbeSetting` row (admin), then the `binding-health/probe` annotation on the TGB, then the
 cluster's `probe_kind`. Off unless one of them says otherwise.
 
@@ -36,9 +36,16 @@ from django.utils import timezone
 from bindings import models as m
 from bindings.analysis.engine import LISTENER_CARRIES
 from bindings.analysis.model import PROBE_ANNOTATION
-from bindings.inventory import latest_probes
-from bindings.polling import cluster_analyze
-from bindings.probes import ProbeOutcome, ProbeSpec, kind_and_source, parse_payload, run_once, run_probes
+from bindings.collect.probes import (
+    ProbeOutcome,
+    ProbeSpec,
+    kind_and_source,
+    parse_payload,
+    run_once,
+    run_probes,
+)
+from bindings.services.polling import cluster_analyze
+from bindings.store.inventory import latest_probes
 from bindings.vocabulary import CARRIED_PROTOCOLS
 
 logger = logging.getLogger(__name__)
