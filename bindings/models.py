@@ -796,7 +796,7 @@ class AlertHook(models.Model):
         super().clean()
         if bool(self.url_file) == bool(self.url_env):
             raise ValidationError("Give exactly one of: a URL file, or an environment variable name.")
-        from bindings.services.alerts import HookUrlError, hook_url
+        from bindings.collect.hooks import HookUrlError, hook_url
 
         if self.url_file:
             # The file must lie under BH_CREDENTIALS_DIRS and be readable here; its host must be

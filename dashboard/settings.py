@@ -98,7 +98,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "bindings.web.security.ContentSecurityPolicyMiddleware",
+    "bindings.security.ContentSecurityPolicyMiddleware",
     # Last, so it sees each page first on the way out: control/format characters from cluster
     # and AWS data shown as visible escapes (bindings/web/visible.py).
     "bindings.web.visible.VisibleTextMiddleware",
@@ -387,7 +387,7 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 # Reverse proxies in front of the web process that append to X-Forwarded-For (0: none, trust only
 # REMOTE_ADDR), and the addresses they connect from: the header counts only on a request whose
 # peer is in BH_TRUSTED_PROXY_CIDRS. Decides the client address of the login rate limit and the
-# /metrics allow-list (bindings/web/security.py).
+# /metrics allow-list (bindings/security.py).
 BH_TRUSTED_PROXIES = envint("BH_TRUSTED_PROXIES", 0)
 BH_TRUSTED_PROXY_CIDRS = envcidrs("BH_TRUSTED_PROXY_CIDRS")
 # Opt-in: trusting X-Forwarded-Proto is only safe behind a proxy that always overwrites it.

@@ -289,3 +289,10 @@ def test_it_alerts_a_stale_account_to_hooks_scoped_to_its_clusters(webhook, clus
         and payload["last_success_at"] is None
         and payload["last_error"] == "AccessDenied"
     )
+
+
+def test_the_hook_boundary_names_pagerduty_as_the_model_does():
+    """bindings.collect.hooks imports no models; its spelling of the PagerDuty kind must agree."""
+    from bindings.collect import hooks
+
+    assert m.AlertHook.Kind.PAGERDUTY.value == hooks.PAGERDUTY

@@ -716,7 +716,7 @@ def test_pages_carry_a_csp_without_unsafe_inline_scripts_and_need_none(client, a
 def test_csp_middleware_keeps_a_view_specific_policy(rf, settings):
     from django.http import HttpResponse
 
-    from bindings.web.security import ContentSecurityPolicyMiddleware
+    from bindings.security import ContentSecurityPolicyMiddleware
 
     def view(request):
         response = HttpResponse("x")

@@ -31,8 +31,8 @@ from django.test import Client
 from django.utils import timezone
 
 from bindings import models as m
+from bindings.security import client_address
 from bindings.services import polling
-from bindings.web.security import client_address
 from tests.test_api import make_token
 
 pytestmark = pytest.mark.django_db

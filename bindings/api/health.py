@@ -43,7 +43,8 @@ def broker_ready(timeout: float = BROKER_TIMEOUT_SECONDS) -> str:
 
     The filesystem broker (embedded default) has no server: it is reachable when its folder is.
     """
-    from dashboard.celery import app
+    # The project's app (dashboard/__init__.py makes it current); the app never imports the project.
+    from celery import current_app as app
 
     url = str(app.conf.broker_url or "")
     if url.startswith("filesystem://"):

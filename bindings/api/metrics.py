@@ -6,7 +6,7 @@ since start" would need such state; poll errors are therefore a gauge over the l
 
 Access: a bearer token (`BH_METRICS_TOKEN` or `_FILE`), or a client address in
 `BH_METRICS_ALLOWED_CIDRS`; with neither configured, loopback only. The client address is
-`bindings.web.security.client_address`: REMOTE_ADDR unless `BH_TRUSTED_PROXIES` says how many
+`bindings.security.client_address`: REMOTE_ADDR unless `BH_TRUSTED_PROXIES` says how many
 reverse proxies' X-Forwarded-For entries to trust.
 """
 
@@ -26,9 +26,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bindings import models as m
-from bindings.collect.aws import THROTTLED_MARK
-from bindings.vocabulary import Code
-from bindings.web.security import address_in, client_address, parse_address
+from bindings.security import address_in, client_address, parse_address
+from bindings.vocabulary import THROTTLED_MARK, Code
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ERROR_WINDOW = timedelta(hours=24)

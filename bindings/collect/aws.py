@@ -41,13 +41,13 @@ from botocore.parsers import ResponseParserError
 from bindings.analysis.bundle import AWS_OPERATIONS
 from bindings.collect.errors import AwsError, AwsThrottled, AwsUnavailable
 from bindings.textsafe import without_nul
+from bindings.vocabulary import THROTTLED_MARK
 
 TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 20 ARNs
 FILTER_BATCH = 199  # 200 filter values per call, minus the vpc-id value (as the controller chunks)
 ID_BATCH = 200  # ids per EC2 Describe* call: keeps requests and NotFound bisection small
 SESSION_NAME = "binding-health"
 # In the error text of a poll that AWS kept throttling; /metrics counts such polls by it.
-THROTTLED_MARK = "(still throttled after retries)"
 THROTTLE_CODES = frozenset(
     {
         "Throttling",

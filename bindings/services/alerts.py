@@ -19,7 +19,6 @@ so all share its timeout, redirect and host rules.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,21 +32,21 @@ from django.utils import timezone
 
 from bindings import freshness
 from bindings import models as m
-from bindings.collect.credentials import URL_FILE_MAX_BYTES, CredentialPathError, read_credential
+from bindings.collect.hooks import (  # noqa: F401 - part of this module's interface
+    DeliveryError,
+    HookUrlError,
+    PermanentDeliveryError,
+    check_hook_url,
+    hook_secret,
+    hook_url,
+    host_allowed,
+)
 
 task_logger = get_task_logger(__name__)
 
 # Events older than this are not alerted on: a hook added today must not replay last month,
 # and a beat outage longer than this loses alerts rather than flooding on recovery.
 LOOKBACK = timedelta(hours=6)
-
-
-class DeliveryError(Exception):
-    """A delivery failed in a way worth retrying (network error, timeout, 5xx)."""
-
-
-class PermanentDeliveryError(Exception):
-    """A delivery failed in a way a retry cannot fix (4xx, no URL configured)."""
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -411,64 +410,6 @@ def alerts_scan(*, now: datetime | None = None) -> list[int]:
 
 
 # --- delivery ---------------------------------------------------------------------------------
-
-
-class HookUrlError(PermanentDeliveryError):
-    """The hook's URL cannot be used: its file is outside BH_CREDENTIALS_DIRS, unreadable or too
-    large, it is not http(s), or its host is not in BH_WEBHOOK_ALLOWED_HOSTS. The message never
-    holds the URL itself (a Slack webhook URL is a credential), at most its host."""
-
-
-def host_allowed(host: str, allowed: list[str]) -> bool:
-    """Is `host` in the allow-list? Entries are exact names or "*.domain" for its subdomains;
-    an empty list allows every host."""
-    if not allowed:
-        return True
-    host = host.lower().rstrip(".")
-    for entry in allowed:
-        entry = entry.lower().rstrip(".")
-        if entry.startswith("*.") and host.endswith(entry[1:]) and len(host) > len(entry) - 1:
-            return True
-        if host == entry:
-            return True
-    return False
-
-
-def check_hook_url(url: str) -> str:
-    """`url` if it is http(s) and its host is allowed, else HookUrlError (which names the host)."""
-    if not url:
-        raise HookUrlError("no URL: the hook's file or environment variable is empty")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        raise HookUrlError("the hook URL cannot be parsed") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise HookUrlError("the hook URL is not an http(s) URL with a host")
-    if not host_allowed(host, settings.BH_WEBHOOK_ALLOWED_HOSTS):
-        shown = host.encode("ascii", "backslashreplace").decode()[:255]
-        raise HookUrlError(f"the hook's host {shown!r} is not in BH_WEBHOOK_ALLOWED_HOSTS")
-    return url
-
-
-def hook_url(hook: m.AlertHook) -> str:
-    """The hook's URL, read now from its file (under BH_CREDENTIALS_DIRS, at most
-    URL_FILE_MAX_BYTES) or environment variable, and checked by `check_hook_url`."""
-    return check_hook_url(hook_secret(hook))
-
-
-def hook_secret(hook: m.AlertHook) -> str:
-    """What the hook's file (under BH_CREDENTIALS_DIRS, at most URL_FILE_MAX_BYTES) or environment
-    variable holds now: a URL, or PagerDuty's routing key. Not checked here: `hook_url` checks URLs."""
-    what = "routing key" if hook.kind == m.AlertHook.Kind.PAGERDUTY else "URL"
-    if hook.url_file:
-        try:
-            return read_credential(
-                hook.url_file, what=f"alert hook {ascii(hook.name)} {what} file", max_bytes=URL_FILE_MAX_BYTES
-            ).strip()
-        except CredentialPathError as exc:
-            raise HookUrlError(str(exc)) from None
-    return os.environ.get(hook.url_env, "").strip() if hook.url_env else ""
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

@@ -35,7 +35,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.template import engines
 
-from bindings.web.security import client_address
+from bindings.security import client_address
 
 logger = logging.getLogger(__name__)
 
