@@ -55,6 +55,23 @@ class Explainer(PlanPart):
     def explain(
         self, needs, added, sg_rules, hc_change, new_port_name, manifest_changed, controller_writes
     ) -> None:
+        """Put the explanation of each lever before the lines the parts wrote while planning."""
+        lines = self.traffic_lines(needs) + self.health_check_lines(needs)
+        lines += self.manifest_lines(added, new_port_name, manifest_changed, controller_writes)
+        lines += self.security_group_lines(sg_rules, manifest_changed)
+        if hc_change is not None:
+            order = (
+                " Apply the TGB change first and the health-check change once the controller has written "
+                "the rule, so the check never probes a closed port; the old health-check port's rule can go "
+                "afterwards."
+                if manifest_changed
+                else ""
+            )
+            lines.append(f"Health check: {hc_change.reason}{order}")
+        self.explanation[:0] = lines  # the parts' own lines follow
+
+    def traffic_lines(self, needs) -> list[str]:
+        """Per carried protocol: its ports, and where the traffic comes from (and why)."""
         w = self.w
         lines: list[str] = []
         for result in w.offered:
@@ -87,6 +104,11 @@ class Explainer(PlanPart):
                 "partial": "only partly reachable today",
             }.get(result.verdict, f"{result.verdict} today")
             lines.append(f"{proto} {ports} ({port_what}, {status}) must be admitted from {source}.")
+        return lines
+
+    def health_check_lines(self, needs) -> list[str]:
+        w = self.w
+        lines: list[str] = []
         hc_needs = [n for n in needs if n.purpose == "health check"]
         if hc_needs:
             ports = short(sorted({n.port for n in hc_needs}))
@@ -106,6 +128,12 @@ class Explainer(PlanPart):
                     else ""
                 )
             )
+        return lines
+
+    def manifest_lines(self, added, new_port_name, manifest_changed, controller_writes) -> list[str]:
+        """What the manifest gains, who then writes the rules, and the serviceRef port's name."""
+        w = self.w
+        lines: list[str] = []
         if added:
             for need, peers in added:
                 lines.append(
@@ -130,6 +158,12 @@ class Explainer(PlanPart):
                 f"the first whatever its protocol, so the binding names {new_port_name!r}, the "
                 f"{w.result.protocols[0].protocol} port."
             )
+        return lines
+
+    def security_group_lines(self, sg_rules, manifest_changed) -> list[str]:
+        """Why rules are required where the controller cannot write them, or an alternative."""
+        w = self.w
+        lines: list[str] = []
         required = [r for r in sg_rules if r.required]
         if required:
             ambiguous = Code.SECURITY_GROUP_TAG_AMBIGUOUS in self.fixable and any(
@@ -181,16 +215,7 @@ class Explainer(PlanPart):
                 "If these rules are managed outside the controller (Terraform, console), the security-group "
                 "commands and Terraform below add exactly the missing ones instead of the TGB change."
             )
-        if hc_change is not None:
-            order = (
-                " Apply the TGB change first and the health-check change once the controller has written "
-                "the rule, so the check never probes a closed port; the old health-check port's rule can go "
-                "afterwards."
-                if manifest_changed
-                else ""
-            )
-            lines.append(f"Health check: {hc_change.reason}{order}")
-        self.explanation[:0] = lines  # the parts' own lines follow
+        return lines
 
     def generated_warning(self) -> None:
         labels = self.w.b.raw.get("metadata", {}).get("labels") if isinstance(self.w.b.raw, dict) else None

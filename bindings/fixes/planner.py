@@ -19,7 +19,7 @@ from .manifest import ManifestPlanner
 from .model import Fix, HealthCheckChange, PlannedRule
 from .peers import Peer, family, is_everything, netset
 from .quota import limit_warnings, rule_counts
-from .security_groups import LB_MARK, SecurityGroupPlanner, as_required, dedupe, on_ambiguous
+from .security_groups import LB_MARK, SecurityGroupPlanner, on_ambiguous
 from .text import short, unique
 from .world import Need, PlanPart, Target, World
 
@@ -162,6 +162,68 @@ class Planner(PlanPart):
         new_port_name = self.manifest.service_ref_change()
         needs = self.needs(hc_raw)
 
+        manifest, rules, added, patch_spec = self.manifest_change(needs, new_port_name)
+        manifest_changed = bool(patch_spec)
+        self.patch_keys = tuple(patch_spec)
+
+        sg_rules = self.security_groups.planned_rules(needs, rules, hc_change, manifest_changed)
+        acl_entries, self.acl_complete = self.acls.acl_entries()
+        self.acl_planned = bool(acl_entries)
+
+        if not manifest_changed and not sg_rules and hc_change is None and not acl_entries:
+            return None
+
+        controller_writes = (
+            self.security_groups.controller_rules(rules, description=m.CONTROLLER_RULE_DESCRIPTION)
+            if manifest_changed
+            else []
+        )
+        mode = self.mode(manifest_changed, sg_rules, hc_change, new_port_name)
+        if acl_entries and not manifest_changed and not sg_rules and hc_change is None:
+            mode = "network-acl"
+        targets, protocols = self.targets(manifest_changed, sg_rules, hc_change, new_port_name, needs)
+        self.texts.explain(
+            needs, added, sg_rules, hc_change, new_port_name, manifest_changed, controller_writes
+        )
+        counts = self.quota_warnings(controller_writes, sg_rules)
+        self.texts.generated_warning()
+        errors = self.manifest_errors(manifest) if manifest_changed else []
+
+        patch_body = {"spec": patch_spec} if manifest_changed else None
+        return Fix(
+            cluster=w.inv.cluster,
+            namespace=b.namespace,
+            name=b.name,
+            uid=b.uid,
+            target_group_arn=w.tg.arn,
+            mode=mode,
+            summary=self.texts.summary(
+                added, sg_rules, hc_change, new_port_name, manifest_changed, self.patch_keys, self.acl_planned
+            ),
+            explanation=self.explanation,
+            warnings=unique(self.warnings),
+            targets=targets,
+            protocols=protocols,
+            manifest=manifest if manifest_changed else None,
+            patch_body=patch_body,
+            kubectl_patch=render.kubectl_patch(b, patch_body) if patch_body is not None else "",
+            security_group_rules=tuple(sg_rules),
+            security_group_commands=tuple(render.sg_commands(sg_rules)),
+            terraform="\n".join(
+                t for t in (render.terraform_rules(sg_rules, b), render.terraform_acl(acl_entries, b)) if t
+            ),
+            network_acl_entries=tuple(acl_entries),
+            network_acl_commands=tuple(render.acl_commands(acl_entries)),
+            health_checks=(hc_change,) if hc_change else (),
+            rule_counts=counts,
+            manifest_errors=errors,
+        )
+
+    def manifest_change(
+        self, needs: list[Need], new_port_name: str | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[Need, list[Peer]]], dict[str, Any]]:
+        """The new manifest, its networking rules, what the needs added, and the patch's spec
+        (empty when the TGB needs no change)."""
         manifest = self.manifest.base_manifest()
         spec = manifest["spec"]
         original_ingress = copy.deepcopy(
@@ -183,119 +245,39 @@ class Planner(PlanPart):
         if new_port_name is not None:
             spec.setdefault("serviceRef", {})["port"] = new_port_name
             patch_spec["serviceRef"] = {"port": new_port_name}
-        manifest_changed = bool(patch_spec)
-        self.patch_keys = tuple(patch_spec)
+        return manifest, rules, added, patch_spec
 
-        # Security groups: rules the controller would write for the new networking, the rules that
-        # are missing whatever writes them, and which of those only we can write.
-        hc_admitted = (
-            None if hc_change else (w.result.health_check.admitted if w.result.health_check else None)
-        )
-        missing = self.security_groups.missing_rules(needs, hc_admitted)
-        not_reconciled_only = not manifest_changed and Code.NETWORKING_NOT_RECONCILED in self.fixable
-        sg_rules: list[PlannedRule] = []
-        if not_reconciled_only:
-            # The networking is right; the controller has not written it. Write exactly what it
-            # would (its rules, our description) so the declared state becomes the real one.
-            sg_rules = self.security_groups.controller_rules(rules)
-        # Where the controller cannot pick a group, we write what it would have written; those
-        # rules hold every need (the networking covers them all) and match the declared state.
-        sg_rules += self.security_groups.controller_rules(rules, ambiguous=True)
-        # Plus, for operators managing these rules outside the controller, the alternative.
-        required_keys = {(r.security_group_id, r.protocol, r.from_port, r.to_port, r.peer) for r in sg_rules}
-        sg_rules += [
-            r
-            for r in missing
-            if not r.required
-            and (r.security_group_id, r.protocol, r.from_port, r.to_port, r.peer) not in required_keys
-        ]
-        if not_reconciled_only:
-            # Without a manifest change nothing else will write these: every missing rule is required.
-            sg_rules = [as_required(r) for r in sg_rules]
-        sg_rules += self.security_groups.lb_inbound_rules()
-        sg_rules += self.security_groups.lb_egress_rules()
-        sg_rules = dedupe(sg_rules)
-        acl_entries, self.acl_complete = self.acls.acl_entries()
-        self.acl_planned = bool(acl_entries)
-
-        if not manifest_changed and not sg_rules and hc_change is None and not acl_entries:
-            return None
-
-        controller_writes = (
-            self.security_groups.controller_rules(rules, description=m.CONTROLLER_RULE_DESCRIPTION)
-            if manifest_changed
-            else []
-        )
-        mode = self.mode(manifest_changed, sg_rules, hc_change, new_port_name)
-        if acl_entries and not manifest_changed and not sg_rules and hc_change is None:
-            mode = "network-acl"
-        targets, protocols = self.targets(manifest_changed, sg_rules, hc_change, new_port_name, needs)
-        self.texts.explain(
-            needs, added, sg_rules, hc_change, new_port_name, manifest_changed, controller_writes
-        )
-        counts = rule_counts(w.inv, controller_writes + [r for r in sg_rules if r.required])
+    def quota_warnings(
+        self, controller_writes: list[PlannedRule], sg_rules: list[PlannedRule]
+    ) -> dict[str, dict[str, Any]]:
+        """The rule counts of what the fix writes, warning where a group goes above the quota (and
+        where the alternative commands would)."""
+        inv = self.w.inv
+        counts = rule_counts(inv, controller_writes + [r for r in sg_rules if r.required])
         self.warnings.extend(
-            limit_warnings(w.inv, counts, controller_writes + [r for r in sg_rules if r.required])
+            limit_warnings(inv, counts, controller_writes + [r for r in sg_rules if r.required])
         )
-        alt_counts = rule_counts(w.inv, [r for r in sg_rules if not r.required])
+        alt_counts = rule_counts(inv, [r for r in sg_rules if not r.required])
         self.warnings.extend(
-            limit_warnings(w.inv, alt_counts, [r for r in sg_rules if not r.required], alternative=True)
+            limit_warnings(inv, alt_counts, [r for r in sg_rules if not r.required], alternative=True)
         )
-        self.texts.generated_warning()
+        return counts
 
+    def manifest_errors(self, manifest: dict[str, Any]) -> list[str]:
+        """The manifest's violations of the CRD schema, each a warning too."""
         errors: list[str] = []
-        if manifest_changed:
-            try:
-                from .schema import validate_manifest
+        try:
+            from .schema import validate_manifest
 
-                errors = validate_manifest(manifest)
-            except ImportError:  # jsonschema is a dev dependency today; never fail a fix on it
-                errors = []
-            if errors:
-                self.warnings.append(
-                    "the manifest does not validate against the TargetGroupBinding v1beta1 schema: "
-                    + "; ".join(errors[:5])
-                )
-        patch_body = {"spec": patch_spec} if manifest_changed else None
-        kubectl = ""
-        if patch_body is not None:
-            kubectl = render.shell_join(
-                [
-                    "kubectl patch",
-                    render.shell_quote(f"targetgroupbindings.elbv2.k8s.aws/{b.name}"),
-                    render.shell_option("--namespace", b.namespace),
-                    "--type merge",
-                    render.shell_option("--patch", render.compact_json(patch_body)),
-                ]
+            errors = validate_manifest(manifest)
+        except ImportError:  # jsonschema is a dev dependency today; never fail a fix on it
+            errors = []
+        if errors:
+            self.warnings.append(
+                "the manifest does not validate against the TargetGroupBinding v1beta1 schema: "
+                + "; ".join(errors[:5])
             )
-        return Fix(
-            cluster=w.inv.cluster,
-            namespace=b.namespace,
-            name=b.name,
-            uid=b.uid,
-            target_group_arn=w.tg.arn,
-            mode=mode,
-            summary=self.texts.summary(
-                added, sg_rules, hc_change, new_port_name, manifest_changed, self.patch_keys, self.acl_planned
-            ),
-            explanation=self.explanation,
-            warnings=unique(self.warnings),
-            targets=targets,
-            protocols=protocols,
-            manifest=manifest if manifest_changed else None,
-            patch_body=patch_body,
-            kubectl_patch=kubectl,
-            security_group_rules=tuple(sg_rules),
-            security_group_commands=tuple(render.sg_commands(sg_rules)),
-            terraform="\n".join(
-                t for t in (render.terraform_rules(sg_rules, b), render.terraform_acl(acl_entries, b)) if t
-            ),
-            network_acl_entries=tuple(acl_entries),
-            network_acl_commands=tuple(render.acl_commands(acl_entries)),
-            health_checks=(hc_change,) if hc_change else (),
-            rule_counts=counts,
-            manifest_errors=errors,
-        )
+        return errors
 
     def mode(self, manifest_changed, sg_rules, hc_change, new_port_name) -> Any:
         """Which lever the fix pulls first (the panel shows that one on top)."""

@@ -260,6 +260,19 @@ def terraform_rules(rules: Iterable[PlannedRule], binding: m.Binding) -> str:
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
+def kubectl_patch(binding: m.Binding, patch_body: dict[str, Any]) -> str:
+    """`kubectl patch` of the binding with `patch_body` as a merge patch, every value quoted."""
+    return shell_join(
+        [
+            "kubectl patch",
+            shell_quote(f"targetgroupbindings.elbv2.k8s.aws/{binding.name}"),
+            shell_option("--namespace", binding.namespace),
+            "--type merge",
+            shell_option("--patch", compact_json(patch_body)),
+        ]
+    )
+
+
 # --- the fix as data and as a download --------------------------------------------------------
 
 

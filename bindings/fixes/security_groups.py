@@ -11,7 +11,7 @@ from bindings.analysis.engine import LB_REFUSES_CLIENTS, LISTENER_CARRIES
 from bindings.vocabulary import Code
 
 from . import render
-from .model import PlannedRule
+from .model import HealthCheckChange, PlannedRule
 from .peers import Peer, has_equivalent, is_everything, peer_key
 from .text import short, unique
 from .world import Need, PlanPart, Target, World
@@ -62,6 +62,45 @@ class SecurityGroupPlanner(PlanPart):
                 )
             )
         return rules
+
+    def planned_rules(
+        self,
+        needs: list[Need],
+        rules: list[dict],
+        hc_change: HealthCheckChange | None,
+        manifest_changed: bool,
+    ) -> list[PlannedRule]:
+        """The fix's security-group rules for the networking `rules`: the rules the controller would
+        write for the new networking, the rules that are missing whatever writes them, and which
+        of those only we can write."""
+        w = self.w
+        hc_admitted = (
+            None if hc_change else (w.result.health_check.admitted if w.result.health_check else None)
+        )
+        missing = self.missing_rules(needs, hc_admitted)
+        not_reconciled_only = not manifest_changed and Code.NETWORKING_NOT_RECONCILED in self.fixable
+        sg_rules: list[PlannedRule] = []
+        if not_reconciled_only:
+            # The networking is right; the controller has not written it. Write exactly what it
+            # would (its rules, our description) so the declared state becomes the real one.
+            sg_rules = self.controller_rules(rules)
+        # Where the controller cannot pick a group, we write what it would have written; those
+        # rules hold every need (the networking covers them all) and match the declared state.
+        sg_rules += self.controller_rules(rules, ambiguous=True)
+        # Plus, for operators managing these rules outside the controller, the alternative.
+        required_keys = {(r.security_group_id, r.protocol, r.from_port, r.to_port, r.peer) for r in sg_rules}
+        sg_rules += [
+            r
+            for r in missing
+            if not r.required
+            and (r.security_group_id, r.protocol, r.from_port, r.to_port, r.peer) not in required_keys
+        ]
+        if not_reconciled_only:
+            # Without a manifest change nothing else will write these: every missing rule is required.
+            sg_rules = [_required(r) for r in sg_rules]
+        sg_rules += self.lb_inbound_rules()
+        sg_rules += self.lb_egress_rules()
+        return _dedupe(sg_rules)
 
     def lb_inbound_rules(self) -> list[PlannedRule]:
         """Where the analysis found the load balancer's own groups admitting no client of a protocol
@@ -220,7 +259,7 @@ class SecurityGroupPlanner(PlanPart):
         return rules
 
 
-def as_required(rule: PlannedRule) -> PlannedRule:
+def _required(rule: PlannedRule) -> PlannedRule:
     return PlannedRule(
         rule.security_group_id,
         rule.protocol,
@@ -234,7 +273,7 @@ def as_required(rule: PlannedRule) -> PlannedRule:
     )
 
 
-def dedupe(rules: list[PlannedRule]) -> list[PlannedRule]:
+def _dedupe(rules: list[PlannedRule]) -> list[PlannedRule]:
     seen: dict[tuple, PlannedRule] = {}
     for rule in rules:
         key = (
