@@ -28,7 +28,7 @@ class AclPlanner(PlanPart):
         # "everything but my subnet", and a deny-all behind a narrower deny refuses the rest: united,
         # that is the expected sources again, one entry instead of a fragment per subnet or entry.
         # Every refused range lies within the expected sources, so the union never opens more.
-        refused: dict[tuple, tuple[list[str], int | None]] = {}
+        refused: dict[tuple[str, bool, str, int, int], tuple[list[str], int | None]] = {}
         for finding in self.findings:
             if finding.code in (Code.TRAFFIC_BLOCKED, Code.HEALTH_CHECK_BLOCKED):
                 for d in finding.evidence.get("networkAclDenials") or ():

@@ -6,9 +6,11 @@ from __future__ import annotations
 from bindings.analysis import model as m
 from bindings.vocabulary import Code
 
+from .model import HealthCheckChange, PlannedRule
+from .peers import Peer
 from .security_groups import on_ambiguous
 from .text import short, unique
-from .world import PlanPart
+from .world import Added, Need, PlanPart
 
 # Labels the controller puts on TGBs it generates from a Service or an Ingress: edits to those
 # TGBs are overwritten at the next reconcile of their owner.
@@ -17,12 +19,19 @@ GENERATED_TGB_LABELS = ("service.k8s.aws/stack", "ingress.k8s.aws/stack")
 
 class Explainer(PlanPart):
     def summary(
-        self, added, sg_rules, hc_change, new_port_name, manifest_changed, patch_keys, acl_planned
+        self,
+        added: Added,
+        sg_rules: list[PlannedRule],
+        hc_change: HealthCheckChange | None,
+        new_port_name: str | None,
+        manifest_changed: bool,
+        patch_keys: tuple[str, ...],
+        acl_planned: bool,
     ) -> str:
         b = self.w.b
         parts = []
         if added:
-            by_peers: dict[tuple, list[str]] = {}
+            by_peers: dict[tuple[Peer, ...], list[str]] = {}
             for need, peers in added:
                 label = f"{need.protocol} {need.port}" + (
                     " (health check)" if need.purpose == "health check" else ""
@@ -30,8 +39,8 @@ class Explainer(PlanPart):
                 bucket = by_peers.setdefault(tuple(peers), [])
                 if label not in bucket:
                     bucket.append(label)
-            for peers, labels in by_peers.items():
-                parts.append(f"allow {' and '.join(labels)} from {short(p[1] for p in peers)}")
+            for group, labels in by_peers.items():
+                parts.append(f"allow {' and '.join(labels)} from {short(p[1] for p in group)}")
             text = f"Add to spec.networking of {b.namespace}/{b.name}: " + "; ".join(parts)
         elif manifest_changed and "networking" in patch_keys:
             text = f"Repair spec.networking of {b.namespace}/{b.name}"
@@ -53,7 +62,14 @@ class Explainer(PlanPart):
         return text
 
     def explain(
-        self, needs, added, sg_rules, hc_change, new_port_name, manifest_changed, controller_writes
+        self,
+        needs: list[Need],
+        added: Added,
+        sg_rules: list[PlannedRule],
+        hc_change: HealthCheckChange | None,
+        new_port_name: str | None,
+        manifest_changed: bool,
+        controller_writes: list[PlannedRule],
     ) -> None:
         """Put the explanation of each lever before the lines the parts wrote while planning."""
         lines = self.traffic_lines(needs) + self.health_check_lines(needs)
@@ -70,7 +86,7 @@ class Explainer(PlanPart):
             lines.append(f"Health check: {hc_change.reason}{order}")
         self.explanation[:0] = lines  # the parts' own lines follow
 
-    def traffic_lines(self, needs) -> list[str]:
+    def traffic_lines(self, needs: list[Need]) -> list[str]:
         """Per carried protocol: its ports, and where the traffic comes from (and why)."""
         w = self.w
         lines: list[str] = []
@@ -106,7 +122,7 @@ class Explainer(PlanPart):
             lines.append(f"{proto} {ports} ({port_what}, {status}) must be admitted from {source}.")
         return lines
 
-    def health_check_lines(self, needs) -> list[str]:
+    def health_check_lines(self, needs: list[Need]) -> list[str]:
         w = self.w
         lines: list[str] = []
         hc_needs = [n for n in needs if n.purpose == "health check"]
@@ -130,7 +146,13 @@ class Explainer(PlanPart):
             )
         return lines
 
-    def manifest_lines(self, added, new_port_name, manifest_changed, controller_writes) -> list[str]:
+    def manifest_lines(
+        self,
+        added: Added,
+        new_port_name: str | None,
+        manifest_changed: bool,
+        controller_writes: list[PlannedRule],
+    ) -> list[str]:
         """What the manifest gains, who then writes the rules, and the serviceRef port's name."""
         w = self.w
         lines: list[str] = []
@@ -160,7 +182,7 @@ class Explainer(PlanPart):
             )
         return lines
 
-    def security_group_lines(self, sg_rules, manifest_changed) -> list[str]:
+    def security_group_lines(self, sg_rules: list[PlannedRule], manifest_changed: bool) -> list[str]:
         """Why rules are required where the controller cannot write them, or an alternative."""
         w = self.w
         lines: list[str] = []

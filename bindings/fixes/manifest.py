@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from bindings.analysis import model as m
@@ -13,7 +14,7 @@ from bindings.analysis.netset import NetSet
 from bindings.vocabulary import Code
 
 from .peers import Peer, netset, peer_entry, peer_key
-from .world import Need, PlanPart, Target
+from .world import Added, Need, PlanPart, Target
 
 TGB_API_VERSION = "elbv2.k8s.aws/v1beta1"
 CHECKPOINT_ANNOTATIONS = frozenset(
@@ -38,13 +39,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _declares(cidrs: NetSet, groups: set[str], peer: Peer) -> bool:
+    """Does networking that declares `cidrs` and `groups` admit `peer`?"""
+    return peer[1] in groups if peer[0] == "sg" else cidrs.contains(netset((peer[1],)))
+
+
 class ManifestPlanner(PlanPart):
-    def base_manifest(self) -> dict:
+    def base_manifest(self) -> dict[str, Any]:
         b = self.w.b
         raw = b.raw if isinstance(b.raw, dict) and b.raw else None
+        source_meta: dict[str, Any]
+        spec: dict[str, Any]
         if raw is not None:
-            source_meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
-            spec = copy.deepcopy(raw.get("spec")) if isinstance(raw.get("spec"), dict) else {}
+            meta_value, spec_value = raw.get("metadata"), raw.get("spec")
+            source_meta = meta_value if isinstance(meta_value, dict) else {}
+            spec = copy.deepcopy(spec_value) if isinstance(spec_value, dict) else {}
         else:
             annotations = dict(b.annotations)
             if b.client_cidrs and m.CLIENT_CIDRS_ANNOTATION not in annotations:
@@ -80,7 +89,7 @@ class ManifestPlanner(PlanPart):
             "spec": _plain(spec),
         }
 
-    def repaired_ingress(self, spec: dict) -> tuple[list[dict], bool]:
+    def repaired_ingress(self, spec: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """The existing ingress rules with broken parts repaired; (rules, whether anything changed)."""
         w = self.w
         networking = spec.get("networking")
@@ -88,7 +97,7 @@ class ManifestPlanner(PlanPart):
         if not isinstance(ingress, list):
             return [], False
         node_ports = {p.port: p.node_port for p in w.service_port_matches() if p.node_port}
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         changed = False
         for i, rule in enumerate(ingress):
             path = f"spec.networking.ingress[{i}]"
@@ -97,7 +106,8 @@ class ManifestPlanner(PlanPart):
                 changed = True
                 continue
             peers = []
-            for j, entry in enumerate(rule.get("from") if isinstance(rule.get("from"), list) else []):
+            from_value = rule.get("from")
+            for j, entry in enumerate(from_value if isinstance(from_value, list) else []):
                 if peer_key(entry) is None:
                     self.explanation.append(
                         f"{path}.from[{j}] is not a valid ipBlock.cidr or securityGroup.groupID; removed "
@@ -135,7 +145,7 @@ class ManifestPlanner(PlanPart):
             out.append(repaired)
         return out, changed
 
-    def repaired_port(self, entry: Any, path: str, node_ports: dict[int, int]) -> dict | None:
+    def repaired_port(self, entry: Any, path: str, node_ports: dict[int, int]) -> dict[str, Any] | None:
         w = self.w
         if not isinstance(entry, dict) or set(entry) - {"protocol", "port"}:
             self.explanation.append(f"{path} is not a {{protocol, port}} mapping; removed.")
@@ -170,7 +180,7 @@ class ManifestPlanner(PlanPart):
                 return {**copy.deepcopy(entry), "port": node_ports[port]}
         return copy.deepcopy(entry)
 
-    def repaired_named_port(self, entry: dict, name: str, path: str) -> dict | None:
+    def repaired_named_port(self, entry: dict[str, Any], name: str, path: str) -> dict[str, Any] | None:
         """A port name some target pod does not declare fails the controller's whole networking
         reconcile (computeNumericalPorts): it becomes the number it stands for — the one number
         the declaring pods give it, else the targets' single traffic port — or is removed (the
@@ -194,7 +204,7 @@ class ManifestPlanner(PlanPart):
         return None
 
     def declared(
-        self, rules: list[dict], proto: str, port: int, target: Target | None
+        self, rules: list[dict[str, Any]], proto: str, port: int, target: Target | None
     ) -> tuple[NetSet, set[str]]:
         """What the (repaired) networking already declares for `proto`/`port`: CIDRs and groups."""
         cidrs: list[str] = []
@@ -224,23 +234,19 @@ class ManifestPlanner(PlanPart):
                     groups.add(key[1])
         return netset(tuple(cidrs)), groups
 
-    def merge(self, rules: list[dict], needs: list[Need]) -> tuple[list[dict], list[tuple[Need, list[Peer]]]]:
+    def merge(self, rules: list[dict[str, Any]], needs: list[Need]) -> tuple[list[dict[str, Any]], Added]:
         """Add what `needs` lack to `rules`: into a rule with the same peers, else a new rule."""
-        added: list[tuple[Need, list[Peer]]] = []
-        groups: dict[tuple[Peer, ...], list[dict]] = {}
+        added: Added = []
+        groups: dict[tuple[Peer, ...], list[dict[str, Any]]] = {}
         # Only a named port makes what is declared depend on the target (its pod's ports); else
         # the first target answers for all of them.
         per_target = any(isinstance(e.get("port"), str) for r in rules for e in r["ports"])
         for need in needs:
             missing: list[Peer] = []
-            targets = need.targets or [None]
+            targets: list[Target | None] = need.targets or [None]
             for target in targets if per_target else targets[:1]:
                 cidrs, sgs = self.declared(rules, need.protocol, need.port, target)
-                for peer in need.uncovered(
-                    lambda p, cidrs=cidrs, sgs=sgs: (
-                        p[1] in sgs if p[0] == "sg" else cidrs.contains(netset((p[1],)))
-                    )
-                ):
+                for peer in need.uncovered(partial(_declares, cidrs, sgs)):
                     if peer not in missing:
                         missing.append(peer)
             if not missing:

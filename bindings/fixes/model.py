@@ -10,6 +10,9 @@ from bindings.analysis import model as m
 
 from .peers import family
 
+FixMode = Literal["networking", "security-groups", "health-check", "service-ref", "network-acl"]
+Purpose = Literal["traffic", "health check"]
+
 RULE_LIMIT = 60  # AWS default quota: inbound rules per security group, per address family
 
 
@@ -32,7 +35,7 @@ class PlannedRule:
     direction: Literal["ingress", "egress"] = "ingress"
 
     def as_model(self) -> m.SecurityGroupRule:
-        kind = "cidr" if self.peer_kind == "cidr" else "security_group"
+        kind: Literal["cidr", "security_group"] = "cidr" if self.peer_kind == "cidr" else "security_group"
         return m.SecurityGroupRule(
             self.protocol, self.from_port, self.to_port, kind, self.peer, self.description
         )
@@ -82,14 +85,14 @@ class Fix:
     name: str
     uid: str
     target_group_arn: str | None
-    mode: Literal["networking", "security-groups", "health-check", "service-ref", "network-acl"]
+    mode: FixMode
     summary: str
     explanation: list[str]
     warnings: list[str]
     targets: tuple[str, ...]  # finding codes the fix repairs
     protocols: tuple[str, ...]  # carried protocols the fix turns `reachable`
-    manifest: dict | None  # the full TGB, None when the TGB needs no change
-    patch_body: dict | None
+    manifest: dict[str, Any] | None  # the full TGB, None when the TGB needs no change
+    patch_body: dict[str, Any] | None
     kubectl_patch: str
     security_group_rules: tuple[PlannedRule, ...]
     security_group_commands: tuple[str, ...]

@@ -4,7 +4,7 @@ a security group already holds a rule the controller would accept as the one we 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from bindings.analysis import model as m
 from bindings.analysis.netset import NetSet, parse_network
@@ -37,12 +37,12 @@ def canonical(cidr: str) -> str:
     return str(network) if network is not None else cidr
 
 
-def peer_entry(peer: Peer) -> dict:
+def peer_entry(peer: Peer) -> dict[str, dict[str, str]]:
     kind, value = peer
     return {"ipBlock": {"cidr": value}} if kind == "cidr" else {"securityGroup": {"groupID": value}}
 
 
-def peer_key(entry: dict) -> Peer | None:
+def peer_key(entry: Any) -> Peer | None:
     """The peer a valid `from` entry names, canonicalised; None when the entry is invalid."""
     if not isinstance(entry, dict):
         return None

@@ -16,12 +16,12 @@ from . import render
 from .acls import AclPlanner
 from .explain import Explainer
 from .manifest import ManifestPlanner
-from .model import Fix, HealthCheckChange, PlannedRule
+from .model import Fix, FixMode, HealthCheckChange, PlannedRule, Purpose
 from .peers import Peer, family, is_everything, netset
 from .quota import limit_warnings, rule_counts
 from .security_groups import LB_MARK, SecurityGroupPlanner, on_ambiguous
 from .text import short, unique
-from .world import Need, PlanPart, Target, World
+from .world import Added, Need, PlanPart, Target, World
 
 _HEALTH_CHECK_OVER_TCP = frozenset({"TCP", "HTTP", "HTTPS"})
 
@@ -78,10 +78,17 @@ class Planner(PlanPart):
     def needs(self, hc_port_raw: str) -> list[Need]:
         """Every (protocol, port, peers) the targets must admit, per §3.4."""
         w = self.w
-        out: dict[tuple, Need] = {}
+        out: dict[tuple[str, int, tuple[Peer, ...], tuple[Peer, ...]], Need] = {}
 
-        def add(proto: str, port: int, peers: Iterable[Peer], purpose, target: Target, cover=()) -> None:
-            peers = tuple(unique(peers))
+        def add(
+            proto: str,
+            port: int,
+            candidates: Iterable[Peer],
+            purpose: Purpose,
+            target: Target | None,
+            cover: tuple[Peer, ...] = (),
+        ) -> None:
+            peers = tuple(unique(candidates))
             if not peers:
                 return
             key = (proto, port, peers, tuple(cover))
@@ -122,7 +129,7 @@ class Planner(PlanPart):
             if not w.targets and isinstance(result.port, int):
                 for lb_arn in w.lbs.get(result.protocol, ()):
                     for peers in data_peers_by_lb.get(lb_arn, ()):
-                        add(result.protocol, result.port, peers, "traffic", None)  # type: ignore[arg-type]
+                        add(result.protocol, result.port, peers, "traffic", None)
 
         hc_proto = str(w.tg.health_check_protocol or "TCP").upper()
         if w.tg.health_check_enabled is False or hc_proto not in _HEALTH_CHECK_OVER_TCP:
@@ -221,7 +228,7 @@ class Planner(PlanPart):
 
     def manifest_change(
         self, needs: list[Need], new_port_name: str | None
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[Need, list[Peer]]], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], Added, dict[str, Any]]:
         """The new manifest, its networking rules, what the needs added, and the patch's spec
         (empty when the TGB needs no change)."""
         manifest = self.manifest.base_manifest()
@@ -279,7 +286,13 @@ class Planner(PlanPart):
             )
         return errors
 
-    def mode(self, manifest_changed, sg_rules, hc_change, new_port_name) -> Any:
+    def mode(
+        self,
+        manifest_changed: bool,
+        sg_rules: list[PlannedRule],
+        hc_change: HealthCheckChange | None,
+        new_port_name: str | None,
+    ) -> FixMode:
         """Which lever the fix pulls first (the panel shows that one on top)."""
         if any(r.required for r in sg_rules):
             return "security-groups"
@@ -290,7 +303,12 @@ class Planner(PlanPart):
         return "health-check" if hc_change is not None else "security-groups"
 
     def targets(
-        self, manifest_changed, sg_rules, hc_change, new_port_name, needs
+        self,
+        manifest_changed: bool,
+        sg_rules: list[PlannedRule],
+        hc_change: HealthCheckChange | None,
+        new_port_name: str | None,
+        needs: list[Need],
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The finding codes (present today) and protocols this fix repairs, by construction."""
         w = self.w

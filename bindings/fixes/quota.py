@@ -4,7 +4,7 @@ address family), and the warning, with a way to merge ranges, when that is above
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, TypeVar
 
 from bindings.analysis import model as m
 from bindings.analysis.netset import parse_network
@@ -13,6 +13,8 @@ from bindings.analysis.rules import norm_proto
 from .model import RULE_LIMIT, PlannedRule
 from .peers import canonical, family
 from .text import short, unique
+
+_Net = TypeVar("_Net", ipaddress.IPv4Network, ipaddress.IPv6Network)
 
 
 def rule_counts(inv: m.Inventory, rules: list[PlannedRule]) -> dict[str, dict[str, Any]]:
@@ -23,8 +25,8 @@ def rule_counts(inv: m.Inventory, rules: list[PlannedRule]) -> dict[str, dict[st
     for sg_id in sorted({r.security_group_id for r in rules}):
         sg = inv.security_groups.get(sg_id)
         current = {4: 0, 6: 0}
-        for rule in (sg.ingress if sg else ()) or ():
-            for fam in _families_of(rule.source_kind, rule.source):
+        for existing in (sg.ingress if sg else ()) or ():
+            for fam in _families_of(existing.source_kind, existing.source):
                 current[fam] += 1
         added = {4: 0, 6: 0}
         for rule in rules:
@@ -105,21 +107,26 @@ def _families_of(kind: str, source: str) -> tuple[int, ...]:
 
 
 def _collapse(cidrs: list[str]) -> list[str]:
-    out: list[str] = []
-    for version in (4, 6):
-        networks = [parse_network(c) for c in cidrs]
-        in_family = [n for n in networks if n is not None and n.version == version]
-        out.extend(str(n) for n in ipaddress.collapse_addresses(in_family))  # type: ignore[arg-type]
-    return out
+    networks = [parse_network(c) for c in cidrs]
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    return [str(n) for n in ipaddress.collapse_addresses(v4)] + [
+        str(n) for n in ipaddress.collapse_addresses(v6)
+    ]
 
 
 def _supernet(cidrs: list[str]) -> str:
     networks = [n for n in (parse_network(c) for c in cidrs) if n is not None]
     if not networks:
         return "(none)"
-    version = networks[0].version
-    networks = [n for n in networks if n.version == version]
+    if isinstance(networks[0], ipaddress.IPv4Network):
+        return str(_covering([n for n in networks if isinstance(n, ipaddress.IPv4Network)]))
+    return str(_covering([n for n in networks if isinstance(n, ipaddress.IPv6Network)]))
+
+
+def _covering(networks: list[_Net]) -> _Net:
+    """The smallest supernet of the first network that holds them all (one family)."""
     candidate = networks[0]
-    while not all(n.subnet_of(candidate) for n in networks):  # type: ignore[arg-type]
+    while not all(n.subnet_of(candidate) for n in networks):
         candidate = candidate.supernet()
-    return str(candidate)
+    return candidate

@@ -5,6 +5,8 @@ group, §2.2), and the load balancer's own inbound and outbound rules where they
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
+from typing import Any
 
 from bindings.analysis import model as m
 from bindings.analysis.engine import LB_REFUSES_CLIENTS, LISTENER_CARRIES
@@ -28,7 +30,7 @@ class SecurityGroupPlanner(PlanPart):
     def missing_rules(self, needs: list[Need], hc_admitted: bool | None) -> list[PlannedRule]:
         """Rules no security group of a target ENI holds yet, for every need: exactly what is missing."""
         w = self.w
-        planned: dict[tuple, list[Target]] = {}
+        planned: dict[tuple[str, str, int, Peer], list[Target]] = {}
         for need in needs:
             # What is uncovered depends on the target's groups only; targets mostly share them.
             uncovered: dict[tuple[str, ...], list[Peer]] = {}
@@ -45,7 +47,7 @@ class SecurityGroupPlanner(PlanPart):
                 peers = uncovered.get(target.sg_ids)
                 if peers is None:
                     peers = uncovered[target.sg_ids] = need.uncovered(
-                        lambda p, t=target, n=need: w.admitted_now(t.sg_ids, n.protocol.lower(), n.port, p)
+                        partial(w.admitted_now, target.sg_ids, need.protocol.lower(), need.port)
                     )
                 for peer in peers:
                     found = planned.setdefault((sg_id, need.protocol.lower(), need.port, peer), [])
@@ -66,7 +68,7 @@ class SecurityGroupPlanner(PlanPart):
     def planned_rules(
         self,
         needs: list[Need],
-        rules: list[dict],
+        rules: list[dict[str, Any]],
         hc_change: HealthCheckChange | None,
         manifest_changed: bool,
     ) -> list[PlannedRule]:
@@ -225,7 +227,7 @@ class SecurityGroupPlanner(PlanPart):
         return rules
 
     def controller_rules(
-        self, ingress: list[dict], *, description: str | None = None, ambiguous: bool = False
+        self, ingress: list[dict[str, Any]], *, description: str | None = None, ambiguous: bool = False
     ) -> list[PlannedRule]:
         """The rules the controller would write for `ingress` (§2.2/§2.3) that the groups lack.
 
@@ -233,7 +235,7 @@ class SecurityGroupPlanner(PlanPart):
         write them to one of the ENI's groups ourselves, unless one of its groups already has them.
         """
         w = self.w
-        out: dict[tuple, list[str]] = {}
+        out: dict[tuple[str, str, int, int, Peer], list[str]] = {}
         for target in w.targets:
             if not target.eni:
                 continue
@@ -241,11 +243,10 @@ class SecurityGroupPlanner(PlanPart):
             if ambiguous:
                 if sg_id is not None:
                     continue
-                sg_id, candidates = w.write_group(target.sg_ids), target.sg_ids
-            else:
-                candidates = (sg_id,)
+                sg_id = w.write_group(target.sg_ids)
             if sg_id is None:
                 continue
+            candidates = target.sg_ids if ambiguous else (sg_id,)
             for proto, lo, hi, peer in _permissions(w, ingress, target):
                 if any(w.has_equivalent(c, proto, lo, hi, peer) for c in candidates):
                     continue
@@ -274,7 +275,7 @@ def _required(rule: PlannedRule) -> PlannedRule:
 
 
 def _dedupe(rules: list[PlannedRule]) -> list[PlannedRule]:
-    seen: dict[tuple, PlannedRule] = {}
+    seen: dict[tuple[str, str, str, int, int, str, str], PlannedRule] = {}
     for rule in rules:
         key = (
             rule.security_group_id,
@@ -293,7 +294,9 @@ def _dedupe(rules: list[PlannedRule]) -> list[PlannedRule]:
     )
 
 
-def _permissions(world: World, ingress: Iterable[dict], target: Target) -> list[tuple[str, int, int, Peer]]:
+def _permissions(
+    world: World, ingress: Iterable[dict[str, Any]], target: Target
+) -> list[tuple[str, int, int, Peer]]:
     """(protocol, from, to, peer) the controller computes for one target from networking (§2.3)."""
     out = []
     for rule in ingress:

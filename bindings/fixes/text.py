@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Hashable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T", bound=Hashable)
 
 
-def unique(items: Iterable[Any]) -> list[Any]:
-    seen: set = set()
-    out = []
+def unique(items: Iterable[T]) -> list[T]:
+    seen: set[T] = set()
+    out: list[T] = []
     for item in items:
         if item not in seen:
             seen.add(item)

@@ -4,6 +4,7 @@ analysis to judge again (`apply_fix_to_inventory`)."""
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from bindings.analysis import model as m
 from bindings.analysis.normalize import normalize_kubernetes
@@ -58,7 +59,7 @@ def apply_fix_to_inventory(inventory: m.Inventory, fix: Fix) -> m.Inventory:
     return inv
 
 
-def _replace_binding(inv: m.Inventory, binding: m.Binding, manifest: dict) -> m.Binding:
+def _replace_binding(inv: m.Inventory, binding: m.Binding, manifest: dict[str, Any]) -> m.Binding:
     """Re-read the binding from the manifest, as the next poll would after the apply."""
     obj = copy.deepcopy(manifest)
     generation = (binding.generation or 0) + 1

@@ -11,13 +11,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from bindings.analysis import model as m
 from bindings.analysis.engine import LISTENER_CARRIES, controller_security_group
 from bindings.analysis.netset import parse_network
 from bindings.analysis.rules import rule_matches
 
+from .model import Purpose
 from .peers import Peer, canonical, family, has_equivalent, netset
 from .text import unique
 
@@ -39,8 +39,9 @@ class Need:
     protocol: str  # "TCP" | "UDP"
     port: int
     peers: tuple[Peer, ...]
-    purpose: Literal["traffic", "health check"]
-    targets: list[Target]
+    purpose: Purpose
+    # None: a need of a target group without targets (its port from the listener).
+    targets: list[Target | None]
     # What must be admitted (the health check needs only the LB's subnets, even when it shares
     # the broader client peers); empty = the peers themselves.
     cover: tuple[Peer, ...] = ()
@@ -65,6 +66,10 @@ class Need:
         return out
 
 
+# What the networking gains: each need with the peers it lacked.
+Added = list[tuple[Need, list[Peer]]]
+
+
 class FixIndex:
     """What fix generation looks up per binding, indexed once per inventory.
 
@@ -85,11 +90,11 @@ class FixIndex:
         "pods_by_ip",
     )
 
-    def __init__(self, inv: m.Inventory):
+    def __init__(self, inv: m.Inventory) -> None:
         # Answers about security-group rules, shared by every binding on the same groups (a few
         # node groups serve thousands of bindings): (group(s), protocol, ports, peer) -> bool.
-        self.equivalent: dict[tuple, bool] = {}
-        self.admitted: dict[tuple, bool] = {}
+        self.equivalent: dict[tuple[str, str, int, int, Peer], bool] = {}
+        self.admitted: dict[tuple[tuple[str, ...], str, int, Peer], bool] = {}
         self.acls_by_id: dict[str, m.NetworkAcl] = {a.id: a for a in inv.network_acls or ()}
         # First pod in key order wins an address, as the per-binding scan did.
         self.pods_by_ip: dict[str, m.Pod] = {}
@@ -167,7 +172,7 @@ class World:
     def _families(self) -> set[int]:
         if self.target_type == "instance":
             return {6 if str(self.tg.ip_address_type or "").lower() == "ipv6" else 4}
-        families = set()
+        families: set[int] = set()
         for t in self.targets:
             try:
                 families.add(ipaddress.ip_address(t.target_id).version)
@@ -304,7 +309,8 @@ class World:
             for s in sg_ids
             if s in self.inv.security_groups and self.cluster_tag in (self.inv.security_groups[s].tags or {})
         ]
-        return (tagged or list(sg_ids) or [None])[0]
+        candidates = tagged or list(sg_ids)
+        return candidates[0] if candidates else None
 
     def admitted_now(self, sg_ids: tuple[str, ...], proto: str, port: int, peer: Peer) -> bool:
         """Do the ENI's groups (their union, as AWS evaluates) admit `proto`/`port` from `peer`?"""
