@@ -17,6 +17,8 @@ _FINAL_ACL_RULE = 32767
 
 
 class AclPlanner(PlanPart):
+    """The network-ACL entries of a fix."""
+
     def acl_entries(self) -> tuple[list[PlannedAclEntry], bool]:
         """`allow` entries for every network-ACL refusal the analysis names (finding evidence
         `networkAclDenials`), each numbered just below the entry that refused it (free numbers

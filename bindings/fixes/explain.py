@@ -18,6 +18,8 @@ GENERATED_TGB_LABELS = ("service.k8s.aws/stack", "ingress.k8s.aws/stack")
 
 
 class Explainer(PlanPart):
+    """The summary and explanation of a fix, and the warnings that go with them."""
+
     def summary(
         self,
         added: Added,

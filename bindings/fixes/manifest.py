@@ -45,6 +45,8 @@ def _declares(cidrs: NetSet, groups: set[str], peer: Peer) -> bool:
 
 
 class ManifestPlanner(PlanPart):
+    """The TGB manifest: the binding as it is, its networking repaired and completed."""
+
     def base_manifest(self) -> dict[str, Any]:
         b = self.w.b
         raw = b.raw if isinstance(b.raw, dict) and b.raw else None

@@ -27,6 +27,8 @@ _HEALTH_CHECK_OVER_TCP = frozenset({"TCP", "HTTP", "HTTPS"})
 
 
 class Planner(PlanPart):
+    """One binding's plan: runs the parts in order and builds the `Fix` from what they chose."""
+
     def __init__(self, world: World, fixable: set[str]):
         super().__init__(world, fixable, [], [])
         self.patch_keys: tuple[str, ...] = ()

@@ -23,6 +23,8 @@ LB_MARK = " of load balancer "
 
 
 class SecurityGroupPlanner(PlanPart):
+    """The security-group rules of a fix, on the targets' groups and the load balancer's."""
+
     def description(self, proto: str, port: int) -> str:
         b = self.w.b
         return render.aws_description(f"binding-health: {b.namespace}/{b.name} {proto.lower()} {port}")

@@ -22,54 +22,6 @@ from .peers import Peer, canonical, family, has_equivalent, netset
 from .text import unique
 
 
-@dataclass(slots=True)
-class Target:
-    target_id: str
-    port: int | None
-    eni: str | None
-    sg_ids: tuple[str, ...]
-    admitted: dict[str, bool | None]  # protocol -> engine verdict for this target
-    pod: m.Pod | None = None
-
-
-@dataclass(slots=True)
-class Need:
-    """A (protocol, port) that must be admitted on some targets from some peers."""
-
-    protocol: str  # "TCP" | "UDP"
-    port: int
-    peers: tuple[Peer, ...]
-    purpose: Purpose
-    # None: a need of a target group without targets (its port from the listener).
-    targets: list[Target | None]
-    # What must be admitted (the health check needs only the LB's subnets, even when it shares
-    # the broader client peers); empty = the peers themselves.
-    cover: tuple[Peer, ...] = ()
-
-    def uncovered(self, covered: Callable[[Peer], bool]) -> list[Peer]:
-        """The peers to write for what `covered` does not admit: a preferred peer holding it, else itself."""
-        out: list[Peer] = []
-        for need in self.cover or self.peers:
-            if covered(need):
-                continue
-            home = next(
-                (
-                    p
-                    for p in self.peers
-                    if p == need
-                    or (p[0] == need[0] == "cidr" and netset((p[1],)).contains(netset((need[1],))))
-                ),
-                need,
-            )
-            if home not in out:
-                out.append(home)
-        return out
-
-
-# What the networking gains: each need with the peers it lacked.
-Added = list[tuple[Need, list[Peer]]]
-
-
 class FixIndex:
     """What fix generation looks up per binding, indexed once per inventory.
 
@@ -132,7 +84,59 @@ class FixIndex:
         return out
 
 
+@dataclass(slots=True)
+class Target:
+    """One target (address or instance, and port) with its ENI, groups and the engine's verdicts."""
+
+    target_id: str
+    port: int | None
+    eni: str | None
+    sg_ids: tuple[str, ...]
+    admitted: dict[str, bool | None]  # protocol -> engine verdict for this target
+    pod: m.Pod | None = None
+
+
+@dataclass(slots=True)
+class Need:
+    """A (protocol, port) that must be admitted on some targets from some peers."""
+
+    protocol: str  # "TCP" | "UDP"
+    port: int
+    peers: tuple[Peer, ...]
+    purpose: Purpose
+    # None: a need of a target group without targets (its port from the listener).
+    targets: list[Target | None]
+    # What must be admitted (the health check needs only the LB's subnets, even when it shares
+    # the broader client peers); empty = the peers themselves.
+    cover: tuple[Peer, ...] = ()
+
+    def uncovered(self, covered: Callable[[Peer], bool]) -> list[Peer]:
+        """The peers to write for what `covered` does not admit: a preferred peer holding it, else itself."""
+        out: list[Peer] = []
+        for need in self.cover or self.peers:
+            if covered(need):
+                continue
+            home = next(
+                (
+                    p
+                    for p in self.peers
+                    if p == need
+                    or (p[0] == need[0] == "cidr" and netset((p[1],)).contains(netset((need[1],))))
+                ),
+                need,
+            )
+            if home not in out:
+                out.append(home)
+        return out
+
+
+# What the networking gains: each need with the peers it lacked.
+Added = list[tuple[Need, list[Peer]]]
+
+
 class World:
+    """One binding's world, resolved once: what every part of its plan looks up."""
+
     def __init__(
         self,
         inv: m.Inventory,
