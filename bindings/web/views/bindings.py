@@ -19,21 +19,9 @@ from bindings import models as m
 from bindings.analysis import explain
 from bindings.store.querysets import filter_bindings
 from bindings.vocabulary import FINDING_HELP
-from bindings.web import presenters
+from bindings.web import http, presenters
 from bindings.web.forms import SORTS, ordering, parse_filters
-from bindings.web.http import (
-    HtmxHttpRequest,
-    binding_or_404,
-    etag,
-    is_partial,
-    newest_change,
-    not_modified,
-    page_template,
-    perms,
-    source_state,
-    unchanged,
-    with_etag,
-)
+from bindings.web.http import HtmxHttpRequest
 from bindings.web.presenters import SEVERITY_CHOICES, VERDICT_CHOICES
 from bindings.web.views.sources import poll_context
 
@@ -104,19 +92,19 @@ def _page_rows(filters: dict[str, Any]) -> tuple[Any, list[presenters.BindingRow
 def binding_list(request: HtmxHttpRequest) -> HttpResponse:
     """Every binding, filterable, sortable and paginated; the table alone for htmx requests."""
     filters, errors = parse_filters(request)
-    partial = is_partial(request)
+    partial = http.is_partial(request)
     clusters = list(m.Cluster.objects.select_related("aws_account").order_by("name"))
-    tag = etag(
+    tag = http.etag(
         "list",
         partial,
         request.user.pk,
         sorted((k, str(v)) for k, v in filters.items()),
-        newest_change(),
-        [source_state(c) for c in clusters],
-        [source_state(c.aws_account) for c in clusters],
+        http.newest_change(),
+        [http.source_state(c) for c in clusters],
+        [http.source_state(c.aws_account) for c in clusters],
     )
-    if unchanged(request, tag):
-        return not_modified(tag)
+    if http.unchanged(request, tag):
+        return http.not_modified(tag)
 
     page, rows = _page_rows(filters)
     context: dict[str, Any] = {
@@ -133,7 +121,7 @@ def binding_list(request: HtmxHttpRequest) -> HttpResponse:
         ),
     }
     if partial:
-        return with_etag(render(request, "dashboard/binding_list.html#table", context), tag)
+        return http.with_etag(render(request, "dashboard/binding_list.html#table", context), tag)
     context["namespaces"] = list(
         m.TargetGroupBinding.objects.order_by("namespace").values_list("namespace", flat=True).distinct()
     )
@@ -142,7 +130,7 @@ def binding_list(request: HtmxHttpRequest) -> HttpResponse:
     )
     context["verdict_choices"] = VERDICT_CHOICES
     context["severity_choices"] = SEVERITY_CHOICES
-    return with_etag(render(request, "dashboard/binding_list.html", context), tag)
+    return http.with_etag(render(request, "dashboard/binding_list.html", context), tag)
 
 
 # --- binding detail ---------------------------------------------------------------------------------
@@ -359,15 +347,15 @@ def binding_context(binding: m.TargetGroupBinding) -> dict[str, Any]:
 def _detail_etag(
     request: HtmxHttpRequest, binding: m.TargetGroupBinding, result: m.BindingResult | None
 ) -> str:
-    return etag(
+    return http.etag(
         "detail",
-        is_partial(request),
+        http.is_partial(request),
         request.user.pk,
         binding.pk,
         binding.resource_version,
         result.changed_at if result else None,
-        source_state(binding.cluster),
-        source_state(binding.cluster.aws_account),
+        http.source_state(binding.cluster),
+        http.source_state(binding.cluster.aws_account),
         m.FixApplication.objects.filter(binding=binding)
         .order_by("-at", "-pk")
         .values_list("pk", flat=True)
@@ -380,15 +368,15 @@ def _detail_etag(
 @vary_on_headers("HX-Request")
 def binding_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """One binding: per-protocol paths, health check, targets, rules, findings, timeline."""
-    binding = binding_or_404(pk)
+    binding = http.binding_or_404(pk)
     result = getattr(binding, "result", None)
     tag = _detail_etag(request, binding, result)
-    if unchanged(request, tag):
-        return not_modified(tag)
+    if http.unchanged(request, tag):
+        return http.not_modified(tag)
     context = binding_context(binding)
     # The last-poll line is part of the live region: it refreshes with the verdicts.
     context.update(poll_context(request, binding.cluster, None))
-    context.update(perms(request, binding.cluster))
-    return with_etag(
-        render(request, page_template(request, "dashboard/binding_detail.html", "live"), context), tag
+    context.update(http.perms(request, binding.cluster))
+    return http.with_etag(
+        render(request, http.page_template(request, "dashboard/binding_detail.html", "live"), context), tag
     )

@@ -17,8 +17,8 @@ from django_htmx.http import trigger_client_event
 from bindings import models as m
 from bindings.fixes import render as fix_render
 from bindings.services import apply as fix_apply
-from bindings.web import presenters
-from bindings.web.http import HtmxHttpRequest, binding_or_404, page_template, perms
+from bindings.web import http, presenters
+from bindings.web.http import HtmxHttpRequest
 
 FIX_TEMPLATE = "dashboard/binding_fix.html"
 
@@ -49,7 +49,7 @@ def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[st
             m.FixApplication.objects.filter(binding=binding).select_related("user").order_by("-at", "-pk")[:5]
         ),
         "applied": presenters.applied_state(binding, getattr(binding, "result", None)),
-        **perms(request, binding.cluster),
+        **http.perms(request, binding.cluster),
     }
 
 
@@ -57,15 +57,15 @@ def _fix_context(request: HttpRequest, binding: m.TargetGroupBinding) -> dict[st
 @login_required
 def binding_fix(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The stored fix: manifest, patch command, alternatives, explanation, apply controls."""
-    binding = binding_or_404(pk)
-    return render(request, page_template(request, FIX_TEMPLATE, "panel"), _fix_context(request, binding))
+    binding = http.binding_or_404(pk)
+    return render(request, http.page_template(request, FIX_TEMPLATE, "panel"), _fix_context(request, binding))
 
 
 @require_GET
 @login_required
 def binding_fix_yaml(request: HttpRequest, pk: int) -> HttpResponse:
     """Download the fix manifest as a YAML file."""
-    binding = binding_or_404(pk)
+    binding = http.binding_or_404(pk)
     text = fix_render.stored_manifest_yaml(fix_apply.stored_fix(binding))
     if not text:
         return HttpResponse("No automatic fix for this binding.\n", status=404, content_type="text/plain")
@@ -83,7 +83,7 @@ def _apply_response(
         {"outcome": outcome, "step": step, "review_minutes": max(1, settings.BH_APPLY_REVIEW_SECONDS // 60)}
     )
     status = 403 if outcome.status == m.FixApplication.Status.DENIED else 200
-    response = render(request, page_template(request, FIX_TEMPLATE, "apply"), context, status=status)
+    response = render(request, http.page_template(request, FIX_TEMPLATE, "apply"), context, status=status)
     if outcome.status == m.FixApplication.Status.APPLIED:
         # The detail page's live region shows "waiting for the controller" at once, not at its next tick.
         trigger_client_event(response, "bh:applied")
@@ -95,7 +95,7 @@ def _apply_response(
 def binding_fix_dry_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Step 1 of applying, the review: a server-side dry-run (or a clearly labelled local diff),
     recorded with the exact patch an apply of it sends."""
-    binding = binding_or_404(pk)
+    binding = http.binding_or_404(pk)
     outcome = fix_apply.fix_dry_run(binding=binding, user=request.user)
     return _apply_response(request, binding, outcome, "dry-run")
 
@@ -104,6 +104,6 @@ def binding_fix_dry_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 def binding_fix_apply(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Step 2: send the patch of the dry-run named in the form (`bindings.services.apply.apply_reviewed`)."""
-    binding = binding_or_404(pk)
+    binding = http.binding_or_404(pk)
     outcome = fix_apply.apply_reviewed(request.POST.get("dry_run", "")[:20], request.user, binding=binding)
     return _apply_response(request, binding, outcome, "apply")

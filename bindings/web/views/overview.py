@@ -16,19 +16,8 @@ from django.views.decorators.vary import vary_on_headers
 from bindings import models as m
 from bindings.analysis import explain
 from bindings.vocabulary import Code
-from bindings.web import presenters
-from bindings.web.http import (
-    HtmxHttpRequest,
-    etag,
-    is_partial,
-    newest_change,
-    not_modified,
-    page_template,
-    perms,
-    source_state,
-    unchanged,
-    with_etag,
-)
+from bindings.web import http, presenters
+from bindings.web.http import HtmxHttpRequest
 
 WORST_LIMIT = 10
 
@@ -127,16 +116,16 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     """Counts by verdict and severity per cluster, source health, and recent transitions."""
     clusters = list(m.Cluster.objects.select_related("aws_account").order_by("name"))
     accounts = list(m.AwsAccount.objects.order_by("name"))
-    tag = etag(
+    tag = http.etag(
         "overview",
-        is_partial(request),
+        http.is_partial(request),
         request.user.pk,
-        newest_change(),
-        [source_state(c) for c in clusters],
-        [source_state(a) for a in accounts],
+        http.newest_change(),
+        [http.source_state(c) for c in clusters],
+        [http.source_state(a) for a in accounts],
     )
-    if unchanged(request, tag):
-        return not_modified(tag)
+    if http.unchanged(request, tag):
+        return http.not_modified(tag)
 
     counts = _cluster_rows(clusters)
     transitions = list(
@@ -153,6 +142,8 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         "accounts": accounts,
         "transitions": transitions,
         "now": timezone.now(),
-        **perms(request),
+        **http.perms(request),
     }
-    return with_etag(render(request, page_template(request, "dashboard/overview.html", "live"), context), tag)
+    return http.with_etag(
+        render(request, http.page_template(request, "dashboard/overview.html", "live"), context), tag
+    )

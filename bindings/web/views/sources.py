@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from bindings import models as m
-from bindings.web import presenters
-from bindings.web.http import POLL_PERMISSION, HtmxHttpRequest, is_partial, perms
+from bindings.web import http, presenters
+from bindings.web.http import HtmxHttpRequest
 
 POLL_QUEUE_PATIENCE = timedelta(minutes=2)
 
@@ -40,7 +40,7 @@ def poll_context(request: HttpRequest, cluster: m.Cluster, since: datetime | Non
         "since": since,
         "keep_polling": state in ("queued", "running"),
         "next": request.get_full_path(),
-        **perms(request),
+        **http.perms(request),
     }
 
 
@@ -65,8 +65,10 @@ def cluster_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Enqueue a poll of the cluster now (permission bindings.poll_cluster), unless one is running:
     then say since when, and queue nothing (the queued poll would find the lock held)."""
     cluster = get_object_or_404(m.Cluster, pk=pk)
-    if not request.user.has_perm(POLL_PERMISSION):
-        return HttpResponseForbidden(f"You do not have the permission to poll clusters ({POLL_PERMISSION}).")
+    if not request.user.has_perm(http.POLL_PERMISSION):
+        return HttpResponseForbidden(
+            f"You do not have the permission to poll clusters ({http.POLL_PERMISSION})."
+        )
     # the view module must not need Celery to import
     from bindings.tasks import poll_cluster_task, poll_running_since
 
@@ -75,7 +77,7 @@ def cluster_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if running_since is None:
         poll_cluster_task.delay_on_commit(cluster.pk, "dashboard")
     next_url = request.POST.get("next", "")
-    if is_partial(request):
+    if http.is_partial(request):
         context = poll_context(request, cluster, None if running_since else since)
         context["next"] = next_url
         context["running_since"] = running_since
