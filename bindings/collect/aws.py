@@ -61,7 +61,6 @@ TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 2
 FILTER_BATCH = 199  # 200 filter values per call, minus the vpc-id value (as the controller chunks)
 ID_BATCH = 200  # ids per EC2 Describe* call: keeps requests and NotFound bisection small
 SESSION_NAME = "binding-health"
-# In the error text of a poll that AWS kept throttling; /metrics counts such polls by it.
 THROTTLE_CODES = frozenset(
     {
         "Throttling",
