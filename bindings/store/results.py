@@ -79,7 +79,7 @@ def results_store(
             data["fix"] = (fixes or {}).get(result.uid)
             new_digest = digest(data)
             healthy, unhealthy, other = health_counts(result)
-            verdicts = {p.protocol: p.verdict for p in result.protocols}
+            verdicts: dict[str, str] = {p.protocol: p.verdict for p in result.protocols}
             changed = stored.digests.get(pk) != new_digest
             if changed:
                 rows.add_changed(pk, result, data=data, new_digest=new_digest, now=now)
