@@ -18,11 +18,12 @@ what AWS's token buckets count.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -39,6 +40,19 @@ from botocore.parsers import ResponseParserError
 
 # The calls a poll answers, keyed as in a bundle's aws.json: the bundle format owns the list.
 from bindings.analysis.bundle import AWS_OPERATIONS
+from bindings.collect.aws_answers import (
+    Cache,
+    chunks,
+    code_in,
+    describe_with_bisect,
+    eni_holds,
+    listed,
+    plain,
+    through_cache,
+    through_cache_by_id,
+    unique,
+    with_list,
+)
 from bindings.collect.errors import AwsError, AwsThrottled, AwsUnavailable
 from bindings.textsafe import without_nul
 from bindings.vocabulary import THROTTLED_MARK
@@ -47,7 +61,6 @@ TG_BATCH = 20  # DescribeTargetGroups / DescribeLoadBalancers reject more than 2
 FILTER_BATCH = 199  # 200 filter values per call, minus the vpc-id value (as the controller chunks)
 ID_BATCH = 200  # ids per EC2 Describe* call: keeps requests and NotFound bisection small
 SESSION_NAME = "binding-health"
-# In the error text of a poll that AWS kept throttling; /metrics counts such polls by it.
 THROTTLE_CODES = frozenset(
     {
         "Throttling",
@@ -77,14 +90,6 @@ _LISTED_UNDER = {
 }
 PREFIX_LIST_BATCH = 100  # PrefixListIds per DescribeManagedPrefixLists call (its MaxResults cap)
 PREFIX_LIST_TTL = 86400  # seconds a prefix list version's entries stay cached
-
-
-class Cache(Protocol):
-    """The subset of Django's cache API the collector uses."""
-
-    def get(self, key: str) -> Any: ...
-
-    def set(self, key: str, value: Any, timeout: float | None = ...) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,9 @@ class _Calls:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            client = self.session().client(
+            # Any: boto3-stubs type client() per literal service name, and `service` is a str.
+            session: Any = self.session()
+            client = session.client(
                 service,
                 region_name=self.target.region,
                 endpoint_url=self.target.endpoint_url,
@@ -267,101 +274,6 @@ def _translate(exc: ClientError, operation: str) -> AwsError | AwsThrottled | Aw
     return AwsError(text, operation=operation, code=code)
 
 
-# -- helpers -----------------------------------------------------------------------------------------
-def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
-
-
-def _unique(items: Iterable[Any]) -> list[Any]:
-    return list(dict.fromkeys(i for i in items if i))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy of a boto3 response: ISO datetimes, no metadata or paging tokens."""
-    if isinstance(value, dict):
-        return {
-            k: _plain(v)
-            for k, v in value.items()
-            if k not in ("ResponseMetadata", "NextToken", "NextMarker", "Marker")
-        }
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value
-
-
-def _listed(response: dict[str, Any], key: str, operation: str) -> list[Any]:
-    """The documented list of a response (DescribeTargetGroups' TargetGroups, ...), checked.
-
-    botocore parses whatever a 200 carries by the operation's output shape and leaves out what is
-    not there, so an odd answer (a proxy's page, an emulator's bug, a truncated body) reads as an
-    empty list: the poll would succeed and the account's target groups, then every binding's
-    verdict, would go (issue 15 item 4). It fails instead, naming the call and the field; the
-    previous state stays. Transient: retried like an outage.
-    """
-    value = response.get(key)
-    if not isinstance(value, list):
-        state = "missing" if key not in response else f"a {type(value).__name__}"
-        raise AwsUnavailable(
-            f"{operation}: the answer's field {key} is {state}, expected a list; not the documented answer",
-            operation=operation,
-            code="UnexpectedAnswer",
-        )
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise AwsUnavailable(
-                f"{operation}: the answer's field {key}[{index}] is a {type(item).__name__}, "
-                "expected an object",
-                operation=operation,
-                code="UnexpectedAnswer",
-            )
-    return value
-
-
-def _with_list(response: dict[str, Any], key: str, operation: str) -> dict[str, Any]:
-    _listed(response, key, operation)
-    return response
-
-
-def _describe_with_bisect(
-    calls: _Calls,
-    ids: Sequence[str],
-    batch: int,
-    fetch: Callable[[list[str]], list[dict[str, Any]]],
-    not_found: Callable[[AwsError], bool],
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Describe `ids` in batches; when a batch fails because some id doesn't exist, bisect it.
-
-    AWS fails the whole request for one unknown id, so halving finds the missing ones in
-    O(missing · log batch) extra calls instead of one call per id.
-    """
-    found: list[dict[str, Any]] = []
-    missing: list[str] = []
-
-    def describe(group: list[str]) -> None:
-        try:
-            found.extend(fetch(group))
-        except AwsError as exc:
-            if not not_found(exc):
-                raise
-            if len(group) == 1:
-                missing.append(group[0])
-                return
-            mid = len(group) // 2
-            describe(group[:mid])
-            describe(group[mid:])
-
-    for group in _chunks(_unique(ids), batch):
-        describe(group)
-    return found, missing
-
-
-def _code_in(*codes: str) -> Callable[[AwsError], bool]:
-    return lambda exc: exc.code in codes or any(exc.code and exc.code.startswith(c) for c in codes)
-
-
 # -- the collector -----------------------------------------------------------------------------------
 def collect_account(
     target: AwsTarget,
@@ -400,7 +312,7 @@ def collect_account(
     out: dict[str, Any] = {
         op: {_LISTED_UNDER[op]: []} if op in _LISTED_UNDER else {} for op in AWS_OPERATIONS
     }
-    cache_prefix = f"binding-health:aws:{target.account_id}:{target.region}"
+    run = _Collection(calls, out, cache, f"binding-health:aws:{target.account_id}:{target.region}")
 
     # 1. Target groups, by ARN then by name.
     tgs, missing = _describe_target_groups(calls, list(target_group_arns), list(target_group_names))
@@ -408,31 +320,75 @@ def collect_account(
 
     # 2. Health (the live signal: cached only for stable groups) and attributes (cached: they
     # rarely change).
+    stable = frozenset(stable_target_groups) if cache is not None and stable_health_ttl > 0 else frozenset()
+    ip_targets, instance_targets = _collect_target_group_details(
+        run, tgs, missing, stable=stable, stable_health_ttl=stable_health_ttl, attribute_ttl=attribute_ttl
+    )
+    missing_set = set(missing)
+    out["DescribeTargetGroups"]["TargetGroups"] = [t for t in tgs if t["TargetGroupArn"] not in missing_set]
+
+    # 3. Load balancers of those target groups, their attributes and listeners; 3b. the PrivateLink
+    #    endpoint services in front of them.
+    lbs = _collect_load_balancers(run, tgs, attribute_ttl)
+    if lbs:
+        _collect_endpoint_services(run, lbs)
+
+    # 4. Instances: the nodes (to find pod IPs on their ENIs) and instance targets.
+    instance_ids = unique([*node_instance_ids, *instance_targets])
+    reservations = _describe_instances(calls, instance_ids)
+    out["DescribeInstances"]["Reservations"] = reservations
+    instances = [i for r in reservations for i in r.get("Instances", [])]
+
+    # 5. ENIs: those holding ip targets (node secondary IPs/prefixes), pod branch ENIs, instance
+    #    targets' primary ENIs, then a filtered search for target IPs still unaccounted for.
+    enis = _collect_enis(calls, instances, list(pod_eni_ids), ip_targets, instance_targets, lbs)
+    out["DescribeNetworkInterfaces"]["NetworkInterfaces"] = list(enis.values())
+
+    # 6. Security groups, subnets, VPCs and NACLs of everything collected so far.
+    _collect_security_groups(run, enis, lbs, instances)
+    subnet_ids = _collect_subnets_and_vpcs(run, topology_ttl, enis, lbs, instances)
+    _collect_network_acls(run, subnet_ids)
+    out["GetManagedPrefixListEntries"] = _prefix_list_entries(
+        calls, cache, f"{run.cache_prefix}:prefix-list", out["DescribeSecurityGroups"]["SecurityGroups"]
+    )
+
+    # No NUL may reach PostgreSQL (descriptions and tags are user-written text).
+    return AwsSnapshot(
+        responses=without_nul(out), api_calls=dict(calls.counts), missing_target_groups=unique(missing)
+    )
+
+
+@dataclass
+class _Collection:
+    """One `collect_account` run: its calls, the answers so far (keyed as in a bundle's aws.json)
+    and the cache with this account and region's key prefix."""
+
+    calls: _Calls
+    out: dict[str, Any]
+    cache: Cache | None
+    cache_prefix: str
+
+
+def _collect_target_group_details(
+    run: _Collection,
+    tgs: list[dict[str, Any]],
+    missing: list[str],
+    *,
+    stable: frozenset[str],
+    stable_health_ttl: float,
+    attribute_ttl: float,
+) -> tuple[dict[str, str], list[str]]:
+    """Health and attributes of every target group: (target IP -> VPC of its target group, instance
+    target ids). A group deleted since it was described is appended to `missing`."""
+    calls, out, cache = run.calls, run.out, run.cache
     ip_targets: dict[str, str] = {}  # target IP -> VPC of its target group
     instance_targets: list[str] = []
-    stable = frozenset(stable_target_groups) if cache is not None and stable_health_ttl > 0 else frozenset()
     for tg in tgs:
         arn = tg["TargetGroupArn"]
-        health_key = f"{cache_prefix}:tg-health:{arn}"
-        health = cache.get(health_key) if arn in stable else None  # type: ignore[union-attr]
+        health = _target_health(run, arn, stable=stable, stable_health_ttl=stable_health_ttl)
         if health is None:
-            try:
-                health = _plain(
-                    calls.run(
-                        "DescribeTargetHealth",
-                        calls.client("elbv2").describe_target_health,
-                        TargetGroupArn=arn,
-                    )
-                )
-                _listed(health, "TargetHealthDescriptions", "DescribeTargetHealth")
-            except AwsError as exc:
-                if exc.code != "TargetGroupNotFound":
-                    raise
-                missing.append(arn)  # deleted between the two calls
-                continue
-            if cache is not None and stable_health_ttl > 0:
-                # Every answer is kept, so a group that turns stable has a recent one to reuse.
-                cache.set(health_key, health, stable_health_ttl)
+            missing.append(arn)  # deleted between the two calls
+            continue
         out["DescribeTargetHealth"][arn] = health
         for desc in health.get("TargetHealthDescriptions", []):
             target_id = desc.get("Target", {}).get("Id", "")
@@ -440,29 +396,52 @@ def collect_account(
                 ip_targets.setdefault(target_id, tg.get("VpcId", ""))
             elif tg.get("TargetType") == "instance":
                 instance_targets.append(target_id)
-        out["DescribeTargetGroupAttributes"][arn] = _cached(
+        out["DescribeTargetGroupAttributes"][arn] = through_cache(
             cache,
-            f"{cache_prefix}:tg-attributes:{arn}",
+            f"{run.cache_prefix}:tg-attributes:{arn}",
             attribute_ttl,
-            lambda arn=arn: _with_list(
-                _plain(
-                    calls.run(
-                        "DescribeTargetGroupAttributes",
-                        calls.client("elbv2").describe_target_group_attributes,
-                        TargetGroupArn=arn,
-                    )
-                ),
-                "Attributes",
-                "DescribeTargetGroupAttributes",
-            ),
+            functools.partial(_target_group_attributes, calls, arn),
         )
-    missing_set = set(missing)
-    out["DescribeTargetGroups"]["TargetGroups"] = [t for t in tgs if t["TargetGroupArn"] not in missing_set]
+    return ip_targets, instance_targets
 
-    # 3. Load balancers of those target groups, their attributes and listeners.
-    lb_arns = _unique(arn for tg in tgs for arn in tg.get("LoadBalancerArns", []))
-    lbs, _ = _describe_with_bisect(
-        calls,
+
+def _target_health(
+    run: _Collection, arn: str, *, stable: frozenset[str], stable_health_ttl: float
+) -> dict[str, Any] | None:
+    """DescribeTargetHealth of one target group (a stable group's cached answer when there is one);
+    None when the group no longer exists."""
+    cache = run.cache
+    health_key = f"{run.cache_prefix}:tg-health:{arn}"
+    # `stable` is empty without a cache.
+    health: dict[str, Any] | None = cache.get(health_key) if cache is not None and arn in stable else None
+    if health is not None:
+        return health
+    try:
+        health = plain(
+            run.calls.run(
+                "DescribeTargetHealth",
+                run.calls.client("elbv2").describe_target_health,
+                TargetGroupArn=arn,
+            )
+        )
+        listed(health, "TargetHealthDescriptions", "DescribeTargetHealth")
+    except AwsError as exc:
+        if exc.code != "TargetGroupNotFound":
+            raise
+        return None
+    if cache is not None and stable_health_ttl > 0:
+        # Every answer is kept, so a group that turns stable has a recent one to reuse.
+        cache.set(health_key, health, stable_health_ttl)
+    return health
+
+
+def _collect_load_balancers(
+    run: _Collection, tgs: list[dict[str, Any]], attribute_ttl: float
+) -> list[dict[str, Any]]:
+    """The load balancers of `tgs`, each with its attributes (cached) and listeners."""
+    calls, out = run.calls, run.out
+    lb_arns = unique(arn for tg in tgs for arn in tg.get("LoadBalancerArns", []))
+    lbs, _ = describe_with_bisect(
         lb_arns,
         TG_BATCH,
         lambda group: [
@@ -470,71 +449,97 @@ def collect_account(
             for page in calls.pages(
                 "elbv2", "DescribeLoadBalancers", "describe_load_balancers", LoadBalancerArns=group
             )
-            for lb in _listed(_plain(page), "LoadBalancers", "DescribeLoadBalancers")
+            for lb in listed(plain(page), "LoadBalancers", "DescribeLoadBalancers")
         ],
-        _code_in("LoadBalancerNotFound"),
+        code_in("LoadBalancerNotFound"),
     )
     out["DescribeLoadBalancers"]["LoadBalancers"] = lbs
     for lb in lbs:
         lb_arn = lb["LoadBalancerArn"]
-        out["DescribeLoadBalancerAttributes"][lb_arn] = _cached(
-            cache,
-            f"{cache_prefix}:lb-attributes:{lb_arn}",
+        out["DescribeLoadBalancerAttributes"][lb_arn] = through_cache(
+            run.cache,
+            f"{run.cache_prefix}:lb-attributes:{lb_arn}",
             attribute_ttl,
-            lambda lb_arn=lb_arn: _with_list(
-                _plain(
-                    calls.run(
-                        "DescribeLoadBalancerAttributes",
-                        calls.client("elbv2").describe_load_balancer_attributes,
-                        LoadBalancerArn=lb_arn,
-                    )
-                ),
-                "Attributes",
-                "DescribeLoadBalancerAttributes",
-            ),
+            functools.partial(_load_balancer_attributes, calls, lb_arn),
         )
         for page in calls.pages("elbv2", "DescribeListeners", "describe_listeners", LoadBalancerArn=lb_arn):
             out["DescribeListeners"]["Listeners"].extend(
-                _listed(_plain(page), "Listeners", "DescribeListeners")
+                listed(plain(page), "Listeners", "DescribeListeners")
             )
+    return lbs
 
-    # 3b. PrivateLink: the endpoint services in front of those load balancers. The call cannot
-    #     filter by load balancer, so it lists the account's (usually few) configurations and keeps
-    #     the ones naming a collected LB. A role without the new permission keeps polling: the
-    #     key is dropped, and the analysis says `unknown` only where PrivateLink would decide.
-    if lbs:
-        wanted = {lb["LoadBalancerArn"] for lb in lbs}
-        try:
-            configurations = _paged(
-                calls,
-                "ec2",
-                "DescribeVpcEndpointServiceConfigurations",
-                "describe_vpc_endpoint_service_configurations",
-                "ServiceConfigurations",
+
+def _target_group_attributes(calls: _Calls, arn: str) -> dict[str, Any]:
+    return with_list(
+        plain(
+            calls.run(
+                "DescribeTargetGroupAttributes",
+                calls.client("elbv2").describe_target_group_attributes,
+                TargetGroupArn=arn,
             )
-        except AwsError as exc:
-            if exc.code not in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
-                raise
-            del out["DescribeVpcEndpointServiceConfigurations"]
-        else:
-            out["DescribeVpcEndpointServiceConfigurations"]["ServiceConfigurations"] = [
-                c for c in configurations if wanted & set(c.get("NetworkLoadBalancerArns") or ())
-            ]
+        ),
+        "Attributes",
+        "DescribeTargetGroupAttributes",
+    )
 
-    # 4. Instances: the nodes (to find pod IPs on their ENIs) and instance targets.
-    instance_ids = _unique([*node_instance_ids, *instance_targets])
-    reservations = _describe_instances(calls, instance_ids)
-    out["DescribeInstances"]["Reservations"] = reservations
-    instances = [i for r in reservations for i in r.get("Instances", [])]
 
-    # 5. ENIs: those holding ip targets (node secondary IPs/prefixes), pod branch ENIs, instance
-    #    targets' primary ENIs, then a filtered search for target IPs still unaccounted for.
+def _load_balancer_attributes(calls: _Calls, lb_arn: str) -> dict[str, Any]:
+    return with_list(
+        plain(
+            calls.run(
+                "DescribeLoadBalancerAttributes",
+                calls.client("elbv2").describe_load_balancer_attributes,
+                LoadBalancerArn=lb_arn,
+            )
+        ),
+        "Attributes",
+        "DescribeLoadBalancerAttributes",
+    )
+
+
+def _collect_endpoint_services(run: _Collection, lbs: list[dict[str, Any]]) -> None:
+    """PrivateLink: the endpoint services in front of `lbs`.
+
+    The call cannot filter by load balancer, so it lists the account's (usually few) configurations
+    and keeps the ones naming a collected LB. A role without the new permission keeps polling: the
+    key is dropped, and the analysis says `unknown` only where PrivateLink would decide."""
+    out = run.out
+    wanted = {lb["LoadBalancerArn"] for lb in lbs}
+    try:
+        configurations = _paged(
+            run.calls,
+            "ec2",
+            "DescribeVpcEndpointServiceConfigurations",
+            "describe_vpc_endpoint_service_configurations",
+            "ServiceConfigurations",
+        )
+    except AwsError as exc:
+        if exc.code not in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
+            raise
+        del out["DescribeVpcEndpointServiceConfigurations"]
+    else:
+        out["DescribeVpcEndpointServiceConfigurations"]["ServiceConfigurations"] = [
+            c for c in configurations if wanted & set(c.get("NetworkLoadBalancerArns") or ())
+        ]
+
+
+def _collect_enis(
+    calls: _Calls,
+    instances: list[dict[str, Any]],
+    pod_eni_ids: list[str],
+    ip_targets: dict[str, str],
+    instance_targets: list[str],
+    lbs: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """The ENIs that matter, by id: those holding ip targets (node secondary IPs/prefixes), pod
+    branch ENIs, instance targets' primary ENIs, the ENIs found by a filtered search for target IPs
+    still unaccounted for, and the load balancers' own ENIs."""
     eni_ids: list[str] = list(pod_eni_ids)
     unresolved = set(ip_targets)
     instance_target_set = set(instance_targets)
     for instance in instances:
         for eni in instance.get("NetworkInterfaces", []):
-            held = _eni_holds(eni, unresolved)
+            held = eni_holds(eni, unresolved)
             is_target_primary = (
                 instance.get("InstanceId") in instance_target_set
                 and eni.get("Attachment", {}).get("DeviceIndex") == 0
@@ -543,16 +548,15 @@ def collect_account(
                 eni_ids.append(eni["NetworkInterfaceId"])
                 unresolved -= held
     enis: dict[str, dict[str, Any]] = {}
-    found, _ = _describe_with_bisect(
-        calls,
+    found, _ = describe_with_bisect(
         eni_ids,
         ID_BATCH,
         lambda group: _enis_by(calls, NetworkInterfaceIds=group),
-        _code_in("InvalidNetworkInterfaceID"),
+        code_in("InvalidNetworkInterfaceID"),
     )
     for eni in found:
         enis[eni["NetworkInterfaceId"]] = eni
-        unresolved -= _eni_holds(eni, unresolved)
+        unresolved -= eni_holds(eni, unresolved)
     for eni in _enis_by_ip(calls, {ip: ip_targets[ip] for ip in unresolved}):
         enis.setdefault(eni["NetworkInterfaceId"], eni)
     # The load balancers' own ENIs: their private addresses are the health-check (and, without
@@ -562,13 +566,21 @@ def collect_account(
         for lb in lbs
         if lb.get("LoadBalancerArn")
     ]
-    for group in _chunks(_unique(lb_descriptions), FILTER_BATCH):
+    for group in chunks(unique(lb_descriptions), FILTER_BATCH):
         for eni in _enis_by(calls, Filters=[{"Name": "description", "Values": group}]):
             enis.setdefault(eni["NetworkInterfaceId"], eni)
-    out["DescribeNetworkInterfaces"]["NetworkInterfaces"] = list(enis.values())
+    return enis
 
-    # 6. Security groups, subnets, VPCs and NACLs of everything collected so far.
-    sg_ids = _unique(
+
+def _collect_security_groups(
+    run: _Collection,
+    enis: dict[str, dict[str, Any]],
+    lbs: list[dict[str, Any]],
+    instances: list[dict[str, Any]],
+) -> None:
+    """The security groups of the ENIs, load balancers and instances collected so far."""
+    calls = run.calls
+    sg_ids = unique(
         [
             *(g.get("GroupId") for eni in enis.values() for g in eni.get("Groups", [])),
             *(sg for lb in lbs for sg in lb.get("SecurityGroups", []) or []),
@@ -581,8 +593,7 @@ def collect_account(
             ),
         ]
     )
-    out["DescribeSecurityGroups"]["SecurityGroups"], _ = _describe_with_bisect(
-        calls,
+    run.out["DescribeSecurityGroups"]["SecurityGroups"], _ = describe_with_bisect(
         sg_ids,
         ID_BATCH,
         lambda group: _paged(
@@ -593,32 +604,44 @@ def collect_account(
             "SecurityGroups",
             GroupIds=group,
         ),
-        _code_in("InvalidGroup.NotFound", "InvalidGroupId"),
+        code_in("InvalidGroup.NotFound", "InvalidGroupId"),
     )
-    subnet_ids = _unique(
+
+
+def _collect_subnets_and_vpcs(
+    run: _Collection,
+    topology_ttl: float,
+    enis: dict[str, dict[str, Any]],
+    lbs: list[dict[str, Any]],
+    instances: list[dict[str, Any]],
+) -> list[str]:
+    """The subnets and VPCs of everything collected so far (per id from the cache for
+    `topology_ttl` seconds when it is > 0); returns the subnet ids."""
+    calls, out = run.calls, run.out
+    topology_cache = run.cache if topology_ttl > 0 else None
+    subnet_ids = unique(
         [
             *(eni.get("SubnetId") for eni in enis.values()),
             *(az.get("SubnetId") for lb in lbs for az in lb.get("AvailabilityZones", [])),
             *(i.get("SubnetId") for i in instances),
         ]
     )
-    out["DescribeSubnets"]["Subnets"] = _cached_by_id(
-        cache if topology_ttl > 0 else None,
-        f"{cache_prefix}:subnet",
+    out["DescribeSubnets"]["Subnets"] = through_cache_by_id(
+        topology_cache,
+        f"{run.cache_prefix}:subnet",
         topology_ttl,
         subnet_ids,
         "SubnetId",
-        lambda ids: _describe_with_bisect(
-            calls,
+        lambda ids: describe_with_bisect(
             ids,
             ID_BATCH,
             lambda group: _paged(
                 calls, "ec2", "DescribeSubnets", "describe_subnets", "Subnets", SubnetIds=group
             ),
-            _code_in("InvalidSubnetID"),
+            code_in("InvalidSubnetID"),
         )[0],
     )
-    vpc_ids = _unique(
+    vpc_ids = unique(
         [
             *(tg.get("VpcId") for tg in out["DescribeTargetGroups"]["TargetGroups"]),
             *(lb.get("VpcId") for lb in lbs),
@@ -626,24 +649,28 @@ def collect_account(
             *(s.get("VpcId") for s in out["DescribeSubnets"]["Subnets"]),
         ]
     )
-    out["DescribeVpcs"]["Vpcs"] = _cached_by_id(
-        cache if topology_ttl > 0 else None,
-        f"{cache_prefix}:vpc",
+    out["DescribeVpcs"]["Vpcs"] = through_cache_by_id(
+        topology_cache,
+        f"{run.cache_prefix}:vpc",
         topology_ttl,
         vpc_ids,
         "VpcId",
-        lambda ids: _describe_with_bisect(
-            calls,
+        lambda ids: describe_with_bisect(
             ids,
             ID_BATCH,
             lambda group: _paged(calls, "ec2", "DescribeVpcs", "describe_vpcs", "Vpcs", VpcIds=group),
-            _code_in("InvalidVpcID"),
+            code_in("InvalidVpcID"),
         )[0],
     )
+    return subnet_ids
+
+
+def _collect_network_acls(run: _Collection, subnet_ids: list[str]) -> None:
+    """The network ACLs associated with `subnet_ids`."""
     acls: dict[str, dict[str, Any]] = {}
-    for group in _chunks(subnet_ids, FILTER_BATCH):
+    for group in chunks(subnet_ids, FILTER_BATCH):
         for acl in _paged(
-            calls,
+            run.calls,
             "ec2",
             "DescribeNetworkAcls",
             "describe_network_acls",
@@ -651,15 +678,7 @@ def collect_account(
             Filters=[{"Name": "association.subnet-id", "Values": group}],
         ):
             acls.setdefault(acl["NetworkAclId"], acl)
-    out["DescribeNetworkAcls"]["NetworkAcls"] = list(acls.values())
-    out["GetManagedPrefixListEntries"] = _prefix_list_entries(
-        calls, cache, f"{cache_prefix}:prefix-list", out["DescribeSecurityGroups"]["SecurityGroups"]
-    )
-
-    # No NUL may reach PostgreSQL (descriptions and tags are user-written text).
-    return AwsSnapshot(
-        responses=without_nul(out), api_calls=dict(calls.counts), missing_target_groups=_unique(missing)
-    )
+    run.out["DescribeNetworkAcls"]["NetworkAcls"] = list(acls.values())
 
 
 def _prefix_list_entries(
@@ -672,7 +691,7 @@ def _prefix_list_entries(
     an unchanged list costs no call and a changed one is seen on the next poll. A list that no
     longer exists is left out: the analysis then reads it as unknown, never as empty.
     """
-    ids = _unique(
+    ids = unique(
         [
             str(pair.get("PrefixListId"))
             for group in groups
@@ -683,8 +702,7 @@ def _prefix_list_entries(
     )
     if not ids:
         return {}
-    described, _ = _describe_with_bisect(
-        calls,
+    described, _ = describe_with_bisect(
         ids,
         PREFIX_LIST_BATCH,
         lambda group: _paged(
@@ -695,7 +713,7 @@ def _prefix_list_entries(
             "PrefixLists",
             PrefixListIds=group,
         ),
-        _code_in("InvalidPrefixListID", "InvalidPrefixListId"),
+        code_in("InvalidPrefixListID", "InvalidPrefixListId"),
     )
     out: dict[str, dict[str, Any]] = {}
     for item in described:
@@ -715,7 +733,7 @@ def _prefix_list_entries(
                     PrefixListId=list_id,
                 )
             except AwsError as exc:
-                if _code_in("InvalidPrefixListID", "InvalidPrefixListId")(exc):
+                if code_in("InvalidPrefixListID", "InvalidPrefixListId")(exc):
                     continue  # deleted between the two calls
                 raise
             if cache is not None and version is not None:
@@ -725,54 +743,11 @@ def _prefix_list_entries(
     return out
 
 
-def _cached(cache: Cache | None, key: str, ttl: float, fetch: Callable[[], Any]) -> Any:
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-    value = fetch()
-    if cache is not None:
-        cache.set(key, value, ttl)
-    return value
-
-
-def _cached_by_id(
-    cache: Cache | None,
-    prefix: str,
-    ttl: float,
-    ids: list[str],
-    id_key: str,
-    fetch: Callable[[list[str]], list[dict[str, Any]]],
-) -> list[dict[str, Any]]:
-    """Items for `ids`: cached ones from `cache`, the rest fetched in one batched describe.
-
-    Per id rather than per request, so a new subnet costs one describe of that subnet, not a
-    refetch of all of them. Missing ids are not cached: they are looked up again next poll.
-    """
-    if cache is None:
-        return fetch(ids)
-    found: dict[str, dict[str, Any]] = {}
-    misses = []
-    for item_id in ids:
-        hit = cache.get(f"{prefix}:{item_id}")
-        if hit is None:
-            misses.append(item_id)
-        else:
-            found[item_id] = hit
-    if misses:
-        for item in fetch(misses):
-            item_id = item.get(id_key)
-            if item_id:
-                cache.set(f"{prefix}:{item_id}", item, ttl)
-                found[item_id] = item
-    return [found[i] for i in ids if i in found]
-
-
 def _paged(calls: _Calls, service: str, operation: str, method: str, key: str, **kwargs: Any) -> list[Any]:
     return [
         item
         for page in calls.pages(service, operation, method, **kwargs)
-        for item in _listed(_plain(page), key, operation)
+        for item in listed(plain(page), key, operation)
     ]
 
 
@@ -780,17 +755,17 @@ def _describe_target_groups(
     calls: _Calls, arns: list[str], names: list[str]
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Target groups by ARN (≤ 20 per call) and by name; returns (found, missing ARNs/names)."""
-    not_found = _code_in("TargetGroupNotFound")
+    not_found = code_in("TargetGroupNotFound")
 
     def by(param: str) -> Callable[[list[str]], list[dict[str, Any]]]:
         return lambda group: _paged(
             calls, "elbv2", "DescribeTargetGroups", "describe_target_groups", "TargetGroups", **{param: group}
         )
 
-    found, missing = _describe_with_bisect(calls, arns, TG_BATCH, by("TargetGroupArns"), not_found)
+    found, missing = describe_with_bisect(arns, TG_BATCH, by("TargetGroupArns"), not_found)
     known_names = {tg.get("TargetGroupName") for tg in found}
-    more, missing_names = _describe_with_bisect(
-        calls, [n for n in _unique(names) if n not in known_names], TG_BATCH, by("Names"), not_found
+    more, missing_names = describe_with_bisect(
+        [n for n in unique(names) if n not in known_names], TG_BATCH, by("Names"), not_found
     )
     seen = {tg["TargetGroupArn"] for tg in found}
     found += [tg for tg in more if tg["TargetGroupArn"] not in seen]
@@ -799,14 +774,13 @@ def _describe_target_groups(
 
 def _describe_instances(calls: _Calls, instance_ids: list[str]) -> list[dict[str, Any]]:
     """Reservations for `instance_ids`, merged per reservation; unknown ids are skipped."""
-    reservations, _ = _describe_with_bisect(
-        calls,
+    reservations, _ = describe_with_bisect(
         instance_ids,
         ID_BATCH,
         lambda group: _paged(
             calls, "ec2", "DescribeInstances", "describe_instances", "Reservations", InstanceIds=group
         ),
-        _code_in("InvalidInstanceID"),
+        code_in("InvalidInstanceID"),
     )
     merged: dict[str, dict[str, Any]] = {}
     for reservation in reservations:
@@ -843,37 +817,9 @@ def _enis_by_ip(calls: _Calls, ip_vpcs: dict[str, str]) -> list[dict[str, Any]]:
         groups.setdefault((name, vpc), []).append(ip)
     result: list[dict[str, Any]] = []
     for (name, vpc), ips in sorted(groups.items()):
-        for chunk in _chunks(sorted(ips), FILTER_BATCH):
+        for chunk in chunks(sorted(ips), FILTER_BATCH):
             filters = [{"Name": name, "Values": chunk}]
             if vpc:
                 filters.append({"Name": "vpc-id", "Values": [vpc]})
             result += _enis_by(calls, Filters=filters)
     return result
-
-
-def _eni_holds(eni: dict[str, Any], ips: set[str]) -> set[str]:
-    """Which of `ips` this ENI holds: as an address (primary/secondary/IPv6) or inside a prefix."""
-    if not ips:
-        return set()
-    addresses = {a.get("PrivateIpAddress") for a in eni.get("PrivateIpAddresses", [])}
-    addresses.add(eni.get("PrivateIpAddress"))
-    addresses |= {a.get("Ipv6Address") for a in eni.get("Ipv6Addresses", [])}
-    held = {ip for ip in ips if ip in addresses}
-    prefixes = [p.get("Ipv4Prefix") for p in eni.get("Ipv4Prefixes", [])] + [
-        p.get("Ipv6Prefix") for p in eni.get("Ipv6Prefixes", [])
-    ]
-    networks = []
-    for prefix in prefixes:
-        try:
-            networks.append(ipaddress.ip_network(prefix, strict=False))
-        except (TypeError, ValueError):
-            continue
-    if networks:
-        for ip in ips - held:
-            try:
-                address = ipaddress.ip_address(ip)
-            except ValueError:
-                continue
-            if any(address.version == n.version and address in n for n in networks):
-                held.add(ip)
-    return held

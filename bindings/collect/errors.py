@@ -33,7 +33,7 @@ class KubeUnavailable(TransientSourceError):
     """The Kubernetes API could not be reached or is overloaded (refused, DNS, timeout, 5xx, 429)."""
 
 
-class _AwsDetails:
+class _AwsDetails(Exception):
     """Carries the failed operation and AWS error code, for messages and alert grouping."""
 
     def __init__(self, message: str, *, operation: str | None = None, code: str | None = None) -> None:

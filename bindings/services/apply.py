@@ -398,25 +398,10 @@ def apply_reviewed(
     cluster's client networks changed since), or the live TGB's uid or resourceVersion moved.
     The stored fix is never sent: only the recorded text, whose bytes are the request body.
     """
-    try:
-        review = (
-            m.FixApplication.objects.select_related("binding__cluster", "cluster")
-            .filter(pk=int(str(dry_run_id)), status=Status.DRY_RUN)
-            .first()
-        )
-    except (TypeError, ValueError):
-        review = None
+    review = _load_review(dry_run_id)
     # Permission first: who may not apply learns nothing about other people's reviews.
     target = review.binding if review is not None else binding
-    cluster = target.cluster if target is not None else (review.cluster if review is not None else None)
-    if cluster is not None:
-        problem = permission_problem(user, cluster)
-    elif not user.is_authenticated or not user.has_perm(APPLY_PERMISSION):
-        problem = f"You do not have the permission to apply fixes ({APPLY_PERMISSION})."
-    else:
-        problem = ""
-    if binding is not None and not problem:
-        problem = permission_problem(user, binding.cluster)
+    problem = _apply_permission_problem(user, review, target, binding)
     if problem:
         return _refuse(binding or target, user, problem, reviewed=review, status=Status.DENIED)
     if review is None:
@@ -435,12 +420,7 @@ def apply_reviewed(
         return _refuse(target, user, problem, reviewed=review)
     assert target is not None  # _review_problem refuses a review whose binding is gone
     name = f"{target.namespace}/{target.name}"
-    reviewed_networking = (json.loads(review.patch).get("spec") or {}).get("networking")
-    try:
-        current = networking_patch(stored_fix(target))["spec"]["networking"]
-    except FixNotApplicable:
-        current = None
-    if current != reviewed_networking:
+    if _fix_changed_since(review, target):
         return _refuse(
             target,
             user,
@@ -453,6 +433,79 @@ def apply_reviewed(
         api_client = _client(target.cluster)
     except KubeError as exc:
         return _refuse(target, user, str(exc), reviewed=review, status=Status.FAILED)
+    sent = _send_review(api_client, review, target, user)
+    if isinstance(sent, Outcome):
+        return sent
+    live_networking, answer = sent
+    result_networking = (answer.get("spec") or {}).get("networking")
+    diff = networking_diff(live_networking, result_networking, name=name)
+    new_rv = str((answer.get("metadata") or {}).get("resourceVersion") or "")
+    message = (
+        f"Patched spec.networking of {name} with the patch reviewed in dry-run #{review.pk} "
+        f"(sha256 {review.patch_sha256[:12]}…, field manager {FIELD_MANAGER}). The controller now reconciles "
+        "the security-group rules; the next poll shows the new verdicts."
+    )
+    audit = _audit(
+        binding=target,
+        user=user,
+        status=Status.APPLIED,
+        text=review.patch,
+        diff=diff,
+        message=message,
+        reviewed=review,
+        uid=review.uid,
+        resource_version=review.resource_version,
+    )
+    return Outcome(Status.APPLIED, message, audit, diff=diff, resource_version=new_rv)
+
+
+def _load_review(dry_run_id: int | str | None) -> m.FixApplication | None:
+    """The DRY_RUN row `dry_run_id` names, or None (no such row, or not an id at all)."""
+    try:
+        return (
+            m.FixApplication.objects.select_related("binding__cluster", "cluster")
+            .filter(pk=int(str(dry_run_id)), status=Status.DRY_RUN)
+            .first()
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _apply_permission_problem(
+    user: Any,
+    review: m.FixApplication | None,
+    target: m.TargetGroupBinding | None,
+    binding: m.TargetGroupBinding | None,
+) -> str:
+    """Why `user` may not apply here (on the review's cluster and, when given, the page's), or ""."""
+    cluster = target.cluster if target is not None else (review.cluster if review is not None else None)
+    if cluster is not None:
+        problem = permission_problem(user, cluster)
+    elif not user.is_authenticated or not user.has_perm(APPLY_PERMISSION):
+        problem = f"You do not have the permission to apply fixes ({APPLY_PERMISSION})."
+    else:
+        problem = ""
+    if binding is not None and not problem:
+        problem = permission_problem(user, binding.cluster)
+    return problem
+
+
+def _fix_changed_since(review: m.FixApplication, target: m.TargetGroupBinding) -> bool:
+    """Does the binding's current fix make a different `spec.networking` than the reviewed patch?"""
+    reviewed_networking = (json.loads(review.patch).get("spec") or {}).get("networking")
+    try:
+        current = networking_patch(stored_fix(target))["spec"]["networking"]
+    except FixNotApplicable:
+        current = None
+    return bool(current != reviewed_networking)
+
+
+def _send_review(
+    api_client: k8s.ApiClient, review: m.FixApplication, target: m.TargetGroupBinding, user: Any
+) -> Outcome | tuple[Any, dict[str, Any]]:
+    """Check the live TGB is the reviewed one, claim the review, send its recorded patch: the live
+    object's networking and the API server's answer, or the refusal (recorded) as an Outcome."""
+    name = f"{target.namespace}/{target.name}"
     sent = False
     with api_client:
         api = k8s.CustomObjectsApi(api_client)
@@ -502,23 +555,4 @@ def apply_reviewed(
                 status=Status.FAILED,
                 sent=sent,
             )
-    result_networking = (answer.get("spec") or {}).get("networking")
-    diff = networking_diff(live_networking, result_networking, name=name)
-    new_rv = str((answer.get("metadata") or {}).get("resourceVersion") or "")
-    message = (
-        f"Patched spec.networking of {name} with the patch reviewed in dry-run #{review.pk} "
-        f"(sha256 {review.patch_sha256[:12]}…, field manager {FIELD_MANAGER}). The controller now reconciles "
-        "the security-group rules; the next poll shows the new verdicts."
-    )
-    audit = _audit(
-        binding=target,
-        user=user,
-        status=Status.APPLIED,
-        text=review.patch,
-        diff=diff,
-        message=message,
-        reviewed=review,
-        uid=review.uid,
-        resource_version=review.resource_version,
-    )
-    return Outcome(Status.APPLIED, message, audit, diff=diff, resource_version=new_rv)
+    return live_networking, answer

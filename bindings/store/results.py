@@ -8,7 +8,8 @@ costs one small row per binding per sample period instead of a full rewrite per 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -68,97 +69,25 @@ def results_store(
     sample_every = timedelta(seconds=getattr(settings, "BH_HISTORY_SAMPLE_SECONDS", 300))
     results = list(results)
     with transaction.atomic():
-        # Narrow tuples, not model instances: a TGB row carries its raw object and a result its
-        # whole JSON. Only the rows of these results' bindings: this runs once per analysis chunk,
-        # and reading the whole cluster each time made a 10,000-binding poll read it ten times.
-        bindings = dict(
-            m.TargetGroupBinding.objects.filter(
-                cluster=cluster, uid__in={r.uid for r in results}
-            ).values_list("uid", "pk")
-        )
-        ids = list(bindings.values())
-        current = dict(m.BindingResult.objects.filter(binding_id__in=ids).values_list("binding_id", "digest"))
-        old_verdicts: dict[int, dict[str, str]] = {}
-        for binding_id, protocol, verdict in m.ProtocolVerdict.objects.filter(binding_id__in=ids).values_list(
-            "binding_id", "protocol", "verdict"
-        ):
-            old_verdicts.setdefault(binding_id, {})[protocol] = verdict
-        last_sample = dict(
-            m.HistorySample.objects.filter(binding_id__in=ids)
-            .values("binding_id")
-            .annotate(at=Max("at"))
-            .values_list("binding_id", "at")
-        )
-        new_verdicts, new_findings, transitions, samples = [], [], [], []
-        upserts: list[m.BindingResult] = []
-        changed_ids = []
+        stored = _stored_state(cluster, results)
+        rows = _ResultRows()
         for result in results:
-            pk = bindings.get(result.uid)
+            pk = stored.binding_pks.get(result.uid)
             if pk is None:
                 continue
             data = jsonable(result)
             data["fix"] = (fixes or {}).get(result.uid)
             new_digest = digest(data)
             healthy, unhealthy, other = health_counts(result)
-            verdicts = {p.protocol: p.verdict for p in result.protocols}
-            changed = current.get(pk) != new_digest
+            verdicts: dict[str, str] = {p.protocol: p.verdict for p in result.protocols}
+            changed = stored.digests.get(pk) != new_digest
             if changed:
-                changed_ids.append(pk)
-                # Collected and written as one upsert below: update_or_create here cost two
-                # queries per changed binding (20,000 round trips on a first poll of 10,000).
-                upserts.append(
-                    m.BindingResult(
-                        binding_id=pk,
-                        analyzed_at=now,
-                        changed_at=now,
-                        worst_verdict=worst_verdict(result),
-                        max_severity=max_severity(result),
-                        healthy=healthy,
-                        unhealthy=unhealthy,
-                        other=other,
-                        digest=new_digest,
-                        data=data,
-                    )
-                )
+                rows.add_changed(pk, result, data=data, new_digest=new_digest, now=now)
+                rows.add_transitions(pk, before=stored.verdicts.get(pk, {}), after=verdicts, now=now)
                 stats.updated += 1
-                for p in result.protocols:
-                    new_verdicts.append(
-                        m.ProtocolVerdict(
-                            binding_id=pk,
-                            protocol=p.protocol,
-                            port=p.port,
-                            verdict=p.verdict,
-                            targets_total=p.targets_total,
-                            targets_admitted=p.targets_admitted,
-                            reasons=list(p.reasons),
-                        )
-                    )
-                for f in result.findings:
-                    new_findings.append(
-                        m.Finding(
-                            binding_id=pk,
-                            code=f.code,
-                            severity=f.severity,
-                            protocol=f.protocol or "",
-                            message=f.message,
-                            evidence=jsonable(f.evidence),
-                        )
-                    )
-                before = old_verdicts.get(pk, {})
-                for protocol, verdict in verdicts.items():
-                    if before.get(protocol) != verdict:
-                        transitions.append(
-                            m.VerdictTransition(
-                                binding_id=pk,
-                                protocol=protocol,
-                                at=now,
-                                old=before.get(protocol, ""),
-                                new=verdict,
-                            )
-                        )
-            last = last_sample.get(pk)
+            last = stored.last_sample.get(pk)
             if changed or last is None or now - last >= sample_every:
-                samples.append(
+                rows.samples.append(
                     m.HistorySample(
                         binding_id=pk,
                         at=now,
@@ -168,23 +97,135 @@ def results_store(
                         other=other,
                     )
                 )
-        if upserts:
+        rows.write()
+        stats.created += len(rows.verdicts) + len(rows.findings) + len(rows.transitions) + len(rows.samples)
+    return stats
+
+
+@dataclass
+class _StoredState:
+    """What the database holds for one chunk's bindings before its results are written."""
+
+    binding_pks: dict[str, int]  # uid -> TargetGroupBinding pk
+    digests: dict[int, str]  # binding pk -> its stored result's digest
+    verdicts: dict[int, dict[str, str]]  # binding pk -> {protocol: verdict}
+    last_sample: dict[int, datetime]  # binding pk -> its newest history sample's time
+
+
+def _stored_state(cluster: m.Cluster, results: list[am.BindingResult]) -> _StoredState:
+    # Narrow tuples, not model instances: a TGB row carries its raw object and a result its
+    # whole JSON. Only the rows of these results' bindings: this runs once per analysis chunk,
+    # and reading the whole cluster each time made a 10,000-binding poll read it ten times.
+    bindings = dict(
+        m.TargetGroupBinding.objects.filter(cluster=cluster, uid__in={r.uid for r in results}).values_list(
+            "uid", "pk"
+        )
+    )
+    ids = list(bindings.values())
+    current = dict(m.BindingResult.objects.filter(binding_id__in=ids).values_list("binding_id", "digest"))
+    old_verdicts: dict[int, dict[str, str]] = {}
+    for binding_id, protocol, verdict in m.ProtocolVerdict.objects.filter(binding_id__in=ids).values_list(
+        "binding_id", "protocol", "verdict"
+    ):
+        old_verdicts.setdefault(binding_id, {})[protocol] = verdict
+    last_sample = dict(
+        m.HistorySample.objects.filter(binding_id__in=ids)
+        .values("binding_id")
+        .annotate(at=Max("at"))
+        .values_list("binding_id", "at")
+    )
+    return _StoredState(bindings, current, old_verdicts, last_sample)
+
+
+@dataclass
+class _ResultRows:
+    """The rows one `results_store` call writes, collected first and written in bulk."""
+
+    upserts: list[m.BindingResult] = field(default_factory=list)
+    changed_ids: list[int] = field(default_factory=list)
+    verdicts: list[m.ProtocolVerdict] = field(default_factory=list)
+    findings: list[m.Finding] = field(default_factory=list)
+    transitions: list[m.VerdictTransition] = field(default_factory=list)
+    samples: list[m.HistorySample] = field(default_factory=list)
+
+    def add_changed(
+        self, pk: int, result: am.BindingResult, *, data: dict, new_digest: str, now: datetime
+    ) -> None:
+        """A binding whose result changed: its new result row, verdicts and findings."""
+        healthy, unhealthy, other = health_counts(result)
+        self.changed_ids.append(pk)
+        # Collected and written as one upsert: update_or_create here cost two queries per changed
+        # binding (20,000 round trips on a first poll of 10,000).
+        self.upserts.append(
+            m.BindingResult(
+                binding_id=pk,
+                analyzed_at=now,
+                changed_at=now,
+                worst_verdict=worst_verdict(result),
+                max_severity=max_severity(result),
+                healthy=healthy,
+                unhealthy=unhealthy,
+                other=other,
+                digest=new_digest,
+                data=data,
+            )
+        )
+        for p in result.protocols:
+            self.verdicts.append(
+                m.ProtocolVerdict(
+                    binding_id=pk,
+                    protocol=p.protocol,
+                    port=p.port,
+                    verdict=p.verdict,
+                    targets_total=p.targets_total,
+                    targets_admitted=p.targets_admitted,
+                    reasons=list(p.reasons),
+                )
+            )
+        for f in result.findings:
+            self.findings.append(
+                m.Finding(
+                    binding_id=pk,
+                    code=f.code,
+                    severity=f.severity,
+                    protocol=f.protocol or "",
+                    message=f.message,
+                    evidence=jsonable(f.evidence),
+                )
+            )
+
+    def add_transitions(
+        self, pk: int, *, before: Mapping[str, str], after: Mapping[str, str], now: datetime
+    ) -> None:
+        """A transition per protocol whose verdict is not the stored one."""
+        for protocol, verdict in after.items():
+            if before.get(protocol) != verdict:
+                self.transitions.append(
+                    m.VerdictTransition(
+                        binding_id=pk,
+                        protocol=protocol,
+                        at=now,
+                        old=before.get(protocol, ""),
+                        new=verdict,
+                    )
+                )
+
+    def write(self) -> None:
+        if self.upserts:
             m.BindingResult.objects.bulk_create(
-                upserts,
+                self.upserts,
                 batch_size=500,
                 update_conflicts=True,
                 unique_fields=["binding"],
                 update_fields=RESULT_FIELDS,
             )
-        if changed_ids:
-            m.ProtocolVerdict.objects.filter(binding_id__in=changed_ids).delete()
-            m.Finding.objects.filter(binding_id__in=changed_ids).delete()
-        m.ProtocolVerdict.objects.bulk_create(new_verdicts, batch_size=500)
-        m.Finding.objects.bulk_create(new_findings, batch_size=500)
-        m.VerdictTransition.objects.bulk_create(transitions, batch_size=500)
-        m.HistorySample.objects.bulk_create(samples, batch_size=500)
-        stats.created += len(new_verdicts) + len(new_findings) + len(transitions) + len(samples)
-    return stats
+        if self.changed_ids:
+            m.ProtocolVerdict.objects.filter(binding_id__in=self.changed_ids).delete()
+            m.Finding.objects.filter(binding_id__in=self.changed_ids).delete()
+        m.ProtocolVerdict.objects.bulk_create(self.verdicts, batch_size=500)
+        m.Finding.objects.bulk_create(self.findings, batch_size=500)
+        m.VerdictTransition.objects.bulk_create(self.transitions, batch_size=500)
+        m.HistorySample.objects.bulk_create(self.samples, batch_size=500)
 
 
 def history_tick(*, cluster: m.Cluster, now: datetime, binding_ids: Iterable[int]) -> SyncStats:
