@@ -58,7 +58,7 @@ def seed(n: int) -> dict:
     from django.utils import timezone
 
     from bindings import models as m
-    from bindings.api_auth import token_generate
+    from bindings.api.auth import token_generate
 
     account, _ = m.AwsAccount.objects.get_or_create(
         name="bench", defaults={"account_id": "123456789012", "region": "us-east-1"}

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3  # noqa: E402
 
-from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world  # noqa: E402
+from bindings.demo.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_LB = 10

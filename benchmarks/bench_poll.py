@@ -9,7 +9,7 @@ For each size N it starts moto (ThreadedMotoServer over HTTP, `endpoint_url`) an
 Kubernetes emulator, seeds N target groups (a third each UDP, TCP and TCP_UDP, 5 `ip` targets each,
 50 listeners per NLB so N/50 NLBs, pods as secondary IPs on node ENIs, 50 pods per node, three
 subnets, two node security-group variants) and the matching TGBs, Services, EndpointSlices, Pods and
-Nodes, then runs, through `bindings.polling` exactly as the worker does:
+Nodes, then runs, through `bindings.services.polling` exactly as the worker does:
 
 1. a cold cycle (cluster poll, then account poll; empty database and cache);
 2. the same cycle again, nothing changed (incremental: sync and analysis skipped);
@@ -114,7 +114,7 @@ def seed_world(aws_endpoint: str, kube_url: str, n: int) -> dict[str, Any]:
     import boto3
     import urllib3
 
-    from bindings.emulators import DEMO_CREDENTIALS, _filled, _resource_path
+    from bindings.demo.emulators import DEMO_CREDENTIALS, _filled, _resource_path
 
     session = boto3.session.Session(region_name=REGION, **DEMO_CREDENTIALS)
     ec2 = session.client("ec2", endpoint_url=aws_endpoint)
@@ -376,7 +376,7 @@ def run_cycle(cluster: Any, account: Any, label: str) -> dict[str, Any]:
     from django.db import connection
 
     from bindings import models as m
-    from bindings import polling
+    from bindings.services import polling
 
     analysed: list[Any] = []
     real = polling.cluster_analyze
@@ -422,7 +422,7 @@ def bench_size(n: int) -> dict[str, Any]:
     from django.core.cache import cache
 
     from bindings import models as m
-    from bindings.emulators import KubeEmulator, MotoServer
+    from bindings.demo.emulators import KubeEmulator, MotoServer
 
     m.Cluster.objects.all().delete()
     m.AwsAccount.objects.all().delete()
@@ -479,13 +479,13 @@ def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
     from django.utils import timezone
 
     from bindings import models as m
-    from bindings import polling
+    from bindings.services import polling
 
     name = "bench-mem-broken" if broken else "bench-mem"
     if mode == "seed":
         import bench_analysis
 
-        from bindings.sync import account_sync, cluster_sync
+        from bindings.store.sync import account_sync, cluster_sync
 
         account_id = "210987654322" if broken else "210987654321"  # (account, region) is unique
         stale = m.AwsAccount.objects.filter(name=name) | m.AwsAccount.objects.filter(
@@ -587,7 +587,8 @@ def render(sizes: list[dict[str, Any]], memories: list[dict[str, Any]], vendor: 
         "moto (ThreadedMotoServer over HTTP) and the kmock Kubernetes emulator, seeded with N target",
         "groups (⅓ each UDP, TCP, TCP_UDP; 5 `ip` targets each; 50 listeners per NLB → N/50 NLBs; pods",
         "as secondary IPs on node ENIs, 50 per node; 3 subnets; 2 node security groups) and the matching",
-        "TGBs, Services, EndpointSlices, Pods and Nodes. Polls run through `bindings.polling` as the",
+        "TGBs, Services, EndpointSlices, Pods and Nodes. Polls run through "
+        "`bindings.services.polling` as the",
         "worker runs them (cluster poll, then account poll, which re-analyses the cluster). The rate",
         "limiter is lifted (moto is not AWS); wall times therefore exclude throttling: at the default",
         "`BH_AWS_CALLS_PER_SECOND=5` an account poll lasts at least calls ÷ 5 s.",

@@ -404,7 +404,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             raise PermissionDenied("Only superusers create API tokens for other users.")
         token = None
         if not change:
-            from bindings.api_auth import token_generate
+            from bindings.api.auth import token_generate
 
             token, obj.prefix, obj.digest = token_generate()
         super().save_model(request, obj, form, change)
@@ -498,7 +498,7 @@ class ProbeSettingAdmin(admin.ModelAdmin):
 
     @admin.action(description="Probe now (the selected bindings' clusters)")
     def probe_now(self, request: HttpRequest, queryset: QuerySet[m.ProbeSetting]) -> None:
-        from bindings.probe_tasks import probe_cluster_task
+        from bindings.tasks import probe_cluster_task
 
         cluster_ids = sorted(set(queryset.values_list("cluster_id", flat=True)))
         for pk in cluster_ids:

@@ -12,8 +12,8 @@ class BindingsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save
 
-        import dashboard.sso  # noqa: F401 - registers the single sign-on settings check
-        from bindings.api_auth import forget_tokens
+        import bindings.web.sso  # noqa: F401 - registers the single sign-on settings check
+        from bindings.api.auth import forget_tokens
         from bindings.models import ApiToken
 
         # A token revoked or a user deactivated in this process takes effect at once here.

@@ -2,7 +2,7 @@
 poller, keyed on Kubernetes uids and AWS ids), analysis results and poll records.
 
 Observed rows carry typed columns for what the analysis reads; small nested lists (ports, IPs,
-security-group ids) are JSON. `bindings.inventory` turns rows back into the analysis' dataclasses.
+security-group ids) are JSON. `bindings.store.inventory` turns rows back into the analysis' dataclasses.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class Cluster(PolledSource):
     )
 
     # Where the poller connects and with which credentials: only superusers edit these
-    # (bindings/admin.py); the paths must lie under BH_CREDENTIALS_DIRS (bindings/credentials.py).
+    # (bindings/admin.py); the paths must lie under BH_CREDENTIALS_DIRS (bindings/collect/credentials.py).
     CONNECTION_FIELDS = (
         "connection",
         "kubeconfig_path",
@@ -203,7 +203,7 @@ class Cluster(PolledSource):
 
     def clean(self) -> None:
         super().clean()
-        from bindings.credentials import CredentialPathError, credential_path, kubeconfig_path
+        from bindings.collect.credentials import CredentialPathError, credential_path, kubeconfig_path
 
         if not CLUSTER_NAME_RE.match(self.name or ""):
             raise ValidationError({"name": "Use letters, digits, '-' and '_' (an EKS cluster name)."})
@@ -622,7 +622,7 @@ class PollRun(models.Model):
         SUCCESS = "success"
         FAILED = "failed"
         # The answer would have deleted most of the source's objects at once: nothing was stored,
-        # the next poll deletes them if it agrees (`note` says why; bindings.polling.deletion_hold).
+        # the next poll deletes them if it agrees (`note` says why; bindings.services.polling.deletion_hold).
         HELD = "held"
 
     cluster = models.ForeignKey(
@@ -796,7 +796,7 @@ class AlertHook(models.Model):
         super().clean()
         if bool(self.url_file) == bool(self.url_env):
             raise ValidationError("Give exactly one of: a URL file, or an environment variable name.")
-        from bindings.alerts import HookUrlError, hook_url
+        from bindings.collect.hooks import HookUrlError, hook_url
 
         if self.url_file:
             # The file must lie under BH_CREDENTIALS_DIRS and be readable here; its host must be
@@ -843,7 +843,7 @@ class FixApplication(models.Model):
 
     A dry-run row is the review: the target TGB (uid + resourceVersion) and the exact merge-patch
     text that an apply of it sends, with its SHA-256. An apply row points at the dry-run it used
-    (`reviewed`) and repeats the text and digest it sent (bindings/apply.py).
+    (`reviewed`) and repeats the text and digest it sent (bindings/services/apply.py).
     """
 
     class Status(models.TextChoices):

@@ -1,4 +1,9 @@
-"""Celery tasks: thin. Fetch by id, take the per-source lock, call `bindings.polling`.
+"""Every Celery task, thin: fetch by id, take the per-source lock, call a service.
+
+Polls call `bindings.services.polling`, probe rounds `bindings.services.probing`, alert deliveries
+`bindings.services.alerts` and Kubernetes Events `bindings.services.kube_events`. Task names are
+explicit strings that predate this module's layout (`bindings.alerts.…`, `bindings.probe_tasks.…`):
+queued messages and beat entries keep working, so they never follow the code around.
 
 The schedule is data: `dispatch_due_polls_task` runs every few seconds (CELERY_BEAT_SCHEDULE) and
 fans out the sources whose `next_poll_at` has passed. A compare-and-set on `next_poll_at` means two
@@ -12,8 +17,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
 from django.core.cache import cache
@@ -21,9 +28,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling
-from bindings.errors import SourceError, TransientSourceError
-from bindings.results import history_prune
+from bindings.collect.errors import SourceError, TransientSourceError
+from bindings.services import alerts, kube_events, polling, probing
+from bindings.store.results import history_prune
 
 task_logger = get_task_logger(__name__)
 
@@ -187,3 +194,89 @@ def poll_account_task(account_id: int, trigger: str = "schedule") -> str:
 def prune_history_task() -> int:
     before = timezone.now() - timedelta(days=settings.BH_HISTORY_RETENTION_DAYS)
     return history_prune(before=before)
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+@shared_task(name="bindings.alerts.send_alerts_task", ignore_result=True, soft_time_limit=60, time_limit=90)
+def send_alerts_task() -> int:
+    """Beat entry: record due deliveries and enqueue each once its row is committed."""
+    created = alerts.alerts_scan()
+    for pk in created:
+        deliver_alert_task.delay_on_commit(pk)
+    if created:
+        task_logger.info("queued %d alert deliveries", len(created))
+    return len(created)
+
+
+@shared_task(
+    bind=True,
+    name="bindings.alerts.deliver_alert_task",
+    autoretry_for=(alerts.DeliveryError,),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=max(0, settings.BH_ALERT_MAX_ATTEMPTS - 1),
+    ignore_result=True,
+    soft_time_limit=60,
+    time_limit=90,
+    acks_late=True,
+)
+def deliver_alert_task(self: Any, delivery_id: int) -> str:
+    """Send one delivery. Retried by Celery on DeliveryError; the row records every attempt."""
+    return alerts.deliver(delivery_id, final_attempt=self.request.retries >= self.max_retries)
+
+
+# --- Kubernetes Events -------------------------------------------------------------------------
+
+
+@shared_task(
+    name="bindings.kube_events.emit_kube_events_task", ignore_result=True, soft_time_limit=120, time_limit=150
+)
+def emit_kube_events_task() -> dict[str, int]:
+    """Beat entry: Events for every cluster that opted in; one cluster's failure skips only it."""
+    return kube_events.emit_all()
+
+
+# --- active probes -----------------------------------------------------------------------------
+# `dispatch_probes_task` runs every 30 s (CELERY_BEAT_SCHEDULE "dispatch-probes") and fans out the
+# clusters where probing is configured; `probe_cluster_task` probes only the bindings that are due
+# (each binding's interval is data: its ProbeSetting, else BH_PROBE_INTERVAL_SECONDS), so a tick
+# that finds nothing due costs a few queries. The lock is the polls' `source_lock` with its own
+# kind, so a probe round never blocks (or is blocked by) a poll of the same cluster.
+
+
+@shared_task(name="bindings.probe_tasks.dispatch_probes_task", ignore_result=True)
+def dispatch_probes_task() -> list[int]:
+    cluster_ids = probing.clusters_with_probes()
+    for pk in cluster_ids:
+        probe_cluster_task.delay(pk)
+    if cluster_ids:
+        task_logger.info("dispatched probe rounds: clusters=%s", cluster_ids)
+    return cluster_ids
+
+
+@shared_task(
+    name="bindings.probe_tasks.probe_cluster_task",
+    ignore_result=True,
+    # Probes have their own timeouts and retries; a failed probe is a result, not a task failure,
+    # so there is no autoretry here. Late acks: a round lost with its worker is simply redone.
+    acks_late=True,
+    soft_time_limit=settings.BH_PROBE_SOFT_TIME_LIMIT,
+    time_limit=settings.BH_PROBE_SOFT_TIME_LIMIT + 30,
+)
+def probe_cluster_task(cluster_id: int, force: bool = False) -> str:
+    cluster = m.Cluster.objects.select_related("aws_account").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "gone"
+    with source_lock("probe", cluster_id) as acquired:
+        if not acquired:
+            return "locked"
+        try:
+            probing.probe_cluster(cluster=cluster, force=force)
+        except SoftTimeLimitExceeded:
+            # Nothing was stored (rows are written after the round); the next tick retries.
+            task_logger.warning("probe round of cluster %s hit its time limit", cluster.name)
+            return "timeout"
+    return "ok"

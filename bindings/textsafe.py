@@ -15,7 +15,7 @@ paragraph separators can make text read differently from what it is: `evil\\u202
 as "evilexe.jpg", an ANSI sequence rewrites a terminal. Every output shows them as visible
 escapes (`\\x1b`, `\\u202e`, `\\U000e0041`), each in its own syntax so the value stays exact:
 
-- `visible`: HTML pages (dashboard/visible.py applies it to every HTML response) and terminal
+- `visible`: HTML pages (bindings/web/visible.py applies it to every HTML response) and terminal
   text (`analyze`, `check_bindings`);
 - `json_text`: JSON inside generated commands (a `\\uXXXX` JSON escape is the same string);
 - `shell_quote`: one shell word; ANSI-C quoting (`$'…\\u202e…'`) when it holds such characters;

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 
 from bindings.api import api_urlpatterns
-from bindings.api_health import healthz, readyz
-from bindings.metrics import metrics_view
+from bindings.api.health import healthz, readyz
+from bindings.api.metrics import metrics_view
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *api_urlpatterns(),

@@ -240,3 +240,8 @@ _KINDS = (
 FINDINGS: dict[str, FindingKind] = {kind.code: kind for kind in _KINDS}
 FINDING_HELP: dict[str, str] = {kind.code: kind.help for kind in _KINDS}
 FIXABLE_CODES: frozenset[str] = frozenset(kind.code for kind in _KINDS if kind.fixable)
+
+
+# Appended to a source's stored error when AWS still throttled after the SDK's retries; /metrics
+# counts throttled polls by it (bindings/api/metrics.py), so the collector and the reader share it.
+THROTTLED_MARK = "(still throttled after retries)"

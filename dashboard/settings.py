@@ -86,7 +86,6 @@ INSTALLED_APPS = [
     "template_partials",
     "ninja",  # serves the API docs' Swagger UI from local static files instead of a CDN
     "bindings",
-    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -99,10 +98,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "dashboard.security.ContentSecurityPolicyMiddleware",
+    "bindings.security.ContentSecurityPolicyMiddleware",
     # Last, so it sees each page first on the way out: control/format characters from cluster
-    # and AWS data shown as visible escapes (dashboard/visible.py).
-    "dashboard.visible.VisibleTextMiddleware",
+    # and AWS data shown as visible escapes (bindings/web/visible.py).
+    "bindings.web.visible.VisibleTextMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -118,8 +117,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.sso.context",
+                "bindings.web.sso.context",
             ],
+            # The page helpers live with the pages (bindings/web/), not in a second app.
+            "libraries": {"dashboard_tags": "bindings.web.templatetags.dashboard_tags"},
         },
     },
 ]
@@ -193,7 +194,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
-# --- single sign-on (OpenID Connect; dashboard/sso.py, docs/operations.md) -------------------
+# --- single sign-on (OpenID Connect; bindings/web/sso.py, docs/operations.md) -------------------
 BH_OIDC_ENABLED = envbool("BH_OIDC_ENABLED", False)
 BH_OIDC_LABEL = os.environ.get("BH_OIDC_LABEL", "Sign in with single sign-on")
 # The claim holding the user's groups, and which groups make which role (JSON object
@@ -218,13 +219,13 @@ OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
 OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
 OIDC_USE_PKCE = True
-OIDC_USERNAME_ALGO = "dashboard.sso.username_from_email"
+OIDC_USERNAME_ALGO = "bindings.web.sso.username_from_email"
 OIDC_TIMEOUT = envint("OIDC_TIMEOUT", 10)
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if BH_OIDC_ENABLED:
     # Local passwords stay (demo, break-glass); the OIDC backend only answers the callback.
-    AUTHENTICATION_BACKENDS.insert(0, "dashboard.sso.RoleMappingBackend")
+    AUTHENTICATION_BACKENDS.insert(0, "bindings.web.sso.RoleMappingBackend")
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ BH_TOPOLOGY_CACHE_SECONDS = envint("BH_TOPOLOGY_CACHE_SECONDS", 3600)
 # Polls spread over this many queues per kind (polls.kube.<n>, polls.aws.<n>, n = pk % shards) so
 # workers can be pinned to shards; 1 keeps every poll on the default queue (single worker, demo).
 BH_POLL_SHARDS = max(1, envint("BH_POLL_SHARDS", 1))
-# Adaptive cadence (bindings.polling.adaptive_intervals): sources with blocked/partial bindings
+# Adaptive cadence (bindings.services.polling.adaptive_intervals): sources with blocked/partial bindings
 # or changes in the last hour are polled at half their interval, sources stable for a day at
 # twice it, never outside these bounds.
 BH_POLL_ADAPTIVE = envbool("BH_POLL_ADAPTIVE", True)
@@ -326,7 +327,7 @@ BH_INCREMENTAL_ANALYSIS = envbool("BH_INCREMENTAL_ANALYSIS", True)
 BH_FULL_SYNC_SECONDS = envint("BH_FULL_SYNC_SECONDS", 3600)
 # A poll whose answer would delete more than this fraction of a source's bindings (a cluster's
 # TargetGroupBindings, an account's target groups) and more than BH_MASS_DELETE_MIN of them stores
-# nothing and waits for the next poll to agree (bindings.polling.deletion_hold): an odd answer
+# nothing and waits for the next poll to agree (bindings.services.polling.deletion_hold): an odd answer
 # must not delete every binding with its history.
 BH_MASS_DELETE_FRACTION = float(os.environ.get("BH_MASS_DELETE_FRACTION", "0.5"))
 BH_MASS_DELETE_MIN = envint("BH_MASS_DELETE_MIN", 5)
@@ -335,7 +336,7 @@ BH_MASS_DELETE_MIN = envint("BH_MASS_DELETE_MIN", 5)
 BH_API_TOKEN_CACHE_SECONDS = envint("BH_API_TOKEN_CACHE_SECONDS", 5)
 BH_METRICS_TOKEN = envsecret("BH_METRICS_TOKEN")
 BH_METRICS_ALLOWED_CIDRS = envcidrs("BH_METRICS_ALLOWED_CIDRS")
-# The credentials boundary (bindings/credentials.py): every file the worker reads by a path typed
+# The credentials boundary (bindings/collect/credentials.py): every file the worker reads by a path typed
 # into the admin (cluster token, kubeconfig and CA files; alert hook URL files) must resolve, symlinks
 # followed, to a file under one of these directories. Default: the pod's service-account folder and
 # the data directory. Never list the folder holding the app's own secrets (SECRET_KEY_FILE, …).
@@ -352,7 +353,7 @@ for _host in BH_WEBHOOK_ALLOWED_HOSTS:
             f"BH_WEBHOOK_ALLOWED_HOSTS: {_host!r} is not a host name (give hooks.slack.com or *.example.com, "
             "no scheme, port or path)"
         )
-# Applying a fix (bindings/apply.py): an apply must name a dry-run the same user made at most this
+# Applying a fix (bindings/services/apply.py): an apply must name a dry-run the same user made at most this
 # many seconds ago; the exact patch that dry-run recorded is what is sent.
 BH_APPLY_REVIEW_SECONDS = envint("BH_APPLY_REVIEW_SECONDS", 600)
 # Alert webhooks: attempts per delivery (with exponential backoff) and the per-request timeout.
@@ -386,7 +387,7 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 # Reverse proxies in front of the web process that append to X-Forwarded-For (0: none, trust only
 # REMOTE_ADDR), and the addresses they connect from: the header counts only on a request whose
 # peer is in BH_TRUSTED_PROXY_CIDRS. Decides the client address of the login rate limit and the
-# /metrics allow-list (dashboard/security.py).
+# /metrics allow-list (bindings/security.py).
 BH_TRUSTED_PROXIES = envint("BH_TRUSTED_PROXIES", 0)
 BH_TRUSTED_PROXY_CIDRS = envcidrs("BH_TRUSTED_PROXY_CIDRS")
 # Opt-in: trusting X-Forwarded-Proto is only safe behind a proxy that always overwrites it.
@@ -396,7 +397,7 @@ SESSION_COOKIE_HTTPONLY = True
 # Sign-in sessions end this many seconds after login (default 12 h: one working day), so a
 # forgotten browser or a stolen cookie does not stay signed in for Django's default two weeks.
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600)
-# Login rate limit (dashboard/ratelimit_login.py): this many failed sign-ins per username and per
+# Login rate limit (bindings/web/ratelimit_login.py): this many failed sign-ins per username and per
 # client address within the window lock both out with 429 until the window ends.
 BH_LOGIN_MAX_ATTEMPTS = envint("BH_LOGIN_MAX_ATTEMPTS", 10)
 BH_LOGIN_WINDOW_SECONDS = envint("BH_LOGIN_WINDOW_SECONDS", 900)

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import ratelimit_login
+from bindings.web import ratelimit_login
 
 urlpatterns = [
     # Rate-limited sign-in forms: listed before the admin and auth includes so they take the
@@ -23,7 +23,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     # Single sign-on (404 unless BH_OIDC_ENABLED): /oidc/authenticate/ and /oidc/callback/.
-    path("oidc/", include("dashboard.sso")),
+    path("oidc/", include("bindings.web.sso")),
     path("", include("bindings.urls")),
-    path("", include("dashboard.ui_urls")),
+    path("", include("bindings.web.urls")),
 ]

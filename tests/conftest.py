@@ -76,7 +76,7 @@ def live_demo():
     """A fresh demo world per test, so a test may change it. Needs a test marked django_db."""
     import boto3
 
-    from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
+    from bindings.demo.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
     from bindings.models import AwsAccount, Cluster
 
     with MotoServer() as moto, KubeEmulator() as kube:
@@ -96,7 +96,7 @@ def _clear_cache():
     """Locks, rate-limit state, attribute caches and verified tokens must not leak between tests."""
     from django.core.cache import cache
 
-    from bindings.api_auth import forget_tokens
+    from bindings.api.auth import forget_tokens
 
     cache.clear()
     forget_tokens()

@@ -1,6 +1,6 @@
 """A Celery worker whose cluster sync stops inside its transaction, for kill -9 tests.
 
-Run as a script by tests/test_faults.py; it patches `bindings.sync.upsert` in this process only,
+Run as a script by tests/test_faults.py; it patches `bindings.store.sync.upsert` in this process only,
 writes the marker file once the TargetGroupBinding rows are written (uncommitted), then waits to
 be killed.
 """
@@ -18,7 +18,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 django.setup()
 
 from bindings import models as m  # noqa: E402
-from bindings import sync  # noqa: E402
+from bindings.store import sync  # noqa: E402
 
 _real_upsert = sync.upsert
 _marker = Path(os.environ["BH_FAULT_MARKER"])

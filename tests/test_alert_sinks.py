@@ -18,8 +18,9 @@ import pytest
 from django.utils import timezone
 from werkzeug import Response
 
-from bindings import alerts
 from bindings import models as m
+from bindings import tasks
+from bindings.services import alerts
 from tests.test_api import HOSTILE, make_bindings
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +68,7 @@ def accept_pagerduty(httpserver):
 
 
 def deliver_all(created):
-    return [alerts.deliver_alert_task.apply(args=(pk,)).get() for pk in created]
+    return [tasks.deliver_alert_task.apply(args=(pk,)).get() for pk in created]
 
 
 def sent_bodies(httpserver, path):

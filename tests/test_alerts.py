@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 from werkzeug import Response
 
-from bindings import alerts
 from bindings import models as m
+from bindings import tasks
+from bindings.services import alerts
 from tests.test_api import HOSTILE, make_bindings
 
 pytestmark = pytest.mark.django_db
@@ -81,11 +82,11 @@ def test_it_enqueues_each_new_delivery_once_after_commit(
 ):
     transition(udp_binding)
 
-    with patch.object(alerts.deliver_alert_task, "delay") as delay:
+    with patch.object(tasks.deliver_alert_task, "delay") as delay:
         with django_capture_on_commit_callbacks(execute=True):
-            assert alerts.send_alerts_task.apply().get() == 1
+            assert tasks.send_alerts_task.apply().get() == 1
         with django_capture_on_commit_callbacks(execute=True):
-            assert alerts.send_alerts_task.apply().get() == 0
+            assert tasks.send_alerts_task.apply().get() == 0
 
     delay.assert_called_once_with(m.AlertDelivery.objects.get().pk)
 
@@ -150,7 +151,7 @@ def test_it_delivers_a_generic_json_webhook(webhook, udp_binding, httpserver):
     [pk] = alerts.alerts_scan()
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
 
-    assert alerts.deliver_alert_task.apply(args=(pk,)).get() == "sent"
+    assert tasks.deliver_alert_task.apply(args=(pk,)).get() == "sent"
 
     [(request, _response)] = httpserver.log
     body = json.loads(request.get_data())
@@ -168,7 +169,7 @@ def test_it_delivers_slack_format_with_markup_escaped(slack, udp_binding, httpse
     [pk] = alerts.alerts_scan()
     httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
 
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     body = json.loads(httpserver.log[0][0].get_data())
     assert set(body) == {"text", "blocks"}
@@ -185,7 +186,7 @@ def test_it_retries_a_5xx_and_records_each_attempt(webhook, udp_binding, httpser
     httpserver.expect_ordered_request("/hook").respond_with_response(Response("down", status=500))
     httpserver.expect_ordered_request("/hook").respond_with_data("ok")
 
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     delivery = m.AlertDelivery.objects.get()
     assert len(httpserver.log) == 2
@@ -197,7 +198,7 @@ def test_it_gives_up_after_the_maximum_attempts(webhook, udp_binding, httpserver
     [pk] = alerts.alerts_scan()
     httpserver.expect_request("/hook").respond_with_response(Response("down", status=503))
 
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     delivery = m.AlertDelivery.objects.get()
     assert delivery.status == "failed" and delivery.attempts == settings.BH_ALERT_MAX_ATTEMPTS
@@ -210,7 +211,7 @@ def test_it_retries_connection_errors(webhook, udp_binding, monkeypatch, httpser
     [pk] = alerts.alerts_scan()
     monkeypatch.setenv("BH_TEST_WEBHOOK_URL", "http://127.0.0.1:9/hook")  # nothing listens on 9
 
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     delivery = m.AlertDelivery.objects.get()
     assert delivery.status == "failed" and delivery.attempts > 1
@@ -222,7 +223,7 @@ def test_it_does_not_retry_a_4xx(webhook, udp_binding, httpserver):
     [pk] = alerts.alerts_scan()
     httpserver.expect_request("/hook").respond_with_response(Response("no", status=404))
 
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     delivery = m.AlertDelivery.objects.get()
     assert (
@@ -235,7 +236,7 @@ def test_it_fails_a_delivery_whose_hook_has_no_url(webhook, udp_binding, monkeyp
     [pk] = alerts.alerts_scan()
     monkeypatch.delenv("BH_TEST_WEBHOOK_URL")
 
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     assert m.AlertDelivery.objects.get().last_error.startswith("no URL")
 
@@ -245,8 +246,8 @@ def test_it_sends_nothing_twice_when_a_delivery_is_redelivered(webhook, udp_bind
     [pk] = alerts.alerts_scan()
     httpserver.expect_request("/hook").respond_with_data("ok")
 
-    alerts.deliver_alert_task.apply(args=(pk,))
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
 
     assert len(httpserver.log) == 1
 
@@ -288,3 +289,10 @@ def test_it_alerts_a_stale_account_to_hooks_scoped_to_its_clusters(webhook, clus
         and payload["last_success_at"] is None
         and payload["last_error"] == "AccessDenied"
     )
+
+
+def test_the_hook_boundary_names_pagerduty_as_the_model_does():
+    """bindings.collect.hooks imports no models; its spelling of the PagerDuty kind must agree."""
+    from bindings.collect import hooks
+
+    assert m.AlertHook.Kind.PAGERDUTY.value == hooks.PAGERDUTY

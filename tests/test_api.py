@@ -13,10 +13,11 @@ from django.db import connection
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling, sync
 from bindings.analysis.bundle import load_bundle
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
-from bindings.api_auth import token_generate
+from bindings.api.auth import token_generate
+from bindings.services import polling
+from bindings.store import sync
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from bindings import models as m
-from bindings.api_auth import token_authenticate
+from bindings.api.auth import token_authenticate
 from tests.test_api import make_token
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@
 refusals, conflict, success, audit rows.
 
 Against the Kubernetes emulator (kmock) over HTTP with the official client, as in production.
-kmock ignores `dryRun=All` (it would persist the patch), so `bindings.apply` detects that the
+kmock ignores `dryRun=All` (it would persist the patch), so `bindings.services.apply` detects that the
 server does not declare dry-run support and computes the diff itself; the real server-side
 dry-run request and a server-side 409 are checked with pytest-httpserver, which answers exactly
 as an API server does.
@@ -24,10 +24,10 @@ from django.utils import timezone
 from kubernetes import client as k8s
 from werkzeug import Response
 
-from bindings import apply, polling
 from bindings import models as m
 from bindings.analysis.bundle import load_bundle
-from bindings.emulators import KubeEmulator
+from bindings.demo.emulators import KubeEmulator
+from bindings.services import apply, polling
 from tests.conftest import SCENARIOS
 from tests.test_pages import attach_fixes, load_scenario
 

@@ -20,10 +20,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import bucket, standard
 
-from bindings import aws
-from bindings.aws import AwsTarget, collect_account
-from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
-from bindings.errors import AwsError, AwsThrottled, AwsUnavailable, TransientSourceError
+from bindings.collect import aws
+from bindings.collect.aws import AwsTarget, collect_account
+from bindings.collect.errors import AwsError, AwsThrottled, AwsUnavailable, TransientSourceError
+from bindings.demo.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
 
 SAMPLE = pathlib.Path(__file__).parent / "scenarios" / "dns-udp-blocked" / "aws.json"
 REGION = "us-east-1"

@@ -168,7 +168,7 @@ def test_the_detail_page_leads_with_the_root_cause_and_marks_a_disagreeing_probe
     load_scenario(cluster)
     udp = m.TargetGroupBinding.objects.get(name="coredns-udp")
     # A probe answered from the worker's position (as the demo's DNS probe does) while the rules
-    # say blocked: the row is what bindings/probing.py writes after such a probe.
+    # say blocked: the row is what bindings/services/probing.py writes after such a probe.
     m.ProbeResult.objects.create(
         binding=udp, protocol="UDP", kind="dns", address="127.0.0.1", port=53, status="ok", latency_ms=1.0
     )
@@ -207,8 +207,8 @@ def test_no_fix_button_when_there_is_no_fix(page, sre, cluster):
 def test_apply_waits_for_the_controller_then_turns_reachable_without_a_reload(
     page, live_demo, django_user_model
 ):
-    from bindings import polling
-    from bindings.emulated_controller import EmulatedController
+    from bindings.demo.emulated_controller import EmulatedController
+    from bindings.services import polling
 
     ARTIFACTS.mkdir(exist_ok=True)
     d = live_demo

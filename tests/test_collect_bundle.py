@@ -25,9 +25,8 @@ import pytest
 from django.core.management import call_command
 
 from bindings import models as m
-from bindings import polling
 from bindings.analysis.bundle import load_bundle
-from bindings.emulators import (
+from bindings.demo.emulators import (
     CollectionCases,
     DemoWorld,
     KubeEmulator,
@@ -36,6 +35,7 @@ from bindings.emulators import (
     seed_demo_world,
     write_kubeconfig,
 )
+from bindings.services import polling
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "collect-bundle.sh"

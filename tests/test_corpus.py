@@ -31,9 +31,11 @@ from typing import Any
 import pytest
 from django.utils.html import escape
 
-from bindings import aws, kube, polling, textsafe
 from bindings import models as m
+from bindings import textsafe
 from bindings.analysis.bundle import _parse_json, _parse_yaml, load_bundle
+from bindings.collect import aws, kube
+from bindings.services import polling
 from bindings.textsafe import visible_markup
 from tests.conftest import SCENARIOS
 

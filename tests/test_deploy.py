@@ -329,7 +329,7 @@ def recorded(httpserver) -> set[tuple[str, str, str]]:
 @pytest.fixture
 def collector_requests(httpserver) -> set[tuple[str, str, str]]:
     """What `collect_cluster` asks for: with v1beta1 served, and with only v1alpha1 served."""
-    from bindings.kube import KubeConnection, collect_cluster
+    from bindings.collect.kube import KubeConnection, collect_cluster
 
     seen: set[tuple[str, str, str]] = set()
     for missing in ((), ("/apis/elbv2.k8s.aws/v1beta1/",)):
@@ -369,8 +369,8 @@ def test_readonly_clusterrole_grants_exactly_what_the_collector_reads(collector_
 def test_apply_fix_clusterrole_adds_only_patch_on_targetgroupbindings(httpserver, admin_user):
     from django.utils import timezone
 
-    from bindings import apply
     from bindings import models as m
+    from bindings.services import apply
 
     httpserver.expect_request(re.compile(".*")).respond_with_handler(FakeApiServer())
     account = m.AwsAccount.objects.create(name="prod", account_id="123456789012", region="us-east-1")
@@ -443,8 +443,8 @@ def test_apply_fix_clusterrole_adds_only_patch_on_targetgroupbindings(httpserver
 @pytest.fixture(scope="module")
 def aws_operations() -> dict[str, set[str]]:
     """IAM actions of every AWS call the collector makes on the demo world, without and with a role."""
-    from bindings import aws
-    from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
+    from bindings.collect import aws
+    from bindings.demo.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
 
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE")}
     os.environ["AWS_ACCESS_KEY_ID"] = DEMO_CREDENTIALS["aws_access_key_id"]
@@ -509,7 +509,7 @@ def policy_actions(path: Path) -> set[str]:
 
 
 def test_iam_policy_lists_exactly_the_operations_the_collector_calls(aws_operations):
-    from bindings import aws
+    from bindings.collect import aws
 
     actions = policy_actions(DEPLOY / "iam-policy.json")
     assert actions == aws_operations["plain"]
@@ -520,7 +520,7 @@ def test_iam_policy_lists_exactly_the_operations_the_collector_calls(aws_operati
     ), actions
     # The demo run exercised every operation the collector knows (its bundle keys, plus the
     # DescribeManagedPrefixLists that finds which lists changed), so a new call added to
-    # bindings/aws.py cannot slip past this test unexercised.
+    # bindings/collect/aws.py cannot slip past this test unexercised.
     assert {a.split(":")[1] for a in actions} == set(aws.AWS_OPERATIONS) | {"DescribeManagedPrefixLists"}
     # Describe* calls support no resource-level permissions: "*" is the only working resource.
     for statement in json.loads((DEPLOY / "iam-policy.json").read_text())["Statement"]:
@@ -601,7 +601,7 @@ def test_json_logs_through_the_configured_settings_redact_tokens(tmp_path):
     env = production_env(tmp_path)
     code = (
         "import django, logging; django.setup(); "
-        "logging.getLogger('bindings.kube').warning("
+        "logging.getLogger('bindings.collect.kube').warning("
         "'GET /api/v1/pods Authorization: Bearer %s', 'eyJhbGciOi.secret'); "
         "logging.getLogger('bindings.api').error("
         "'login failed', extra={'token': 'bh_abcdef123456', 'cluster': 'prod'})"
@@ -617,7 +617,7 @@ def test_json_logs_through_the_configured_settings_redact_tokens(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    assert [entry["logger"] for entry in lines] == ["bindings.kube", "bindings.api"]
+    assert [entry["logger"] for entry in lines] == ["bindings.collect.kube", "bindings.api"]
     assert "eyJhbGciOi" not in result.stderr and "bh_abcdef123456" not in result.stderr
     assert lines[0]["level"] == "WARNING" and "[REDACTED]" in lines[0]["message"]
     assert lines[1]["token"] == "[REDACTED]" and lines[1]["cluster"] == "prod"
@@ -633,7 +633,7 @@ def test_json_formatter_output_parses_and_redacts_credentials():
     except RuntimeError:
         exc_info = sys.exc_info()
     record = logging.LogRecord(
-        "bindings.aws",
+        "bindings.collect.aws",
         logging.ERROR,
         __file__,
         1,
@@ -648,7 +648,7 @@ def test_json_formatter_output_parses_and_redacts_credentials():
     text = json.dumps(entry)
     for secret in ("s3cr3t-t0ken", "hunter22", "abc.def-ghi123", "AKIAABCDEFGHIJKLMNOP", "k-123456"):
         assert secret not in text, secret
-    assert entry["level"] == "ERROR" and entry["logger"] == "bindings.aws"
+    assert entry["level"] == "ERROR" and entry["logger"] == "bindings.collect.aws"
     assert entry["message"].endswith(" ok")
     assert entry["bindings"] == 3 and entry["api_key"] == "[REDACTED]"
     assert "RuntimeError" in entry["exception"]
@@ -716,7 +716,7 @@ def test_pages_carry_a_csp_without_unsafe_inline_scripts_and_need_none(client, a
 def test_csp_middleware_keeps_a_view_specific_policy(rf, settings):
     from django.http import HttpResponse
 
-    from dashboard.security import ContentSecurityPolicyMiddleware
+    from bindings.security import ContentSecurityPolicyMiddleware
 
     def view(request):
         response = HttpResponse("x")

@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from bindings import kube as kube_collector
 from bindings.analysis.normalize import normalize_kubernetes
-from bindings.emulated_controller import LABEL, EmulatedController
-from bindings.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
+from bindings.collect import kube as kube_collector
+from bindings.demo.emulated_controller import LABEL, EmulatedController
+from bindings.demo.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
 
 TGB = "elbv2.k8s.aws/v1beta1"
 VPC = {"ipBlock": {"cidr": "10.0.0.0/16"}}

@@ -13,14 +13,14 @@ import pytest
 from bindings.analysis import explain
 from bindings.analysis.bundle import bundle_inventory, load_bundle
 from bindings.analysis.engine import analyze
-from bindings.fieldmaps import jsonable
+from bindings.store.fieldmaps import jsonable
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 def explained(folder: Path, name: str = "coredns-udp") -> tuple[dict, list[explain.Rule]]:
     inv = bundle_inventory(load_bundle(folder))
-    # The shape the detail page reads: the result as stored (bindings/results.py).
+    # The shape the detail page reads: the result as stored (bindings/store/results.py).
     [binding] = [jsonable(r) for r in analyze(inv) if r.name == name]
     rules = [
         explain.Rule(g.id, r.protocol, r.from_port, r.to_port)

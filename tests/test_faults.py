@@ -15,10 +15,12 @@ from django.core.cache import cache
 from django.db import connection
 
 from bindings import models as m
-from bindings import polling, sync, tasks
+from bindings import tasks
 from bindings.analysis.bundle import load_bundle
 from bindings.analysis.normalize import normalize_kubernetes
-from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings.services import polling
+from bindings.store import sync
 from tests.conftest import SCENARIOS
 from tests.test_worker import ROOT, _worker_database_url
 
@@ -128,7 +130,7 @@ class FaultInjector:
         return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, Raw())
 
     def install(self, monkeypatch) -> None:
-        from bindings import aws
+        from bindings.collect import aws
 
         real = aws._new_session
 
@@ -200,7 +202,7 @@ def test_an_aws_outage_fails_the_poll_cleanly_and_keeps_the_old_state(
     faults = FaultInjector(share=1.0)
     faults.install(monkeypatch)
 
-    from bindings.errors import TransientSourceError
+    from bindings.collect.errors import TransientSourceError
 
     with pytest.raises(TransientSourceError):
         polling.account_poll(account=account)

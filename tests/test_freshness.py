@@ -1,4 +1,5 @@
-"""Staleness, one rule (`bindings.freshness`) for the STALE_DATA finding, the models, the API and alerts."""
+"""Staleness, one rule (`bindings.freshness`) for the STALE_DATA finding, the models, the API
+and alerts."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from bindings import alerts, freshness
+from bindings import freshness
 from bindings import models as m
 from bindings.analysis import model as am
 from bindings.analysis.engine import _stale_sources
+from bindings.services import alerts
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 

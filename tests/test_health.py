@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bindings import api_health
+from bindings.api import health as api_health
 
 
 def test_it_answers_healthz_without_touching_the_database(client, django_assert_num_queries, db):

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling
+from bindings.services import polling
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 """Incremental polling: unchanged sources skip sync, unchanged bindings skip re-analysis.
 
 Real collectors over HTTP against the emulators (the demo world: coredns-udp blocked, coredns-tcp
-reachable), with spies on the sync and analysis entry points `bindings.polling` calls.
+reachable), with spies on the sync and analysis entry points `bindings.services.polling` calls.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling
-from bindings.emulators import DEMO_CREDENTIALS
+from bindings.demo.emulators import DEMO_CREDENTIALS
+from bindings.services import polling
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

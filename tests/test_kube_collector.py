@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from bindings.emulators import KubeEmulator
-from bindings.errors import KubeError, KubeUnavailable, TransientSourceError
-from bindings.kube import KubeConnection, collect_cluster
+from bindings.collect.errors import KubeError, KubeUnavailable, TransientSourceError
+from bindings.collect.kube import KubeConnection, collect_cluster
+from bindings.demo.emulators import KubeEmulator
 
 ARN_PREFIX = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup"
 

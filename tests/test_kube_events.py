@@ -13,9 +13,10 @@ import pytest
 from django.utils import timezone
 from kubernetes import client as k8s
 
-from bindings import kube_events
 from bindings import models as m
-from bindings.emulators import KubeEmulator
+from bindings import tasks
+from bindings.demo.emulators import KubeEmulator
+from bindings.services import kube_events
 from tests.test_api import make_bindings
 from tests.test_deploy import KUBE, granted, load_docs
 
@@ -79,8 +80,8 @@ def test_a_binding_turning_blocked_gets_one_warning_event_with_the_root_cause(li
     )
     t = transition(binding, "reachable", "blocked")
 
-    first = kube_events.emit_kube_events_task.apply().get()
-    again = kube_events.emit_kube_events_task.apply().get()
+    first = tasks.emit_kube_events_task.apply().get()
+    again = tasks.emit_kube_events_task.apply().get()
 
     assert first["created"] == 1 and again["created"] == 0
     [event] = events_on(kube, binding)
@@ -98,10 +99,10 @@ def test_a_repeat_after_a_crash_still_makes_one_event(live, kube):
     """The worker died after creating the Event but before recording it: the name makes it 409."""
     binding = live[0]
     t = transition(binding, "reachable", "partial")
-    kube_events.emit_kube_events_task.apply()
+    tasks.emit_kube_events_task.apply()
     m.VerdictTransition.objects.filter(pk=t.pk).update(kube_event="")
 
-    counts = kube_events.emit_kube_events_task.apply().get()
+    counts = tasks.emit_kube_events_task.apply().get()
 
     assert counts["created"] == 1 and counts["failed"] == 0
     assert len(events_on(kube, binding)) == 1
@@ -116,7 +117,7 @@ def test_recovery_is_a_normal_event_and_other_moves_get_none(live, kube):
     transition(first_seen, "", "unknown", at=start)
     skipped = transition(first_seen, "unknown", "blocked", at=start + timedelta(minutes=1))
 
-    counts = kube_events.emit_kube_events_task.apply().get()
+    counts = tasks.emit_kube_events_task.apply().get()
 
     assert counts["created"] == 1
     [event] = events_on(kube, recovered)
@@ -131,7 +132,7 @@ def test_a_cluster_that_did_not_opt_in_gets_no_events(live, kube, cluster):
     m.Cluster.objects.filter(pk=cluster.pk).update(emit_kube_events=False)
     transition(live[0], "reachable", "blocked")
 
-    assert kube_events.emit_kube_events_task.apply().get()["created"] == 0
+    assert tasks.emit_kube_events_task.apply().get()["created"] == 0
     assert events_on(kube, live[0]) == []
 
 
@@ -176,7 +177,7 @@ def test_an_unreachable_cluster_fails_clearly_and_does_not_stop_another(
     transition(live[2], "reachable", "blocked")
 
     with caplog.at_level(logging.WARNING):
-        counts = kube_events.emit_kube_events_task.apply().get()
+        counts = tasks.emit_kube_events_task.apply().get()
 
     assert counts["created"] == 1 and counts["failed"] == 1
     assert len(events_on(kube, live[2])) == 1
@@ -192,7 +193,7 @@ def test_a_missing_token_file_is_named(live, cluster, tmp_path):
     m.Cluster.objects.filter(pk=cluster.pk).update(token_file=str(tmp_path / "absent-token"))
     t = transition(live[0], "reachable", "blocked")
 
-    kube_events.emit_kube_events_task.apply()
+    tasks.emit_kube_events_task.apply()
 
     t.refresh_from_db()
     # The credential check names the cluster, the field and the file.
@@ -217,7 +218,7 @@ def test_missing_rbac_says_which_component_to_add(httpserver, cluster, client, a
         f"/api/v1/namespaces/{binding.namespace}/events", method="POST"
     ).respond_with_json(forbidden, status=403)
 
-    kube_events.emit_kube_events_task.apply()
+    tasks.emit_kube_events_task.apply()
 
     [(request, _)] = httpserver.log
     sent = json.loads(request.get_data())

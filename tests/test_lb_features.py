@@ -117,7 +117,7 @@ def test_the_cross_zone_attribute_is_shown(client, alice, cluster):
 def test_a_hostile_quic_server_id_is_invalid_and_shown_escaped(client, alice, cluster):
     from django.utils import timezone
 
-    from bindings import polling
+    from bindings.services import polling
     from tests.test_pages import HOSTILE, HOSTILE_ESCAPED
 
     bindings = load_scenario(cluster, "lb-quic-ok")

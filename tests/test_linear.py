@@ -22,9 +22,9 @@ import pytest
 from bindings.analysis import model as m
 from bindings.analysis.bundle import bundle_inventory, load_bundle
 from bindings.analysis.engine import analyze
-from bindings.fieldmaps import jsonable
 from bindings.fixes import FixIndex, fix_to_dict, generate_fix, generate_fixes, validate_manifest
 from bindings.fixes.schema import load_schema
+from bindings.store.fieldmaps import jsonable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
-from bindings.aws import THROTTLED_MARK
+from bindings.vocabulary import THROTTLED_MARK
 from tests.test_api import make_bindings, seed_scenario
 
 pytestmark = pytest.mark.django_db

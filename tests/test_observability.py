@@ -14,7 +14,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from bindings import models as m
-from bindings.aws import THROTTLED_MARK
+from bindings.vocabulary import THROTTLED_MARK
 from tests.test_api import seed_scenario
 
 ROOT = Path(__file__).resolve().parent.parent

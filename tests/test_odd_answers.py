@@ -23,9 +23,9 @@ import yaml
 from werkzeug import Request, Response
 
 from bindings import models as m
-from bindings import polling
-from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
-from bindings.errors import SourceError
+from bindings.collect.errors import SourceError
+from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings.services import polling
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.django_db

@@ -19,8 +19,9 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from bindings import alerts, polling
 from bindings import models as m
+from bindings import tasks
+from bindings.services import alerts, polling
 from tests.test_api import make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -139,7 +140,7 @@ def test_on_call_gets_exactly_one_alert_when_the_dns_binding_turns_from_reachabl
 
     def beat() -> list[dict]:
         """What beat does every 15 s: scan, then deliver each new alert (the worker's task)."""
-        sent = [alerts.deliver_alert_task.apply(args=(pk,)).get() for pk in alerts.alerts_scan()]
+        sent = [tasks.deliver_alert_task.apply(args=(pk,)).get() for pk in alerts.alerts_scan()]
         assert set(sent) <= {"sent"}
         bodies = [json.loads(request.get_data()) for request, _ in httpserver.log]
         httpserver.clear_log()

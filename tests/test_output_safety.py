@@ -28,12 +28,14 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling, sync, textsafe
+from bindings import textsafe
 from bindings.analysis.bundle import bundle_inventory, load_bundle, write_bundle
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
 from bindings.fixes import fix_to_dict, generate_fix
-from dashboard.visible import visible_html
+from bindings.services import polling
+from bindings.store import sync
+from bindings.web.visible import visible_html
 from tests.conftest import SCENARIOS
 from tests.shell import shell_words
 from tests.test_api import make_token
@@ -356,8 +358,8 @@ def test_check_bindings_prints_no_raw_control_characters(hostile_world):
 def test_a_nul_in_a_collected_object_does_not_break_the_sync(cluster):
     """One annotation or event message with a NUL used to fail every sync of its cluster on
     PostgreSQL ("unsupported Unicode escape sequence"). The collectors replace NULs."""
-    from bindings.emulators import KubeEmulator
-    from bindings.kube import KubeConnection, collect_cluster
+    from bindings.collect.kube import KubeConnection, collect_cluster
+    from bindings.demo.emulators import KubeEmulator
     from bindings.textsafe import without_nul
 
     kube, _ = hostile_bundle()

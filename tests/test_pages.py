@@ -16,12 +16,13 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling, sync
 from bindings.analysis.bundle import load_bundle
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
 from bindings.fixes import fix_to_dict, generate_fix
-from bindings.inventory import cluster_inventory
+from bindings.services import polling
+from bindings.store import sync
+from bindings.store.inventory import cluster_inventory
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ import pytest
 from django.core.management import call_command
 
 from bindings import models as m
-from bindings import polling
-from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
-from bindings.errors import SourceError
+from bindings.collect.errors import SourceError
+from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings.services import polling
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -160,8 +160,8 @@ def test_the_clusters_eni_security_group_tags_reach_the_analysis_and_the_export(
     demo_cluster, demo_account, tmp_path
 ):
     from bindings.analysis.bundle import bundle_inventory, load_bundle
-    from bindings.exports import cluster_bundle_write
-    from bindings.inventory import cluster_inventory
+    from bindings.services.exports import cluster_bundle_write
+    from bindings.store.inventory import cluster_inventory
 
     demo_cluster.service_target_eni_sg_tags = {"team": "dns"}
     demo_cluster.save()

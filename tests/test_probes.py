@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import dns.message
 import pytest
 
-from bindings import probes
-from bindings.emulators import DnsServer, closed_udp_port
-from bindings.probes import ProbeSpec, probe_dns, probe_tcp, probe_udp
+from bindings.collect import probes
+from bindings.collect.probes import ProbeSpec, probe_dns, probe_tcp, probe_udp
+from bindings.demo.emulators import DnsServer, closed_udp_port
 
 HOST = "127.0.0.1"
 TIMEOUT = 0.3  # where the probe must time out: keeps the suite fast

@@ -13,17 +13,18 @@ from unittest.mock import patch
 import pytest
 from django.utils import timezone
 
-from bindings import inventory, probes, probing, sync
 from bindings import models as m
 from bindings.analysis import model as am
 from bindings.analysis.bundle import load_bundle
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
-from bindings.emulators import DnsServer
-from bindings.inventory import cluster_inventory
-from bindings.probe_tasks import dispatch_probes_task, probe_cluster_task
-from bindings.results import history_prune
-from bindings.tasks import source_lock
+from bindings.collect import probes
+from bindings.demo.emulators import DnsServer
+from bindings.services import probing
+from bindings.store import inventory, sync
+from bindings.store.inventory import cluster_inventory
+from bindings.store.results import history_prune
+from bindings.tasks import dispatch_probes_task, probe_cluster_task, source_lock
 from tests.analysis_builders import LB_SG, NOW, dns_inventory, rule
 from tests.conftest import SCENARIOS
 
@@ -288,7 +289,7 @@ def test_it_reanalyses_only_when_a_status_changed(world, dns_server):
     probing.probe_cluster(cluster=world)
 
     # when: the same outcome again
-    with patch("bindings.probing.cluster_analyze") as reanalyse:
+    with patch("bindings.services.probing.cluster_analyze") as reanalyse:
         again = probing.probe_cluster(cluster=world, force=True)
 
     assert (again.ran, again.changed, again.reanalysed) == (1, 0, False)
@@ -413,7 +414,7 @@ def test_it_dispatches_only_clusters_with_probing_configured(world, aws_account)
     )
     annotate("coredns-udp", "dns")  # world: enabled by an annotation only
 
-    with patch("bindings.probe_tasks.probe_cluster_task.delay") as delay:
+    with patch("bindings.tasks.probe_cluster_task.delay") as delay:
         dispatched = dispatch_probes_task()
 
     assert dispatched == sorted([world.pk, by_kind.pk])
@@ -456,7 +457,7 @@ def test_it_edits_probe_settings_in_the_admin_and_probes_on_demand(client, admin
     listing = client.get("/admin/bindings/probesetting/")
     form = client.get(f"/admin/bindings/probesetting/{probe.pk}/change/")
     cluster_form = client.get(f"/admin/bindings/cluster/{world.pk}/change/")
-    with patch("bindings.probe_tasks.probe_cluster_task.delay_on_commit") as delay:
+    with patch("bindings.tasks.probe_cluster_task.delay_on_commit") as delay:
         client.post("/admin/bindings/probesetting/", {"action": "probe_now", "_selected_action": [probe.pk]})
 
     assert listing.status_code == 200 and "127.0.0.1:5353" in listing.content.decode()

@@ -1,4 +1,4 @@
-"""The bindings list filters, one definition (`bindings.querysets`) behind the page and the API.
+"""The bindings list filters, one definition (`bindings.store.querysets`) behind the page and the API.
 
 Each case runs on both surfaces: the dashboard list (`/bindings/`) and `GET /api/v1/bindings`.
 """
@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
-from bindings.querysets import filter_bindings
+from bindings.store.querysets import filter_bindings
 
 pytestmark = pytest.mark.django_db
 
@@ -181,8 +181,8 @@ def test_the_pages_read_probes_without_importing_the_probing_service():
         "import os, sys, django;"
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'dashboard.settings');"
         "django.setup();"
-        "import dashboard.views;"
-        "print('bindings.probing' in sys.modules)"
+        "import bindings.web.views;"
+        "print('bindings.services.probing' in sys.modules)"
     )
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)

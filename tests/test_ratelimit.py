@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bindings.ratelimit import TokenBucket
+from bindings.collect.ratelimit import TokenBucket
 
 
 def test_a_local_bucket_spaces_calls_at_the_configured_rate():

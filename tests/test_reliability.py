@@ -34,8 +34,8 @@ from kombu import pools as kombu_pools
 
 from bindings import models as m
 from bindings import tasks
-from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
-from bindings.errors import TransientSourceError
+from bindings.collect.errors import TransientSourceError
+from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
 from tests.test_faults import fast_retries  # noqa: F401 - fixture re-used by name
 from tests.test_worker import ROOT, celery_worker, wait_for
 
@@ -481,7 +481,7 @@ def private_alias(url: str) -> Iterator[str]:
 
 
 def test_postgresql_restarted_between_two_polls_loses_nothing(private_pg, private_redis):
-    from bindings.polling import ABANDONED
+    from bindings.services.polling import ABANDONED
 
     log = Path(settings.DATA_DIR) / "pg-fault-worker.log"
     url = private_pg.url("bh")

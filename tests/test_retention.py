@@ -22,8 +22,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling
-from bindings.results import history_prune
+from bindings.services import polling
+from bindings.store.results import history_prune
 from tests.test_corpus import world  # noqa: F401 - fixture re-used by name
 from tests.test_worker import ROOT, _worker_database_url
 

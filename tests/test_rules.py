@@ -10,7 +10,7 @@ from bindings.analysis import model as am
 from bindings.analysis.engine import _Rule
 from bindings.analysis.rules import norm_proto, rule_matches, rule_port_range
 from bindings.fixes.generate import _has_equivalent
-from dashboard.views import _rule_matches as page_rule_matches
+from bindings.web.views import _rule_matches as page_rule_matches
 
 # (rule protocol, from, to, asked protocol, port, matches)
 CASES = [

@@ -17,8 +17,9 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling, tasks
+from bindings import tasks
 from bindings.analysis import model as am
+from bindings.services import polling
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("BH_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -65,7 +66,7 @@ _TAKER = textwrap.dedent(
     """
     import json, sys, time
     sys.path.insert(0, {root!r})
-    from bindings.ratelimit import TokenBucket
+    from bindings.collect.ratelimit import TokenBucket
     bucket = TokenBucket({key!r}, rate={rate}, redis_url={url!r})
     start = {start}
     while time.time() < start:
@@ -235,7 +236,7 @@ def _result(uid: str, verdict: str) -> am.BindingResult:
 @pytest.mark.django_db
 @pytest.mark.parametrize("n", [3, 40])
 def test_results_store_writes_in_a_constant_number_of_queries(cluster, n, django_assert_max_num_queries):
-    from bindings.results import results_store
+    from bindings.store.results import results_store
 
     for i in range(n):
         m.TargetGroupBinding.objects.create(cluster=cluster, uid=f"u{i}", namespace="ns", name=f"u{i}")
@@ -261,8 +262,8 @@ def test_results_store_writes_in_a_constant_number_of_queries(cluster, n, django
 def test_subnets_and_vpcs_come_from_the_cache_for_their_ttl():
     from django.core.cache import cache
 
-    from bindings import aws
-    from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
+    from bindings.collect import aws
+    from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
 
     with MotoServer() as moto, KubeEmulator() as kube:
         world = seed_demo_world(aws_endpoint=moto.url, kube=kube)

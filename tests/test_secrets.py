@@ -31,8 +31,8 @@ from django.test import Client
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import polling
-from dashboard.security import client_address
+from bindings.security import client_address
+from bindings.services import polling
 from tests.test_api import make_token
 
 pytestmark = pytest.mark.django_db
@@ -383,7 +383,7 @@ def test_the_default_limits(settings):
 def test_the_rate_limited_login_keeps_the_login_url_names():
     from django.urls import resolve, reverse
 
-    from dashboard import ratelimit_login
+    from bindings.web import ratelimit_login
 
     assert reverse("login") == "/accounts/login/"
     assert reverse("admin:login") == "/admin/login/"

@@ -31,10 +31,11 @@ from django.db import connection
 from django.test import Client
 from werkzeug import Response
 
-from bindings import alerts, polling
 from bindings import models as m
-from bindings.credentials import URL_FILE_MAX_BYTES, CredentialPathError, credential_path
-from bindings.errors import KubeError
+from bindings import tasks
+from bindings.collect.credentials import URL_FILE_MAX_BYTES, CredentialPathError, credential_path
+from bindings.collect.errors import KubeError
+from bindings.services import alerts, polling
 from bindings.tasks import poll_running_since, source_lock
 from tests.test_api import make_bindings, make_token
 
@@ -557,7 +558,7 @@ def udp_transition(cluster):
 
 def _deliver() -> m.AlertDelivery:
     [pk] = alerts.alerts_scan()
-    alerts.deliver_alert_task.apply(args=(pk,))
+    tasks.deliver_alert_task.apply(args=(pk,))
     return m.AlertDelivery.objects.get(pk=pk)
 
 

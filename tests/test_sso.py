@@ -26,7 +26,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from werkzeug import Request, Response
 
-from dashboard import sso
+from bindings.web import sso
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ class LoopbackProvider:
         return {
             "BH_OIDC_ENABLED": True,
             "AUTHENTICATION_BACKENDS": [
-                "dashboard.sso.RoleMappingBackend",
+                "bindings.web.sso.RoleMappingBackend",
                 "django.contrib.auth.backends.ModelBackend",
             ],
             "OIDC_RP_CLIENT_ID": CLIENT_ID,

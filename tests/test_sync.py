@@ -10,12 +10,12 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
-from bindings import sync
 from bindings.analysis.bundle import bundle_inventory, load_bundle
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
-from bindings.inventory import cluster_inventory
-from bindings.results import results_store
+from bindings.store import sync
+from bindings.store.inventory import cluster_inventory
+from bindings.store.results import results_store
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +125,7 @@ def test_it_keeps_the_previous_state_when_sync_crashes_midway(cluster, blocked_b
             raise RuntimeError("worker killed mid-sync")
         return real_upsert(model, **kwargs)
 
-    with patch("bindings.sync.upsert", side_effect=crash_on_pods), pytest.raises(RuntimeError):
+    with patch("bindings.store.sync.upsert", side_effect=crash_on_pods), pytest.raises(RuntimeError):
         sync.cluster_sync(cluster=cluster, records=normalize_kubernetes(objects, cluster="demo"))
 
     assert sorted(m.TargetGroupBinding.objects.values_list("name", "resource_version")) == before
@@ -218,7 +218,7 @@ def test_it_samples_history_again_after_the_sample_period(cluster, blocked_bundl
 
 
 def test_a_stored_group_without_registered_targets_reads_back_as_empty_not_unknown(cluster, aws_account):
-    from bindings.inventory import cluster_inventory as inventory_of
+    from bindings.store.inventory import cluster_inventory as inventory_of
 
     m.TargetGroup.objects.create(
         account=aws_account,

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from bindings import models as m
 from bindings import tasks
-from bindings.errors import AwsThrottled, KubeError
+from bindings.collect.errors import AwsThrottled, KubeError
 
 pytestmark = pytest.mark.django_db
 
@@ -40,14 +40,17 @@ def test_the_dispatcher_skips_disabled_and_not_yet_due_sources(cluster, aws_acco
 
 
 def test_a_poll_is_skipped_while_another_holds_the_source_lock(cluster):
-    with tasks.source_lock("cluster", cluster.pk) as acquired, patch("bindings.polling.cluster_poll") as poll:
+    with (
+        tasks.source_lock("cluster", cluster.pk) as acquired,
+        patch("bindings.services.polling.cluster_poll") as poll,
+    ):
         assert acquired
         assert tasks.poll_cluster_task.run(cluster.pk) == "locked"
     poll.assert_not_called()
 
 
 def test_the_lock_is_released_after_a_poll(cluster):
-    with patch("bindings.polling.cluster_poll") as poll:
+    with patch("bindings.services.polling.cluster_poll") as poll:
         poll.return_value.rows_written = 0
         assert tasks.poll_cluster_task.run(cluster.pk) == "ok"
         assert tasks.poll_cluster_task.run(cluster.pk) == "ok"
@@ -63,10 +66,10 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not(cluster, aws_ac
     assert AwsThrottled in tasks.poll_account_task.autoretry_for or any(
         issubclass(AwsThrottled, e) for e in tasks.poll_account_task.autoretry_for
     )
-    with patch("bindings.polling.cluster_poll", side_effect=KubeError("401 Unauthorized")):
+    with patch("bindings.services.polling.cluster_poll", side_effect=KubeError("401 Unauthorized")):
         assert tasks.poll_cluster_task.run(cluster.pk) == "failed"
     with (
-        patch("bindings.polling.account_poll", side_effect=AwsThrottled("Rate exceeded")),
+        patch("bindings.services.polling.account_poll", side_effect=AwsThrottled("Rate exceeded")),
         pytest.raises(AwsThrottled),
     ):
         tasks.poll_account_task.run(aws_account.pk)
@@ -74,7 +77,7 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not(cluster, aws_ac
 
 def test_a_changed_cluster_triggers_its_account_poll(cluster, aws_account):
     with (
-        patch("bindings.polling.cluster_poll") as poll,
+        patch("bindings.services.polling.cluster_poll") as poll,
         patch.object(tasks.poll_account_task, "delay") as delay,
     ):
         poll.return_value.rows_written = 3
@@ -98,7 +101,7 @@ def test_a_requested_account_poll_is_deferred_not_lost_while_another_runs(aws_ac
     with (
         tasks.source_lock("account", aws_account.pk),
         patch.object(tasks.poll_account_task, "apply_async") as later,
-        patch("bindings.polling.account_poll") as poll,
+        patch("bindings.services.polling.account_poll") as poll,
     ):
         assert tasks.poll_account_task.run(aws_account.pk, "cluster-changed") == "deferred"
         assert tasks.poll_account_task.run(aws_account.pk) == "locked"

@@ -51,8 +51,8 @@ def test_the_walkthrough_fails_loudly_when_the_story_breaks(django_user_model):
 
 
 def test_the_demo_says_when_the_first_poll_has_landed_and_not_before(live_demo):
-    from bindings import polling
     from bindings.management.commands.demo import Command
+    from bindings.services import polling
 
     out = io.StringIO()
     command = Command(stdout=out)

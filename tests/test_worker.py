@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from bindings import models as m
-from bindings.emulators import KubeEmulator, MotoServer, seed_demo_world
+from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
 from bindings.tasks import dispatch_due_polls_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

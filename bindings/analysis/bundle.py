@@ -92,7 +92,7 @@ MAX_DEPTH = 256
 # Items YAML aliases may add to a document beyond its own size (see _BoundedComposer).
 _ALIAS_ALLOWANCE = 10_000
 _CHUNK = 1024 * 1024
-# The AWS calls a bundle's aws.json answers, keyed by operation: the collector (`bindings.aws`)
+# The AWS calls a bundle's aws.json answers, keyed by operation: the collector (`bindings.collect.aws`)
 # makes exactly these, and the deployed IAM policies allow them (plus DescribeManagedPrefixLists).
 AWS_OPERATIONS = (
     "DescribeLoadBalancers",

@@ -1,7 +1,7 @@
 """The typed inventory the analysis runs on, and the results it produces.
 
 Everything here is plain data: no Django, no SDK objects, no clock. The same `Inventory` is built
-from the database (`bindings.inventory`) or from a bundle on disk (`bindings.analysis.bundle`),
+from the database (`bindings.store.inventory`) or from a bundle on disk (`bindings.analysis.bundle`),
 so the dashboard and the offline `analyze` command judge with one engine.
 
 Field names follow the AWS and Kubernetes APIs, in snake_case. Strings are kept exactly as the
@@ -388,7 +388,7 @@ class SourceStatus:
 class ProbeObservation:
     """The latest active probe of one binding and protocol, from the worker's network position.
 
-    `status` is "ok" | "failed" | "inconclusive" | "error" (see `bindings.probes`). `explicit`
+    `status` is "ok" | "failed" | "inconclusive" | "error" (see `bindings.collect.probes`). `explicit`
     says the probe targeted a configured address rather than the load balancer's DNS name.
     """
 

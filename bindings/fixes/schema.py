@@ -19,7 +19,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "crds" / "targetgroupbind
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     """The CRD schema as a dict (read once)."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
 
 
 @lru_cache(maxsize=1)

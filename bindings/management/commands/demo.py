@@ -91,7 +91,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, interrupt)
         py = sys.executable
         try:
-            start("emulators", [py, "-m", "bindings.emulators", "--state-file", str(state_file)])
+            start("emulators", [py, "-m", "bindings.demo.emulators", "--state-file", str(state_file)])
             state = self._wait_for_state(state_file, procs[0][1])
             self._configure(state, opts["poll_interval"])
             start(
@@ -150,7 +150,7 @@ class Command(BaseCommand):
             stop()
 
     def _walkthrough(self, interval: int) -> None:
-        from bindings import walkthrough
+        from bindings.demo import walkthrough
 
         call_command("migrate", interactive=False, verbosity=0)
         user = self._ensure_user()

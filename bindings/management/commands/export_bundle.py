@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from bindings import models as m
-from bindings.exports import NothingPolled, cluster_bundle_write
+from bindings.services.exports import NothingPolled, cluster_bundle_write
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from bindings import models as m
-from bindings import polling
+from bindings.services import polling
 from bindings.tasks import source_lock
 
 
