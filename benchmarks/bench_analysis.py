@@ -7,7 +7,7 @@ UDP, one admits only part of the client ranges) and 500 NLBs. Run:
 
     .venv/bin/python benchmarks/bench_analysis.py [--bindings N] [--repeat R]
 
-Not a test: the budget (>= 20,000 results/s, DESIGN.md) is checked by reading the figure.
+Not a test: the budget (>= 20,000 results/s, docs/DESIGN.md) is checked by reading the figure.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ separate process with 20 threads, each on its own keep-alive connection with a r
     .venv/bin/python benchmarks/bench_api.py [--seconds 20] [--clients 20] [--workers N] [--write]
 
 `--write` appends the figures to docs/performance.md under "API latency". Not a test: the goals
-(p95 <= 100 ms at 20 clients; DESIGN.md: list p95 <= 400 ms at 10,000 bindings, paginated) are
+(p95 <= 100 ms at 20 clients; docs/DESIGN.md: list p95 <= 400 ms at 10,000 bindings, paginated) are
 checked by reading the figures.
 """
 
@@ -451,7 +451,7 @@ def main() -> None:
         memory,
         "",
         "Goals: p95 <= 100 ms for `GET /api/v1/bindings` at 20 concurrent clients (the API issue); "
-        "p95 <= 400 ms at 10,000 bindings, paginated (DESIGN.md). The load generator shares the CPUs "
+        "p95 <= 400 ms at 10,000 bindings, paginated (docs/DESIGN.md). The load generator shares the CPUs "
         "with gunicorn and PostgreSQL, so the figures are pessimistic for a dedicated host.",
         "",
     ]

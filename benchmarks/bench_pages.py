@@ -7,7 +7,7 @@ test client as a signed-in user (the whole stack: middleware, session, views, te
 
     .venv/bin/python benchmarks/bench_pages.py [--bindings 1000 10000] [--requests 60]
 
-Not a test: compare the figures with the budget in DESIGN.md (list p95 <= 150 ms at 1,000
+Not a test: compare the figures with the budget in docs/DESIGN.md (list p95 <= 150 ms at 1,000
 bindings, <= 400 ms at 10,000, paginated) and record them in docs/performance.md "Page latency".
 """
 

@@ -23,7 +23,7 @@ the calls the poller makes; at the default 5 calls/s the account poll takes call
 The memory figure runs in fresh subprocesses (one seeds 10,000 bindings from
 `benchmarks/bench_analysis.build` through the real sync code, one measures) so that nothing from
 the seeding inflates the peak (VmHWM). `--write` replaces the "Poll cycle" section of docs/performance.md.
-Not a test: budgets (DESIGN.md) are checked by reading the figures.
+Not a test: budgets (docs/DESIGN.md) are checked by reading the figures.
 """
 
 from __future__ import annotations
@@ -343,7 +343,7 @@ def seed_world(aws_endpoint: str, kube_url: str, n: int) -> dict[str, Any]:
 
 
 def minimum_calls(world: dict[str, Any], *, warm: bool) -> dict[str, int]:
-    """The fewest calls the APIs allow for this world (DESIGN.md "Performance budget").
+    """The fewest calls the APIs allow for this world (docs/DESIGN.md "Performance budget").
 
     ELBv2: DescribeTargetGroups/LoadBalancers take ≤ 20 ARNs; DescribeTargetHealth and the two
     attribute calls take one resource (attributes are cached, so 0 on a warm cycle);

@@ -296,7 +296,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Binding Health -----------------------------------------------------------------------------
 # Client-side rate limit of AWS Describe calls per account and region, shared by all workers.
-# The ELB Describe bucket refills at 10/s and the controller needs its share (nlb-udp-facts §5.3).
+# The ELB Describe bucket refills at 10/s and the controller needs its share (docs/facts.md §5.3).
 BH_AWS_CALLS_PER_SECOND = float(os.environ.get("BH_AWS_CALLS_PER_SECOND", "5"))
 BH_ATTRIBUTE_CACHE_SECONDS = envint("BH_ATTRIBUTE_CACHE_SECONDS", 600)
 # Target health of stable groups (every binding reachable, every target healthy, no change for a

@@ -1,4 +1,4 @@
-"""Bundles: the offline form of one cluster's Kubernetes objects and AWS responses (DESIGN.md).
+"""Bundles: the offline form of one cluster's Kubernetes objects and AWS responses (docs/DESIGN.md).
 
 A bundle is a directory, or a `.tar.gz`/`.tgz`/`.zip` of one, holding `kubernetes.yaml`,
 `aws.json` and an optional `bundle.json`. Archives are read in memory, member by member, and
@@ -70,7 +70,7 @@ __all__ = [
 KUBE_FILE = "kubernetes.yaml"
 AWS_FILE = "aws.json"
 META_FILE = "bundle.json"
-# bundle.json: the controller's --service-target-eni-security-group-tags (DESIGN.md "Bundles").
+# bundle.json: the controller's --service-target-eni-security-group-tags (docs/DESIGN.md "Bundles").
 ENI_SG_TAGS_FIELD = "serviceTargetEniSecurityGroupTags"
 _KUBE_ALIASES = (KUBE_FILE, "kubernetes.yml")
 _WANTED = frozenset({*_KUBE_ALIASES, AWS_FILE, META_FILE})
@@ -703,7 +703,7 @@ CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
 
 
 def _json_default(value: Any) -> Any:
-    # boto3 responses carry datetimes; the bundle format stores ISO strings (DESIGN.md).
+    # boto3 responses carry datetimes; the bundle format stores ISO strings (docs/DESIGN.md).
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes | bytearray):

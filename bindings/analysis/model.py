@@ -22,7 +22,7 @@ from ..vocabulary import Protocol as Protocol
 from ..vocabulary import Severity as Severity
 from ..vocabulary import Verdict as Verdict
 
-# Target groups that preserve the client IP whatever their attributes say (nlb-udp-facts §3.3).
+# Target groups that preserve the client IP whatever their attributes say (docs/facts.md §3.3).
 ALWAYS_PRESERVE_CLIENT_IP = frozenset({"UDP", "TCP_UDP", "QUIC", "TCP_QUIC"})
 
 CONTROLLER_RULE_DESCRIPTION = "elbv2.k8s.aws/targetGroupBinding=shared"

@@ -1,4 +1,4 @@
-"""Render analysis results: the JSON report of DESIGN.md "Bundles", a terminal report, `--fail-on`.
+"""Render analysis results: the JSON report of docs/DESIGN.md "Bundles", a terminal report, `--fail-on`.
 
 Every string in a result may come from Kubernetes or AWS (names, descriptions, messages that quote
 them) and may be hostile: `to_text` shows every control and format character (ANSI escape
@@ -39,7 +39,7 @@ def _health_check(hc: HealthCheckResult | None) -> dict[str, Any] | None:
 
 
 def to_report(results: Iterable[BindingResult]) -> dict[str, Any]:
-    """The JSON report (DESIGN.md "Bundles"). `fix` stays null until the fix generator lands."""
+    """The JSON report (docs/DESIGN.md "Bundles"). `fix` stays null until the fix generator lands."""
     bindings = []
     for r in results:
         bindings.append(

@@ -3,11 +3,11 @@
 `collect_account` starts from the bindings' target groups and follows references outwards:
 target groups → their health, attributes and load balancers → listeners and load-balancer ENIs →
 the ENIs/instances holding the targets → security groups, subnets, VPCs and network ACLs of all of
-those. The result is a dict keyed by AWS operation name (DESIGN.md, "Bundles"): list-shaped calls
+those. The result is a dict keyed by AWS operation name (docs/DESIGN.md, "Bundles"): list-shaped calls
 are merged into one response, per-resource calls are keyed by ARN, datetimes become ISO strings and
 ``ResponseMetadata`` / paging tokens are dropped. No boto3 object leaves this module.
 
-Call economy (DESIGN.md, "Performance budget"): target groups and load balancers are described 20 per
+Call economy (docs/DESIGN.md, "Performance budget"): target groups and load balancers are described 20 per
 call (the API maximum), health once per target group, attributes served from a cache for
 `attribute_ttl` seconds, EC2 lookups batched (199 filter values + the vpc-id filter, as the controller
 does), and every paginated call is followed with boto3 paginators. Retries use botocore's adaptive

@@ -3,7 +3,7 @@
 `collect_cluster` lists, across all namespaces, TargetGroupBindings, Services, EndpointSlices, Pods,
 Nodes and the Events about TargetGroupBindings. Every object comes back as a camelCase dict exactly as
 ``kubectl get -o yaml`` prints it (``apiVersion`` and ``kind`` set, ``managedFields`` dropped as kubectl
-does by default), i.e. the ``kubernetes.yaml`` shape of a bundle (DESIGN.md, "Bundles").
+does by default), i.e. the ``kubernetes.yaml`` shape of a bundle (docs/DESIGN.md, "Bundles").
 
 Objects are taken from the raw JSON the API server sent (``_preload_content=False``) rather than
 round-tripped through the client's typed models: the typed models are strict (a field they don't know
@@ -37,7 +37,7 @@ from bindings.textsafe import without_nul
 
 TGB_GROUP = "elbv2.k8s.aws"
 TGB_PLURAL = "targetgroupbindings"
-# v1beta1 is the storage version and the only one carrying every field (nlb-udp-facts §1.1); v1alpha1
+# v1beta1 is the storage version and the only one carrying every field (docs/facts.md §1.1); v1alpha1
 # is read only from old controllers (< v2.0) that don't serve v1beta1.
 TGB_VERSIONS = ("v1beta1", "v1alpha1")
 EVENT_KIND_SELECTOR = "involvedObject.kind=TargetGroupBinding"

@@ -1,7 +1,7 @@
 """A token bucket per AWS account and region, shared by every worker through Redis.
 
 The AWS Load Balancer Controller draws from the same per-account, per-region API buckets as we do
-(ELB Describe refills at 10/s, nlb-udp-facts §5.3), so the poller takes only a configured share.
+(ELB Describe refills at 10/s, docs/facts.md §5.3), so the poller takes only a configured share.
 Without Redis (the embedded demo) the bucket is per process, which is enough for one worker.
 """
 

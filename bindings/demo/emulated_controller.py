@@ -2,7 +2,7 @@
 
 Nothing in the emulated world writes `spec.networking` into security groups, so without this a
 fix applied in the demo never turns green. `EmulatedController.reconcile()` does what the
-controller does (nlb-udp-facts §2.1-2.4, confirmed against kubernetes-sigs/aws-load-balancer-
+controller does (docs/facts.md §2.1-2.4, confirmed against kubernetes-sigs/aws-load-balancer-
 controller pkg/networking/security_group_reconciler.go):
 
 * every TargetGroupBinding with `spec.networking` contributes permissions; one without it

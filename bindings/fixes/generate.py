@@ -1,4 +1,4 @@
-"""Turn a binding's findings into the change that repairs them (DESIGN.md "Fix manifests").
+"""Turn a binding's findings into the change that repairs them (docs/DESIGN.md "Fix manifests").
 
 Pure: no Django, no network, no clock. Input is the `Inventory` the analysis ran on and that
 binding's `BindingResult`; output is a `Fix` holding plain data, rendered by `fix_to_dict` /
@@ -7,7 +7,7 @@ binding's `BindingResult`; output is a `Fix` holding plain data, rendered by `fi
 What the fix contains, in the order an SRE reaches for it:
 
 1. The TGB itself (the primary lever): `spec.networking.ingress` covering every carried protocol
-   on each target's traffic port, and TCP on the health-check port (nlb-udp-facts §3.4, §6).
+   on each target's traffic port, and TCP on the health-check port (docs/facts.md §3.4, §6).
    Peers: the load balancer's security group when it has one; otherwise the client ranges for
    traffic whose client IP is preserved, and the load balancer's subnets for everything else
    (health checks always). Existing rules that still work are kept; broken ones are repaired

@@ -43,7 +43,7 @@ class PlannedRule:
 
 @dataclass(frozen=True, slots=True)
 class PlannedAclEntry:
-    """One network-ACL entry to create (DESIGN.md JSON `fix.networkAclEntries`)."""
+    """One network-ACL entry to create (docs/DESIGN.md JSON `fix.networkAclEntries`)."""
 
     network_acl_id: str
     rule_number: int

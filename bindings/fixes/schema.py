@@ -1,7 +1,7 @@
 """The TargetGroupBinding v1beta1 CRD schema, and validation of generated manifests against it.
 
 The schema lives in `bindings/crds/targetgroupbinding-v1beta1.schema.json` (written from the
-controller's field table, nlb-udp-facts §1.2). It is stricter than the API server in one way on
+controller's field table, docs/facts.md §1.2). It is stricter than the API server in one way on
 purpose: unknown fields are rejected instead of silently pruned, so a generator mistake shows up
 here rather than as a field that quietly never reaches the cluster.
 """

@@ -226,7 +226,7 @@ class World:
         return self.in_families(hosts), "the load balancer's addresses"
 
     def client_cidrs(self, lb_arn: str) -> tuple[list[str], str]:
-        """The client ranges, most specific source first (DESIGN.md "Expected sources")."""
+        """The client ranges, most specific source first (docs/DESIGN.md "Expected sources")."""
         valid = [c for c in self.b.client_cidrs or () if parse_network(c) is not None]
         if valid:
             return [canonical(c) for c in valid], f"the annotation {m.CLIENT_CIDRS_ANNOTATION}"

@@ -1,6 +1,6 @@
 """Apply a generated fix to a TargetGroupBinding from the dashboard: review (dry-run), then apply it.
 
-The only place where Binding Health writes to a cluster (DESIGN.md "Fix manifests"). Every step is
+The only place where Binding Health writes to a cluster (docs/DESIGN.md "Fix manifests"). Every step is
 recorded as a `FixApplication` audit row (who, when, what, result):
 
 1. `fix_dry_run(binding=, user=)` is the review. It reads the live TGB and the binding's current

@@ -1,4 +1,4 @@
-"""Bundles of what was last polled, for support and bug reports (DESIGN.md "Bundles").
+"""Bundles of what was last polled, for support and bug reports (docs/DESIGN.md "Bundles").
 
 The raw payloads of each source's last successful poll are kept in `SourceSnapshot`; a cluster's
 bundle is its Kubernetes objects plus its AWS account's responses, in the same format the

@@ -7,7 +7,7 @@ primary ENI, target group -> listeners, load balancer -> private addresses, Serv
 judgements are cached by what decides them (security groups, protocol, port, expected sources), so
 10,000 bindings that share node security groups cost little more than the distinct rule sets.
 
-Semantics beyond DESIGN.md, chosen as an SRE would read the data:
+Semantics beyond docs/DESIGN.md, chosen as an SRE would read the data:
 
 * A listener forwards to a target group when the group's ARN is in its forward actions; a listener
   with no parsed forward target on a load balancer the group names in `LoadBalancerArns` is
@@ -33,7 +33,7 @@ Semantics beyond DESIGN.md, chosen as an SRE would read the data:
   that LB sends), then the CIDRs.
 * Default client ranges of a load balancer with (collected) security groups: the scheme's default
   narrowed by the CIDRs its inbound rules admit on the listener ports that forward to the group
-  (nlb-udp-facts §6 step 4), or those CIDRs alone when they lie outside the default (on-premises
+  (docs/facts.md §6 step 4), or those CIDRs alone when they lie outside the default (on-premises
   clients of an internal LB) or the default is not known.
 * Client ranges from the annotation or the cluster setting that fail to parse are reported as
   `INVALID_SPEC` and dropped; if none remain, the next source of client ranges applies. The

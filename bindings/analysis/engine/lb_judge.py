@@ -15,7 +15,7 @@ from .sources import _explicit_clients, _lb_front
 def _lb_refusals(c: _Ctx, proto: str, lbs: Sequence[str]) -> dict[str, str]:
     """Per load balancer carrying `proto` whose security groups admit no client of it on the
     listener ports: why. Clients meet the LB's inbound rules before any target rule; health checks
-    do not (nlb-udp-facts §3.5), so the targets stay healthy."""
+    do not (docs/facts.md §3.5), so the targets stay healthy."""
     refused: dict[str, str] = {}
     for lb_arn in lbs:
         front = _lb_front(c, lb_arn, proto)

@@ -82,7 +82,7 @@ class _NetworkAclIndex:
     ) -> tuple[NetSet, tuple[AclDenial, ...]]:
         """The part of `peers` the ACL lets the targets' replies out to, on every ephemeral port
         (1024-65535), and why the rest is refused. ACLs are stateless: a reply is a new packet
-        (nlb-udp-facts §3.6). An ACL without outbound entries in the data (AWS always lists at least
+        (docs/facts.md §3.6). An ACL without outbound entries in the data (AWS always lists at least
         its final deny) is not judged."""
         key = (nacl.id, proto, peers, "replies")
         found = self._nacl.get(key)

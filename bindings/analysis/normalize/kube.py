@@ -43,7 +43,7 @@ from .records import KubeRecords
 TGB_GROUP = "elbv2.k8s.aws"
 TGB_VERSIONS = frozenset({"v1beta1", "v1alpha1"})
 TARGET_TYPES = frozenset({"ip", "instance"})
-# spec.targetGroupProtocol enum of the v1beta1 CRD (nlb-udp-facts §1.2).
+# spec.targetGroupProtocol enum of the v1beta1 CRD (docs/facts.md §1.2).
 TGB_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TCP", "TLS", "UDP", "TCP_UDP", "QUIC", "TCP_QUIC"})
 NETWORKING_PROTOCOLS = frozenset({"TCP", "UDP"})
 POD_ENI_ANNOTATION = "vpc.amazonaws.com/pod-eni"
@@ -289,7 +289,7 @@ def _client_cidrs(value: str | None, ref: str, problems: list[Problem]) -> tuple
 
 
 def _networking(value: Any, ref: str, problems: list[Problem]) -> tuple[NetworkingRule, ...] | None:
-    """spec.networking.ingress as the controller reads it (nlb-udp-facts §2.3)."""
+    """spec.networking.ingress as the controller reads it (docs/facts.md §2.3)."""
     if value is None:
         return None
     if not isinstance(value, dict):

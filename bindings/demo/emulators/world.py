@@ -48,7 +48,7 @@ def seed_demo_world(*, aws_endpoint: str, kube: KubeEmulator | str, region: str 
     Pod addressing: each node's primary ENI carries its CoreDNS pod IP as a **secondary** private IP,
     as the VPC CNI does. moto's ``addresses.private-ip-address`` filter only matches primary IPs, so the
     collector finds these pods through its first path — DescribeInstances for the node instance ids,
-    then the node ENI whose secondary IPs hold the pod IP (nlb-udp-facts §2.2 (b)) — exactly as
+    then the node ENI whose secondary IPs hold the pod IP (docs/facts.md §2.2 (b)) — exactly as
     the controller does. No ``vpc.amazonaws.com/pod-eni`` branch ENIs are needed.
 
     The node security group (tagged ``kubernetes.io/cluster/demo=owned``) admits TCP 53 and kubelet

@@ -68,7 +68,7 @@ class Command(BaseCommand):
         results = analyze(inventory)
         if options["output_format"] == "json":
             data = report.to_report(results)
-            # The report's "fix" is the generated repair (DESIGN.md "Fix manifests"), when any.
+            # The report's "fix" is the generated repair (docs/DESIGN.md "Fix manifests"), when any.
             index = FixIndex(inventory)
             for entry, result in zip(data["bindings"], results, strict=True):
                 fix = generate_fix(inventory, result, index)
