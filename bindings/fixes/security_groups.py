@@ -223,7 +223,7 @@ class SecurityGroupPlanner(PlanPart):
             self.explanation.append(
                 "The load balancer's security group lets nothing out to the targets on "
                 + short(unique(f"{r.protocol} {r.from_port}" for r in rules))
-                + ": its outbound rules apply to traffic and health checks alike (docs/facts.md §3.5), so "
+                + ": its outbound rules apply to traffic and health checks alike (nlb-udp-facts §3.5), so "
                 "it gets an egress rule to the targets' security group."
             )
         return rules
