@@ -28,8 +28,7 @@ from bindings import models as m
 from bindings.analysis.bundle import load_bundle
 from bindings.demo.emulators import KubeEmulator
 from bindings.services import apply, polling
-from tests.conftest import SCENARIOS
-from tests.test_pages import attach_fixes, load_scenario
+from tests.factories import SCENARIOS, attach_fixes, load_scenario
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bindings import models as m
-from tests.test_pages import load_scenario
+from tests.factories import load_scenario
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -32,9 +32,9 @@ import pytest
 import yaml
 from werkzeug import Request, Response
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.factories import KUBE, ROOT, granted, load_docs
+
 DEPLOY = ROOT / "deploy"
-KUBE = DEPLOY / "kubernetes"
 # Oldest and newest Kubernetes minor versions the manifests are checked against.
 KUBE_VERSIONS = ("1.30", "1.37")
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
@@ -45,10 +45,6 @@ TGB = ("elbv2.k8s.aws", "targetgroupbindings")
 # -- kustomize structure ------------------------------------------------------------------------------
 def kustomizations() -> list[Path]:
     return sorted(KUBE.rglob("kustomization.yaml"))
-
-
-def load_docs(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def referenced(kfile: Path) -> tuple[list[Path], list[Path]]:
@@ -265,16 +261,6 @@ def request_attributes(method: str, path: str, query: dict[str, str]) -> tuple[s
     else:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
     return (group, resource, verb)
-
-
-def granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
 
 
 TGB_OBJECT = {

@@ -17,8 +17,7 @@ from bindings import models as m
 from bindings import tasks
 from bindings.demo.emulators import KubeEmulator
 from bindings.services import kube_events
-from tests.test_api import make_bindings
-from tests.test_deploy import KUBE, granted, load_docs
+from tests.factories import KUBE, granted, load_docs, make_bindings
 
 pytestmark = pytest.mark.django_db
 

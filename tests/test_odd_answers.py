@@ -26,7 +26,7 @@ from bindings import models as m
 from bindings.collect.errors import SourceError
 from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
 from bindings.services import polling
-from tests.conftest import SCENARIOS
+from tests.factories import SCENARIOS
 
 pytestmark = pytest.mark.django_db
 

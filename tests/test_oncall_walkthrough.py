@@ -22,7 +22,7 @@ from django.core.management import call_command
 from bindings import models as m
 from bindings import tasks
 from bindings.services import alerts, polling
-from tests.test_api import make_token
+from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -36,10 +36,7 @@ from bindings.fixes import fix_to_dict, generate_fix
 from bindings.services import polling
 from bindings.store import sync
 from bindings.web.visible import visible_html
-from tests.conftest import SCENARIOS
-from tests.shell import shell_words
-from tests.test_api import make_token
-from tests.test_pages import attach_fixes
+from tests.factories import SCENARIOS, attach_fixes, make_token, shell_words
 
 pytestmark = pytest.mark.django_db
 

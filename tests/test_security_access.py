@@ -37,7 +37,7 @@ from bindings.collect.credentials import URL_FILE_MAX_BYTES, CredentialPathError
 from bindings.collect.errors import KubeError
 from bindings.services import alerts, polling
 from bindings.tasks import poll_running_since, source_lock
-from tests.test_api import make_bindings, make_token
+from tests.factories import make_bindings, make_token
 
 pytestmark = pytest.mark.django_db
 
