@@ -372,6 +372,7 @@ BUNDLE_BOMBS: dict[str, Callable[[Path], tuple[Path, str, str]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bomb", list(BUNDLE_BOMBS))
 def test_a_bundle_bomb_is_refused_in_seconds_and_bounded_memory(bomb: str, tmp_path: Path) -> None:
     path, file, message = BUNDLE_BOMBS[bomb](tmp_path)

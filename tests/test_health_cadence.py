@@ -16,7 +16,7 @@ from django.utils import timezone
 from bindings import models as m
 from bindings.services import polling
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
 def poll(live_demo) -> m.PollRun:

@@ -24,7 +24,7 @@ from bindings import tasks
 from bindings.services import alerts, polling
 from tests.factories import make_token
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "blocked-udp-fixes"
 UDP_53 = {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}

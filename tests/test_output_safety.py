@@ -352,6 +352,7 @@ def test_check_bindings_prints_no_raw_control_characters(hostile_world):
 # --- NUL characters: PostgreSQL cannot store them ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_nul_in_a_collected_object_does_not_break_the_sync(cluster):
     """One annotation or event message with a NUL used to fail every sync of its cluster on
     PostgreSQL ("unsupported Unicode escape sequence"). The collectors replace NULs."""

@@ -88,6 +88,7 @@ def _redis_or_skip() -> None:
         pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
 
 
+@pytest.mark.slow
 def test_two_worker_processes_sharing_redis_never_exceed_the_rate():
     _redis_or_skip()
     rate, per_process = 10.0, 12

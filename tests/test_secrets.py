@@ -397,6 +397,7 @@ def test_the_rate_limited_login_keeps_the_login_url_names():
 ACCEPTED_RUFF_S = {"S101", "S603:bindings/management/commands/demo.py"}
 
 
+@pytest.mark.slow
 def test_ruff_security_rules_are_clean():
     result = subprocess.run(  # noqa: S603 - fixed argv
         [str(Path(sys.executable).parent / "ruff"), "check", "--select", "S", "--output-format", "json", "."],

@@ -895,6 +895,7 @@ def _settings_in_subprocess(env: dict[str, str], tmp_path: Path) -> tuple[int, s
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_an_empty_credentials_dirs_variable_means_the_default_not_nothing(tmp_path):
     status, out = _settings_in_subprocess({"BH_CREDENTIALS_DIRS": ""}, tmp_path)
 
@@ -902,6 +903,7 @@ def test_an_empty_credentials_dirs_variable_means_the_default_not_nothing(tmp_pa
     assert f"['/var/run/secrets/kubernetes.io/serviceaccount', '{tmp_path}']" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "entry", ["https://hooks.slack.com", "hooks.slack.com:443", "hooks.slack.com/x", "a*.b.c"]
 )
