@@ -214,3 +214,11 @@ def _slow_work_needs_the_slow_mark():
             emulators.KubeEmulator, "__enter__", checked(emulators.KubeEmulator, "the Kubernetes emulator")
         )
         yield
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Users are created and sign in all over the suite; PBKDF2's hundreds of thousands of rounds
+    # are for production, not for fixtures (no test is about the hasher).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -265,7 +265,7 @@ def test_every_generated_manifest_validates(tmp_path: Path) -> None:
 def _varied_lb_groups(n: int) -> m.Inventory:
     """The benchmark inventory with groups on every NLB whose rules differ by listener port,
     protocol and family: what a cache keyed too coarsely would get wrong."""
-    import bench_analysis
+    from benchmarks import bench_analysis
 
     inv = bench_analysis.build(n, 3, lb_security_groups=True)
     rule = bench_analysis._rule

@@ -312,9 +312,10 @@ def _lost_broker(log: Path) -> bool:
 
 
 def _worker_idle(log: Path) -> bool:
-    """Has the worker finished every task it received (Celery logs both at INFO)?"""
+    """Has the worker finished every task it received? Celery logs receipt and each outcome."""
     text = log.read_bytes()
-    return text.count(b"] received") == text.count(b"] succeeded in")
+    outcomes = (b"] succeeded in ", b"] raised ", b"] retry: ", b"] ignored")
+    return text.count(b"] received") == sum(text.count(outcome) for outcome in outcomes)
 
 
 def _make_due() -> None:
