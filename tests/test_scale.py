@@ -22,7 +22,9 @@ from bindings.analysis import model as am
 from bindings.services import polling
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("BH_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+# This worker's own Redis database when the suite runs on Redis (tests/isolation.py: another
+# worker's cache.clear() would flush a shared one mid-test); else a local Redis if one answers.
+REDIS_URL = os.environ.get("BH_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/12"
 
 
 # --- sharded queues ------------------------------------------------------------------------------
