@@ -21,7 +21,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as a script: the repository root is not on the path yet
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bindings.analysis import model as m  # noqa: E402
 from bindings.analysis.engine import analyze  # noqa: E402

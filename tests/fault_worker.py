@@ -1,8 +1,8 @@
 """A Celery worker whose cluster sync stops inside its transaction, for kill -9 tests.
 
-Run as a script by tests/test_faults.py; it patches `bindings.store.sync.upsert` in this process only,
-writes the marker file once the TargetGroupBinding rows are written (uncommitted), then waits to
-be killed.
+Run by tests/test_faults.py (`python -m tests.fault_worker`); it patches
+`bindings.store.sync.upsert` in this process only, writes the marker file once the
+TargetGroupBinding rows are written (uncommitted), then waits to be killed.
 """
 
 from __future__ import annotations

@@ -42,8 +42,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from bindings import models as m
-from tests.test_api import make_token
-from tests.test_pages import load_scenario
+from tests.factories import load_scenario, make_token
 
 pytestmark = pytest.mark.django_db
 

@@ -75,7 +75,8 @@ def test_it_creates_a_cluster_with_client_networks(client, admin_user, aws_accou
         # Hostile paths: the worker would read them and send them as credentials.
         ({"token_file": "/etc/passwd"}, "outside the credentials directories"),
         ({"ca_file": "/proc/self/environ"}, "outside the credentials directories"),
-        ({"token_file": "{credentials}/../../../../../etc/passwd"}, "outside the credentials directories"),
+        # Enough `..` to reach / from any temporary directory (xdist nests it one level deeper).
+        ({"token_file": "{credentials}" + "/.." * 40 + "/etc/passwd"}, "outside the credentials directories"),
         (
             {"connection": "kubeconfig", "kubeconfig_path": "/etc/passwd"},
             "outside the credentials directories",

@@ -21,7 +21,7 @@ from werkzeug import Response
 from bindings import models as m
 from bindings import tasks
 from bindings.services import alerts
-from tests.test_api import HOSTILE, make_bindings
+from tests.factories import HOSTILE_TEXT, make_bindings
 
 pytestmark = pytest.mark.django_db
 
@@ -250,7 +250,7 @@ def _texts(element):
 
 def test_teams_gets_an_adaptive_card_with_hostile_names_as_plain_text(teams, bindings, httpserver):
     [binding, *_] = bindings
-    name = "[click](https://evil.example) **bold** " + HOSTILE
+    name = "[click](https://evil.example) **bold** " + HOSTILE_TEXT
     m.TargetGroupBinding.objects.filter(pk=binding.pk).update(name=name)
     transition(binding, "reachable", "blocked")
     httpserver.expect_request("/workflows/teams", method="POST").respond_with_data("", status=202)

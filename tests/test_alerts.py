@@ -13,7 +13,7 @@ from werkzeug import Response
 from bindings import models as m
 from bindings import tasks
 from bindings.services import alerts
-from tests.test_api import HOSTILE, make_bindings
+from tests.factories import HOSTILE_TEXT, make_bindings
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +146,7 @@ def test_it_honours_hook_cluster_scopes_and_switches(webhook, udp_binding, aws_a
 
 
 def test_it_delivers_a_generic_json_webhook(webhook, udp_binding, httpserver):
-    m.TargetGroupBinding.objects.filter(pk=udp_binding.pk).update(name=HOSTILE)
+    m.TargetGroupBinding.objects.filter(pk=udp_binding.pk).update(name=HOSTILE_TEXT)
     transition(udp_binding)
     [pk] = alerts.alerts_scan()
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
@@ -157,7 +157,7 @@ def test_it_delivers_a_generic_json_webhook(webhook, udp_binding, httpserver):
     body = json.loads(request.get_data())
     assert request.headers["Content-Type"] == "application/json"
     assert body["event"] == "verdict_changed" and body["old"] == "reachable" and body["new"] == "blocked"
-    assert body["name"] == HOSTILE and body["cluster"] == "demo" and body["protocol"] == "UDP"
+    assert body["name"] == HOSTILE_TEXT and body["cluster"] == "demo" and body["protocol"] == "UDP"
     delivery = m.AlertDelivery.objects.get()
     assert delivery.status == "sent" and delivery.attempts == 1 and delivery.sent_at is not None
     assert httpserver.url_for("/hook") not in json.dumps(delivery.payload)

@@ -1,21 +1,17 @@
-"""The analysis engine, judged on hand-made inventories (see tests/analysis_builders.py)."""
+"""The analysis engine, judged on hand-made inventories (see tests/factories.py)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bindings.analysis import analyze
 from bindings.analysis import model as m
 from bindings.analysis.report import fail_on_matches, sanitize, to_report, to_text
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_builders import (  # noqa: E402
+from tests.factories import (
     INSTANCES,
     LB_ARN,
     LB_SG,
@@ -23,6 +19,7 @@ from analysis_builders import (  # noqa: E402
     NODE_SG,
     NOW,
     POD_IPS,
+    SCENARIOS,
     TG_ARN,
     VPC,
     allow_all,
@@ -30,8 +27,6 @@ from analysis_builders import (  # noqa: E402
     networking,
     rule,
 )
-
-SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 def one(inv: m.Inventory) -> m.BindingResult:

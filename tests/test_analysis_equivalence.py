@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from analysis_golden.generate import cases, dumps, read_golden, snapshot  # noqa: E402
-
-from bindings.analysis import model as m  # noqa: E402
-from bindings.analysis.engine import analyze  # noqa: E402
+from bindings.analysis import model as m
+from bindings.analysis.engine import analyze
+from tests.analysis_golden.generate import cases, dumps, read_golden, snapshot
 
 GOLDEN = read_golden()
 CASES = dict(cases())

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bindings.analysis import analyze
 from bindings.analysis import model as m
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_builders import LB_SG, MUTATIONS, NODE_SG, TG_ARN, VPC, allow_all, dns_inventory, mutate  # noqa: E402
+from tests.factories import LB_SG, MUTATIONS, NODE_SG, TG_ARN, VPC, allow_all, dns_inventory, mutate
 
 RANK = {"blocked": 0, "partial": 1, "reachable": 2}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,118 +13,12 @@ from django.db import connection
 from django.utils import timezone
 
 from bindings import models as m
-from bindings.analysis.bundle import load_bundle
-from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
-from bindings.api.auth import token_generate
-from bindings.services import polling
-from bindings.store import sync
-from tests.conftest import SCENARIOS
+from tests.factories import HOSTILE_TEXT, make_bindings, make_token, seed_scenario
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE = "<script>alert(\"x\")</script> 'q' \x1b[31mRED\x1b[0m\nline2"
-
 
 # --- fixtures: objects --------------------------------------------------------------------------
-
-
-def seed_scenario(cluster: m.Cluster, scenario: str = "dns-udp-blocked") -> None:
-    """Sync a bundle into `cluster` as a successful poll would, then analyse it."""
-    bundle = load_bundle(SCENARIOS / scenario)
-    sync.cluster_sync(
-        cluster=cluster, records=normalize_kubernetes(bundle.kube_objects, cluster=cluster.name)
-    )
-    sync.account_sync(account=cluster.aws_account, records=normalize_aws(bundle.aws))
-    now = timezone.now()
-    m.Cluster.objects.filter(pk=cluster.pk).update(last_success_at=now, last_polled_at=now)
-    m.AwsAccount.objects.filter(pk=cluster.aws_account_id).update(last_success_at=now, last_polled_at=now)
-    cluster.refresh_from_db()
-    polling.cluster_analyze(cluster=cluster)
-
-
-def make_bindings(cluster: m.Cluster, count: int, *, verdict: str = "blocked", prefix: str = "svc") -> list:
-    """`count` analysed bindings written straight to the tables (fast; shapes as results_store)."""
-    now = timezone.now()
-    bindings = m.TargetGroupBinding.objects.bulk_create(
-        [
-            m.TargetGroupBinding(
-                cluster=cluster,
-                uid=f"{prefix}-uid-{i}",
-                namespace="apps",
-                name=f"{prefix}-{i:04d}",
-                api_version="elbv2.k8s.aws/v1beta1",
-                target_group_arn=f"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{prefix}{i}/abc",
-                target_type="ip",
-                target_group_protocol="UDP",
-            )
-            for i in range(count)
-        ]
-    )
-    results, verdicts, findings = [], [], []
-    for b in bindings:
-        data = {
-            "cluster": cluster.name,
-            "namespace": b.namespace,
-            "name": b.name,
-            "uid": b.uid,
-            "target_group_arn": b.target_group_arn,
-            "target_type": "ip",
-            "target_group_protocol": "UDP",
-            "protocols": [
-                {
-                    "protocol": "UDP",
-                    "port": 53,
-                    "verdict": verdict,
-                    "targets_total": 2,
-                    "targets_admitted": 0,
-                    "client_ip_preserved": True,
-                    "expected_sources": ["10.0.0.0/16"],
-                    "reasons": ["no rule admits UDP 53"],
-                    "targets": [],
-                }
-            ],
-            "health_check": None,
-            "findings": [
-                {
-                    "code": "TRAFFIC_BLOCKED",
-                    "severity": "critical",
-                    "message": "UDP 53 is blocked",
-                    "protocol": "UDP",
-                    "evidence": {},
-                }
-            ],
-        }
-        results.append(
-            m.BindingResult(
-                binding=b,
-                analyzed_at=now,
-                changed_at=now,
-                worst_verdict=verdict,
-                max_severity="critical",
-                digest="x",
-                data=data,
-            )
-        )
-        verdicts.append(
-            m.ProtocolVerdict(
-                binding=b, protocol="UDP", port=53, verdict=verdict, targets_total=2, targets_admitted=0
-            )
-        )
-        findings.append(
-            m.Finding(
-                binding=b, code="TRAFFIC_BLOCKED", severity="critical", protocol="UDP", message="blocked"
-            )
-        )
-    m.BindingResult.objects.bulk_create(results)
-    m.ProtocolVerdict.objects.bulk_create(verdicts)
-    m.Finding.objects.bulk_create(findings)
-    return bindings
-
-
-def make_token(user, scope: str = "read", **fields) -> str:
-    token, prefix, digest = token_generate()
-    m.ApiToken.objects.create(name="ci", user=user, prefix=prefix, digest=digest, scope=scope, **fields)
-    return token
 
 
 @pytest.fixture
@@ -455,7 +349,7 @@ kind: TargetGroupBinding
 metadata:
   name: coredns-udp
   annotations:
-    note: {json.dumps(HOSTILE)}
+    note: {json.dumps(HOSTILE_TEXT)}
 """
 
 
@@ -463,7 +357,7 @@ metadata:
 def fixed(seeded):
     """coredns-udp with a generated fix in its stored result (as bindings/fixes.py will write)."""
     result = m.BindingResult.objects.get(binding__name="coredns-udp")
-    result.data["fix"] = {"manifestYaml": MANIFEST, "patch": "kubectl patch …", "note": HOSTILE}
+    result.data["fix"] = {"manifestYaml": MANIFEST, "patch": "kubectl patch …", "note": HOSTILE_TEXT}
     result.save()
     return result.binding
 
@@ -472,7 +366,7 @@ def test_it_returns_the_fix_as_json(alice_client, fixed):
     response = alice_client.get(f"/api/v1/bindings/{fixed.pk}/fix")
 
     assert response.status_code == 200 and response["Content-Type"].startswith("application/json")
-    assert response.json()["manifestYaml"] == MANIFEST and response.json()["note"] == HOSTILE
+    assert response.json()["manifestYaml"] == MANIFEST and response.json()["note"] == HOSTILE_TEXT
     assert b"<script>" not in response.content or b"\\u001b" in response.content
     assert b"\x1b" not in response.content and b"\n" not in response.content.strip()
 
@@ -484,7 +378,7 @@ def test_it_returns_the_fix_manifest_as_yaml(alice_client, fixed, how):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/yaml")
     assert response.content.decode() == MANIFEST
-    assert yaml.safe_load(response.content)["metadata"]["annotations"]["note"] == HOSTILE
+    assert yaml.safe_load(response.content)["metadata"]["annotations"]["note"] == HOSTILE_TEXT
 
 
 def test_it_prefers_the_format_parameter_over_accept(alice_client, fixed):
@@ -497,12 +391,12 @@ def test_it_prefers_the_format_parameter_over_accept(alice_client, fixed):
 
 def test_it_dumps_a_fix_without_manifest_as_yaml_that_round_trips(alice_client, fixed):
     result = fixed.result
-    result.data["fix"] = {"commands": [HOSTILE]}
+    result.data["fix"] = {"commands": [HOSTILE_TEXT]}
     result.save()
 
     response = alice_client.get(f"/api/v1/bindings/{fixed.pk}/fix?format=yaml")
 
-    assert yaml.safe_load(response.content) == {"commands": [HOSTILE]}
+    assert yaml.safe_load(response.content) == {"commands": [HOSTILE_TEXT]}
     assert b"\x1b" not in response.content  # YAML escapes control characters
 
 
@@ -555,14 +449,14 @@ def test_it_lists_and_filters_findings(alice_client, seeded, django_assert_num_q
 
 def test_it_returns_hostile_strings_intact_and_json_escaped(alice_client, cluster):
     [b] = make_bindings(cluster, 1)
-    m.TargetGroupBinding.objects.filter(pk=b.pk).update(name=HOSTILE)
-    m.Finding.objects.filter(binding=b).update(message=HOSTILE)
+    m.TargetGroupBinding.objects.filter(pk=b.pk).update(name=HOSTILE_TEXT)
+    m.Finding.objects.filter(binding=b).update(message=HOSTILE_TEXT)
 
     listed = alice_client.get("/api/v1/bindings")
     findings = alice_client.get("/api/v1/findings")
 
-    assert listed.json()["items"][0]["name"] == HOSTILE
-    assert findings.json()["items"][0]["message"] == HOSTILE
+    assert listed.json()["items"][0]["name"] == HOSTILE_TEXT
+    assert findings.json()["items"][0]["message"] == HOSTILE_TEXT
     for raw in (listed.content, findings.content):
         assert b"\x1b" not in raw and b"\n" not in raw
         assert listed["Content-Type"].startswith("application/json")

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from bindings import models as m
 from bindings.api.auth import token_authenticate
-from tests.test_api import make_token
+from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
 

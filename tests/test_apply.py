@@ -28,8 +28,7 @@ from bindings import models as m
 from bindings.analysis.bundle import load_bundle
 from bindings.demo.emulators import KubeEmulator
 from bindings.services import apply, polling
-from tests.conftest import SCENARIOS
-from tests.test_pages import attach_fixes, load_scenario
+from tests.factories import SCENARIOS, attach_fixes, load_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +115,7 @@ def _set_client_networks(cluster: m.Cluster, cidrs: list[str]) -> None:
     attach_fixes(cluster)
 
 
+@pytest.mark.slow
 def test_it_denies_a_user_without_the_permission_and_records_it(live, alice, kube):
     outcome = apply.fix_dry_run(binding=_binding(live), user=alice)
 
@@ -131,6 +131,7 @@ def test_it_denies_a_user_without_the_permission_and_records_it(live, alice, kub
     assert "networking" not in _live_tgb(kube)["spec"]
 
 
+@pytest.mark.slow
 def test_it_denies_everyone_when_the_cluster_does_not_allow_applying(live, bob, kube):
     review = _review(live, bob)
     m.Cluster.objects.filter(pk=live.cluster_id).update(allow_apply_fix=False)
@@ -142,6 +143,7 @@ def test_it_denies_everyone_when_the_cluster_does_not_allow_applying(live, bob, 
     assert "networking" not in _live_tgb(kube)["spec"]
 
 
+@pytest.mark.slow
 def test_it_records_the_review_and_shows_a_computed_diff_when_the_server_cannot_dry_run(live, bob, kube):
     before = _live_tgb(kube)
 
@@ -171,6 +173,7 @@ def test_it_records_the_review_and_shows_a_computed_diff_when_the_server_cannot_
     assert audit.manifest["spec"]["networking"]["ingress"][0]["ports"][0] == {"protocol": "UDP", "port": 53}
 
 
+@pytest.mark.slow
 def test_it_applies_the_reviewed_patch(live, bob, kube):
     review = _review(live, bob)
 
@@ -194,6 +197,7 @@ def test_it_applies_the_reviewed_patch(live, bob, kube):
     assert again.diff == "" and "changes nothing" in again.message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "cidrs",
     [
@@ -229,6 +233,7 @@ def test_it_refuses_when_the_client_networks_changed_since_the_review(live, bob,
     assert _live_tgb(kube)["spec"]["networking"] == current
 
 
+@pytest.mark.slow
 def test_it_sends_the_reviewed_text_even_if_the_stored_fix_is_rewritten_alike(live, bob, kube):
     """Apply never rebuilds the patch from the stored fix: extra parts of a new fix (metadata,
     other spec fields) never reach the cluster, only the reviewed networking."""
@@ -245,6 +250,7 @@ def test_it_sends_the_reviewed_text_even_if_the_stored_fix_is_rewritten_alike(li
     assert outcome.audit.patch == review.audit.patch
 
 
+@pytest.mark.slow
 def test_it_refuses_without_a_usable_dry_run(live, bob, carol, alice, kube, settings):
     review = _review(live, bob)
     failed = apply.fix_dry_run(binding=_binding(live), user=alice)  # denied: not a review
@@ -283,6 +289,7 @@ def test_it_refuses_without_a_usable_dry_run(live, bob, carol, alice, kube, sett
     assert m.FixApplication.objects.filter(status="applied").count() == 0
 
 
+@pytest.mark.slow
 def test_it_applies_a_review_once(live, bob, kube):
     review = _review(live, bob)
     assert apply.apply_reviewed(review.dry_run_id, bob).status == "applied"
@@ -293,6 +300,7 @@ def test_it_applies_a_review_once(live, bob, kube):
     assert [a.status for a in m.FixApplication.objects.order_by("pk")] == ["dry_run", "applied", "refused"]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_tabs_applying_one_review_at_once_send_it_once(live, bob, kube):
     """Four tabs press Apply on the same review at the same moment (real threads, real PostgreSQL
@@ -316,6 +324,7 @@ def test_tabs_applying_one_review_at_once_send_it_once(live, bob, kube):
     assert all("already applied" in r.message for r in refusals)
 
 
+@pytest.mark.slow
 def test_it_stops_with_a_conflict_when_the_binding_changed_since_the_dry_run(live, bob, kube):
     review = _review(live, bob)
     someone_else = {
@@ -339,6 +348,7 @@ def test_it_stops_with_a_conflict_when_the_binding_changed_since_the_dry_run(liv
     assert m.FixApplication.objects.order_by("pk").last().status == "conflict"
 
 
+@pytest.mark.slow
 def test_it_stops_with_a_conflict_when_the_binding_was_recreated(live, bob, kube):
     review = _review(live, bob)
     tgb = next(t for t in _tgb_objects() if t["metadata"]["name"] == "coredns-udp")
@@ -357,6 +367,7 @@ def test_it_stops_with_a_conflict_when_the_binding_was_recreated(live, bob, kube
     assert "networking" not in _live_tgb(kube)["spec"]
 
 
+@pytest.mark.slow
 def test_it_records_a_failure_when_the_cluster_is_unreachable(live, bob):
     m.Cluster.objects.filter(pk=live.cluster_id).update(api_url="http://127.0.0.1:9")
 
@@ -366,6 +377,7 @@ def test_it_records_a_failure_when_the_cluster_is_unreachable(live, bob):
     assert m.FixApplication.objects.get().status == "failed"
 
 
+@pytest.mark.slow
 def test_it_refuses_a_binding_without_an_automatic_fix(live, bob):
     row = m.BindingResult.objects.get(binding=live)
     row.data["fix"] = None
@@ -376,6 +388,7 @@ def test_it_refuses_a_binding_without_an_automatic_fix(live, bob):
     assert outcome.status == "failed" and "no automatic fix" in outcome.message
 
 
+@pytest.mark.slow
 def test_it_patches_only_spec_networking(live):
     fix = _fix(live)
     fix["patch"]["body"]["metadata"] = {"labels": {"evil": "yes"}}
@@ -397,6 +410,7 @@ def test_it_merges_like_a_json_merge_patch():
 # --- the whole flow through the views ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_it_runs_the_dry_run_then_the_apply_from_the_fix_panel(client, live, bob, kube):
     client.force_login(bob)
 
@@ -421,6 +435,7 @@ def test_it_runs_the_dry_run_then_the_apply_from_the_fix_panel(client, live, bob
     assert f"of dry-run #{review.pk}" in audit_log
 
 
+@pytest.mark.slow
 def test_the_apply_button_refuses_without_a_review_or_with_another_bindings_review(client, live, bob, kube):
     client.force_login(bob)
     other = m.TargetGroupBinding.objects.get(cluster=live.cluster, name="coredns-tcp")

@@ -135,6 +135,7 @@ def inject_errors(monkeypatch, operation: str, code: str, *, times: int, status:
 
 
 # -- shape and content ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_demo_world_is_collected_end_to_end_in_bundle_shape(moto_server, world):
     counting = Counting()
 
@@ -203,6 +204,7 @@ def test_demo_world_is_collected_end_to_end_in_bundle_shape(moto_server, world):
     assert counting.calls == Counter(snapshot.api_calls)
 
 
+@pytest.mark.slow
 def test_target_groups_are_described_twenty_per_call(moto_server, world):
     _, elbv2 = clients(moto_server)
     arns = [
@@ -222,6 +224,7 @@ def test_target_groups_are_described_twenty_per_call(moto_server, world):
     )
 
 
+@pytest.mark.slow
 def test_missing_target_groups_are_reported_and_the_rest_collected(moto_server, world):
     gone = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/deleted/0123456789abcdef"
     arns = [world.target_group_arns["udp"], gone, world.target_group_arns["tcp"]]
@@ -236,6 +239,7 @@ def test_missing_target_groups_are_reported_and_the_rest_collected(moto_server, 
     assert gone not in snapshot.responses["DescribeTargetHealth"]
 
 
+@pytest.mark.slow
 def test_many_instances_and_enis_are_paged_and_chunked(moto_server, world):
     ec2, elbv2 = clients(moto_server)
     subnet = ec2.create_subnet(VpcId=world.vpc_id, CidrBlock="10.0.8.0/21")["Subnet"]["SubnetId"]
@@ -275,6 +279,7 @@ def test_many_instances_and_enis_are_paged_and_chunked(moto_server, world):
     assert {g["GroupId"] for g in responses["DescribeSecurityGroups"]["SecurityGroups"]} >= set(sgs)
 
 
+@pytest.mark.slow
 def test_attributes_come_from_the_cache_on_the_second_collect(moto_server, world):
     cache = DictCache()
     arns = list(world.target_group_arns.values())
@@ -291,6 +296,7 @@ def test_attributes_come_from_the_cache_on_the_second_collect(moto_server, world
     assert second.api_calls["DescribeTargetHealth"] == 2  # health is never cached
 
 
+@pytest.mark.slow
 def test_assume_role_with_external_id_and_session_reuse(moto_server, world, monkeypatch):
     seen: list[dict] = []
     real = aws._new_session
@@ -326,6 +332,7 @@ def test_assume_role_with_external_id_and_session_reuse(moto_server, world, monk
 
 
 # -- errors ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_throttling_is_retried_then_succeeds(moto_server, world, monkeypatch, no_backoff):
     hits = inject_errors(monkeypatch, "DescribeTargetHealth", "Throttling", times=2)
     counting = Counting()
@@ -344,6 +351,7 @@ def test_throttling_is_retried_then_succeeds(moto_server, world, monkeypatch, no
     ]
 
 
+@pytest.mark.slow
 def test_throttling_exhausted_raises_aws_throttled(moto_server, world, monkeypatch, no_backoff):
     inject_errors(monkeypatch, "DescribeTargetGroups", "ThrottlingException", times=100)
 
@@ -357,6 +365,7 @@ def test_throttling_exhausted_raises_aws_throttled(moto_server, world, monkeypat
     assert caught.value.code == "ThrottlingException"
 
 
+@pytest.mark.slow
 def test_access_denied_is_a_permanent_error_naming_the_operation(moto_server, world, monkeypatch):
     inject_errors(monkeypatch, "DescribeSecurityGroups", "UnauthorizedOperation", times=100, status=403)
 
@@ -370,6 +379,7 @@ def test_access_denied_is_a_permanent_error_naming_the_operation(moto_server, wo
     assert not isinstance(caught.value, TransientSourceError)
 
 
+@pytest.mark.slow
 def test_server_errors_are_transient(moto_server, world, monkeypatch, no_backoff):
     inject_errors(monkeypatch, "DescribeTargetGroups", "ServiceUnavailable", times=100, status=503)
 
@@ -399,6 +409,7 @@ def test_unreachable_endpoint_fails_fast_as_unavailable():
 
 
 # -- PrivateLink (issue 19) -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_endpoint_services_in_front_of_collected_load_balancers_are_kept(moto_server, world):
     ec2, elbv2 = clients(moto_server)
     tg_arns = list(world.target_group_arns.values())
@@ -434,6 +445,7 @@ def test_endpoint_services_in_front_of_collected_load_balancers_are_kept(moto_se
         elbv2.delete_load_balancer(LoadBalancerArn=other)
 
 
+@pytest.mark.slow
 def test_endpoint_services_denied_leaves_the_key_out_and_the_poll_goes_on(moto_server, world, monkeypatch):
     # EC2 answers errors in its own XML shape (Response/Errors/Error), which botocore's EC2 parser reads.
     body = (
@@ -507,6 +519,7 @@ def test_quic_server_ids_and_privatelink_enforcement_are_read_as_the_cli_prints_
 # -- managed prefix lists ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_prefix_lists_named_by_rules_are_collected_once_per_version(moto_server, world):
     """Entries of every list a rule names, in the bundle shape; cached per (id, version): an unchanged
     list costs only the batched DescribeManagedPrefixLists, a changed one is fetched again."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bindings import models as m
-from tests.test_pages import load_scenario
+from tests.factories import load_scenario
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
     pytest.mark.django_db(transaction=True),
 ]

@@ -262,6 +262,7 @@ def test_analyze_rejects_bad_client_cidr() -> None:
     assert caught.value.returncode == 2
 
 
+@pytest.mark.slow
 def test_analyze_subprocess_exit_codes(coredns_bundle: Path) -> None:
     """Through manage.py, as CI runs it: 2 with the file on stderr; 1 when --fail-on matches."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from bindings import models as m
-from tests.test_pages import load_scenario
+from tests.factories import load_scenario
 
 pytestmark = pytest.mark.django_db
 

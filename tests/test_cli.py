@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from bindings import models as m
-from tests.test_api import HOSTILE, make_bindings, seed_scenario
+from tests.factories import HOSTILE_TEXT, make_bindings, seed_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -98,8 +98,8 @@ def test_it_prints_json(seeded):
 
 def test_it_strips_ansi_and_control_characters_from_text(cluster):
     [b] = make_bindings(cluster, 1)
-    m.TargetGroupBinding.objects.filter(pk=b.pk).update(name=HOSTILE, namespace="ns\x07\x1b]0;title\x07")
-    m.Finding.objects.update(message=HOSTILE)
+    m.TargetGroupBinding.objects.filter(pk=b.pk).update(name=HOSTILE_TEXT, namespace="ns\x07\x1b]0;title\x07")
+    m.Finding.objects.update(message=HOSTILE_TEXT)
 
     code, out = run("--fail-on", "blocked")
 
@@ -111,11 +111,11 @@ def test_it_strips_ansi_and_control_characters_from_text(cluster):
 
 def test_it_keeps_hostile_strings_intact_in_json(cluster):
     [b] = make_bindings(cluster, 1)
-    m.TargetGroupBinding.objects.filter(pk=b.pk).update(name=HOSTILE)
+    m.TargetGroupBinding.objects.filter(pk=b.pk).update(name=HOSTILE_TEXT)
 
     _code, out = run("--format", "json")
 
-    assert "\x1b" not in out and json.loads(out)["bindings"][0]["name"] == HOSTILE
+    assert "\x1b" not in out and json.loads(out)["bindings"][0]["name"] == HOSTILE_TEXT
 
 
 def test_it_reads_in_constant_queries(cluster, django_assert_num_queries):

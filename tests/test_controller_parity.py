@@ -24,7 +24,7 @@ from bindings.analysis import model as m
 from bindings.analysis.bundle import BundleError, bundle_inventory, load_bundle, write_bundle
 from bindings.analysis.engine import analyze
 from bindings.fixes import apply_fix_to_inventory, fix_to_dict, generate_fix
-from tests import analysis_builders as ab
+from tests import factories
 from tests.scenarios.expectations import report_failures
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -320,12 +320,12 @@ _TAGS = st.dictionaries(_TAG_KEYS, _TAG_VALUES, max_size=4)
     flag=st.dictionaries(st.sampled_from(["team", "tier"]), _TAG_VALUES, max_size=2),
 )
 def test_findings_and_fixes_follow_the_one_security_group_choice(node_tags, extra_tags, flag) -> None:
-    inv = ab.dns_inventory(rules=())
+    inv = factories.dns_inventory(rules=())
     inv.eni_sg_tags = flag
-    inv.security_groups[ab.NODE_SG].tags = node_tags
-    inv.security_groups["sg-0extra"] = m.SecurityGroup("sg-0extra", "extra", ab.VPC, extra_tags, ())
+    inv.security_groups[factories.NODE_SG].tags = node_tags
+    inv.security_groups["sg-0extra"] = m.SecurityGroup("sg-0extra", "extra", factories.VPC, extra_tags, ())
     eni = inv.network_interfaces["eni-00000000000000001"]
-    eni.security_group_ids = (ab.NODE_SG, "sg-0extra")
+    eni.security_group_ids = (factories.NODE_SG, "sg-0extra")
     choice = controller_security_group(eni.security_group_ids, inv.security_groups, "demo", flag)
 
     (result,) = analyze(inv)
@@ -334,9 +334,9 @@ def test_findings_and_fixes_follow_the_one_security_group_choice(node_tags, extr
     if isinstance(choice, str):
         # Both ENIs have a group the controller writes to: the rules it lacks are asked of those.
         (finding,) = [f for f in result.findings if f.code == "NETWORKING_NOT_RECONCILED"]
-        assert {x["securityGroup"] for x in finding.evidence["missing"]} == {choice, ab.NODE_SG}
+        assert {x["securityGroup"] for x in finding.evidence["missing"]} == {choice, factories.NODE_SG}
         fix = generate_fix(inv, result)
         assert fix is not None
-        assert {r.security_group_id for r in fix.security_group_rules} <= {choice, ab.NODE_SG}
+        assert {r.security_group_id for r in fix.security_group_rules} <= {choice, factories.NODE_SG}
         after = {r.key: r for r in analyze(apply_fix_to_inventory(inv, fix))}[result.key]
         assert {p.verdict for p in after.protocols} == {"reachable"}

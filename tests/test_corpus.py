@@ -33,11 +33,10 @@ from django.utils.html import escape
 
 from bindings import models as m
 from bindings import textsafe
-from bindings.analysis.bundle import _parse_json, _parse_yaml, load_bundle
-from bindings.collect import aws, kube
+from bindings.analysis.bundle import _parse_json, _parse_yaml
 from bindings.services import polling
 from bindings.textsafe import visible_markup
-from tests.conftest import SCENARIOS
+from tests.factories import SCENARIOS
 
 CORPUS = Path(__file__).parent / "corpus"
 BASELINE = SCENARIOS / "dns-udp-blocked"
@@ -124,26 +123,8 @@ def _baseline_verdicts() -> dict[str, dict[str, str]]:
     return {key.split("/", 1)[1]: spec["protocols"] for key, spec in expected["bindings"].items()}
 
 
-@pytest.fixture
-def world(monkeypatch) -> dict[str, Any]:
-    """Sources whose collectors return the baseline (plus whatever the test adds): the poll
-    path from normalisation on is the product's own."""
-    bundle = load_bundle(BASELINE)
-    account = m.AwsAccount.objects.create(name="corpus", account_id="123456789012", region="us-east-1")
-    cluster = m.Cluster.objects.create(
-        name="demo", connection=m.Cluster.Connection.URL, api_url="http://127.0.0.1:9", aws_account=account
-    )
-    state: dict[str, Any] = {"kube": list(bundle.kube_objects), "aws": bundle.aws}
-    monkeypatch.setattr(
-        kube, "collect_cluster", lambda conn, **_: kube.KubeSnapshot(objects=state["kube"], api_calls={})
-    )
-    monkeypatch.setattr(aws, "collect_account", lambda target, **_: aws.AwsSnapshot(responses=state["aws"]))
-    state.update(cluster=cluster, account=account)
-    return state
-
-
-def _poll(world: dict[str, Any]) -> tuple[m.PollRun, m.PollRun]:
-    cluster, account = world["cluster"], world["account"]
+def _poll(stubbed_world: dict[str, Any]) -> tuple[m.PollRun, m.PollRun]:
+    cluster, account = stubbed_world["cluster"], stubbed_world["account"]
     cluster_run = polling.cluster_poll(cluster=cluster)
     account_run = polling.account_poll(account=account)
     cluster.refresh_from_db()
@@ -157,13 +138,15 @@ def _poll(world: dict[str, Any]) -> tuple[m.PollRun, m.PollRun]:
     [pytest.param(p, marks=[pytest.mark.slow] if "huge" in p.name else []) for p in FILES],
     ids=[p.name for p in FILES],
 )
-def test_a_hostile_file_is_polled_judged_and_rendered_and_its_defects_are_visible(path, world, client, alice):
+def test_a_hostile_file_is_polled_judged_and_rendered_and_its_defects_are_visible(
+    path, stubbed_world, client, alice
+):
     kube_objects, responses, expects, expect_none = _load(path)
-    world["kube"] = world["kube"] + kube_objects
-    world["aws"] = _merge(world["aws"], responses)
-    cluster, account = world["cluster"], world["account"]
+    stubbed_world["kube"] = stubbed_world["kube"] + kube_objects
+    stubbed_world["aws"] = _merge(stubbed_world["aws"], responses)
+    cluster, account = stubbed_world["cluster"], stubbed_world["account"]
 
-    cluster_run, account_run = _poll(world)
+    cluster_run, account_run = _poll(stubbed_world)
 
     # nothing crashed: both polls stored their data
     assert cluster_run.status == m.PollRun.Status.SUCCESS, cluster_run.error
@@ -227,23 +210,23 @@ def test_a_hostile_file_is_polled_judged_and_rendered_and_its_defects_are_visibl
 
 
 @pytest.mark.slow
-def test_the_whole_corpus_at_once_still_judges_the_healthy_bindings(world, client, alice):
+def test_the_whole_corpus_at_once_still_judges_the_healthy_bindings(stubbed_world, client, alice):
     """Every hostile file in one poll: defects of different kinds must not compound."""
     for path in FILES:
         kube_objects, responses, _, _ = _load(path)
-        world["kube"] = world["kube"] + kube_objects
-        world["aws"] = _merge(world["aws"], responses)
+        stubbed_world["kube"] = stubbed_world["kube"] + kube_objects
+        stubbed_world["aws"] = _merge(stubbed_world["aws"], responses)
 
-    cluster_run, account_run = _poll(world)
+    cluster_run, account_run = _poll(stubbed_world)
     # a second, identical poll is a no-op even with hostile data (digests are stable)
-    again = polling.cluster_poll(cluster=world["cluster"])
+    again = polling.cluster_poll(cluster=stubbed_world["cluster"])
 
     assert cluster_run.status == account_run.status == again.status == m.PollRun.Status.SUCCESS
     assert again.rows_written == 0
     healthy = {
         name: {protocol: verdict}
         for name, protocol, verdict in m.ProtocolVerdict.objects.filter(
-            binding__cluster=world["cluster"], binding__namespace="kube-system"
+            binding__cluster=stubbed_world["cluster"], binding__namespace="kube-system"
         ).values_list("binding__name", "protocol", "verdict")
     }
     assert healthy == _baseline_verdicts()
@@ -389,6 +372,7 @@ BUNDLE_BOMBS: dict[str, Callable[[Path], tuple[Path, str, str]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bomb", list(BUNDLE_BOMBS))
 def test_a_bundle_bomb_is_refused_in_seconds_and_bounded_memory(bomb: str, tmp_path: Path) -> None:
     path, file, message = BUNDLE_BOMBS[bomb](tmp_path)

@@ -32,9 +32,9 @@ import pytest
 import yaml
 from werkzeug import Request, Response
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.factories import KUBE, ROOT, granted, load_docs
+
 DEPLOY = ROOT / "deploy"
-KUBE = DEPLOY / "kubernetes"
 # Oldest and newest Kubernetes minor versions the manifests are checked against.
 KUBE_VERSIONS = ("1.30", "1.37")
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
@@ -45,10 +45,6 @@ TGB = ("elbv2.k8s.aws", "targetgroupbindings")
 # -- kustomize structure ------------------------------------------------------------------------------
 def kustomizations() -> list[Path]:
     return sorted(KUBE.rglob("kustomization.yaml"))
-
-
-def load_docs(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def referenced(kfile: Path) -> tuple[list[Path], list[Path]]:
@@ -139,6 +135,7 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+@pytest.mark.slow
 def test_kustomize_builds_are_schema_valid_and_namespaced(built):
     cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
     for name, docs in built.items():
@@ -265,16 +262,6 @@ def request_attributes(method: str, path: str, query: dict[str, str]) -> tuple[s
     else:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
     return (group, resource, verb)
-
-
-def granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
 
 
 TGB_OBJECT = {
@@ -508,6 +495,7 @@ def policy_actions(path: Path) -> set[str]:
     return actions
 
 
+@pytest.mark.slow
 def test_iam_policy_lists_exactly_the_operations_the_collector_calls(aws_operations):
     from bindings.collect import aws
 
@@ -527,6 +515,7 @@ def test_iam_policy_lists_exactly_the_operations_the_collector_calls(aws_operati
         assert statement["Resource"] == "*"
 
 
+@pytest.mark.slow
 def test_cross_account_examples_add_only_sts_assume_role(aws_operations):
     assert aws_operations["chained"] - aws_operations["plain"] == {"sts:AssumeRole"}
     assert policy_actions(DEPLOY / "iam-cross-account-assume.json") == {"sts:AssumeRole"}
@@ -575,6 +564,7 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_check_deploy_is_clean_with_the_production_example(tmp_path):
     env = production_env(tmp_path)
     assert {"SECRET_KEY_FILE", "DATABASE_URL_FILE", "REDIS_URL_FILE"} <= set(env)
@@ -583,6 +573,7 @@ def test_check_deploy_is_clean_with_the_production_example(tmp_path):
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_deploy_flags_the_development_defaults(tmp_path):
     env = {
         k: v
@@ -597,6 +588,7 @@ def test_check_deploy_flags_the_development_defaults(tmp_path):
         assert code in result.stderr + result.stdout, code
 
 
+@pytest.mark.slow
 def test_json_logs_through_the_configured_settings_redact_tokens(tmp_path):
     env = production_env(tmp_path)
     code = (
@@ -750,6 +742,7 @@ def test_image_and_compose_wire_health_checks_and_keep_local_state_out():
         assert services[name]["read_only"] is True
 
 
+@pytest.mark.slow
 def test_collected_static_files_serve_hashed_names_with_debug_off(tmp_path):
     """The image's collectstatic (manifest on) and a page rendered from it, as production runs it."""
     env = {

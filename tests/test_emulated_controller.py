@@ -17,6 +17,8 @@ from bindings.collect import kube as kube_collector
 from bindings.demo.emulated_controller import LABEL, EmulatedController
 from bindings.demo.emulators import DEMO_CREDENTIALS, KubeEmulator, MotoServer, seed_demo_world
 
+pytestmark = pytest.mark.slow
+
 TGB = "elbv2.k8s.aws/v1beta1"
 VPC = {"ipBlock": {"cidr": "10.0.0.0/16"}}
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 
 from bindings import models as m
 from bindings import tasks
@@ -21,8 +20,7 @@ from bindings.analysis.normalize import normalize_kubernetes
 from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
 from bindings.services import polling
 from bindings.store import sync
-from tests.conftest import SCENARIOS
-from tests.test_worker import ROOT, _worker_database_url
+from tests.factories import ROOT, SCENARIOS, wait_for, worker_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -45,22 +43,11 @@ def test_a_worker_killed_mid_sync_leaves_the_previous_state_and_the_next_poll_co
         before = sorted(m.TargetGroupBinding.objects.values_list("uid", "name"))
 
         marker = tmp_path / "marker"
-        env = {
-            **os.environ,
-            "BH_DATA_DIR": str(settings.DATA_DIR),
-            "BH_FAULT_MARKER": str(marker),
-            "BH_POLL_LOCK_SECONDS": "3",
-            "PYTHONPATH": str(ROOT),
-        }
-        url = _worker_database_url()
-        if url:
-            env["DATABASE_URL"] = url
-        else:
-            env["BH_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
+        env = worker_environment(BH_FAULT_MARKER=str(marker), BH_POLL_LOCK_SECONDS="3")
         log_path = Path(settings.DATA_DIR) / "fault-worker.log"
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, str(ROOT / "tests" / "fault_worker.py")],
+                [sys.executable, "-m", "tests.fault_worker"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -85,8 +72,10 @@ def test_a_worker_killed_mid_sync_leaves_the_previous_state_and_the_next_poll_co
         assert m.PollRun.objects.get(cluster=cluster).status == m.PollRun.Status.RUNNING
         assert cache.get(f"bh:poll-lock:cluster:{cluster.pk}") is not None, "the dead worker's lock is held"
 
-        # and: the lock expires, and the next poll completes and closes the abandoned run
-        time.sleep(3.5)
+        # and: the lock expires (on the cache's clock: Redis keeps its own), and the next poll
+        # completes and closes the abandoned run
+        lock = f"bh:poll-lock:cluster:{cluster.pk}"
+        wait_for(lambda: cache.get(lock) is None, 15, "the dead worker's poll lock to expire")
         assert tasks.poll_cluster_task.run(cluster.pk) == "ok"
         runs = list(m.PollRun.objects.filter(cluster=cluster).order_by("started_at"))
         assert [r.status for r in runs] == ["failed", "success"]
@@ -141,15 +130,6 @@ class FaultInjector:
 
         monkeypatch.setattr(aws, "_new_session", session)
         aws.clear_session_cache()
-
-
-@pytest.fixture
-def fast_retries(monkeypatch):
-    """botocore's retries without their sleeps, so the test measures behaviour, not backoff."""
-    from botocore.retries import bucket, standard
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
-    monkeypatch.setattr(bucket.TokenBucket, "acquire", lambda self, amount=1, block=True: True)
 
 
 @pytest.fixture

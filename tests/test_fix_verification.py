@@ -19,7 +19,7 @@ from bindings.analysis import model as m
 from bindings.analysis.bundle import bundle_inventory, load_bundle
 from bindings.analysis.engine import analyze
 from bindings.fixes import FIXABLE_CODES, apply_fix_to_inventory, generate_fix
-from tests import analysis_builders as ab
+from tests import factories
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 # Codes a fix may leave in place on purpose:
@@ -104,19 +104,19 @@ RULE_SOURCES = st.sampled_from(["10.0.0.0/16", "10.0.0.0/17", "10.0.1.0/24", "19
 
 @st.composite
 def sg_rules(draw, target_type: str) -> tuple[m.SecurityGroupRule, ...]:
-    port = ab.NODE_PORT if target_type == "instance" else 53
+    port = factories.NODE_PORT if target_type == "instance" else 53
     out = []
     for _ in range(draw(st.integers(0, 4))):
         proto = draw(st.sampled_from(["tcp", "udp", "-1", "17"]))
         rule_port = draw(st.sampled_from([port, 53, 8080, None]))
         description = draw(st.sampled_from(["", m.CONTROLLER_RULE_DESCRIPTION, "by hand"]))
-        out.append(ab.rule(proto, rule_port, draw(RULE_SOURCES), description=description))
+        out.append(factories.rule(proto, rule_port, draw(RULE_SOURCES), description=description))
     return tuple(out)
 
 
 @st.composite
 def networkings(draw, target_type: str):
-    port = ab.NODE_PORT if target_type == "instance" else 53
+    port = factories.NODE_PORT if target_type == "instance" else 53
     choice = draw(
         st.sampled_from(["none", "empty-ports", "udp-only", "tcp-only", "service-port", "both", "sg"])
     )
@@ -125,14 +125,14 @@ def networkings(draw, target_type: str):
     if choice == "empty-ports":
         return (m.NetworkingRule((m.NetworkingPeer(cidr="10.0.0.0/16"),), ()),)
     if choice == "udp-only":
-        return ab.networking(("UDP", port))
+        return factories.networking(("UDP", port))
     if choice == "tcp-only":
-        return ab.networking(("TCP", port))
+        return factories.networking(("TCP", port))
     if choice == "service-port":
-        return ab.networking(("UDP", 53), ("TCP", 53))
+        return factories.networking(("UDP", 53), ("TCP", 53))
     if choice == "sg":
-        return ab.networking(("UDP", port), ("TCP", port), cidrs=(), sgs=(ab.LB_SG,))
-    return ab.networking(("UDP", port), ("TCP", port), cidrs=(draw(RULE_SOURCES),))
+        return factories.networking(("UDP", port), ("TCP", port), cidrs=(), sgs=(factories.LB_SG,))
+    return factories.networking(("UDP", port), ("TCP", port), cidrs=(draw(RULE_SOURCES),))
 
 
 @st.composite
@@ -140,11 +140,11 @@ def inventories(draw) -> m.Inventory:
     target_type = draw(st.sampled_from(["ip", "instance"]))
     tg_protocol = draw(PROTOCOLS)
     scheme = draw(st.sampled_from(["internal", "internet-facing"]))
-    lb_sgs = draw(st.sampled_from([(), (ab.LB_SG,)]))
+    lb_sgs = draw(st.sampled_from([(), (factories.LB_SG,)]))
     clients = draw(st.sampled_from([None, ("192.168.0.0/16",), ("10.0.0.0/16", "172.16.0.0/12")]))
     hc_port = draw(st.sampled_from(["traffic-port", "traffic-port", "8080"]))
     service_port = draw(st.sampled_from(["dns", 53]))
-    return ab.dns_inventory(
+    return factories.dns_inventory(
         tg_protocol=tg_protocol,
         target_type=target_type,
         rules=draw(sg_rules(target_type)),
@@ -176,11 +176,11 @@ def test_fix_repairs_what_it_targets_in_random_inventories(inv: m.Inventory) -> 
 def test_ambiguous_groups_are_fixed_with_direct_rules(inv: m.Inventory, both_tagged: bool) -> None:
     extra = "sg-0extra0000000000c"
     tags = {"kubernetes.io/cluster/demo": "shared"} if both_tagged else {}
-    inv.security_groups[extra] = m.SecurityGroup(extra, "extra", ab.VPC, tags, ())
+    inv.security_groups[extra] = m.SecurityGroup(extra, "extra", factories.VPC, tags, ())
     if not both_tagged:
-        inv.security_groups[ab.NODE_SG].tags = {}
+        inv.security_groups[factories.NODE_SG].tags = {}
     for eni in inv.network_interfaces.values():
-        eni.security_group_ids = (ab.NODE_SG, extra)
+        eni.security_group_ids = (factories.NODE_SG, extra)
     for result in analyze(inv):
         fix = generate_fix(inv, result)
         if fix is None:
@@ -233,11 +233,11 @@ def test_acl_and_lb_egress_refusals_are_fixed_and_verified(
         m.NetworkAclEntry(32767, "-1", "deny", True, "0.0.0.0/0"),
     ]
     inv.network_acls.append(
-        m.NetworkAcl("acl-0t", ab.VPC, subnet_ids=("subnet-a", "subnet-b"), entries=tuple(entries))
+        m.NetworkAcl("acl-0t", factories.VPC, subnet_ids=("subnet-a", "subnet-b"), entries=tuple(entries))
     )
-    lb_sg = inv.security_groups.get(ab.LB_SG)
+    lb_sg = inv.security_groups.get(factories.LB_SG)
     if lb_sg is not None and egress_shut:
-        lb_sg.egress = (ab.rule("tcp", 443, "0.0.0.0/0"),)
+        lb_sg.egress = (factories.rule("tcp", 443, "0.0.0.0/0"),)
     for result in analyze(inv):
         fix = generate_fix(inv, result)
         if fix is None:

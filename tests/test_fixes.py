@@ -28,8 +28,8 @@ from bindings.fixes import (
     generate_fix,
     validate_manifest,
 )
-from tests import analysis_builders as ab
-from tests.shell import shell_words
+from tests import factories
+from tests.factories import shell_words
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 GOLDEN = Path(__file__).resolve().parent / "fixes_golden"
@@ -162,12 +162,14 @@ def test_dns_udp_blocked_adds_one_rule_from_the_vpc_for_udp_and_the_tcp_health_c
 
 
 def test_nlb_with_security_group_gets_one_rule_from_that_group() -> None:
-    inv = ab.dns_inventory(scheme="internet-facing", lb_security_groups=(ab.LB_SG,), net=None, rules=())
+    inv = factories.dns_inventory(
+        scheme="internet-facing", lb_security_groups=(factories.LB_SG,), net=None, rules=()
+    )
     result = analyze(inv)[0]
     fix = generate_fix(inv, result)
     assert fix.manifest["spec"]["networking"]["ingress"] == [
         {
-            "from": [{"securityGroup": {"groupID": ab.LB_SG}}],
+            "from": [{"securityGroup": {"groupID": factories.LB_SG}}],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
         }
     ]
@@ -175,7 +177,7 @@ def test_nlb_with_security_group_gets_one_rule_from_that_group() -> None:
 
 
 def test_internal_nlb_without_sg_and_narrow_clients_gets_separate_health_check_rule() -> None:
-    inv = ab.dns_inventory(net=None, rules=(), client_cidrs=("192.168.0.0/16",))
+    inv = factories.dns_inventory(net=None, rules=(), client_cidrs=("192.168.0.0/16",))
     fix = generate_fix(inv, analyze(inv)[0])
     assert fix.manifest["spec"]["networking"]["ingress"] == [
         {"from": [{"ipBlock": {"cidr": "192.168.0.0/16"}}], "ports": [{"protocol": "UDP", "port": 53}]},
@@ -269,14 +271,16 @@ def test_no_open_internet_unless_configured(item) -> None:
 def test_internal_default_never_opens_the_internet() -> None:
     for tg_protocol in ("UDP", "TCP", "TCP_UDP"):
         for target_type in ("ip", "instance"):
-            inv = ab.dns_inventory(tg_protocol=tg_protocol, target_type=target_type, net=None, rules=())
+            inv = factories.dns_inventory(
+                tg_protocol=tg_protocol, target_type=target_type, net=None, rules=()
+            )
             fix = generate_fix(inv, analyze(inv)[0])
             assert {"0.0.0.0/0", "::/0"}.isdisjoint(_all_peers(fix)), (tg_protocol, target_type)
             assert not fix.warnings
 
 
 def test_configured_internet_clients_open_with_a_warning() -> None:
-    inv = ab.dns_inventory(net=None, rules=(), cluster_client_cidrs=("0.0.0.0/0",))
+    inv = factories.dns_inventory(net=None, rules=(), cluster_client_cidrs=("0.0.0.0/0",))
     fix = generate_fix(inv, analyze(inv)[0])
     assert "0.0.0.0/0" in _all_peers(fix)
     assert any("whole internet" in w for w in fix.warnings)
@@ -307,7 +311,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_strings_cannot_change_structure(text: str) -> None:
-    inv = ab.dns_inventory(net=None, rules=())
+    inv = factories.dns_inventory(net=None, rules=())
     binding = inv.bindings[0]
     binding.name = f"coredns{text}"
     binding.annotations = {f"note{text}": text, m.CLIENT_CIDRS_ANNOTATION: f"10.0.0.0/16,{text}"}
@@ -326,7 +330,7 @@ def test_hostile_strings_cannot_change_structure(text: str) -> None:
         },
         "spec": {
             "serviceRef": {"name": "coredns-external", "port": "dns"},
-            "targetGroupARN": ab.TG_ARN,
+            "targetGroupARN": factories.TG_ARN,
             "targetType": "ip",
             "networking": {
                 "ingress": [
@@ -338,7 +342,7 @@ def test_hostile_strings_cannot_change_structure(text: str) -> None:
     }
     # A hostile security-group id on the ENIs, where commands and Terraform print it.
     hostile_sg = f"sg-{text}"
-    inv.security_groups[hostile_sg] = replace(inv.security_groups.pop(ab.NODE_SG), id=hostile_sg)
+    inv.security_groups[hostile_sg] = replace(inv.security_groups.pop(factories.NODE_SG), id=hostile_sg)
     for eni in inv.network_interfaces.values():
         eni.security_group_ids = (hostile_sg,)
     result = analyze(inv)[0]
@@ -392,26 +396,26 @@ def test_hostile_strings_cannot_change_structure(text: str) -> None:
 
 
 def test_rule_limit_is_reported_with_a_merge_proposal() -> None:
-    filler = tuple(ab.rule("tcp", 1000 + i, f"172.16.{i}.0/24") for i in range(59))
-    inv = ab.dns_inventory(net=None, rules=filler, client_cidrs=("192.168.0.0/24", "192.168.1.0/24"))
+    filler = tuple(factories.rule("tcp", 1000 + i, f"172.16.{i}.0/24") for i in range(59))
+    inv = factories.dns_inventory(net=None, rules=filler, client_cidrs=("192.168.0.0/24", "192.168.1.0/24"))
     fix = generate_fix(inv, analyze(inv)[0])
-    count = fix.rule_counts[ab.NODE_SG]
+    count = fix.rule_counts[factories.NODE_SG]
     assert count["limit"] == RULE_LIMIT
     assert count["current"] == 59 and count["current"] + count["added"] > RULE_LIMIT
     warning = next(w for w in fix.warnings if "limit of 60" in w)
-    assert ab.NODE_SG in warning and "merge adjacent ranges" in warning
+    assert factories.NODE_SG in warning and "merge adjacent ranges" in warning
     assert "udp 53 from 192.168.0.0/24, 192.168.1.0/24 merges into 192.168.0.0/23" in warning
 
 
 def test_rule_count_within_limit_has_no_warning() -> None:
-    inv = ab.dns_inventory(net=None, rules=())
+    inv = factories.dns_inventory(net=None, rules=())
     fix = generate_fix(inv, analyze(inv)[0])
-    assert fix.rule_counts[ab.NODE_SG] == {"current": 0, "added": 2, "limit": 60, "family": "IPv4"}
+    assert fix.rule_counts[factories.NODE_SG] == {"current": 0, "added": 2, "limit": 60, "family": "IPv4"}
     assert not any("limit" in w for w in fix.warnings)
 
 
 def test_nothing_fixable_gives_none() -> None:
-    inv = ab.dns_inventory()
+    inv = factories.dns_inventory()
     assert generate_fix(inv, analyze(inv)[0]) is None
 
 

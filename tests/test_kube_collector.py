@@ -63,6 +63,7 @@ def kinds(snapshot, kind):
     return [o for o in snapshot.objects if o["kind"] == kind]
 
 
+@pytest.mark.slow
 def test_collects_bindings_in_two_namespaces_in_kubectl_shape(kube):
     kube.apply([tgb("coredns-udp", "kube-system"), tgb("web", "team-a"), pod("coredns-1")])
 
@@ -93,6 +94,7 @@ def test_collects_bindings_in_two_namespaces_in_kubectl_shape(kube):
     json.dumps(snapshot.objects)  # plain data only
 
 
+@pytest.mark.slow
 def test_falls_back_to_v1alpha1_when_v1beta1_is_not_served():
     with KubeEmulator(served_tgb_versions=()) as kube:
         kube.apply(tgb("legacy", "default", version="v1alpha1"))
@@ -105,6 +107,7 @@ def test_falls_back_to_v1alpha1_when_v1beta1_is_not_served():
     assert snapshot.api_calls["targetgroupbindings"] == 2  # the v1beta1 404, then v1alpha1
 
 
+@pytest.mark.slow
 def test_no_binding_crd_at_all_is_a_configuration_error():
     with (
         KubeEmulator(served_tgb_versions=()) as kube,
@@ -113,6 +116,7 @@ def test_no_binding_crd_at_all_is_a_configuration_error():
         collect_cluster(KubeConnection(api_url=kube.url))
 
 
+@pytest.mark.slow
 def test_service_with_tcp_and_udp_ports_of_the_same_number_is_kept_whole(kube):
     kube.apply(
         {
@@ -137,6 +141,7 @@ def test_service_with_tcp_and_udp_ports_of_the_same_number_is_kept_whole(kube):
     ]
 
 
+@pytest.mark.slow
 def test_endpointslice_keeps_not_ready_endpoints(kube):
     kube.apply(
         {
@@ -166,6 +171,7 @@ def test_endpointslice_keeps_not_ready_endpoints(kube):
     assert eps["endpoints"][1]["conditions"]["terminating"] is True
 
 
+@pytest.mark.slow
 def test_events_are_filtered_to_target_group_bindings(kube):
     # kmock ignores fieldSelector, like some proxies: the collector must filter on its side too.
     kube.apply(
@@ -181,6 +187,7 @@ def test_events_are_filtered_to_target_group_bindings(kube):
     assert events[0]["reason"] == "FailedNetworkReconcile"
 
 
+@pytest.mark.slow
 def test_lists_are_paginated_until_the_last_page(kube):
     kube.apply([pod(f"pod-{i}", ip=f"10.0.1.{i + 20}") for i in range(7)])
 
@@ -190,6 +197,7 @@ def test_lists_are_paginated_until_the_last_page(kube):
     assert snapshot.api_calls["pods"] == 3  # 3 + 3 + 1
 
 
+@pytest.mark.slow
 def test_patch_and_delete_through_the_emulator(kube):
     kube.apply(tgb("coredns-udp", "kube-system"))
     kube.patch(
@@ -211,6 +219,7 @@ def test_patch_and_delete_through_the_emulator(kube):
     assert kinds(collect_cluster(KubeConnection(api_url=kube.url)), "TargetGroupBinding") == []
 
 
+@pytest.mark.slow
 def test_kubeconfig_with_context_reaches_the_cluster(kube, tmp_path):
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text(

@@ -17,8 +17,7 @@ from bindings import models as m
 from bindings import tasks
 from bindings.demo.emulators import KubeEmulator
 from bindings.services import kube_events
-from tests.test_api import make_bindings
-from tests.test_deploy import KUBE, granted, load_docs
+from tests.factories import KUBE, granted, load_docs, make_bindings
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +67,7 @@ def transition(binding, old, new, protocol="UDP", at=None):
     )
 
 
+@pytest.mark.slow
 def test_a_binding_turning_blocked_gets_one_warning_event_with_the_root_cause(live, kube):
     binding = live[0]
     m.Finding.objects.filter(binding=binding).delete()
@@ -95,6 +95,7 @@ def test_a_binding_turning_blocked_gets_one_warning_event_with_the_root_cause(li
     assert t.kube_event == "created"
 
 
+@pytest.mark.slow
 def test_a_repeat_after_a_crash_still_makes_one_event(live, kube):
     """The worker died after creating the Event but before recording it: the name makes it 409."""
     binding = live[0]
@@ -108,6 +109,7 @@ def test_a_repeat_after_a_crash_still_makes_one_event(live, kube):
     assert len(events_on(kube, binding)) == 1
 
 
+@pytest.mark.slow
 def test_recovery_is_a_normal_event_and_other_moves_get_none(live, kube):
     recovered, to_unknown, first_seen = live
     start = timezone.now() - timedelta(minutes=3)
@@ -128,6 +130,7 @@ def test_recovery_is_a_normal_event_and_other_moves_get_none(live, kube):
     assert skipped.kube_event.startswith("skipped")
 
 
+@pytest.mark.slow
 def test_a_cluster_that_did_not_opt_in_gets_no_events(live, kube, cluster):
     m.Cluster.objects.filter(pk=cluster.pk).update(emit_kube_events=False)
     transition(live[0], "reachable", "blocked")
@@ -136,6 +139,7 @@ def test_a_cluster_that_did_not_opt_in_gets_no_events(live, kube, cluster):
     assert events_on(kube, live[0]) == []
 
 
+@pytest.mark.slow
 def test_events_are_rate_limited_per_cluster_and_deferred_then_dropped_when_late(live, kube, settings):
     settings.BH_KUBE_EVENTS_PER_MINUTE = 2
     binding = live[1]
@@ -161,6 +165,7 @@ def test_events_are_rate_limited_per_cluster_and_deferred_then_dropped_when_late
     assert m.VerdictTransition.objects.filter(binding=binding, kube_event="").count() == 0
 
 
+@pytest.mark.slow
 def test_an_unreachable_cluster_fails_clearly_and_does_not_stop_another(
     live, kube, cluster, aws_account, caplog
 ):
@@ -189,6 +194,7 @@ def test_an_unreachable_cluster_fails_clearly_and_does_not_stop_another(
     assert later.kube_event == ""
 
 
+@pytest.mark.slow
 def test_a_missing_token_file_is_named(live, cluster, tmp_path):
     m.Cluster.objects.filter(pk=cluster.pk).update(token_file=str(tmp_path / "absent-token"))
     t = transition(live[0], "reachable", "blocked")

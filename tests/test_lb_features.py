@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bindings import models as m
-from tests.test_api import make_token
-from tests.test_pages import load_scenario
+from tests.factories import load_scenario, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -118,12 +117,12 @@ def test_a_hostile_quic_server_id_is_invalid_and_shown_escaped(client, alice, cl
     from django.utils import timezone
 
     from bindings.services import polling
-    from tests.test_pages import HOSTILE, HOSTILE_ESCAPED
+    from tests.factories import HOSTILE_HTML, HOSTILE_HTML_ESCAPED
 
     bindings = load_scenario(cluster, "lb-quic-ok")
     udp = bindings["coredns-udp"]
     m.RegisteredTarget.objects.filter(target_group_arn=udp.target_group_arn, target_id="10.0.1.15").update(
-        quic_server_id=HOSTILE
+        quic_server_id=HOSTILE_HTML
     )
     polling.cluster_analyze(cluster=cluster, now=timezone.now())
     body = _detail(client, make_token(alice), udp)
@@ -132,8 +131,8 @@ def test_a_hostile_quic_server_id_is_invalid_and_shown_escaped(client, alice, cl
     assert "Target 10.0.1.15 of TargetGroup k8s-dns-udp" in invalid[0]["message"]
     client.force_login(alice)
     html = client.get(f"/bindings/{udp.pk}/").content.decode()
-    assert HOSTILE not in html
-    assert HOSTILE_ESCAPED in html
+    assert HOSTILE_HTML not in html
+    assert HOSTILE_HTML_ESCAPED in html
 
 
 def test_zonal_shift_eligibility_and_cross_zone_are_shown(client, alice, cluster):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,17 +18,13 @@ from typing import Any
 import jsonschema
 import pytest
 
+from benchmarks import bundlegen
 from bindings.analysis import model as m
 from bindings.analysis.bundle import bundle_inventory, load_bundle
 from bindings.analysis.engine import analyze
 from bindings.fixes import FixIndex, fix_to_dict, generate_fix, generate_fixes, validate_manifest
 from bindings.fixes.schema import load_schema
 from bindings.store.fieldmaps import jsonable
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import bundlegen  # noqa: E402
 
 
 class _CountingDict(dict):
@@ -270,7 +265,7 @@ def test_every_generated_manifest_validates(tmp_path: Path) -> None:
 def _varied_lb_groups(n: int) -> m.Inventory:
     """The benchmark inventory with groups on every NLB whose rules differ by listener port,
     protocol and family: what a cache keyed too coarsely would get wrong."""
-    import bench_analysis
+    from benchmarks import bench_analysis
 
     inv = bench_analysis.build(n, 3, lb_security_groups=True)
     rule = bench_analysis._rule

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from bindings import models as m
 from bindings.vocabulary import THROTTLED_MARK
-from tests.test_api import make_bindings, seed_scenario
+from tests.factories import make_bindings, seed_scenario
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bindings import models as m
 from bindings.vocabulary import THROTTLED_MARK
-from tests.test_api import seed_scenario
+from tests.factories import seed_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"

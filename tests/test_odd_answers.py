@@ -26,7 +26,7 @@ from bindings import models as m
 from bindings.collect.errors import SourceError
 from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
 from bindings.services import polling
-from tests.conftest import SCENARIOS
+from tests.factories import SCENARIOS
 
 pytestmark = pytest.mark.django_db
 
@@ -306,6 +306,7 @@ def _account_poll(account: m.AwsAccount) -> m.PollRun:
     return m.PollRun.objects.filter(account=account).latest("started_at")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("odd_operation", "named"),
     [
@@ -359,6 +360,7 @@ def test_an_aws_answer_without_its_documented_list_fails_the_poll(
     assert _state(cluster).keys() == bindings.keys()
 
 
+@pytest.mark.slow
 def test_an_aws_error_page_with_200_fails_the_poll(aws_world, httpserver, monkeypatch):
     account, _cluster, _world = aws_world
     httpserver.expect_request("/", method="POST").respond_with_data(
@@ -374,6 +376,7 @@ def test_an_aws_error_page_with_200_fails_the_poll(aws_world, httpserver, monkey
     assert m.TargetGroup.objects.filter(account=account).count() == 2
 
 
+@pytest.mark.slow
 def test_target_groups_that_all_vanish_wait_for_a_second_poll(aws_world, settings):
     """Valid answers (moto) in which every target group is gone: the account poll waits once."""
     import boto3

@@ -22,9 +22,9 @@ from django.core.management import call_command
 from bindings import models as m
 from bindings import tasks
 from bindings.services import alerts, polling
-from tests.test_api import make_token
+from tests.factories import make_token
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "blocked-udp-fixes"
 UDP_53 = {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}

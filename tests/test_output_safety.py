@@ -36,10 +36,7 @@ from bindings.fixes import fix_to_dict, generate_fix
 from bindings.services import polling
 from bindings.store import sync
 from bindings.web.visible import visible_html
-from tests.conftest import SCENARIOS
-from tests.shell import shell_words
-from tests.test_api import make_token
-from tests.test_pages import attach_fixes
+from tests.factories import SCENARIOS, attach_fixes, make_token, shell_words
 
 pytestmark = pytest.mark.django_db
 
@@ -355,6 +352,7 @@ def test_check_bindings_prints_no_raw_control_characters(hostile_world):
 # --- NUL characters: PostgreSQL cannot store them ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_nul_in_a_collected_object_does_not_break_the_sync(cluster):
     """One annotation or event message with a NUL used to fail every sync of its cluster on
     PostgreSQL ("unsupported Unicode escape sequence"). The collectors replace NULs."""

@@ -16,20 +16,9 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from bindings import models as m
-from bindings.analysis.bundle import load_bundle
-from bindings.analysis.engine import analyze
-from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
-from bindings.fixes import fix_to_dict, generate_fix
-from bindings.services import polling
-from bindings.store import sync
-from bindings.store.inventory import cluster_inventory
-from tests.conftest import SCENARIOS
+from tests.factories import HOSTILE_HTML, HOSTILE_HTML_ESCAPED, load_scenario
 
 pytestmark = pytest.mark.django_db
-
-HOSTILE = '<img src=x onerror="alert(1)">'
-HOSTILE_ESCAPED = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
-
 
 # --- fixtures ---------------------------------------------------------------------------------------
 
@@ -45,39 +34,13 @@ def bob(django_user_model):
     return user
 
 
-def load_scenario(cluster: m.Cluster, name: str = "dns-udp-blocked") -> dict[str, m.TargetGroupBinding]:
-    """Sync a scenario bundle into `cluster`, analyse it, and store the generated fixes."""
-    bundle = load_bundle(SCENARIOS / name)
-    sync.cluster_sync(
-        cluster=cluster, records=normalize_kubernetes(bundle.kube_objects, cluster=cluster.name)
-    )
-    sync.account_sync(account=cluster.aws_account, records=normalize_aws(bundle.aws))
-    now = timezone.now()
-    m.Cluster.objects.filter(pk=cluster.pk).update(last_success_at=now, last_polled_at=now)
-    m.AwsAccount.objects.filter(pk=cluster.aws_account_id).update(last_success_at=now, last_polled_at=now)
-    cluster.refresh_from_db()
-    polling.cluster_analyze(cluster=cluster, now=now)
-    attach_fixes(cluster)
-    return {b.name: b for b in m.TargetGroupBinding.objects.filter(cluster=cluster)}
-
-
-def attach_fixes(cluster: m.Cluster) -> None:
-    """Store `fix_to_dict` output in BindingResult.data["fix"], as the poller will."""
-    inventory = cluster_inventory(cluster, now=timezone.now())
-    for result in analyze(inventory):
-        fix = generate_fix(inventory, result)
-        row = m.BindingResult.objects.get(binding__cluster=cluster, binding__uid=result.uid)
-        row.data["fix"] = fix_to_dict(fix) if fix else None
-        row.save(update_fields=["data"])
-
-
 @pytest.fixture
 def dns(cluster):
     """The DNS case: coredns-udp (UDP 53 blocked, targets healthy) and coredns-tcp (reachable)."""
     return load_scenario(cluster)
 
 
-def make_bindings(
+def make_varied_bindings(
     cluster: m.Cluster, count: int, *, prefix: str = "svc", namespaces: int = 3
 ) -> list[m.TargetGroupBinding]:
     """`count` analysed bindings with one verdict and two findings each, written in bulk."""
@@ -293,7 +256,7 @@ def test_it_filters_by_cluster(client, alice, dns, aws_account):
     other = m.Cluster.objects.create(
         name="other", connection="url", api_url="http://127.0.0.1:9", aws_account=aws_account
     )
-    make_bindings(other, 2, prefix="elsewhere")
+    make_varied_bindings(other, 2, prefix="elsewhere")
     client.force_login(alice)
 
     html = client.get(f"/bindings/?cluster={other.pk}").content.decode()
@@ -315,7 +278,7 @@ def test_it_ignores_invalid_filters_and_says_so(client, alice, dns):
 
 
 def test_it_keeps_the_filter_state_in_links_and_the_form(client, alice, cluster):
-    make_bindings(cluster, 60)
+    make_varied_bindings(cluster, 60)
     client.force_login(alice)
 
     html = client.get("/bindings/?protocol=UDP&sort=name").content.decode()
@@ -340,7 +303,7 @@ def test_it_works_without_javascript(client, alice, dns):
 
 
 def test_it_paginates(client, alice, cluster):
-    make_bindings(cluster, 120, namespaces=1)
+    make_varied_bindings(cluster, 120, namespaces=1)
     client.force_login(alice)
 
     first = client.get("/bindings/?sort=name").content.decode()
@@ -354,7 +317,7 @@ def test_it_paginates(client, alice, cluster):
 
 
 def test_it_sorts(client, alice, cluster):
-    make_bindings(cluster, 8, namespaces=1)
+    make_varied_bindings(cluster, 8, namespaces=1)
     client.force_login(alice)
 
     by_name = client.get("/bindings/?sort=name").content.decode()
@@ -431,7 +394,7 @@ def test_it_polls_the_table_only_while_the_tab_is_visible(client, alice, dns):
 def test_it_lists_in_a_constant_number_of_queries(client, alice, cluster, django_assert_num_queries, partial):
     headers = {"HTTP_HX_REQUEST": "true"} if partial else {}
     client.force_login(alice)
-    make_bindings(cluster, 1, prefix="one")
+    make_varied_bindings(cluster, 1, prefix="one")
     # session, user, clusters (+accounts), newest history sample (ETag), count, page ids, page
     # rows, verdicts, findings, target groups of the page, newest probe per protocol; the full
     # page adds namespaces and finding codes for the form.
@@ -439,14 +402,14 @@ def test_it_lists_in_a_constant_number_of_queries(client, alice, cluster, django
     with django_assert_num_queries(expected):
         assert client.get("/bindings/", **headers).status_code == 200
 
-    make_bindings(cluster, 29, prefix="more")
+    make_varied_bindings(cluster, 29, prefix="more")
     with django_assert_num_queries(expected):
         response = client.get("/bindings/", **headers)
     assert response.content.decode().count('class="name"') == 30
 
 
 def test_it_answers_304_after_a_few_queries(client, alice, cluster, django_assert_num_queries):
-    make_bindings(cluster, 30)
+    make_varied_bindings(cluster, 30)
     client.force_login(alice)
     etag = client.get("/bindings/", HTTP_HX_REQUEST="true")["ETag"]
 
@@ -536,7 +499,7 @@ def test_it_shows_the_detail_in_a_constant_number_of_queries(
     with django_assert_num_queries(20):
         client.get(f"/bindings/{udp.pk}/")
 
-    make_bindings(cluster, 30)
+    make_varied_bindings(cluster, 30)
     with django_assert_num_queries(20):
         assert client.get(f"/bindings/{udp.pk}/").status_code == 200
 
@@ -759,27 +722,37 @@ def test_it_shows_an_aws_account_with_its_polls(client, alice, cluster, aws_acco
 def test_it_escapes_hostile_strings_everywhere(client, bob, dns, cluster):
     udp = dns["coredns-udp"]
     m.TargetGroupBinding.objects.filter(pk=udp.pk).update(
-        name=f"dns{HOSTILE}",
-        namespace=f"kube{HOSTILE}",
-        service_name=HOSTILE,
-        annotations={"binding-health/note": HOSTILE, HOSTILE: "key"},
-        raw={"metadata": {"labels": {"app": HOSTILE}}},
-        events=[{"type": "Warning", "reason": HOSTILE, "message": HOSTILE, "count": 1, "last_seen": HOSTILE}],
+        name=f"dns{HOSTILE_HTML}",
+        namespace=f"kube{HOSTILE_HTML}",
+        service_name=HOSTILE_HTML,
+        annotations={"binding-health/note": HOSTILE_HTML, HOSTILE_HTML: "key"},
+        raw={"metadata": {"labels": {"app": HOSTILE_HTML}}},
+        events=[
+            {
+                "type": "Warning",
+                "reason": HOSTILE_HTML,
+                "message": HOSTILE_HTML,
+                "count": 1,
+                "last_seen": HOSTILE_HTML,
+            }
+        ],
     )
     m.SecurityGroup.objects.filter(group_id="sg-0node00000000000a").update(
-        name=HOSTILE, tags={"Name": HOSTILE}
+        name=HOSTILE_HTML, tags={"Name": HOSTILE_HTML}
     )
-    m.Finding.objects.filter(binding=udp).update(message=HOSTILE)
+    m.Finding.objects.filter(binding=udp).update(message=HOSTILE_HTML)
     result = m.BindingResult.objects.get(binding=udp)
-    result.data["findings"][0]["message"] = HOSTILE
-    result.data["protocols"][0]["reasons"] = [HOSTILE]
-    result.data["fix"]["summary"] = HOSTILE
-    result.data["fix"]["manifestYaml"] = f"metadata:\n  name: {HOSTILE}\n"
-    result.data["fix"]["warnings"] = [HOSTILE]
+    result.data["findings"][0]["message"] = HOSTILE_HTML
+    result.data["protocols"][0]["reasons"] = [HOSTILE_HTML]
+    result.data["fix"]["summary"] = HOSTILE_HTML
+    result.data["fix"]["manifestYaml"] = f"metadata:\n  name: {HOSTILE_HTML}\n"
+    result.data["fix"]["warnings"] = [HOSTILE_HTML]
     result.save()
-    m.Cluster.objects.filter(pk=cluster.pk).update(last_error=HOSTILE)
-    m.AwsAccount.objects.filter(pk=cluster.aws_account_id).update(last_error=HOSTILE)
-    m.PollRun.objects.create(cluster=cluster, status="failed", error=HOSTILE, api_calls={HOSTILE: 1})
+    m.Cluster.objects.filter(pk=cluster.pk).update(last_error=HOSTILE_HTML)
+    m.AwsAccount.objects.filter(pk=cluster.aws_account_id).update(last_error=HOSTILE_HTML)
+    m.PollRun.objects.create(
+        cluster=cluster, status="failed", error=HOSTILE_HTML, api_calls={HOSTILE_HTML: 1}
+    )
     # Verdicts are vocabulary (16 chars at most); the hostile part is the binding's name, shown beside it.
     m.VerdictTransition.objects.create(binding=udp, protocol="UDP", at=timezone.now(), old="", new="blocked")
     client.force_login(bob)
@@ -787,7 +760,7 @@ def test_it_escapes_hostile_strings_everywhere(client, bob, dns, cluster):
     pages = [
         "/",
         "/bindings/",
-        f"/bindings/?q={HOSTILE}",
+        f"/bindings/?q={HOSTILE_HTML}",
         f"/bindings/{udp.pk}/",
         f"/bindings/{udp.pk}/fix/",
         f"/clusters/{cluster.pk}/",
@@ -795,10 +768,10 @@ def test_it_escapes_hostile_strings_everywhere(client, bob, dns, cluster):
     ]
     for url in pages:
         html = client.get(url).content.decode()
-        assert HOSTILE not in html, url
+        assert HOSTILE_HTML not in html, url
         assert_no_inline_script(html)
     detail = client.get(f"/bindings/{udp.pk}/").content.decode()
-    assert HOSTILE_ESCAPED in detail
+    assert HOSTILE_HTML_ESCAPED in detail
 
 
 def test_it_serves_htmx_and_its_own_assets_locally(client, alice):

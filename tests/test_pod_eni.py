@@ -18,7 +18,7 @@ from bindings.analysis import model as m
 from bindings.analysis.engine import analyze
 from bindings.analysis.normalize import pod_eni_entries
 from bindings.services.polling import account_references
-from tests.analysis_builders import POD_IPS, VPC, dns_inventory, rule
+from tests.factories import POD_IPS, VPC, dns_inventory, rule
 
 BRANCH = "eni-0branch00000000001"
 OTHER = "eni-0branch00000000002"

@@ -1,6 +1,6 @@
 """Probing, Django side: enablement, targets, schedule, storage, findings and the tasks.
 
-Engine tests use the hand-built inventories of tests/analysis_builders.py; the rest runs the
+Engine tests use the hand-built inventories of tests/factories.py; the rest runs the
 dns-udp-blocked scenario through the database and probes a DNS server on 127.0.0.1.
 """
 
@@ -25,8 +25,7 @@ from bindings.store import inventory, sync
 from bindings.store.inventory import cluster_inventory
 from bindings.store.results import history_prune
 from bindings.tasks import dispatch_probes_task, probe_cluster_task, source_lock
-from tests.analysis_builders import LB_SG, NOW, dns_inventory, rule
-from tests.conftest import SCENARIOS
+from tests.factories import LB_SG, NOW, SCENARIOS, dns_inventory, rule
 
 LB_DNS = "dns-nlb-0123456789abcdef.elb.us-east-1.amazonaws.com"
 

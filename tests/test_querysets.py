@@ -170,6 +170,7 @@ def test_the_pages_offer_and_explain_every_code_of_the_vocabulary(client, alice,
     assert FINDINGS[Code.PROBE_FAILS_WHILE_REACHABLE].help in detail
 
 
+@pytest.mark.slow
 def test_the_pages_read_probes_without_importing_the_probing_service():
     """The list's probe column is a database read: the pages must not pull in the probing service
     (and through it the collectors) to get it. A fresh interpreter, so other tests' imports don't count."""

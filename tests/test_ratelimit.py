@@ -7,17 +7,24 @@ import threading
 import time
 
 import pytest
+import time_machine
 
 from bindings.collect.ratelimit import TokenBucket
 
 
 def test_a_local_bucket_spaces_calls_at_the_configured_rate():
-    bucket = TokenBucket("local-test", rate=20.0)
-    started = time.monotonic()
-    for _ in range(11):
-        bucket.take()
-    # One token at start, then ten more at 20/s: at least 0.5 s.
-    assert time.monotonic() - started >= 0.45
+    # The bucket reads time.time(); its waits move the travelled clock instead of sleeping, and
+    # like time.sleep they return a little late (else float rounding leaves 1e-10 s to wait forever).
+    with time_machine.travel(1_000_000.0, tick=False) as traveller:
+        bucket = TokenBucket("local-test", rate=20.0, sleep=lambda seconds: traveller.shift(seconds + 1e-6))
+        waits = []
+        for _ in range(11):
+            before = time.time()
+            bucket.take()
+            waits.append(time.time() - before)
+    # One token at start, then ten more at 20/s: 0.5 s in all, one twentieth of a second apiece.
+    assert waits[0] == 0
+    assert waits[1:] == pytest.approx([0.05] * 10, abs=1e-5)
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (CI provides it)")

@@ -36,8 +36,7 @@ from bindings import models as m
 from bindings import tasks
 from bindings.collect.errors import TransientSourceError
 from bindings.demo.emulators import KubeEmulator, MotoServer, seed_demo_world
-from tests.test_faults import fast_retries  # noqa: F401 - fixture re-used by name
-from tests.test_worker import ROOT, celery_worker, wait_for
+from tests.factories import ROOT, celery_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -306,6 +305,19 @@ def _finished(statuses: list[str]) -> int:
     return sum(1 for s in statuses if s != "running")
 
 
+def _lost_broker(log: Path) -> bool:
+    """Has the worker logged that its broker connection broke (Celery's consumer messages)?"""
+    text = log.read_bytes()
+    return b"Connection to broker lost" in text or b"Cannot connect to" in text
+
+
+def _worker_idle(log: Path) -> bool:
+    """Has the worker finished every task it received? Celery logs receipt and each outcome."""
+    text = log.read_bytes()
+    outcomes = (b"] succeeded in ", b"] raised ", b"] retry: ", b"] ignored")
+    return text.count(b"] received") == sum(text.count(outcome) for outcome in outcomes)
+
+
 def _make_due() -> None:
     past = timezone.now() - timedelta(seconds=1)
     m.Cluster.objects.update(next_poll_at=past)
@@ -345,7 +357,6 @@ def test_redis_stopped_and_restarted_under_a_running_worker(private_redis, clien
 
         # when: Redis (broker, cache, locks, rate limiter) goes away under the running worker
         private_redis.stop()
-        outage = time.monotonic()
         # then: the web keeps serving what needs no Redis, and readiness says what is down
         assert client.get("/healthz").status_code == 200
         assert client.get("/accounts/login/").status_code == 200
@@ -354,34 +365,33 @@ def test_redis_stopped_and_restarted_under_a_running_worker(private_redis, clien
         assert ready.json()["checks"]["database"] == "ok"
         client.force_login(alice)
         assert client.get("/bindings/").status_code == 200, "stored results are served without Redis"
-        time.sleep(3)  # the worker notices the lost connection and starts reconnecting
+        wait_for(lambda: _lost_broker(log), 30, "the worker to notice the lost broker connection", log)
         assert worker.poll() is None, "the worker survives the outage"
 
         # when: Redis comes back (empty, as a restarted cache without persistence)
         private_redis.start()
-        downtime = time.monotonic() - outage
         assert client.get("/readyz").status_code == 200
         _make_due()
         second = tasks.dispatch_due_polls_task()
         assert second == first
 
-        # then: the worker reconnected and the next dispatched polls land, once each
+        # then: the worker reconnected and the next dispatched polls land, once each: with every
+        # task it received done, no duplicate can still be on its way
         wait_for(
             lambda: (
                 _finished(_scheduled_runs(cluster=cluster)) == 2
                 and _finished(_scheduled_runs(account=account)) == 2
+                and _worker_idle(log)
             ),
             60,
             "the polls dispatched after the restart",
             log,
         )
-        time.sleep(2)  # a duplicate would show up now, and the last analysis is stored
         assert _scheduled_runs(cluster=cluster) == ["success", "success"]
         assert _scheduled_runs(account=account) == ["success", "success"]
         assert (
             sorted(m.ProtocolVerdict.objects.values_list("binding__name", "protocol", "verdict")) == verdicts
         )
-        assert downtime >= 3
 
 
 # --- PostgreSQL restarted --------------------------------------------------------------------------

@@ -24,8 +24,7 @@ from django.utils import timezone
 from bindings import models as m
 from bindings.services import polling
 from bindings.store.results import history_prune
-from tests.test_corpus import world  # noqa: F401 - fixture re-used by name
-from tests.test_worker import ROOT, _worker_database_url
+from tests.factories import ROOT, wait_for, worker_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -94,7 +93,7 @@ def test_history_is_pruned_in_batches_while_readers_and_writers_carry_on(postgre
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        time.sleep(0.2)
+        wait_for(lambda: bool(writes or errors), 30, "the reader and writer to be under way")
         started = time.monotonic()
         with CaptureQueriesContext(connection) as queries:
             deleted = history_prune(before=cutoff, batch_size=5000)
@@ -146,12 +145,12 @@ def _check_bindings(database_url: str) -> list[dict[str, Any]]:
     return [{k: v for k, v in item.items() if "age" not in k} for item in items]
 
 
-def test_a_pg_dump_restores_to_the_same_verdicts(postgres, world, tmp_path):  # noqa: F811
+def test_a_pg_dump_restores_to_the_same_verdicts(postgres, stubbed_world, tmp_path):
     if not shutil.which("pg_dump") or not shutil.which("pg_restore"):
         pytest.skip("pg_dump / pg_restore are not installed")
-    polling.cluster_poll(cluster=world["cluster"])
-    polling.account_poll(account=world["account"])
-    source_url = _worker_database_url()
+    polling.cluster_poll(cluster=stubbed_world["cluster"])
+    polling.account_poll(account=stubbed_world["account"])
+    source_url = worker_database_url()
     before = _check_bindings(source_url)
     assert before, "the poll produced results to compare"
 

@@ -37,7 +37,7 @@ from bindings.collect.credentials import URL_FILE_MAX_BYTES, CredentialPathError
 from bindings.collect.errors import KubeError
 from bindings.services import alerts, polling
 from bindings.tasks import poll_running_since, source_lock
-from tests.test_api import make_bindings, make_token
+from tests.factories import make_bindings, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -895,6 +895,7 @@ def _settings_in_subprocess(env: dict[str, str], tmp_path: Path) -> tuple[int, s
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_an_empty_credentials_dirs_variable_means_the_default_not_nothing(tmp_path):
     status, out = _settings_in_subprocess({"BH_CREDENTIALS_DIRS": ""}, tmp_path)
 
@@ -902,6 +903,7 @@ def test_an_empty_credentials_dirs_variable_means_the_default_not_nothing(tmp_pa
     assert f"['/var/run/secrets/kubernetes.io/serviceaccount', '{tmp_path}']" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "entry", ["https://hooks.slack.com", "hooks.slack.com:443", "hooks.slack.com/x", "a*.b.c"]
 )

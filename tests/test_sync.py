@@ -16,7 +16,7 @@ from bindings.analysis.normalize import normalize_aws, normalize_kubernetes
 from bindings.store import sync
 from bindings.store.inventory import cluster_inventory
 from bindings.store.results import results_store
-from tests.conftest import SCENARIOS
+from tests.factories import SCENARIOS
 
 pytestmark = pytest.mark.django_db
 

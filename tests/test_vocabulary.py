@@ -104,6 +104,7 @@ def test_carried_protocols(protocol, carried):
     assert v.carried(protocol) == carried
 
 
+@pytest.mark.slow
 def test_the_vocabulary_imports_no_django():
     """Analysis and fixes import it, and they stay pure."""
     code = (

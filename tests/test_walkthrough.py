@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from bindings import models as m
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_walkthrough_tells_blocked_fix_reachable_and_one_alert():

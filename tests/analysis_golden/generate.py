@@ -6,7 +6,7 @@ other field of the results, per-target verdicts included) so that performance wo
 the engine as it stood before the optimisation; to regenerate it from that same engine, keep a copy
 of its `engine.py` and `netset.py` in a directory and run
 
-    .venv/bin/python tests/analysis_golden/generate.py --engine-dir /tmp/orig_engine
+    .venv/bin/python -m tests.analysis_golden.generate --engine-dir /tmp/orig_engine
 
 Without `--engine-dir` the current engine writes the file: only do that for an intended change of
 output, never to make the equivalence test pass.
@@ -15,7 +15,7 @@ Cases: the benchmark's synthetic inventory at 300 bindings, the same with a dete
 what the benchmark lacks (NACLs, LB security groups, IPv6, prefixes, instance targets, draining and
 unresolvable targets, client ranges, probes, stale sources, drift) so bindings share the engine's
 caches across many different keys, every bundle in tests/scenarios, and seeded random variants of
-the DNS inventory of tests/analysis_builders.py (the same knobs as the hypothesis properties).
+the DNS inventory of tests/factories.py (the same knobs as the hypothesis properties).
 """
 
 from __future__ import annotations
@@ -32,15 +32,11 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
-# Gzipped (about 0.3 MB instead of 7 MB); `zcat` it to read. mtime=0 keeps the bytes reproducible.
-GOLDEN = Path(__file__).resolve().parent / "analysis.json.gz"
-for path in (ROOT, TESTS, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from analysis_builders import (  # noqa: E402
+from benchmarks.bench_analysis import build as bench_build
+from bindings.analysis import model as m
+from bindings.analysis.bundle import bundle_inventory, load_bundle
+from bindings.analysis.report import to_report
+from tests.factories import (
     LB_SG,
     MUTATIONS,
     NODE_SG,
@@ -49,11 +45,11 @@ from analysis_builders import (  # noqa: E402
     dns_inventory,
     mutate,
 )
-from bench_analysis import build as bench_build  # noqa: E402
 
-from bindings.analysis import model as m  # noqa: E402
-from bindings.analysis.bundle import bundle_inventory, load_bundle  # noqa: E402
-from bindings.analysis.report import to_report  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = ROOT / "tests"
+# Gzipped (about 0.3 MB instead of 7 MB); `zcat` it to read. mtime=0 keeps the bytes reproducible.
+GOLDEN = Path(__file__).resolve().parent / "analysis.json.gz"
 
 Analyze = Callable[[m.Inventory], list[m.BindingResult]]
 
