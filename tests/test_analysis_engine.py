@@ -870,7 +870,7 @@ def test_a_quoted_number_as_networking_port_is_a_port_name():
     assert [f.protocol for f in findings(result, "MISSING_NETWORKING_RULE")] == ["UDP"]
 
 
-# --- the load balancer's own security groups (nlb-udp-facts §3.5, §6 step 7) --------------------
+# --- the load balancer's own security groups (docs/facts.md §3.5, §6 step 7) --------------------
 
 
 def _with_lb_group(inv: m.Inventory, ingress, egress) -> m.Inventory:

@@ -2,7 +2,7 @@
 
 Each test changes the seeded demo world (two CoreDNS pods on two nodes whose primary ENIs carry
 the node security group, tagged for the cluster) and checks what the controller leaves in EC2:
-the semantics of nlb-udp-facts §2.2-2.4, one shape per test.
+the semantics of docs/facts.md §2.2-2.4, one shape per test.
 """
 
 from __future__ import annotations

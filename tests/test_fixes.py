@@ -2,7 +2,7 @@
 
 Golden files live in tests/fixes_golden/<scenario>__<ns>_<name>.yaml (the whole fix as
 `fix_to_dict` renders it). Regenerate with `BH_UPDATE_GOLDEN=1 pytest tests/test_fixes.py`, then
-read every changed file against nlb-udp-facts §3.4/§6 before committing it.
+read every changed file against docs/facts.md §3.4/§6 before committing it.
 """
 
 from __future__ import annotations

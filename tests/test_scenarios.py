@@ -1,6 +1,6 @@
 """Every sample bundle in tests/scenarios, analysed by the `analyze` command, matches its expected.json.
 
-The expectations were written from DESIGN.md and the facts file, not from the engine's output, so
+The expectations were written from docs/DESIGN.md and the facts file, not from the engine's output, so
 a failure here is either an engine bug or a scenario bug: read the scenario's README line first.
 """
 

@@ -2,8 +2,8 @@
 
 Run `python tests/scenarios/build_scenarios.py` from the project root; it rewrites every folder it
 owns (never the two hand-written originals). Each scenario's `expected.json` is written here,
-next to the mutation, and comes from the documented semantics (DESIGN.md "Vocabulary" and
-`nlb-udp-facts.md`), never from running the engine, so the bundles can catch engine mistakes.
+next to the mutation, and comes from the documented semantics (docs/DESIGN.md "Vocabulary" and
+`docs/facts.md`), never from running the engine, so the bundles can catch engine mistakes.
 """
 
 from __future__ import annotations
@@ -2480,7 +2480,7 @@ def _lb_with_group(s: Scenario, egress: list[dict]) -> Scenario:
 
 def nlb_sg_egress_refuses() -> tuple[str, Scenario]:
     s = _lb_with_group(fixed_udp(base()), [perm("tcp", 443, cidrs=["0.0.0.0/0"], description="https")])
-    # The NLB's outbound rules let nothing out on 53: traffic and health checks (nlb-udp-facts §3.5).
+    # The NLB's outbound rules let nothing out on 53: traffic and health checks (docs/facts.md §3.5).
     s.expect(
         "coredns-udp",
         {"UDP": "blocked"},
