@@ -11,11 +11,7 @@ the responses, and the test suite checks the running app against it with schemat
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -23,9 +19,7 @@ from typing import Any, Literal
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.db.models import OuterRef, Q, QuerySet
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import JSONObject
+from django.db.models import OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, path, re_path
 from django.utils import timezone
@@ -35,7 +29,9 @@ from ninja.params import Path
 
 from bindings import freshness
 from bindings import models as m
+from bindings.api import list_sql
 from bindings.api.auth import BrowserSessionAuth, TokenAuth, can_write
+from bindings.api.pagination import MAX_ID, PageParams, after, decode_cursor, encode_cursor, next_link
 from bindings.fixes import render as fix_render
 from bindings.store.querysets import filter_bindings
 from bindings.vocabulary import Protocol, Severity, Verdict
@@ -43,11 +39,6 @@ from bindings.vocabulary import Protocol, Severity, Verdict
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
-# Postgres and SQLite both store 64-bit signed keys: bigger ids cannot exist, and would make the
-# database driver raise instead of answering 404.
-MAX_ID = 2**63 - 1
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 # Names in filters and poll requests hold no control characters: no cluster, account or namespace
 # name does, and PostgreSQL refuses NUL in a query (that would be a 500, not a 400).
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
@@ -219,61 +210,6 @@ def _binding_freshness(cluster: m.Cluster, now: datetime) -> tuple[int | None, b
     successes = [s.last_success_at for s in sources]
     age = None if None in successes else _age_seconds(min(successes), now)
     return age, any(freshness.is_stale(s.last_success_at, s.poll_interval_seconds, now) for s in sources)
-
-
-def _encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, types: tuple[type, ...]) -> list[Any]:
-    """The keyset values in an opaque cursor; a 400 problem when it was not made by us."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise HttpError(400, "The cursor is not valid: use the next_cursor of a previous page.") from None
-    if (
-        not isinstance(values, list)
-        or len(values) != len(types)
-        or not all(type(v) is t and _cursor_value_ok(v) for v, t in zip(values, types, strict=True))
-    ):
-        raise HttpError(400, "The cursor is not valid: use the next_cursor of a previous page.")
-    return values
-
-
-def _cursor_value_ok(value: Any) -> bool:
-    """A cursor's values reach the query: keep them to what the database can hold (a forged
-    cursor must be a 400, not a driver error)."""
-    if isinstance(value, int):
-        return -MAX_ID - 1 <= value <= MAX_ID
-    if isinstance(value, str):
-        if len(value) > 2000 or re.search(r"[\x00-\x1f\x7f]", value):
-            return False
-        try:
-            value.encode("utf-8")  # a lone surrogate cannot be sent
-        except UnicodeEncodeError:
-            return False
-    return True
-
-
-def _after(fields: list[str], values: list[Any]) -> Q:
-    """Keyset condition "row > values" for ascending `fields` (a stable, index-friendly page)."""
-    condition = Q()
-    for i, field in enumerate(fields):
-        step = Q(**{f"{field}__gt": values[i]})
-        for prior, value in zip(fields[:i], values[:i], strict=True):
-            step &= Q(**{prior: value})
-        condition |= step
-    return condition
-
-
-def _next_link(request: HttpRequest, cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    params = request.GET.copy()
-    params["cursor"] = cursor
-    return f"{request.path}?{params.urlencode()}"
 
 
 # --- schemas ----------------------------------------------------------------------------------
@@ -512,16 +448,6 @@ class PollQueued(Schema):
 _Name = Field(None, max_length=253, pattern=NAME_PATTERN)
 
 
-class PageParams(Schema):
-    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    cursor: str | None = Field(
-        None,
-        max_length=2000,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="Opaque: the next_cursor of a previous page.",
-    )
-
-
 class BindingFilters(PageParams):
     cluster: str | None = _Name
     namespace: str | None = _Name
@@ -711,77 +637,13 @@ _LIST_COLUMNS = (
 )
 
 
-def _bindings_queryset() -> QuerySet[m.TargetGroupBinding]:
-    """Bindings of the list; filtered and paged by the caller, read with `_LIST_COLUMNS`."""
-    return m.TargetGroupBinding.objects.all()
-
-
-_VERDICT_KEYS = ("protocol", "port", "verdict", "targets_total", "targets_admitted")
-_FINDING_KEYS = ("code", "severity", "protocol")
-
-
-def _with_verdicts_and_findings(qs: QuerySet[m.TargetGroupBinding]) -> tuple[QuerySet, bool]:
-    """On PostgreSQL, each row's verdicts and findings as arrays in the same query.
-
-    One round trip instead of three per page: under 20 clients the two extra queries (and their
-    per-row regrouping in Python) were most of a page's cost. SQLite keeps the three queries.
-    """
-    if connection.vendor != "postgresql":
-        return qs, False
-    from django.contrib.postgres.expressions import ArraySubquery
-
-    verdicts = (
-        m.ProtocolVerdict.objects.filter(binding=OuterRef("pk"))
-        .order_by("protocol")
-        .values(j=JSONObject(**{k: k for k in _VERDICT_KEYS}))
-    )
-    findings = (
-        m.Finding.objects.filter(binding=OuterRef("pk"))
-        .order_by("code", "protocol", "pk")
-        .values(j=JSONObject(**{k: k for k in _FINDING_KEYS}))
-    )
-    return qs.annotate(list_verdicts=ArraySubquery(verdicts), list_findings=ArraySubquery(findings)), True
-
-
-_LIST_BASE: dict[str, tuple[QuerySet, bool]] = {}
-
-
-def _list_base() -> tuple[QuerySet, bool]:
-    """The list query before its filters, cursor and limit: annotated, ordered and reduced to the
-    list's columns, built once per database vendor (never evaluated; every request filters a clone).
-    Building it was a third of a page's Python: the two array subqueries and the column paths."""
-    found = _LIST_BASE.get(connection.vendor)
-    if found is None:
-        qs, joined = _with_verdicts_and_findings(_bindings_queryset())
-        if joined:
-            # The two array subqueries never change: compiled to SQL here once instead of by every
-            # request's compiler (half of what compiling a page's query cost). They refer to the
-            # outer table by its name, which the list query never aliases.
-            compiler = qs.query.get_compiler(connection=connection)
-            compiled = {}
-            for name in ("list_verdicts", "list_findings"):
-                expr = qs.query.annotations[name]
-                sql, params = compiler.compile(expr)
-                # Compiled by Django from the expressions above: no request input in it.
-                compiled[name] = RawSQL(sql, tuple(params), output_field=expr.output_field)  # noqa: S611
-            qs = _bindings_queryset().annotate(**compiled)
-        columns = (*_LIST_COLUMNS, "list_verdicts", "list_findings") if joined else _LIST_COLUMNS
-        found = _LIST_BASE[connection.vendor] = (qs.order_by(*BINDING_ORDER).values(*columns), joined)
-    return found
-
-
-def _list_rows(rows: list[dict[str, Any]], now: datetime, *, joined: bool = False) -> list[dict[str, Any]]:
-    """Serialise list rows with their verdicts and findings: from the row itself when `joined`
-    (`_with_verdicts_and_findings`), else one query each, by binding id."""
+def _list_rows(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Serialise list rows with their verdicts and findings (one query each, by binding id).
+    The PostgreSQL path (`list_sql`) builds the same items in the database."""
     ids = [r["id"] for r in rows]
     verdicts: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     findings: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    if joined:
-        # jsonb orders keys its own way: put them back in the order the API has always used.
-        for r in rows:
-            verdicts[r["id"]] = [{k: v[k] for k in _VERDICT_KEYS} for v in r["list_verdicts"] or ()]
-            findings[r["id"]] = [{k: f[k] for k in _FINDING_KEYS} for f in r["list_findings"] or ()]
-    elif ids:
+    if ids:
         for v in (
             m.ProtocolVerdict.objects.filter(binding_id__in=ids)
             .order_by("binding_id", "protocol")
@@ -817,7 +679,7 @@ def _list_rows(rows: list[dict[str, Any]], now: datetime, *, joined: bool = Fals
         out.append(
             {
                 "id": r["id"],
-                "url": f"/api/v1/bindings/{r['id']}",
+                "url": f"{list_sql.BINDING_URL}{r['id']}",
                 "cluster": r["cluster__name"],
                 "namespace": r["namespace"],
                 "name": r["name"],
@@ -843,6 +705,39 @@ def _list_rows(rows: list[dict[str, Any]], now: datetime, *, joined: bool = Fals
     return out
 
 
+def list_generic(
+    request: HttpRequest, filters: BindingFilters, keys: list[Any] | None, now: datetime
+) -> HttpResponse:
+    """The list from rows serialised in Python: any database (SQLite in embedded mode).
+
+    Queries: bindings joined with cluster, account and result (1), their verdicts (1) and findings
+    (1), the last two skipped on an empty page; with `stale=`, the clusters first (1).
+    """
+    qs = filter_bindings(
+        m.TargetGroupBinding.objects.order_by(*BINDING_ORDER).values(*_LIST_COLUMNS),
+        cluster_name=filters.cluster,
+        namespace=filters.namespace,
+        protocol=filters.protocol,
+        verdict=filters.verdict,
+        code=filters.code,
+        severity=filters.severity,
+        stale=filters.stale,
+    )
+    if keys is not None:
+        qs = qs.filter(after(BINDING_ORDER, keys))
+    # One extra row tells whether a next page exists without a COUNT.
+    rows = list(qs[: filters.limit + 1])
+    cursor = None
+    if len(rows) > filters.limit:
+        rows = rows[: filters.limit]
+        last = rows[-1]
+        cursor = encode_cursor([last["cluster_id"], last["namespace"], last["name"], last["id"]])
+    page = {"items": _list_rows(rows, now), "next_cursor": cursor, "next": next_link(request, cursor)}
+    # Skips ninja's per-field re-validation of what was just built (a third of its CPU time at 50
+    # rows); the schemathesis test holds this output to BindingPage instead.
+    return JsonResponse(page, encoder=DjangoJSONEncoder)
+
+
 def _result_of(binding: m.TargetGroupBinding) -> m.BindingResult | None:
     try:
         return binding.result
@@ -854,39 +749,15 @@ def _result_of(binding: m.TargetGroupBinding) -> m.BindingResult | None:
 def list_bindings(request: HttpRequest, filters: Query[BindingFilters]) -> HttpResponse:
     """Bindings, filtered, in a stable order (cluster, namespace, name, id), cursor-paginated.
 
-    Queries: bindings joined with cluster, account and result (1), their verdicts (1) and findings
-    (1), the last two skipped on an empty page; with `stale=`, the clusters first (1). Filters are
-    EXISTS subqueries in the same query.
+    Queries on PostgreSQL: one, the page's JSON built by the database (`list_sql`); with
+    `stale=`, the clusters first (1). Elsewhere three (`list_generic`). Filters are EXISTS
+    subqueries in the same query.
     """
     now = timezone.now()
-    base, joined = _list_base()
-    qs = filter_bindings(
-        base,
-        cluster_name=filters.cluster,
-        namespace=filters.namespace,
-        protocol=filters.protocol,
-        verdict=filters.verdict,
-        code=filters.code,
-        severity=filters.severity,
-        stale=filters.stale,
-    )
-    if filters.cursor:
-        qs = qs.filter(_after(BINDING_ORDER, _decode_cursor(filters.cursor, _CURSOR_TYPES)))
-    # One extra row tells whether a next page exists without a COUNT.
-    rows = list(qs[: filters.limit + 1])
-    cursor = None
-    if len(rows) > filters.limit:
-        rows = rows[: filters.limit]
-        last = rows[-1]
-        cursor = _encode_cursor([last["cluster_id"], last["namespace"], last["name"], last["id"]])
-    page = {
-        "items": _list_rows(rows, now, joined=joined),
-        "next_cursor": cursor,
-        "next": _next_link(request, cursor),
-    }
-    # The hottest endpoint skips ninja's per-field re-validation of what we just built (a third of
-    # its CPU time at 50 rows); the schemathesis test holds this output to BindingPage instead.
-    return JsonResponse(page, encoder=DjangoJSONEncoder)
+    keys = decode_cursor(filters.cursor, _CURSOR_TYPES) if filters.cursor else None
+    if connection.vendor == "postgresql":
+        return list_sql.list_response(request, filters, keys, now)
+    return list_generic(request, filters, keys, now)
 
 
 BindingId = Path(..., ge=1, le=MAX_ID)
@@ -926,7 +797,7 @@ def _binding_dict_detail(
     sources = [binding.cluster] + ([binding.cluster.aws_account] if binding.cluster.aws_account_id else [])
     return {
         "id": binding.pk,
-        "url": f"/api/v1/bindings/{binding.pk}",
+        "url": f"{list_sql.BINDING_URL}{binding.pk}",
         "cluster": binding.cluster.name,
         "namespace": binding.namespace,
         "name": binding.name,
@@ -1062,12 +933,12 @@ def list_findings(request: HttpRequest, filters: Query[FindingFilters]) -> dict[
     if filters.severity is not None:
         qs = qs.filter(severity=filters.severity)
     if filters.cursor:
-        qs = qs.filter(pk__gt=_decode_cursor(filters.cursor, (int,))[0])
+        qs = qs.filter(pk__gt=decode_cursor(filters.cursor, (int,))[0])
     rows = list(qs.order_by("pk")[: filters.limit + 1])
     cursor = None
     if len(rows) > filters.limit:
         rows = rows[: filters.limit]
-        cursor = _encode_cursor([rows[-1].pk])
+        cursor = encode_cursor([rows[-1].pk])
     return {
         "items": [
             {
@@ -1087,7 +958,7 @@ def list_findings(request: HttpRequest, filters: Query[FindingFilters]) -> dict[
             for f in rows
         ],
         "next_cursor": cursor,
-        "next": _next_link(request, cursor),
+        "next": next_link(request, cursor),
     }
 
 
@@ -1107,12 +978,12 @@ def list_polls(request: HttpRequest, filters: Query[PollFilters]) -> dict[str, A
     if filters.status is not None:
         qs = qs.filter(status=filters.status)
     if filters.cursor:
-        qs = qs.filter(pk__lt=_decode_cursor(filters.cursor, (int,))[0])
+        qs = qs.filter(pk__lt=decode_cursor(filters.cursor, (int,))[0])
     rows = list(qs.order_by("-pk")[: filters.limit + 1])
     cursor = None
     if len(rows) > filters.limit:
         rows = rows[: filters.limit]
-        cursor = _encode_cursor([rows[-1].pk])
+        cursor = encode_cursor([rows[-1].pk])
     items = []
     for run in rows:
         item = _poll_summary(run)
@@ -1125,7 +996,7 @@ def list_polls(request: HttpRequest, filters: Query[PollFilters]) -> dict[str, A
             rows_written=run.rows_written,
         )
         items.append(item)
-    return {"items": items, "next_cursor": cursor, "next": _next_link(request, cursor)}
+    return {"items": items, "next_cursor": cursor, "next": next_link(request, cursor)}
 
 
 @api.post(
