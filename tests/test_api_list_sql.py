@@ -1,5 +1,5 @@
 """`GET /api/v1/bindings` built by PostgreSQL (`bindings.api.list_sql`) answers what the Python
-path (`bindings.api.list_generic`, SQLite's) answers: same bytes, same pages; and the per-binding
+path (`bindings.api.list_python`, SQLite's) answers: same bytes, same pages; and the per-binding
 JSON the triggers keep (`BindingListing`, migration 0011) follows every kind of write."""
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from django.test import RequestFactory
 
 from bindings import freshness
 from bindings import models as m
-from bindings.api import BindingFilters, list_generic, list_sql
+from bindings.api import list_sql
+from bindings.api.list_python import list_generic
+from bindings.api.pagination import BINDING_KEY_TYPES, decode_cursor
+from bindings.api.params import BindingFilters
 
 pytestmark = [
     pytest.mark.django_db,
@@ -106,11 +109,7 @@ def _pages(build, query: str, now: datetime = NOW) -> list[bytes]:
         request = factory.get(url, data)
         data = None  # the next link carries the query
         filters = BindingFilters(**request.GET.dict())
-        keys = None
-        if filters.cursor:
-            from bindings.api.pagination import decode_cursor
-
-            keys = decode_cursor(filters.cursor, (int, str, str, int))
+        keys = decode_cursor(filters.cursor, BINDING_KEY_TYPES) if filters.cursor else None
         response = build(request, filters, keys, now)
         assert response.status_code == 200 and response["Content-Type"] == "application/json"
         pages.append(response.content)

@@ -4,8 +4,8 @@ Each binding's item waits ready in `BindingListing` (kept by triggers, migration
 query filters and pages the bindings, puts id, url and cluster name before each stored item and
 the data age and staleness (`bindings.freshness`, judged at the request's `now`) after it, and
 joins the page into one text: Python handles one row whatever the page size, and writes the
-bytes as they come. The other database vendors take the generic path (`bindings.api`), which
-builds the same JSON from rows in Python; tests hold the two to the same output.
+bytes as they come. The other database vendors take `list_python`, which builds the same JSON
+from rows in Python; tests hold the two to the same output.
 
 The filters stay `bindings.store.querysets.filter_bindings` (one definition for the UI and the
 API): the ORM compiles them, and their SQL is kept per set of filter values, so a request in the
@@ -25,10 +25,9 @@ from django.http import HttpRequest, HttpResponse
 
 from bindings import freshness
 from bindings import models as m
-from bindings.api.pagination import encode_cursor, next_link
+from bindings.api.pagination import BINDING_ORDER, encode_cursor, next_link
+from bindings.api.serializers import BINDING_URL
 from bindings.store.querysets import filter_bindings
-
-BINDING_URL = "/api/v1/bindings/"
 
 _TABLES = {
     "cluster": m.Cluster._meta.db_table,
@@ -36,11 +35,15 @@ _TABLES = {
     "listing": m.BindingListing._meta.db_table,
 }
 
-# The order of the list and its cursor: (cluster_id, namespace, name, id), ascending. A row
-# comparison is the same condition as `pagination.after` over these keys (none is NULL), and one
-# range of the index on them.
-_AFTER = "WHERE (f.cluster_id, f.namespace, f.name, f.id) > (%s, %s, %s, %s)"
-_ORDER = "f.cluster_id, f.namespace, f.name, f.id"
+
+# The list's order and cursor (`pagination.BINDING_ORDER`). A row comparison is the condition
+# `pagination.after` builds for the ORM over these keys (none is NULL), and one range of the
+# index on them.
+def _keys(alias: str) -> str:
+    return ", ".join(f"{alias}.{key}" for key in BINDING_ORDER)
+
+
+_AFTER = f"WHERE ({_keys('f')}) > ({', '.join('%s' for _ in BINDING_ORDER)})"
 
 
 # A listing row missing (triggers off during a restore, say) is built on the spot, never skipped.
@@ -75,17 +78,17 @@ def _page_sql(filtered: str, paged: bool) -> str:
     return f"""
 WITH args AS (SELECT %s::timestamptz AS now, %s::integer AS lim, %s::text AS url),
 page AS (
-    SELECT q.*, row_number() OVER (ORDER BY q.cluster_id, q.namespace, q.name, q.id) AS rn
+    SELECT q.*, row_number() OVER (ORDER BY {_keys("q")}) AS rn
     FROM (
-        SELECT f.id, f.cluster_id, f.namespace, f.name FROM ({filtered}) f
+        SELECT {_keys("f")} FROM ({filtered}) f
         {_AFTER if paged else ""}
-        ORDER BY {_ORDER}
+        ORDER BY {_keys("f")}
         LIMIT %s
     ) q
 )
 SELECT count(*),
     string_agg({_item_sql()}, ', ' ORDER BY p.rn) FILTER (WHERE p.rn <= args.lim),
-    min(p.cluster_id) {last}, min(p.namespace) {last}, min(p.name) {last}, min(p.id) {last}
+    {", ".join(f"min(p.{key}) {last}" for key in BINDING_ORDER)}
 FROM page p
 CROSS JOIN args
 JOIN {_TABLES["cluster"]} c ON c.id = p.cluster_id
@@ -124,7 +127,7 @@ def _compiled(filters: Any, paged: bool) -> tuple[str, tuple[Any, ...]] | None:
         code=filters.code,
         severity=filters.severity,
         stale=filters.stale,  # its clusters are read now: never kept
-    ).values("id", "cluster_id", "namespace", "name")
+    ).values(*BINDING_ORDER)
     try:
         sql, params = qs.query.sql_with_params()
     except EmptyResultSet:

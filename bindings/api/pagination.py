@@ -24,6 +24,10 @@ MAX_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
+# The bindings list's order and keyset: (cluster_id, namespace, name, id), ascending; none is NULL.
+BINDING_ORDER = ("cluster_id", "namespace", "name", "id")
+BINDING_KEY_TYPES = (int, str, str, int)
+
 _INVALID = "The cursor is not valid: use the next_cursor of a previous page."
 
 
@@ -72,7 +76,7 @@ def _cursor_value_ok(value: Any) -> bool:
     return True
 
 
-def after(fields: list[str], values: list[Any]) -> Q:
+def after(fields: tuple[str, ...], values: list[Any]) -> Q:
     """Keyset condition "row > values" for ascending `fields` (a stable, index-friendly page)."""
     condition = Q()
     for i, field in enumerate(fields):
