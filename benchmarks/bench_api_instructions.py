@@ -3,7 +3,8 @@
 Wall clock on a shared 2-CPU machine moves with everyone else's load; an instruction count does
 not. For each path, one process is run under callgrind twice — `--low` and `--high` requests
 after the same warm-up — and the difference divided by `high - low` is one request's instructions
-(Django setup, imports and warm-up cancel out). In-process (Django's test client, the whole
+(Django setup, imports and warm-up cancel out; the warm-up's heap is frozen out of the garbage
+collector's sight, see `serve`). In-process (Django's test client, the whole
 middleware stack, a bearer read token), against the database `bench_api.py` seeds:
 
     BH_BENCH_DB_SUFFIX=… .venv/bin/python benchmarks/bench_api_instructions.py [--root OTHER_TREE]
@@ -17,6 +18,7 @@ process all the cost: the database's own CPU is not counted here).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -24,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench_api import FLOOR, PATHS, database_url
@@ -50,7 +53,11 @@ def serve(path: str, warm: int, requests: int) -> None:
         response = client.get(path)
         assert response.status_code == 200, (path, response.status_code, response.content[:300])
         if i == warm - 1:
-            sys.stdout.flush()
+            # Whatever setup and warm-up left behind is frozen out of the collector's sight: a full
+            # collection over it would land in one run's window and not the other's (±0.4 M per
+            # request seen), while the garbage the requests themselves make is still collected.
+            gc.collect()
+            gc.freeze()
 
 
 def instructions(root: Path, path: str, warm: int, requests: int, env: dict[str, str]) -> int:
@@ -88,8 +95,9 @@ def main() -> None:
         "--root", type=Path, action="append", help="checkout(s) to measure (default: this one)"
     )
     parser.add_argument("--warm", type=int, default=20)
-    parser.add_argument("--low", type=int, default=10)
-    parser.add_argument("--high", type=int, default=30)
+    parser.add_argument("--low", type=int, default=20)
+    parser.add_argument("--high", type=int, default=60)
+    parser.add_argument("--jobs", type=int, default=2, help="valgrind processes at once")
     parser.add_argument("--path", action="append", help="paths to measure (default: bench_api's)")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -108,18 +116,22 @@ def main() -> None:
         # Under valgrind a request takes ~50 times as long: the token would drop out of the
         # 5 s cache now and then, which at full speed it does not. Steady state: always cached.
         BH_API_TOKEN_CACHE_SECONDS="3600",
+        # Same string hashes in every run: dict and set layouts, hence instruction counts, repeat.
+        PYTHONHASHSEED="0",
     )
     env.pop("REDIS_URL", None)
     if url:
         env["DATABASE_URL"] = url
     roots = args.root or [ROOT]
     paths = args.path or PATHS
+    runs = [(root, path, n) for path in paths for root in roots for n in (args.low, args.high)]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        done = pool.map(lambda run: instructions(run[0], run[1], args.warm, run[2], env), runs)
+        counts = dict(zip(runs, done, strict=True))
     rows = []
     for root in roots:
         for path in paths:
-            low = instructions(root, path, args.warm, args.low, env)
-            high = instructions(root, path, args.warm, args.high, env)
-            per = (high - low) / (args.high - args.low)
+            per = (counts[root, path, args.high] - counts[root, path, args.low]) / (args.high - args.low)
             rows.append({"root": str(root), "path": path, "instructions": round(per)})
             print(json.dumps(rows[-1]), file=sys.stderr)
     print("| checkout | request | M instructions / request | floor ÷ request |")

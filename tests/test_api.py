@@ -343,6 +343,26 @@ def test_it_keeps_filters_in_the_next_link(alice_client, cluster):
     assert "verdict=blocked" in body["next"] and "cursor=" in body["next"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?limit=3",
+        "?cursor=abc&limit=3",
+        "?namespace=a%20b%26c&cluster=%C3%BC&x=1&x=2",
+        "?cursor=a&cursor=b&a=1",
+    ],
+)
+def test_the_next_link_is_the_query_with_the_new_cursor_in_place(rf, query):
+    from bindings.api.pagination import next_link
+
+    request = rf.get(f"/api/v1/bindings{query}")
+    params = request.GET.copy()
+    params["cursor"] = "c-_1"
+
+    assert next_link(request, "c-_1") == f"/api/v1/bindings?{params.urlencode()}"
+
+
 # The list's own queries: one on PostgreSQL (the page's JSON built by the database), three
 # elsewhere. tests/test_api_list_sql.py holds the two ways to the same output.
 _LIST_QUERIES = 1 if connection.vendor == "postgresql" else 3

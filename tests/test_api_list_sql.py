@@ -258,7 +258,7 @@ def test_it_asks_again_unprepared_behind_a_pooler_that_loses_prepared_statements
     lost.__cause__ = psycopg.errors.InvalidSqlStatementName()
     expected = _pages(list_generic, "")
     with (
-        patch.object(list_sql, "_prepared_cursor", side_effect=lost),
+        patch.object(list_sql, "_fetch_prepared", side_effect=lost),
         patch.dict(list_sql._prepared, {"enabled": True}),
         patch.object(connection, "in_atomic_block", False),
     ):
@@ -281,3 +281,21 @@ def test_the_list_is_one_query_prepared_once_per_connection(world, client, alice
         client.get("/api/v1/bindings")
 
     assert prepared >= 1 and _prepared_statements() == prepared
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_database_dropped_is_replaced_without_a_health_check_round_trip(world):
+    expected = _pages(list_generic, "")
+    connection.ensure_connection()
+    connection.connection.close()  # as a database restart would leave it
+    connection.health_check_enabled, connection.health_check_done = True, False  # a new request
+
+    _assert_same(_pages(list_sql.list_response, ""), expected)
+    assert connection.health_check_done is True
+
+
+def test_the_page_query_stands_in_for_the_health_check(world):
+    connection.health_check_enabled, connection.health_check_done = True, False
+
+    with patch.object(connection, "is_usable", side_effect=AssertionError("a SELECT 1 round trip")):
+        _assert_same(_pages(list_sql.list_response, ""), _pages(list_generic, ""))
