@@ -8,7 +8,7 @@ separate process with 20 threads, each on its own keep-alive connection with a r
     .venv/bin/python benchmarks/bench_api.py [--seconds 20] [--clients 20] [--workers N] [--write]
 
 `--write` appends the figures to docs/performance.md under "API latency". Not a test: the goals
-(p95 <= 100 ms at 20 clients; docs/DESIGN.md: list p95 <= 400 ms at 10,000 bindings, paginated) are
+(p95 <= 100 ms at 20 clients; DESIGN.md: list p95 <= 400 ms at 10,000 bindings, paginated) are
 checked by reading the figures.
 """
 
@@ -295,11 +295,231 @@ def web_pass(port: int, seeded: dict) -> int:
     return served
 
 
+class CpuSampler:
+    """CPU seconds (user + system) of the processes serving the benchmark, sampled from /proc.
+
+    The machine may be shared: wall-clock throughput then moves with everyone else's load, while
+    CPU time per request moves much less. Sampled every 0.2 s so that a database backend which
+    exits mid-row (connections live CONN_MAX_AGE seconds) loses at most its last 0.2 s.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.masters: list[int] = []
+        self._seen: dict[tuple[str, int], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _cpu(pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _processes(self) -> list[tuple[str, int]]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+            if cmdline.startswith(b"postgres: ") and f" {self.database} ".encode() in cmdline:
+                found.append(("db", int(entry.name)))
+            elif ppid.isdigit() and int(ppid) in self.masters:
+                found.append((f"web:{ppid}", int(entry.name)))
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.sample()
+
+    def sample(self) -> None:
+        for key in self._processes():
+            cpu = self._cpu(key[1])
+            if cpu is not None:
+                with self._lock:
+                    first = self._seen.get(key, (cpu, cpu))[0]
+                    self._seen[key] = (first, cpu)
+
+    def totals(self) -> dict[str, float]:
+        """CPU seconds used by each kind ("db", "web:<master pid>") since the sampler started."""
+        self.sample()
+        out: dict[str, float] = {}
+        with self._lock:
+            for (kind, _pid), (first, last) in self._seen.items():
+                out[kind] = out.get(kind, 0.0) + last - first
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def start_server(root: Path, env: dict[str, str], workers: int) -> tuple[subprocess.Popen, int]:
+    """gunicorn serving the checkout at `root` on a free loopback port, once it accepts."""
+    port = _free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "dashboard.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=root,
+        env=dict(env, PYTHONPATH=str(root)),
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    return server, port
+
+
+def run_load(port: int, path: str, token: str, clients: int, seconds: float) -> tuple[dict, float]:
+    """One load-generator process; its result and the CPU seconds it used."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            str(port),
+            path,
+            token,
+            "--seconds",
+            str(seconds),
+            "--clients",
+            str(clients),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return json.loads(out), cpu
+
+
+def measure(
+    servers: dict[str, tuple[subprocess.Popen, int]], seeded: dict, args, sampler: CpuSampler
+) -> list[dict]:
+    """Every path on every server, interleaved (path by path), with CPU per request by process kind."""
+    rows = []
+    for path in PATHS:
+        for label, (server, port) in servers.items():
+            run_load(port, path, seeded["token"], 4, 3)  # warm-up: connections, imports, caches
+            before = sampler.totals()
+            row, client_cpu = run_load(port, path, seeded["token"], args.clients, args.seconds)
+            after = sampler.totals()
+            n = max(row["requests"], 1)
+            web = after.get(f"web:{server.pid}", 0.0) - before.get(f"web:{server.pid}", 0.0)
+            db = after.get("db", 0.0) - before.get("db", 0.0)
+            row.update(
+                checkout=label,
+                cpu_ms={
+                    "web": round(1000 * web / n, 3),
+                    "db": round(1000 * db / n, 3),
+                    "client": round(1000 * client_cpu / n, 3),
+                    "total": round(1000 * (web + db + client_cpu) / n, 3),
+                },
+                load=round(os.getloadavg()[0], 1),
+            )
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    for label in servers:
+        mine = [r for r in rows if r["checkout"] == label]
+        floor = next(r for r in mine if r["path"] == FLOOR)
+        for r in mine:
+            r["ratio"] = round(r["rps"] / floor["rps"], 2) if floor["rps"] else 0.0
+            total = r["cpu_ms"]["total"]
+            r["cpu_ratio"] = round(floor["cpu_ms"]["total"] / total, 2) if total else 0.0
+    return rows
+
+
+def report(rows: list[dict], seeded: dict, args, url: str, memory: str, workers: int) -> str:
+    from importlib.metadata import version
+
+    db = "SQLite"
+    if url:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=3) as c:
+            db = f"PostgreSQL {c.execute('SHOW server_version').fetchone()[0]}"
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    gunicorn_version = subprocess.run(
+        [str(gunicorn), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        "",
+        "## API latency",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `benchmarks/bench_api.py`: "
+        f"{os.cpu_count()} CPUs (nproc), {platform.machine()}, Linux {platform.release()}; Python "
+        f"{platform.python_version()}, Django {version('django')}, django-ninja {version('django-ninja')}, "
+        f"{gunicorn_version} ({workers} sync workers), {db}; load average at the end "
+        f"{os.getloadavg()[0]:.1f}.",
+        f"{seeded['bindings']:,} bindings (4 clusters, one verdict and one finding each); "
+        f"{args.clients} concurrent keep-alive clients with a read token, from a separate process "
+        f"on the same machine, for "
+        f"{args.seconds:.0f} s per row after a 3 s warm-up. Default page size 50. CPU ms are per "
+        "request, summed over the gunicorn workers, the database's backends and the load generator; "
+        "`× floor` is the throughput ratio to the floor, `× floor (CPU)` the floor's CPU per request "
+        "over the row's (what the throughput ratio would be on a machine running nothing else).",
+        "",
+        "| checkout | request | requests | errors | req/s | × floor | p50 ms | p95 ms | p99 ms "
+        "| CPU ms web + db + client = total | × floor (CPU) | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        c = r["cpu_ms"]
+        lines.append(
+            f"| {r['checkout']} | `GET {r['path']}` | {r['requests']} | {r['errors']} | {r['rps']} | "
+            f"{r['ratio']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+            f"{c['web']:.2f} + {c['db']:.2f} + {c['client']:.2f} = {c['total']:.2f} | {r['cpu_ratio']} | "
+            f"{r['load']} |"
+        )
+    lines += [
+        "",
+        memory,
+        "",
+        "Goals: p95 <= 100 ms for `GET /api/v1/bindings` at 20 concurrent clients (the API issue); "
+        "list throughput >= 0.5 x the floor's (issue 16); p95 <= 400 ms at 10,000 bindings, paginated "
+        "(DESIGN.md). The load generator shares the CPUs with gunicorn and PostgreSQL, so the figures "
+        "are pessimistic for a dedicated host.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
+    parser.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        help="also serve this checkout (e.g. the code before a change), path by path interleaved "
+        "with this one, against the same database",
+    )
+    parser.add_argument("--no-web-pass", action="store_true", help="skip the web-memory pass")
     parser.add_argument("--write", action="store_true", help="append the figures to docs/performance.md")
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=3, metavar=("PORT", "PATH", "TOKEN"), help=argparse.SUPPRESS)
@@ -336,126 +556,33 @@ def main() -> None:
     )
     print(f"seeded {seeded['bindings']} bindings in {time.monotonic() - t0:.1f} s", file=sys.stderr)
 
-    port = _free_port()
-    gunicorn = Path(python).with_name("gunicorn")
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "dashboard.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    roots = {root.resolve().name: root.resolve() for root in args.root or []}
+    roots[ROOT.name] = ROOT
+    sampler = CpuSampler(url.rsplit("/", 1)[-1] if url else "-")
+    servers = {label: start_server(root, env, args.workers) for label, root in roots.items()}
+    sampler.masters = [server.pid for server, _ in servers.values()]
+    memory = "Web memory: not measured (--no-web-pass)."
     try:
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        rows = []
-        for path in PATHS:
-            # Warm-up: connections, imports and the database's caches.
-            subprocess.run(
-                [
-                    python,
-                    __file__,
-                    "--load",
-                    str(port),
-                    path,
-                    seeded["token"],
-                    "--seconds",
-                    "3",
-                    "--clients",
-                    "4",
-                ],
-                check=True,
-                capture_output=True,
+        rows = measure(servers, seeded, args, sampler)
+        if not args.no_web_pass:
+            server, port = servers[ROOT.name]
+            served = web_pass(port, seeded)
+            peaks = _workers_peak_rss_mb(server.pid)
+            print(f"web pass: {served} requests; worker peak RSS MB: {peaks}", file=sys.stderr)
+            memory = (
+                f"Web memory ({ROOT.name}): after the latency rows, three passes over every kind of page "
+                f"and API read of the {seeded['bindings']:,} bindings ({served} requests: overview, list, "
+                f"filtered list, details, /metrics, every API page of 200); peak RSS (VmHWM) per gunicorn "
+                f"worker: {', '.join(f'{p:.0f}' for p in peaks)} MB."
             )
-            out = subprocess.run(
-                [
-                    python,
-                    __file__,
-                    "--load",
-                    str(port),
-                    path,
-                    seeded["token"],
-                    "--seconds",
-                    str(args.seconds),
-                    "--clients",
-                    str(args.clients),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            rows.append(json.loads(out))
-            print(json.dumps(rows[-1]), file=sys.stderr)
-        served = web_pass(port, seeded)
-        peaks = _workers_peak_rss_mb(server.pid)
-        print(f"web pass: {served} requests; worker peak RSS MB: {peaks}", file=sys.stderr)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        sampler.stop()
+        for server, _ in servers.values():
+            server.terminate()
+        for server, _ in servers.values():
+            server.wait(timeout=30)
 
-    from importlib.metadata import version
-
-    db = "PostgreSQL (bh_bench)" if url else "SQLite"
-    if url:
-        import psycopg
-
-        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=3) as c:
-            db = f"PostgreSQL {c.execute('SHOW server_version').fetchone()[0]}"
-    gunicorn_version = subprocess.run(
-        [str(gunicorn), "--version"], capture_output=True, text=True
-    ).stdout.strip()
-    lines = [
-        "",
-        "## API latency",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `benchmarks/bench_api.py`: "
-        f"{os.cpu_count()} CPUs (nproc), {platform.machine()}, Linux {platform.release()}; Python "
-        f"{platform.python_version()}, Django {version('django')}, django-ninja {version('django-ninja')}, "
-        f"{gunicorn_version} ({args.workers} sync workers), {db}; load average at the end "
-        f"{os.getloadavg()[0]:.1f}.",
-        f"{seeded['bindings']:,} bindings (4 clusters, one verdict and one finding each); "
-        f"{args.clients} concurrent keep-alive clients with a read token, from a separate process "
-        f"on the same machine, for "
-        f"{args.seconds:.0f} s per row after a 3 s warm-up. Default page size 50.",
-        "",
-        "| request | requests | errors | req/s | × floor | p50 ms | p95 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    floor = next(r for r in rows if r["path"] == FLOOR)
-    for r in rows:
-        r["ratio"] = round(r["rps"] / floor["rps"], 2) if floor["rps"] else 0.0
-    memory = (
-        f"Web memory: after the latency rows, three passes over every kind of page and API read of "
-        f"the {seeded['bindings']:,} bindings ({served} requests: overview, list, filtered list, "
-        f"details, /metrics, every API page of 200); peak RSS (VmHWM) per gunicorn worker: "
-        f"{', '.join(f'{p:.0f}' for p in peaks)} MB."
-    )
-    for r in rows:
-        lines.append(
-            f"| `GET {r['path']}` | {r['requests']} | {r['errors']} | {r['rps']} | {r['ratio']} | "
-            f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |"
-        )
-    lines += [
-        "",
-        memory,
-        "",
-        "Goals: p95 <= 100 ms for `GET /api/v1/bindings` at 20 concurrent clients (the API issue); "
-        "p95 <= 400 ms at 10,000 bindings, paginated (docs/DESIGN.md). The load generator shares the CPUs "
-        "with gunicorn and PostgreSQL, so the figures are pessimistic for a dedicated host.",
-        "",
-    ]
-    text = "\n".join(lines)
+    text = report(rows, seeded, args, url, memory, args.workers)
     print(text)
     if args.write:
         with (ROOT / "docs" / "performance.md").open("a") as fh:

@@ -35,3 +35,12 @@ def is_stale(last_success_at: datetime | None, poll_interval_seconds: int, now: 
         return True
     limit = stale_limit(poll_interval_seconds)
     return limit is not None and now - last_success_at > limit
+
+
+def stale_sql(last_success_at: str, poll_interval_seconds: str, now: str) -> str:
+    """`is_stale` as a PostgreSQL boolean expression, for queries that judge sources row by row
+    (the API list). The operands are SQL: column references or placeholders, never input."""
+    return (
+        f"({last_success_at} IS NULL OR ({poll_interval_seconds} > 0 AND "
+        f"{now} - {last_success_at} > {poll_interval_seconds} * interval '{STALE_INTERVALS} seconds'))"
+    )

@@ -314,8 +314,25 @@ class TargetGroupBinding(KubeObject):
         verbose_name = "TargetGroupBinding"
         constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="uniq_tgb_uid")]
         permissions = [("apply_fix", "Can apply generated fixes to a cluster")]
-        indexes = [models.Index(fields=["cluster", "namespace", "name"])]
+        # The API list's order, id last so that its keyset cursor is one index range.
+        indexes = [
+            models.Index(fields=["cluster", "namespace", "name", "id"], name="bindings_tgb_list_order")
+        ]
         ordering = ["namespace", "name"]
+
+
+class BindingListing(models.Model):
+    """One binding's item of `GET /api/v1/bindings` as JSON text, kept by PostgreSQL.
+
+    Everything of the item but what belongs to the cluster or to the clock: the list query puts
+    id, url and cluster before it and data age and staleness after it. Triggers (migration 0011)
+    rewrite a row in the statement that writes its binding, result, verdicts or findings, whoever
+    writes them, so it cannot lag; no foreign key, as it is theirs to keep. Empty on SQLite, where
+    the list is serialised in Python (`bindings.api`).
+    """
+
+    binding_id = models.BigIntegerField(primary_key=True)
+    json = models.TextField()
 
 
 class KubeService(KubeObject):

@@ -27,7 +27,8 @@ from django.views.decorators.http import require_GET
 
 from bindings import models as m
 from bindings.security import address_in, client_address, parse_address
-from bindings.vocabulary import THROTTLED_MARK, Code
+from bindings.services import polling
+from bindings.vocabulary import Code
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ERROR_WINDOW = timedelta(hours=24)
@@ -106,7 +107,7 @@ def _with_last_run(qs: QuerySet, fk: str, since: datetime) -> QuerySet:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    throttled = failures.filter(error__contains=THROTTLED_MARK)
+    throttled = polling.throttled_runs(failures)
     return qs.annotate(
         last_duration_ms=Subquery(finished.values("duration_ms")[:1], output_field=IntegerField()),
         last_api_calls=Subquery(finished.values("api_calls")[:1], output_field=JSONField()),
@@ -118,8 +119,14 @@ def _with_last_run(qs: QuerySet, fk: str, since: datetime) -> QuerySet:
 def metrics_text(now: datetime | None = None) -> str:
     """The whole exposition. Queries: verdicts (2), worst verdicts (1), findings (2), clusters (1),
     accounts (1)."""
-    now = now or timezone.now()
     out = Exposition()
+    _binding_families(out)
+    _source_families(out, now or timezone.now())
+    return out.render()
+
+
+def _binding_families(out: Exposition) -> None:
+    """Bindings by protocol verdict, worst verdict and finding: five aggregate queries."""
     out.family(
         "bh_binding_protocols",
         "Binding results per carried protocol and verdict.",
@@ -179,6 +186,10 @@ def metrics_text(now: datetime | None = None) -> str:
             .annotate(n=Count("pk"))
         ),
     )
+
+
+def _source_families(out: Exposition, now: datetime) -> None:
+    """Each cluster's and account's polls and freshness: two queries."""
     since = now - ERROR_WINDOW
     sources: list[tuple[str, m.PolledSource]] = [
         ("cluster", c) for c in _with_last_run(m.Cluster.objects.order_by("name"), "cluster", since)
@@ -240,7 +251,6 @@ def metrics_text(now: datetime | None = None) -> str:
         "1 when a source has had no successful poll within three poll intervals.",
         per_source(lambda s: 1 if s.is_stale else 0),
     )
-    return out.render()
 
 
 @never_cache

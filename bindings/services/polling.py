@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from bindings import freshness
@@ -39,6 +39,12 @@ from bindings.store.sync import SyncStats, account_sync, cluster_sync, digest, f
 from bindings.vocabulary import FIXABLE_CODES
 
 logger = logging.getLogger(__name__)
+
+
+def throttled_runs(runs: QuerySet[m.PollRun]) -> QuerySet[m.PollRun]:
+    """The runs among `runs` that failed because AWS kept throttling after retries (for /metrics:
+    the web reaches the collectors' vocabulary through this service, not directly)."""
+    return runs.filter(error__contains=aws.THROTTLED_MARK)
 
 
 def _credential(cluster: m.Cluster, field: str) -> str | None:
