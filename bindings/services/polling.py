@@ -36,15 +36,14 @@ from bindings.store.fieldmaps import jsonable
 from bindings.store.inventory import cluster_inventory
 from bindings.store.results import history_tick, results_store
 from bindings.store.sync import SyncStats, account_sync, cluster_sync, digest, fit_columns, snapshot_store
-from bindings.vocabulary import FIXABLE_CODES
+from bindings.vocabulary import FIXABLE_CODES, THROTTLED_MARK
 
 logger = logging.getLogger(__name__)
 
 
 def throttled_runs(runs: QuerySet[m.PollRun]) -> QuerySet[m.PollRun]:
-    """The runs among `runs` that failed because AWS kept throttling after retries (for /metrics:
-    the web reaches the collectors' vocabulary through this service, not directly)."""
-    return runs.filter(error__contains=aws.THROTTLED_MARK)
+    """The runs among `runs` that failed because AWS kept throttling after retries (/metrics)."""
+    return runs.filter(error__contains=THROTTLED_MARK)
 
 
 def _credential(cluster: m.Cluster, field: str) -> str | None:
