@@ -65,16 +65,13 @@ class PolledSourceAdmin(admin.ModelAdmin):
             return format_html('<span title="{}">error</span>', obj.last_error)
         return "stale" if obj.is_stale else "ok"
 
-    def _enqueue(self, pk: int) -> None:
-        raise NotImplementedError
-
     @admin.action(description="Poll now", permissions=("poll",))
     def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from bindings.tasks import poll_running_since
+        from bindings.tasks import request_poll
 
         count = 0
         for obj in queryset.filter(enabled=True):
-            since = poll_running_since(self.lock_kind, obj.pk)
+            since = request_poll(self.lock_kind, obj.pk, "admin")
             if since is not None:
                 # A queued poll would find the lock held and do nothing: say so instead.
                 self.message_user(
@@ -84,7 +81,6 @@ class PolledSourceAdmin(admin.ModelAdmin):
                     messages.WARNING,
                 )
                 continue
-            self._enqueue(obj.pk)
             count += 1
         skipped = queryset.filter(enabled=False).count()
         self.message_user(request, f"Queued {count} poll(s).", messages.SUCCESS)
@@ -174,11 +170,6 @@ class ClusterAdmin(PolledSourceAdmin):
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _enqueue(self, pk: int) -> None:
-        from bindings.tasks import poll_cluster_task
-
-        poll_cluster_task.delay_on_commit(pk, "admin")
-
 
 @admin.register(m.AwsAccount)
 class AwsAccountAdmin(PolledSourceAdmin):
@@ -199,11 +190,6 @@ class AwsAccountAdmin(PolledSourceAdmin):
         ("Access", {"fields": ("role_arn", "external_id", "endpoint_url")}),
         ("Last poll", {"fields": PolledSourceAdmin.readonly_fields}),
     )
-
-    def _enqueue(self, pk: int) -> None:
-        from bindings.tasks import poll_account_task
-
-        poll_account_task.delay_on_commit(pk, "admin")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -76,6 +76,18 @@ def poll_running_since(kind: str, pk: int) -> datetime | None:
         return run.values_list("started_at", flat=True).first()
 
 
+def request_poll(kind: str, pk: int, trigger: str) -> datetime | None:
+    """ "Poll now" from the dashboard, the admin or the API: enqueue a poll of the source once the
+    caller's transaction commits and return None, or, when a poll of it is running, enqueue
+    nothing (the queued poll would only find the lock held) and return since when it runs.
+    `kind` is "cluster" or "account"; `trigger` is recorded on the PollRun."""
+    since = poll_running_since(kind, pk)
+    if since is None:
+        task = poll_cluster_task if kind == "cluster" else poll_account_task
+        task.delay_on_commit(pk, trigger)
+    return since
+
+
 def _claim_due(model: type[m.PolledSource], now) -> list[int]:
     """Claim due sources by moving next_poll_at forward; the rowcount says who won the race."""
     claimed = []

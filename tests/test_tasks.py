@@ -107,3 +107,20 @@ def test_a_requested_account_poll_is_deferred_not_lost_while_another_runs(aws_ac
         assert tasks.poll_account_task.run(aws_account.pk) == "locked"
     poll.assert_not_called()
     later.assert_called_once_with((aws_account.pk, "cluster-changed"), countdown=tasks.DEFER_SECONDS)
+
+
+@pytest.mark.django_db
+def test_request_poll_enqueues_once_and_reports_a_running_poll(cluster):
+    """One "Poll now" for the dashboard, the admin and the API: queued when idle; when a poll
+    holds the lock, nothing is queued and the caller learns since when it runs."""
+    with patch("bindings.tasks.poll_cluster_task.delay_on_commit") as delay:
+        assert tasks.request_poll("cluster", cluster.pk, "api") is None
+        delay.assert_called_once_with(cluster.pk, "api")
+    with (
+        tasks.source_lock("cluster", cluster.pk) as acquired,
+        patch("bindings.tasks.poll_cluster_task.delay_on_commit") as delay,
+    ):
+        assert acquired
+        since = tasks.request_poll("cluster", cluster.pk, "dashboard")
+        assert since is not None
+        delay.assert_not_called()

@@ -65,7 +65,7 @@ def create_poll(request: HttpRequest, body: PollRequest) -> Status | HttpRespons
     session's user, or by the owner of a read-write token. 409 when the source is disabled or a
     poll of it is running already. Queries: the source (1), the permission check (≤ 2).
     """
-    from bindings.tasks import poll_account_task, poll_cluster_task, poll_running_since
+    from bindings.tasks import request_poll
 
     if (body.cluster is None) == (body.account is None):
         raise HttpError(400, 'Give exactly one of "cluster" or "account" (a name).')
@@ -82,7 +82,7 @@ def create_poll(request: HttpRequest, body: PollRequest) -> Status | HttpRespons
         raise Http404(f"No {kind} named {body.cluster or body.account!r}.")
     if not source.enabled:
         raise HttpError(409, f"The {kind} {source.name!r} is disabled; enable it in the admin first.")
-    since = poll_running_since(kind, source.pk)
+    since = request_poll(kind, source.pk, "api")
     if since is not None:
         return problem(
             409,
@@ -91,6 +91,4 @@ def create_poll(request: HttpRequest, body: PollRequest) -> Status | HttpRespons
             f"{since.isoformat(timespec='seconds')}; its result will show in GET /api/v1/polls.",
             running_since=since.isoformat(),
         )
-    task = poll_cluster_task if kind == "cluster" else poll_account_task
-    task.delay_on_commit(source.pk, "api")
     return Status(202, {"kind": kind, "id": source.pk, "name": source.name, "status": "queued"})

@@ -70,12 +70,10 @@ def cluster_poll(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             f"You do not have the permission to poll clusters ({http.POLL_PERMISSION})."
         )
     # the view module must not need Celery to import
-    from bindings.tasks import poll_cluster_task, poll_running_since
+    from bindings.tasks import request_poll
 
-    running_since = poll_running_since("cluster", cluster.pk)
     since = timezone.now()
-    if running_since is None:
-        poll_cluster_task.delay_on_commit(cluster.pk, "dashboard")
+    running_since = request_poll("cluster", cluster.pk, "dashboard")
     next_url = request.POST.get("next", "")
     if http.is_partial(request):
         context = poll_context(request, cluster, None if running_since else since)
