@@ -513,27 +513,28 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path
         time.sleep(0.1)
 
 
+# A test worker: one process (solo pool), no chatter with other workers; also tests/fault_worker.py.
+WORKER_ARGS = [
+    "-A",
+    "dashboard",
+    "worker",
+    "--pool",
+    "solo",
+    "--loglevel",
+    "INFO",
+    "--without-mingle",
+    "--without-gossip",
+    "--without-heartbeat",
+]
+
+
 @contextmanager
 def celery_worker(log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker subprocess (solo pool) on the test database and broker, `env` on top of ours;
     yielded once it says it is ready, stopped afterwards."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "dashboard",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-            ],
+            [sys.executable, "-m", "celery", *WORKER_ARGS],
             cwd=ROOT,
             env=worker_environment(**env),
             stdout=out,

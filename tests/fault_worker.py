@@ -37,17 +37,7 @@ sync.upsert = _stalling_upsert
 if __name__ == "__main__":
     from celery.__main__ import main
 
-    sys.argv = [
-        "celery",
-        "-A",
-        "dashboard",
-        "worker",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-        "--without-heartbeat",
-    ]
+    from tests.factories import WORKER_ARGS
+
+    sys.argv = ["celery", *WORKER_ARGS]
     main()
