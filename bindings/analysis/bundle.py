@@ -23,7 +23,7 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -55,6 +55,7 @@ from bindings.analysis.normalize import (
     parse_cidr,
     parse_eni_sg_tags,
 )
+from bindings.analysis.normalize.parsing import _parse_time
 
 __all__ = [
     "AWS_FILE",
@@ -612,13 +613,8 @@ def _check_meta(value: Any, label: str) -> dict[str, Any]:
 
 
 def _parse_timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # The bundle format stores ISO strings; anything else (a YAML-native date) is refused.
+    return _parse_time(value) if isinstance(value, str) else None
 
 
 def load_bundle(path: str | Path, *, max_file_bytes: int | None = None) -> Bundle:
