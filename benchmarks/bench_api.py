@@ -5,11 +5,17 @@ targets) into PostgreSQL `bh_bench` (created when missing; SQLite in a temporary
 PostgreSQL does not answer), serves the app with gunicorn on 127.0.0.1, and drives it from a
 separate process with 20 threads, each on its own keep-alive connection with a read token. Run:
 
-    .venv/bin/python benchmarks/bench_api.py [--seconds 20] [--clients 20] [--workers N] [--write]
+    .venv/bin/python benchmarks/bench_api.py [--seconds 20] [--clients 20] [--workers N]
+        [--root OTHER_CHECKOUT] [--no-web-pass] [--write]
 
-`--write` appends the figures to docs/performance.md under "API latency". Not a test: the goals
-(p95 <= 100 ms at 20 clients; DESIGN.md: list p95 <= 400 ms at 10,000 bindings, paginated) are
-checked by reading the figures.
+Every row is measured against the floor (`GET /api/v1/whoami`, authentication only) of the same
+checkout: throughput as a ratio, and CPU per request of the gunicorn workers, the database's
+backends and the load generator (read from /proc, so the ratio holds up on a machine others load
+too). `--root` serves another checkout (say, the code before a change) side by side, path by path
+interleaved, against the same database. `--write` appends the figures to docs/performance.md under
+"API latency". Not a test: the goals (p95 <= 100 ms at 20 clients; list throughput >= 0.5 x the
+floor's; DESIGN.md: list p95 <= 400 ms at 10,000 bindings, paginated) are checked by reading the
+figures. `bench_api_instructions.py` counts a request's instructions instead.
 """
 
 from __future__ import annotations
