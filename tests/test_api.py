@@ -356,7 +356,7 @@ metadata:
 
 @pytest.fixture
 def fixed(seeded):
-    """coredns-udp with a generated fix in its stored result (as bindings/fixes.py will write)."""
+    """coredns-udp with a generated fix in its stored result (as bindings/fixes/ writes)."""
     result = m.BindingResult.objects.get(binding__name="coredns-udp")
     result.data["fix"] = {"manifestYaml": MANIFEST, "patch": "kubectl patch …", "note": HOSTILE_TEXT}
     result.save()

@@ -2,7 +2,7 @@
 
 The golden file pins what the engine reports (the JSON report, every finding's evidence and every
 other field of the results, per-target verdicts included) so that performance work on
-`bindings/analysis/engine.py` and `netset.py` can prove it changed no output. It was written with
+`bindings/analysis/engine/` and `netset.py` can prove it changed no output. It was written with
 the engine as it stood before the optimisation; to regenerate it from that same engine, keep a copy
 of its `engine.py` and `netset.py` in a directory and run
 
