@@ -15,6 +15,7 @@ steady state compiles nothing. The keyset cursor and the limit are parameters of
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -227,4 +228,23 @@ def list_response(request: HttpRequest, filters: Any, keys: list[Any] | None, no
         f'{{"items": [{items or ""}], "next_cursor": {json.dumps(cursor_token)}, '
         f'"next": {json.dumps(next_link(request, cursor_token))}}}'
     )
-    return HttpResponse(body, content_type="application/json")
+    return HttpResponse(body if body.isascii() else _ascii_escaped(body), content_type="application/json")
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # outside the BMP: a surrogate pair, as JSON (and json.dumps) spells it
+        code -= 0x10000
+        return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def _ascii_escaped(body: str) -> str:
+    """The body as json.dumps writes it (ensure_ascii): PostgreSQL writes strings in UTF-8, and a
+    raw bidirectional override or zero-width character from a Kubernetes name must not reach a
+    terminal running `curl` unescaped. Only strings hold non-ASCII, so escaping every such
+    character keeps the JSON valid and makes the bytes the Python path's."""
+    return _NON_ASCII.sub(_escape, body)
