@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Schema
 from ninja.errors import HttpError
@@ -86,6 +86,22 @@ def after(fields: tuple[str, ...], values: list[Any]) -> Q:
             step &= Q(**{prior: value})
         condition |= step
     return condition
+
+
+def pk_page(
+    qs: QuerySet[Any], cursor: str | None, limit: int, *, newest_first: bool = False
+) -> tuple[list[Any], str | None]:
+    """One page of `qs` keyed by primary key (findings oldest first, polls newest first): the rows
+    after `cursor`, and the cursor of the next page when there is one (one row more is fetched to
+    know)."""
+    if cursor:
+        pk = decode_cursor(cursor, (int,))[0]
+        qs = qs.filter(pk__lt=pk) if newest_first else qs.filter(pk__gt=pk)
+    rows = list(qs.order_by("-pk" if newest_first else "pk")[: limit + 1])
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1].pk])
 
 
 def next_link(request: HttpRequest, cursor: str | None) -> str | None:

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from bindings import models as m
-from bindings.api.pagination import decode_cursor, encode_cursor, next_link
+from bindings.api.pagination import next_link, pk_page
 from bindings.api.params import FindingFilters
 from bindings.api.problems import ERRORS
 from bindings.api.schemas import FindingPage
@@ -42,13 +42,7 @@ def list_findings(request: HttpRequest, filters: Query[FindingFilters]) -> dict[
         qs = qs.filter(code=filters.code)
     if filters.severity is not None:
         qs = qs.filter(severity=filters.severity)
-    if filters.cursor:
-        qs = qs.filter(pk__gt=decode_cursor(filters.cursor, (int,))[0])
-    rows = list(qs.order_by("pk")[: filters.limit + 1])
-    cursor = None
-    if len(rows) > filters.limit:
-        rows = rows[: filters.limit]
-        cursor = encode_cursor([rows[-1].pk])
+    rows, cursor = pk_page(qs, filters.cursor, filters.limit)
     return {
         "items": [
             {

@@ -10,7 +10,7 @@ from ninja.errors import HttpError
 
 from bindings import models as m
 from bindings.api.auth import can_write
-from bindings.api.pagination import decode_cursor, encode_cursor, next_link
+from bindings.api.pagination import next_link, pk_page
 from bindings.api.params import PollFilters, PollRequest
 from bindings.api.problems import ERRORS, Problem, problem
 from bindings.api.schemas import PollPage, PollQueued
@@ -31,13 +31,7 @@ def list_polls(request: HttpRequest, filters: Query[PollFilters]) -> dict[str, A
         qs = qs.filter(account__name=filters.account)
     if filters.status is not None:
         qs = qs.filter(status=filters.status)
-    if filters.cursor:
-        qs = qs.filter(pk__lt=decode_cursor(filters.cursor, (int,))[0])
-    rows = list(qs.order_by("-pk")[: filters.limit + 1])
-    cursor = None
-    if len(rows) > filters.limit:
-        rows = rows[: filters.limit]
-        cursor = encode_cursor([rows[-1].pk])
+    rows, cursor = pk_page(qs, filters.cursor, filters.limit, newest_first=True)
     items = []
     for run in rows:
         item = poll_summary(run)
