@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import pytest
+import time_machine
 from django.db import DatabaseError, connection
 from django.http import QueryDict
 from django.test import RequestFactory
@@ -278,6 +279,49 @@ def test_the_list_is_one_query_prepared_once_per_connection(world, client, alice
         client.get("/api/v1/bindings")
 
     assert prepared >= 1 and _prepared_statements() == prepared
+
+
+@pytest.mark.parametrize("query", ["", "?limit=200", "?verdict=blocked&protocol=UDP"])
+def test_the_prepared_page_keeps_one_plan_instead_of_planning_every_request(world, client, alice, query):
+    """PostgreSQL plans a prepared statement anew on each run until its generic plan costs no more
+    than the custom ones; a page size passed as a parameter kept it planning forever (the
+    planning cost more than the page). First page and next pages both settle on a kept plan."""
+    # The planner's costs follow the table's statistics: a real-sized list, analysed.
+    m.TargetGroupBinding.objects.bulk_create(
+        m.TargetGroupBinding(
+            cluster=world,
+            uid=f"uid-bulk-{i}",
+            namespace=f"ns-{i % 40}",
+            name=f"svc-{i:05d}",
+            api_version="elbv2.k8s.aws/v1beta1",
+            target_group_arn=f"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/b{i}/x",
+            target_type="ip",
+        )
+        for i in range(5000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    client.force_login(alice)
+    paged = f"/api/v1/bindings?{query.lstrip('?')}&limit=1"
+    with time_machine.travel(NOW, tick=False):  # the same data age on every page
+        first = client.get(f"/api/v1/bindings{query}").json()
+        for _ in range(8):  # PostgreSQL tries five custom plans before it compares
+            assert client.get(f"/api/v1/bindings{query}").json() == first
+            assert client.get(paged).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%string_agg%"],
+        )
+        plans = cursor.fetchall()
+    assert plans and all(generic >= 3 and custom <= 5 for generic, custom in plans), plans
+
+
+def test_the_page_size_is_never_text_from_a_request():
+    with pytest.raises(ValueError, match="page size"):
+        list_sql._page_sql("SELECT 1", False, "50; DROP TABLE x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="page size"):
+        list_sql._page_sql("SELECT 1", False, 10_000)
 
 
 @pytest.mark.django_db(transaction=True)
