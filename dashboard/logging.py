@@ -1,8 +1,14 @@
-"""One-line JSON log records (``LOG_FORMAT=json``) for log shippers, with credentials redacted.
+"""Log records with credentials redacted: one-line JSON (``LOG_FORMAT=json``) for log shippers,
+or plain lines (``LOG_FORMAT=plain``, the default) for a terminal.
 
 Redaction works on the rendered text, not on known call sites: an exception from urllib3 or
 botocore can quote a request's headers, and a careless ``logger.info("%s", headers)`` anywhere
 must not leak a bearer token, an API token or AWS keys into a log store.
+
+Messages quote names, annotations and errors from clusters and AWS. JSON escapes every control
+and non-ASCII character; a plain line shows them as visible escapes (`bindings.textsafe`), so
+an ANSI sequence cannot rewrite the terminal tailing the log, a bidi override cannot reverse a
+name, and a newline in a value cannot forge a log line of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import json
 import logging
 import re
 from typing import Any
+
+from bindings.textsafe import visible, visible_markup
 
 REDACTED = "[REDACTED]"
 # Bearer/Basic credentials, key=value / "key": "value" pairs whose key names a secret, and AWS keys.
@@ -55,6 +63,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+class PlainFormatter(logging.Formatter):
+    """The plain format, redacted, with control and format characters shown as escapes: in the
+    message, newlines too (one record, one line); in a traceback, its own line breaks kept."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = visible(redact(record.message))
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return visible_markup(redact(super().formatException(ei)))
 
 
 def _jsonable(value: Any) -> Any:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from werkzeug import Response
 
 from bindings import models as m
-from bindings import tasks
+from bindings import tasks, textsafe
 from bindings.services import alerts
 from tests.factories import HOSTILE_TEXT, make_bindings
 
@@ -157,6 +157,29 @@ def test_pagerduty_summary_carries_the_root_cause_and_is_capped(pagerduty, bindi
     assert body["payload"]["custom_details"]["root_cause"].startswith("UDP_NOT_ALLOWED")
 
 
+def test_pagerduty_shows_a_responder_control_and_format_characters_as_escapes(
+    pagerduty, bindings, httpserver
+):
+    """A bidi override in a name would make the page read another binding's name."""
+    [binding, *_] = bindings
+    name = "payments\u202eslaved\u202c-dns" + HOSTILE_TEXT
+    m.TargetGroupBinding.objects.filter(pk=binding.pk).update(name=name, namespace="ns\u200b")
+    transition(binding, "reachable", "blocked")
+    accept_pagerduty(httpserver)
+
+    deliver_all(alerts.alerts_scan())
+
+    [body] = sent_bodies(httpserver, "/v2/enqueue")
+    shown = body["payload"]
+    assert textsafe.visible(name) in shown["summary"] and "\\u202e" in shown["source"]
+    assert shown["component"] == textsafe.visible(f"ns\u200b/{name}")
+    for text in (shown["summary"], shown["source"], shown["component"], json.dumps(shown["custom_details"])):
+        assert not textsafe.UNSAFE.search(text), text
+    assert shown["custom_details"]["name"] == textsafe.visible(name)
+    # The dedup key is the binding's id: the recovery of the same binding still resolves it.
+    assert body["dedup_key"] == f"binding-health/binding/{binding.pk}/UDP"
+
+
 def test_pagerduty_pages_a_stale_source_as_a_warning(pagerduty, cluster, httpserver):
     m.AlertHook.objects.update(on_stale=True, on_transitions=False)
     m.Cluster.objects.update(
@@ -269,7 +292,9 @@ def test_teams_gets_an_adaptive_card_with_hostile_names_as_plain_text(teams, bin
     texts = list(_texts(card["body"]))
     # Markdown-rendering elements never carry cluster-supplied text; TextRuns render it verbatim.
     assert {kind for kind, _ in texts} == {"TextRun"}
-    assert any(name in text for _, text in texts)
+    # TextRuns show it as plain text; its control characters (ESC, the newline) as escapes.
+    assert any(textsafe.visible(name) in text for _, text in texts)
+    assert not any(textsafe.UNSAFE.search(text) for _, text in texts)
     assert any("reachable → blocked" in text for _, text in texts)
     assert card["body"][0]["style"] == "attention"
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from werkzeug import Response
 
 from bindings import models as m
-from bindings import tasks
+from bindings import tasks, textsafe
 from bindings.services import alerts
 from tests.factories import HOSTILE_TEXT, make_bindings
 
@@ -178,6 +178,26 @@ def test_it_delivers_slack_format_with_markup_escaped(slack, udp_binding, httpse
     assert (
         body["blocks"][0]["type"] == "section" and "reachable → blocked" in body["blocks"][0]["text"]["text"]
     )
+
+
+def test_slack_shows_control_and_format_characters_as_escapes(slack, udp_binding, httpserver):
+    """Slack renders a bidi override: "dns-\u202eetavirp" would read as "dns-private"."""
+    name = "dns-\u202eetavirp\u202c " + HOSTILE_TEXT
+    m.TargetGroupBinding.objects.filter(pk=udp_binding.pk).update(name=name)
+    transition(udp_binding)
+    [pk] = alerts.alerts_scan()
+    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
+
+    tasks.deliver_alert_task.apply(args=(pk,))
+
+    body = json.loads(httpserver.log[0][0].get_data())
+    texts = [body["text"], body["blocks"][0]["text"]["text"]]
+    # A field is "*key*", our line break, then the value.
+    texts += [field["text"].replace("*\n", "*", 1) for field in body["blocks"][1]["fields"]]
+    assert "dns-\\u202eetavirp\\u202c" in body["text"] and "\\x1b[31mRED" in body["text"]
+    assert any("dns-\\u202eetavirp" in text for text in texts[2:])
+    assert not any(textsafe.UNSAFE.search(text) for text in texts)
+    assert "&lt;script&gt;" in body["text"]
 
 
 def test_it_retries_a_5xx_and_records_each_attempt(webhook, udp_binding, httpserver):

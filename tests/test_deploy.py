@@ -32,6 +32,7 @@ import pytest
 import yaml
 from werkzeug import Request, Response
 
+from bindings import textsafe
 from tests.factories import KUBE, ROOT, granted, load_docs
 
 DEPLOY = ROOT / "deploy"
@@ -645,6 +646,41 @@ def test_json_formatter_output_parses_and_redacts_credentials():
     assert entry["bindings"] == 3 and entry["api_key"] == "[REDACTED]"
     assert "RuntimeError" in entry["exception"]
     assert entry["time"].endswith("+00:00")
+
+
+def test_plain_log_lines_are_redacted_and_show_control_characters_as_escapes():
+    """A terminal tailing the log must not run an ANSI sequence from a binding name, see a name
+    reversed by a bidi override, or read a forged line after a newline in a value."""
+    from django.conf import settings as django_settings
+
+    from dashboard.logging import PlainFormatter
+
+    assert django_settings.LOGGING["formatters"]["plain"]["()"] == "dashboard.logging.PlainFormatter"
+    formatter = PlainFormatter("%(levelname)s %(name)s %(message)s")
+    try:
+        raise RuntimeError("401 Authorization: Bearer abc.def-ghi123 for dns-\u202eetavirp")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "bindings.services.polling",
+        logging.WARNING,
+        __file__,
+        1,
+        "binding %s: token=%s",
+        ("dns-\u202eetavirp\x1b[2J\n2026-12-06 INFO forged ok", "s3cr3t-t0ken"),
+        exc_info,
+    )
+
+    text = formatter.format(record)
+
+    first, *traceback = text.split("\n")
+    assert first == (
+        "WARNING bindings.services.polling binding dns-\\u202eetavirp\\x1b[2J\\x0a2026-12-06 INFO forged ok: "
+        "token=[REDACTED]"
+    )
+    assert traceback and traceback[0].startswith("Traceback") and "dns-\\u202eetavirp" in traceback[-1]
+    assert "abc.def-ghi123" not in text and "s3cr3t-t0ken" not in text
+    assert not textsafe.UNSAFE.search(text.replace("\n", ""))
 
 
 # -- Content-Security-Policy --------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from bindings.collect.hooks import (  # noqa: F401 - part of this module's inter
     hook_url,
     host_allowed,
 )
+from bindings.textsafe import visible
 
 task_logger = get_task_logger(__name__)
 
@@ -115,8 +116,9 @@ def stale_event(kind: str, source: m.PolledSource, now: datetime) -> dict[str, A
 
 
 def _slack_escape(text: str) -> str:
-    """Slack mrkdwn treats &, < and > as markup (links, mentions): escape them."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn treats &, < and > as markup (links, mentions): escape them. Control and format
+    characters (a bidi override that reverses a name, an ANSI sequence) show as escapes first."""
+    return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_payload(event: dict[str, Any]) -> dict[str, Any]:
@@ -185,19 +187,21 @@ def pagerduty_payload(event: dict[str, Any]) -> dict[str, Any] | None:
     summary = event["summary"]
     if event.get("root_cause"):
         summary = f"{summary} ({event['root_cause']})"
+    # Everything PagerDuty shows a responder, control and format characters as escapes (as on
+    # every surface people read); the dedup key stays as it was, so open alerts still resolve.
     return {
         "event_action": action,
         "dedup_key": pagerduty_dedup_key(event),
         "client": "Binding Health",
         "payload": {
-            "summary": summary[:PD_SUMMARY_MAX],
-            "source": source[:255],
+            "summary": visible(summary)[:PD_SUMMARY_MAX],
+            "source": visible(source)[:255],
             "severity": severity,
             "timestamp": event["at"],
-            "component": component[:255],
-            "group": group[:255],
+            "component": visible(component)[:255],
+            "group": visible(group)[:255],
             "class": event_class,
-            "custom_details": details,
+            "custom_details": {k: visible(v) if isinstance(v, str) else v for k, v in details.items()},
         },
     }
 
@@ -207,7 +211,7 @@ def teams_payload(event: dict[str, Any]) -> dict[str, Any]:
 
     Every value from the cluster (names, errors) goes into TextRuns, which Adaptive Cards render
     as plain text: TextBlock and FactSet text is markdown, where a hostile binding name could
-    become a link.
+    become a link. Control and format characters in them show as escapes.
     """
     if event["event"] == "verdict_changed":
         style = "good" if event["new"] == "reachable" else "attention"
@@ -219,7 +223,7 @@ def teams_payload(event: dict[str, Any]) -> dict[str, Any]:
             "type": "RichTextBlock",
             "inlines": [
                 {"type": "TextRun", "text": f"{label}: ", "weight": "bolder"},
-                {"type": "TextRun", "text": str(value)},
+                {"type": "TextRun", "text": visible(value)},
             ],
         }
 
@@ -243,7 +247,7 @@ def teams_payload(event: dict[str, Any]) -> dict[str, Any]:
                                     "type": "RichTextBlock",
                                     "inlines": [
                                         {"type": "TextRun", "text": "Binding Health: ", "weight": "bolder"},
-                                        {"type": "TextRun", "text": event["summary"]},
+                                        {"type": "TextRun", "text": visible(event["summary"])},
                                     ],
                                 }
                             ],

@@ -12,6 +12,7 @@ endpoint structures rename keys on the way, which a table would only obscure.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import datetime
@@ -134,8 +135,14 @@ class FieldMap:
         return {column: KINDS[kind][0](getattr(record, attr)) for column, attr, kind in self.fields}
 
     def record_of(self, row: models.Model, **extra: Any) -> Any:
-        """The analysis record a stored row stands for (`extra`: attributes stored elsewhere)."""
-        values = {attr: KINDS[kind][1](getattr(row, column)) for column, attr, kind in self.fields}
+        """The analysis record a stored row stands for (`extra`: attributes stored elsewhere).
+
+        Text values are interned: a worker holds a whole account's records at once, and most of
+        their text repeats (each target's group ARN and health state, subnet, VPC and group ids)."""
+        values = {}
+        for column, attr, kind in self.fields:
+            value = KINDS[kind][1](getattr(row, column))
+            values[attr] = sys.intern(value) if type(value) is str else value
         return self.record(**values, **extra)
 
 
