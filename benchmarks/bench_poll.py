@@ -470,6 +470,28 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _db_cpu_s() -> float | None:
+    """CPU seconds of this process's PostgreSQL backend (same machine, read from /proc): what
+    the database spends on the worker's writes, triggers included; None elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _db_delta(before: float | None) -> float | None:
+    after = _db_cpu_s()
+    return None if before is None or after is None else after - before
+
+
 def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
     """`seed`: write `bindings` bindings through the sync code. `measure`: analyse + store them.
 
@@ -516,25 +538,32 @@ def memory_child(mode: str, bindings: int, broken: bool = False) -> None:
     gc.collect()
     base = peak_rss_mb()
     out: dict[str, Any] = {"rss_after_setup_mb": base}
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0, d0 = time.perf_counter(), _cpu_s(), _db_cpu_s()
     first = polling.cluster_analyze(cluster=cluster, incremental=True)
+    out["first_db_cpu_s"] = _db_delta(d0)
     out["first_s"], out["first_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["first_rows"] = first.rows_written
     out["first_analysed"] = first.analyzed
     out["peak_rss_first_mb"] = peak_rss_mb()
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0, d0 = time.perf_counter(), _cpu_s(), _db_cpu_s()
     second = polling.cluster_analyze(cluster=cluster, incremental=True)
+    out["unchanged_db_cpu_s"] = _db_delta(d0)
     out["unchanged_s"], out["unchanged_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["unchanged_rows"] = second.rows_written
     out["unchanged_analysed"] = second.analyzed
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0, d0 = time.perf_counter(), _cpu_s(), _db_cpu_s()
     full = polling.cluster_analyze(cluster=cluster, incremental=False)
+    out["full_unchanged_db_cpu_s"] = _db_delta(d0)
     out["full_unchanged_s"], out["full_unchanged_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["full_unchanged_rows"] = full.rows_written
     out["peak_rss_mb"] = peak_rss_mb()
     out["fixes"] = m.BindingResult.objects.filter(binding__cluster=cluster).exclude(data__fix=None).count()
     out["blocked"] = m.BindingResult.objects.filter(binding__cluster=cluster, worst_verdict="blocked").count()
     print(json.dumps(out))
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def bench_memory(bindings: int, db_url: str, broken: bool = False) -> dict[str, Any]:
@@ -647,14 +676,15 @@ def render(sizes: list[dict[str, Any]], memories: list[dict[str, Any]], vendor: 
             "fresh process, `cluster_analyze` (inventory from the database, analysis, fixes,",
             f"`results_store`; {me['blocked']:,} bindings blocked, {me['fixes']:,} fixes stored):",
             "",
-            "| step | wall s | worker CPU s | rows written | bindings analysed |",
-            "|---|---:|---:|---:|---:|",
+            "| step | wall s | worker CPU s | database CPU s | rows written | bindings analysed |",
+            "|---|---:|---:|---:|---:|---:|",
             f"| first analysis (every result new) | {me['first_s']:.1f} | {me['first_cpu_s']:.1f} | "
-            f"{me['first_rows']:,} | {me['first_analysed']:,} |",
+            f"{_seconds(me.get('first_db_cpu_s'))} | {me['first_rows']:,} | {me['first_analysed']:,} |",
             f"| unchanged, incremental | {me['unchanged_s']:.1f} | {me['unchanged_cpu_s']:.1f} | "
+            f"{_seconds(me.get('unchanged_db_cpu_s'))} | "
             f"{me['unchanged_rows']:,} | {me['unchanged_analysed']:,} |",
             f"| unchanged, full re-analysis | {me['full_unchanged_s']:.1f} | "
-            f"{me['full_unchanged_cpu_s']:.1f} | "
+            f"{me['full_unchanged_cpu_s']:.1f} | {_seconds(me.get('full_unchanged_db_cpu_s'))} | "
             f"{me['full_unchanged_rows']:,} | {memory['bindings']:,} |",
             "",
             f"Peak RSS (VmHWM): **{me['peak_rss_mb']:.0f} MB** (after Django setup and imports: "
