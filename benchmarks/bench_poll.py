@@ -22,7 +22,8 @@ the calls the poller makes; at the default 5 calls/s the account poll takes call
 
 The memory figure runs in fresh subprocesses (one seeds 10,000 bindings from
 `benchmarks/bench_analysis.build` through the real sync code, one measures) so that nothing from
-the seeding inflates the peak (VmHWM). `--write` replaces the "Poll cycle" section of docs/performance.md.
+the seeding inflates the peak (VmHWM). `--write` replaces the figures of the "Poll cycle" section
+of docs/performance.md (its "Reading the figures" part is kept).
 Not a test: budgets (docs/DESIGN.md) are checked by reading the figures.
 """
 
@@ -695,6 +696,11 @@ def render(sizes: list[dict[str, Any]], memories: list[dict[str, Any]], vendor: 
     return "\n".join(lines) + "\n"
 
 
+# The section's prose (what the figures mean, what changed to get them) is written by people,
+# under this heading at the end of the section: `--write` replaces the figures before it only.
+READING = "### Reading the figures"
+
+
 def write_section(text: str) -> None:
     path = ROOT / "docs" / "performance.md"
     doc = path.read_text()
@@ -703,7 +709,9 @@ def write_section(text: str) -> None:
         doc = doc.rstrip("\n") + "\n\n" + text
     else:
         end = doc.find("\n## ", start + 1)
-        doc = doc[:start] + text + (doc[end + 1 :] if end != -1 else "")
+        end = len(doc) if end == -1 else end + 1
+        reading = doc.find(READING, start, end)
+        doc = doc[:start] + text + ("\n" + doc[reading:end] if reading != -1 else "") + doc[end:]
     path.write_text(doc)
 
 
