@@ -7,882 +7,499 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
-    dependencies = []
+    dependencies = [
+    ]
 
     operations = [
         migrations.CreateModel(
-            name="AwsAccount",
+            name='AwsAccount',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("enabled", models.BooleanField(default=True)),
-                (
-                    "poll_interval_seconds",
-                    models.PositiveIntegerField(
-                        default=300, help_text="How often to poll this source (seconds, at least 30)."
-                    ),
-                ),
-                ("next_poll_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("last_polled_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("last_success_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("last_error", models.TextField(blank=True, editable=False)),
-                ("problems", models.JSONField(blank=True, default=list, editable=False)),
-                ("name", models.CharField(max_length=100, unique=True)),
-                (
-                    "account_id",
-                    models.CharField(max_length=12, validators=[bindings.models.validate_account_id]),
-                ),
-                ("region", models.CharField(max_length=32, validators=[bindings.models.validate_region])),
-                (
-                    "role_arn",
-                    models.CharField(
-                        blank=True,
-                        help_text="Optional role to assume (cross-account). Empty: the worker's own credentials.",
-                        max_length=2048,
-                        validators=[bindings.models.validate_role_arn],
-                    ),
-                ),
-                ("external_id", models.CharField(blank=True, max_length=1224)),
-                (
-                    "endpoint_url",
-                    models.URLField(blank=True, help_text="Only for emulators (moto). Empty for real AWS."),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('enabled', models.BooleanField(default=True)),
+                ('poll_interval_seconds', models.PositiveIntegerField(default=300, help_text='How often to poll this source (seconds, at least 30).')),
+                ('next_poll_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('last_polled_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('last_success_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('last_error', models.TextField(blank=True, editable=False)),
+                ('problems', models.JSONField(blank=True, default=list, editable=False)),
+                ('name', models.CharField(max_length=100, unique=True)),
+                ('account_id', models.CharField(max_length=12, validators=[bindings.models.validate_account_id])),
+                ('region', models.CharField(max_length=32, validators=[bindings.models.validate_region])),
+                ('role_arn', models.CharField(blank=True, help_text="Optional role to assume (cross-account). Empty: the worker's own credentials.", max_length=2048, validators=[bindings.models.validate_role_arn])),
+                ('external_id', models.CharField(blank=True, max_length=1224)),
+                ('endpoint_url', models.URLField(blank=True, help_text='Only for emulators (moto). Empty for real AWS.')),
             ],
             options={
-                "verbose_name": "AWS account",
-                "constraints": [
-                    models.UniqueConstraint(fields=("account_id", "region"), name="uniq_account_region")
-                ],
+                'verbose_name': 'AWS account',
+                'constraints': [models.UniqueConstraint(fields=('account_id', 'region'), name='uniq_account_region')],
             },
         ),
         migrations.CreateModel(
-            name="Cluster",
+            name='Cluster',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("enabled", models.BooleanField(default=True)),
-                (
-                    "poll_interval_seconds",
-                    models.PositiveIntegerField(
-                        default=300, help_text="How often to poll this source (seconds, at least 30)."
-                    ),
-                ),
-                ("next_poll_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("last_polled_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("last_success_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("last_error", models.TextField(blank=True, editable=False)),
-                ("problems", models.JSONField(blank=True, default=list, editable=False)),
-                (
-                    "name",
-                    models.CharField(
-                        help_text="The EKS cluster name: the controller matches kubernetes.io/cluster/<name> tags.",
-                        max_length=100,
-                        unique=True,
-                    ),
-                ),
-                (
-                    "connection",
-                    models.CharField(
-                        choices=[
-                            ("kubeconfig", "kubeconfig file"),
-                            ("in_cluster", "in-cluster service account"),
-                            ("url", "API URL + token file"),
-                        ],
-                        default="kubeconfig",
-                        max_length=20,
-                    ),
-                ),
-                ("kubeconfig_path", models.CharField(blank=True, max_length=1024)),
-                ("kube_context", models.CharField(blank=True, max_length=255)),
-                ("api_url", models.URLField(blank=True)),
-                (
-                    "token_file",
-                    models.CharField(
-                        blank=True,
-                        help_text="Path of a file holding a bearer token (read per poll).",
-                        max_length=1024,
-                    ),
-                ),
-                ("ca_file", models.CharField(blank=True, max_length=1024)),
-                ("verify_ssl", models.BooleanField(default=True)),
-                (
-                    "aws_account",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="clusters",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('enabled', models.BooleanField(default=True)),
+                ('poll_interval_seconds', models.PositiveIntegerField(default=300, help_text='How often to poll this source (seconds, at least 30).')),
+                ('next_poll_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('last_polled_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('last_success_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('last_error', models.TextField(blank=True, editable=False)),
+                ('problems', models.JSONField(blank=True, default=list, editable=False)),
+                ('name', models.CharField(help_text='The EKS cluster name: the controller matches kubernetes.io/cluster/<name> tags.', max_length=100, unique=True)),
+                ('connection', models.CharField(choices=[('kubeconfig', 'kubeconfig file'), ('in_cluster', 'in-cluster service account'), ('url', 'API URL + token file')], default='kubeconfig', max_length=20)),
+                ('kubeconfig_path', models.CharField(blank=True, max_length=1024)),
+                ('kube_context', models.CharField(blank=True, max_length=255)),
+                ('api_url', models.URLField(blank=True)),
+                ('token_file', models.CharField(blank=True, help_text='Path of a file holding a bearer token (read per poll).', max_length=1024)),
+                ('ca_file', models.CharField(blank=True, max_length=1024)),
+                ('verify_ssl', models.BooleanField(default=True)),
+                ('aws_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='clusters', to='bindings.awsaccount')),
             ],
             options={
-                "abstract": False,
+                'abstract': False,
             },
         ),
         migrations.CreateModel(
-            name="SecurityGroup",
+            name='SecurityGroup',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("group_id", models.CharField(max_length=64)),
-                ("name", models.CharField(blank=True, max_length=255)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("tags", models.JSONField(blank=True, default=dict)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('group_id', models.CharField(max_length=64)),
+                ('name', models.CharField(blank=True, max_length=255)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('tags', models.JSONField(blank=True, default=dict)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
         ),
         migrations.CreateModel(
-            name="SecurityGroupRule",
+            name='SecurityGroupRule',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("egress", models.BooleanField(default=False)),
-                ("protocol", models.CharField(max_length=16)),
-                ("from_port", models.IntegerField(null=True)),
-                ("to_port", models.IntegerField(null=True)),
-                ("source_kind", models.CharField(max_length=16)),
-                ("source", models.CharField(max_length=128)),
-                ("description", models.TextField(blank=True)),
-                ("rule_id", models.CharField(blank=True, max_length=64)),
-                (
-                    "security_group",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="rules",
-                        to="bindings.securitygroup",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('egress', models.BooleanField(default=False)),
+                ('protocol', models.CharField(max_length=16)),
+                ('from_port', models.IntegerField(null=True)),
+                ('to_port', models.IntegerField(null=True)),
+                ('source_kind', models.CharField(max_length=16)),
+                ('source', models.CharField(max_length=128)),
+                ('description', models.TextField(blank=True)),
+                ('rule_id', models.CharField(blank=True, max_length=64)),
+                ('security_group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rules', to='bindings.securitygroup')),
             ],
         ),
         migrations.CreateModel(
-            name="SourceSnapshot",
+            name='SourceSnapshot',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("collected_at", models.DateTimeField()),
-                ("digest", models.CharField(max_length=64)),
-                ("payload", models.JSONField()),
-                (
-                    "account",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="snapshot",
-                        to="bindings.awsaccount",
-                    ),
-                ),
-                (
-                    "cluster",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="snapshot",
-                        to="bindings.cluster",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('collected_at', models.DateTimeField()),
+                ('digest', models.CharField(max_length=64)),
+                ('payload', models.JSONField()),
+                ('account', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='snapshot', to='bindings.awsaccount')),
+                ('cluster', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='snapshot', to='bindings.cluster')),
             ],
         ),
         migrations.CreateModel(
-            name="Subnet",
+            name='Subnet',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("subnet_id", models.CharField(max_length=64)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("cidr", models.CharField(blank=True, max_length=64)),
-                ("ipv6_cidrs", models.JSONField(blank=True, default=list)),
-                ("availability_zone", models.CharField(blank=True, max_length=64)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('subnet_id', models.CharField(max_length=64)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('cidr', models.CharField(blank=True, max_length=64)),
+                ('ipv6_cidrs', models.JSONField(blank=True, default=list)),
+                ('availability_zone', models.CharField(blank=True, max_length=64)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
         ),
         migrations.CreateModel(
-            name="TargetGroup",
+            name='TargetGroup',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("arn", models.CharField(max_length=2048)),
-                ("name", models.CharField(blank=True, max_length=255)),
-                ("protocol", models.CharField(blank=True, max_length=16)),
-                ("port", models.IntegerField(null=True)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("target_type", models.CharField(blank=True, max_length=16)),
-                ("ip_address_type", models.CharField(blank=True, max_length=16)),
-                ("health_check_protocol", models.CharField(blank=True, max_length=16)),
-                ("health_check_port", models.CharField(blank=True, max_length=16)),
-                ("health_check_enabled", models.BooleanField(null=True)),
-                ("health_check_interval", models.IntegerField(null=True)),
-                ("health_check_timeout", models.IntegerField(null=True)),
-                ("healthy_threshold", models.IntegerField(null=True)),
-                ("unhealthy_threshold", models.IntegerField(null=True)),
-                ("health_check_path", models.CharField(blank=True, max_length=1024)),
-                ("matcher", models.CharField(blank=True, max_length=255)),
-                ("load_balancer_arns", models.JSONField(blank=True, default=list)),
-                ("attributes", models.JSONField(blank=True, null=True)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('arn', models.CharField(max_length=2048)),
+                ('name', models.CharField(blank=True, max_length=255)),
+                ('protocol', models.CharField(blank=True, max_length=16)),
+                ('port', models.IntegerField(null=True)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('target_type', models.CharField(blank=True, max_length=16)),
+                ('ip_address_type', models.CharField(blank=True, max_length=16)),
+                ('health_check_protocol', models.CharField(blank=True, max_length=16)),
+                ('health_check_port', models.CharField(blank=True, max_length=16)),
+                ('health_check_enabled', models.BooleanField(null=True)),
+                ('health_check_interval', models.IntegerField(null=True)),
+                ('health_check_timeout', models.IntegerField(null=True)),
+                ('healthy_threshold', models.IntegerField(null=True)),
+                ('unhealthy_threshold', models.IntegerField(null=True)),
+                ('health_check_path', models.CharField(blank=True, max_length=1024)),
+                ('matcher', models.CharField(blank=True, max_length=255)),
+                ('load_balancer_arns', models.JSONField(blank=True, default=list)),
+                ('attributes', models.JSONField(blank=True, null=True)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
         ),
         migrations.CreateModel(
-            name="TargetGroupBinding",
+            name='TargetGroupBinding',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("uid", models.CharField(max_length=255)),
-                ("namespace", models.CharField(blank=True, max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                ("api_version", models.CharField(max_length=64)),
-                ("resource_version", models.CharField(blank=True, max_length=64)),
-                ("generation", models.BigIntegerField(null=True)),
-                ("observed_generation", models.BigIntegerField(null=True)),
-                ("target_group_arn", models.CharField(blank=True, db_index=True, max_length=2048)),
-                ("target_group_name", models.CharField(blank=True, max_length=255)),
-                ("target_type", models.CharField(blank=True, max_length=32)),
-                ("target_group_protocol", models.CharField(blank=True, max_length=32)),
-                ("ip_address_type", models.CharField(blank=True, max_length=16)),
-                ("service_name", models.CharField(blank=True, max_length=253)),
-                ("service_port", models.CharField(blank=True, max_length=64)),
-                ("service_port_is_number", models.BooleanField(default=False)),
-                ("networking", models.JSONField(blank=True, null=True)),
-                ("annotations", models.JSONField(blank=True, default=dict)),
-                ("client_cidrs", models.JSONField(blank=True, null=True)),
-                ("events", models.JSONField(blank=True, default=list)),
-                ("raw", models.JSONField(blank=True, default=dict)),
-                ("first_seen_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="bindings.cluster"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.CharField(max_length=255)),
+                ('namespace', models.CharField(blank=True, max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('api_version', models.CharField(max_length=64)),
+                ('resource_version', models.CharField(blank=True, max_length=64)),
+                ('generation', models.BigIntegerField(null=True)),
+                ('observed_generation', models.BigIntegerField(null=True)),
+                ('target_group_arn', models.CharField(blank=True, db_index=True, max_length=2048)),
+                ('target_group_name', models.CharField(blank=True, max_length=255)),
+                ('target_type', models.CharField(blank=True, max_length=32)),
+                ('target_group_protocol', models.CharField(blank=True, max_length=32)),
+                ('ip_address_type', models.CharField(blank=True, max_length=16)),
+                ('service_name', models.CharField(blank=True, max_length=253)),
+                ('service_port', models.CharField(blank=True, max_length=64)),
+                ('service_port_is_number', models.BooleanField(default=False)),
+                ('networking', models.JSONField(blank=True, null=True)),
+                ('annotations', models.JSONField(blank=True, default=dict)),
+                ('client_cidrs', models.JSONField(blank=True, null=True)),
+                ('events', models.JSONField(blank=True, default=list)),
+                ('raw', models.JSONField(blank=True, default=dict)),
+                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.cluster')),
             ],
             options={
-                "verbose_name": "TargetGroupBinding",
-                "ordering": ["namespace", "name"],
+                'verbose_name': 'TargetGroupBinding',
+                'ordering': ['namespace', 'name'],
             },
         ),
         migrations.CreateModel(
-            name="ProtocolVerdict",
+            name='ProtocolVerdict',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("protocol", models.CharField(max_length=8)),
-                ("port", models.IntegerField(null=True)),
-                ("verdict", models.CharField(db_index=True, max_length=16)),
-                ("targets_total", models.PositiveIntegerField(default=0)),
-                ("targets_admitted", models.PositiveIntegerField(default=0)),
-                ("reasons", models.JSONField(default=list)),
-                (
-                    "binding",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="verdicts",
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('protocol', models.CharField(max_length=8)),
+                ('port', models.IntegerField(null=True)),
+                ('verdict', models.CharField(db_index=True, max_length=16)),
+                ('targets_total', models.PositiveIntegerField(default=0)),
+                ('targets_admitted', models.PositiveIntegerField(default=0)),
+                ('reasons', models.JSONField(default=list)),
+                ('binding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='verdicts', to='bindings.targetgroupbinding')),
             ],
         ),
         migrations.CreateModel(
-            name="HistorySample",
+            name='HistorySample',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("at", models.DateTimeField(db_index=True)),
-                ("verdicts", models.JSONField(default=dict)),
-                ("healthy", models.PositiveIntegerField(default=0)),
-                ("unhealthy", models.PositiveIntegerField(default=0)),
-                ("other", models.PositiveIntegerField(default=0)),
-                (
-                    "binding",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateTimeField(db_index=True)),
+                ('verdicts', models.JSONField(default=dict)),
+                ('healthy', models.PositiveIntegerField(default=0)),
+                ('unhealthy', models.PositiveIntegerField(default=0)),
+                ('other', models.PositiveIntegerField(default=0)),
+                ('binding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='bindings.targetgroupbinding')),
             ],
             options={
-                "ordering": ["at"],
+                'ordering': ['at'],
             },
         ),
         migrations.CreateModel(
-            name="Finding",
+            name='Finding',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("code", models.CharField(db_index=True, max_length=64)),
-                ("severity", models.CharField(db_index=True, max_length=16)),
-                ("protocol", models.CharField(blank=True, max_length=8)),
-                ("message", models.TextField()),
-                ("evidence", models.JSONField(blank=True, default=dict)),
-                (
-                    "binding",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="findings",
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.CharField(db_index=True, max_length=64)),
+                ('severity', models.CharField(db_index=True, max_length=16)),
+                ('protocol', models.CharField(blank=True, max_length=8)),
+                ('message', models.TextField()),
+                ('evidence', models.JSONField(blank=True, default=dict)),
+                ('binding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='findings', to='bindings.targetgroupbinding')),
             ],
         ),
         migrations.CreateModel(
-            name="BindingResult",
+            name='BindingResult',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("analyzed_at", models.DateTimeField()),
-                ("changed_at", models.DateTimeField()),
-                ("worst_verdict", models.CharField(db_index=True, max_length=16)),
-                ("max_severity", models.CharField(blank=True, db_index=True, max_length=16)),
-                ("healthy", models.PositiveIntegerField(default=0)),
-                ("unhealthy", models.PositiveIntegerField(default=0)),
-                ("other", models.PositiveIntegerField(default=0)),
-                ("digest", models.CharField(max_length=64)),
-                ("data", models.JSONField()),
-                (
-                    "binding",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="result",
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('analyzed_at', models.DateTimeField()),
+                ('changed_at', models.DateTimeField()),
+                ('worst_verdict', models.CharField(db_index=True, max_length=16)),
+                ('max_severity', models.CharField(blank=True, db_index=True, max_length=16)),
+                ('healthy', models.PositiveIntegerField(default=0)),
+                ('unhealthy', models.PositiveIntegerField(default=0)),
+                ('other', models.PositiveIntegerField(default=0)),
+                ('digest', models.CharField(max_length=64)),
+                ('data', models.JSONField()),
+                ('binding', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='result', to='bindings.targetgroupbinding')),
             ],
         ),
         migrations.CreateModel(
-            name="VerdictTransition",
+            name='VerdictTransition',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("protocol", models.CharField(max_length=8)),
-                ("at", models.DateTimeField(db_index=True)),
-                ("old", models.CharField(blank=True, max_length=16)),
-                ("new", models.CharField(max_length=16)),
-                (
-                    "binding",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="transitions",
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('protocol', models.CharField(max_length=8)),
+                ('at', models.DateTimeField(db_index=True)),
+                ('old', models.CharField(blank=True, max_length=16)),
+                ('new', models.CharField(max_length=16)),
+                ('binding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='bindings.targetgroupbinding')),
             ],
             options={
-                "ordering": ["-at"],
+                'ordering': ['-at'],
             },
         ),
         migrations.CreateModel(
-            name="Vpc",
+            name='Vpc',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("vpc_id", models.CharField(max_length=64)),
-                ("cidrs", models.JSONField(blank=True, default=list)),
-                ("ipv6_cidrs", models.JSONField(blank=True, default=list)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('vpc_id', models.CharField(max_length=64)),
+                ('cidrs', models.JSONField(blank=True, default=list)),
+                ('ipv6_cidrs', models.JSONField(blank=True, default=list)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "verbose_name": "VPC",
+                'verbose_name': 'VPC',
             },
         ),
         migrations.CreateModel(
-            name="ClientNetwork",
+            name='ClientNetwork',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("cidr", models.CharField(max_length=64, validators=[bindings.models.validate_cidr])),
-                ("description", models.CharField(blank=True, max_length=200)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="client_networks",
-                        to="bindings.cluster",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('cidr', models.CharField(max_length=64, validators=[bindings.models.validate_cidr])),
+                ('description', models.CharField(blank=True, max_length=200)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='client_networks', to='bindings.cluster')),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("cluster", "cidr"), name="uniq_client_cidr")],
+                'constraints': [models.UniqueConstraint(fields=('cluster', 'cidr'), name='uniq_client_cidr')],
             },
         ),
         migrations.CreateModel(
-            name="Instance",
+            name='Instance',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("instance_id", models.CharField(max_length=64)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("subnet_id", models.CharField(blank=True, max_length=64)),
-                ("availability_zone", models.CharField(blank=True, max_length=64)),
-                ("private_ip", models.CharField(blank=True, max_length=64)),
-                ("network_interface_ids", models.JSONField(blank=True, default=list)),
-                ("primary_network_interface_id", models.CharField(blank=True, max_length=64)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('instance_id', models.CharField(max_length=64)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('subnet_id', models.CharField(blank=True, max_length=64)),
+                ('availability_zone', models.CharField(blank=True, max_length=64)),
+                ('private_ip', models.CharField(blank=True, max_length=64)),
+                ('network_interface_ids', models.JSONField(blank=True, default=list)),
+                ('primary_network_interface_id', models.CharField(blank=True, max_length=64)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(fields=("account", "instance_id"), name="uniq_instance")
-                ],
+                'constraints': [models.UniqueConstraint(fields=('account', 'instance_id'), name='uniq_instance')],
             },
         ),
         migrations.CreateModel(
-            name="KubeEndpointSlice",
+            name='KubeEndpointSlice',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("uid", models.CharField(max_length=255)),
-                ("namespace", models.CharField(blank=True, max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                ("service_name", models.CharField(blank=True, max_length=253)),
-                ("address_type", models.CharField(blank=True, max_length=16)),
-                ("ports", models.JSONField(blank=True, default=list)),
-                ("endpoints", models.JSONField(blank=True, default=list)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="bindings.cluster"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.CharField(max_length=255)),
+                ('namespace', models.CharField(blank=True, max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('service_name', models.CharField(blank=True, max_length=253)),
+                ('address_type', models.CharField(blank=True, max_length=16)),
+                ('ports', models.JSONField(blank=True, default=list)),
+                ('endpoints', models.JSONField(blank=True, default=list)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.cluster')),
             ],
             options={
-                "verbose_name": "EndpointSlice",
-                "constraints": [models.UniqueConstraint(fields=("cluster", "uid"), name="uniq_eps_uid")],
+                'verbose_name': 'EndpointSlice',
+                'constraints': [models.UniqueConstraint(fields=('cluster', 'uid'), name='uniq_eps_uid')],
             },
         ),
         migrations.CreateModel(
-            name="KubeNode",
+            name='KubeNode',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("uid", models.CharField(max_length=255)),
-                ("namespace", models.CharField(blank=True, max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                ("provider_id", models.CharField(blank=True, max_length=512)),
-                ("instance_id", models.CharField(blank=True, max_length=64)),
-                ("zone", models.CharField(blank=True, max_length=64)),
-                ("internal_ips", models.JSONField(blank=True, default=list)),
-                ("labels", models.JSONField(blank=True, default=dict)),
-                ("ready", models.BooleanField(default=False)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="bindings.cluster"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.CharField(max_length=255)),
+                ('namespace', models.CharField(blank=True, max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('provider_id', models.CharField(blank=True, max_length=512)),
+                ('instance_id', models.CharField(blank=True, max_length=64)),
+                ('zone', models.CharField(blank=True, max_length=64)),
+                ('internal_ips', models.JSONField(blank=True, default=list)),
+                ('labels', models.JSONField(blank=True, default=dict)),
+                ('ready', models.BooleanField(default=False)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.cluster')),
             ],
             options={
-                "verbose_name": "Node",
-                "constraints": [models.UniqueConstraint(fields=("cluster", "uid"), name="uniq_node_uid")],
+                'verbose_name': 'Node',
+                'constraints': [models.UniqueConstraint(fields=('cluster', 'uid'), name='uniq_node_uid')],
             },
         ),
         migrations.CreateModel(
-            name="KubePod",
+            name='KubePod',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("uid", models.CharField(max_length=255)),
-                ("namespace", models.CharField(blank=True, max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                ("node_name", models.CharField(blank=True, max_length=253)),
-                ("ips", models.JSONField(blank=True, default=list)),
-                ("ready", models.BooleanField(default=False)),
-                ("container_ports", models.JSONField(blank=True, default=list)),
-                ("pod_eni", models.TextField(blank=True)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="bindings.cluster"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.CharField(max_length=255)),
+                ('namespace', models.CharField(blank=True, max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('node_name', models.CharField(blank=True, max_length=253)),
+                ('ips', models.JSONField(blank=True, default=list)),
+                ('ready', models.BooleanField(default=False)),
+                ('container_ports', models.JSONField(blank=True, default=list)),
+                ('pod_eni', models.TextField(blank=True)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.cluster')),
             ],
             options={
-                "verbose_name": "Pod",
-                "constraints": [models.UniqueConstraint(fields=("cluster", "uid"), name="uniq_pod_uid")],
+                'verbose_name': 'Pod',
+                'constraints': [models.UniqueConstraint(fields=('cluster', 'uid'), name='uniq_pod_uid')],
             },
         ),
         migrations.CreateModel(
-            name="KubeService",
+            name='KubeService',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("uid", models.CharField(max_length=255)),
-                ("namespace", models.CharField(blank=True, max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                ("type", models.CharField(blank=True, max_length=32)),
-                ("ports", models.JSONField(blank=True, default=list)),
-                ("selector", models.JSONField(blank=True, default=dict)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="bindings.cluster"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('uid', models.CharField(max_length=255)),
+                ('namespace', models.CharField(blank=True, max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('type', models.CharField(blank=True, max_length=32)),
+                ('ports', models.JSONField(blank=True, default=list)),
+                ('selector', models.JSONField(blank=True, default=dict)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.cluster')),
             ],
             options={
-                "verbose_name": "Service",
-                "constraints": [models.UniqueConstraint(fields=("cluster", "uid"), name="uniq_svc_uid")],
+                'verbose_name': 'Service',
+                'constraints': [models.UniqueConstraint(fields=('cluster', 'uid'), name='uniq_svc_uid')],
             },
         ),
         migrations.CreateModel(
-            name="Listener",
+            name='Listener',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("arn", models.CharField(max_length=2048)),
-                ("load_balancer_arn", models.CharField(max_length=2048)),
-                ("port", models.IntegerField(null=True)),
-                ("protocol", models.CharField(blank=True, max_length=16)),
-                ("target_group_arns", models.JSONField(blank=True, default=list)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('arn', models.CharField(max_length=2048)),
+                ('load_balancer_arn', models.CharField(max_length=2048)),
+                ('port', models.IntegerField(null=True)),
+                ('protocol', models.CharField(blank=True, max_length=16)),
+                ('target_group_arns', models.JSONField(blank=True, default=list)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("account", "arn"), name="uniq_listener_arn")],
+                'constraints': [models.UniqueConstraint(fields=('account', 'arn'), name='uniq_listener_arn')],
             },
         ),
         migrations.CreateModel(
-            name="LoadBalancer",
+            name='LoadBalancer',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("arn", models.CharField(max_length=2048)),
-                ("name", models.CharField(blank=True, max_length=255)),
-                ("type", models.CharField(blank=True, max_length=32)),
-                ("scheme", models.CharField(blank=True, max_length=32)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("state", models.CharField(blank=True, max_length=32)),
-                ("ip_address_type", models.CharField(blank=True, max_length=32)),
-                ("dns_name", models.CharField(blank=True, max_length=512)),
-                ("security_groups", models.JSONField(blank=True, default=list)),
-                ("zones", models.JSONField(blank=True, default=list)),
-                ("attributes", models.JSONField(blank=True, null=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('arn', models.CharField(max_length=2048)),
+                ('name', models.CharField(blank=True, max_length=255)),
+                ('type', models.CharField(blank=True, max_length=32)),
+                ('scheme', models.CharField(blank=True, max_length=32)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('state', models.CharField(blank=True, max_length=32)),
+                ('ip_address_type', models.CharField(blank=True, max_length=32)),
+                ('dns_name', models.CharField(blank=True, max_length=512)),
+                ('security_groups', models.JSONField(blank=True, default=list)),
+                ('zones', models.JSONField(blank=True, default=list)),
+                ('attributes', models.JSONField(blank=True, null=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("account", "arn"), name="uniq_lb_arn")],
+                'constraints': [models.UniqueConstraint(fields=('account', 'arn'), name='uniq_lb_arn')],
             },
         ),
         migrations.CreateModel(
-            name="NetworkAcl",
+            name='NetworkAcl',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("acl_id", models.CharField(max_length=64)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("is_default", models.BooleanField(default=False)),
-                ("subnet_ids", models.JSONField(blank=True, default=list)),
-                ("entries", models.JSONField(blank=True, default=list)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('acl_id', models.CharField(max_length=64)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('is_default', models.BooleanField(default=False)),
+                ('subnet_ids', models.JSONField(blank=True, default=list)),
+                ('entries', models.JSONField(blank=True, default=list)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "verbose_name": "network ACL",
-                "constraints": [models.UniqueConstraint(fields=("account", "acl_id"), name="uniq_nacl")],
+                'verbose_name': 'network ACL',
+                'constraints': [models.UniqueConstraint(fields=('account', 'acl_id'), name='uniq_nacl')],
             },
         ),
         migrations.CreateModel(
-            name="NetworkInterface",
+            name='NetworkInterface',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("eni_id", models.CharField(max_length=64)),
-                ("interface_type", models.CharField(blank=True, max_length=64)),
-                ("description", models.TextField(blank=True)),
-                ("subnet_id", models.CharField(blank=True, max_length=64)),
-                ("vpc_id", models.CharField(blank=True, max_length=64)),
-                ("availability_zone", models.CharField(blank=True, max_length=64)),
-                ("private_ips", models.JSONField(blank=True, default=list)),
-                ("ipv6_addresses", models.JSONField(blank=True, default=list)),
-                ("ipv4_prefixes", models.JSONField(blank=True, default=list)),
-                ("ipv6_prefixes", models.JSONField(blank=True, default=list)),
-                ("security_group_ids", models.JSONField(blank=True, default=list)),
-                ("instance_id", models.CharField(blank=True, max_length=64)),
-                ("device_index", models.IntegerField(null=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('eni_id', models.CharField(max_length=64)),
+                ('interface_type', models.CharField(blank=True, max_length=64)),
+                ('description', models.TextField(blank=True)),
+                ('subnet_id', models.CharField(blank=True, max_length=64)),
+                ('vpc_id', models.CharField(blank=True, max_length=64)),
+                ('availability_zone', models.CharField(blank=True, max_length=64)),
+                ('private_ips', models.JSONField(blank=True, default=list)),
+                ('ipv6_addresses', models.JSONField(blank=True, default=list)),
+                ('ipv4_prefixes', models.JSONField(blank=True, default=list)),
+                ('ipv6_prefixes', models.JSONField(blank=True, default=list)),
+                ('security_group_ids', models.JSONField(blank=True, default=list)),
+                ('instance_id', models.CharField(blank=True, max_length=64)),
+                ('device_index', models.IntegerField(null=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "verbose_name": "network interface",
-                "constraints": [models.UniqueConstraint(fields=("account", "eni_id"), name="uniq_eni")],
+                'verbose_name': 'network interface',
+                'constraints': [models.UniqueConstraint(fields=('account', 'eni_id'), name='uniq_eni')],
             },
         ),
         migrations.CreateModel(
-            name="PollRun",
+            name='PollRun',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("trigger", models.CharField(default="schedule", max_length=32)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("running", "Running"), ("success", "Success"), ("failed", "Failed")],
-                        default="running",
-                        max_length=16,
-                    ),
-                ),
-                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
-                ("api_calls", models.JSONField(blank=True, default=dict)),
-                ("rows_written", models.PositiveIntegerField(default=0)),
-                ("error", models.TextField(blank=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="polls",
-                        to="bindings.awsaccount",
-                    ),
-                ),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="polls",
-                        to="bindings.cluster",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('trigger', models.CharField(default='schedule', max_length=32)),
+                ('status', models.CharField(choices=[('running', 'Running'), ('success', 'Success'), ('failed', 'Failed')], default='running', max_length=16)),
+                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
+                ('api_calls', models.JSONField(blank=True, default=dict)),
+                ('rows_written', models.PositiveIntegerField(default=0)),
+                ('error', models.TextField(blank=True)),
+                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='polls', to='bindings.awsaccount')),
+                ('cluster', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='polls', to='bindings.cluster')),
             ],
             options={
-                "ordering": ["-started_at"],
-                "indexes": [models.Index(fields=["-started_at"], name="bindings_po_started_82840c_idx")],
+                'ordering': ['-started_at'],
+                'indexes': [models.Index(fields=['-started_at'], name='bindings_po_started_82840c_idx')],
             },
         ),
         migrations.CreateModel(
-            name="RegisteredTarget",
+            name='RegisteredTarget',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("target_group_arn", models.CharField(db_index=True, max_length=2048)),
-                ("target_id", models.CharField(max_length=255)),
-                ("port", models.IntegerField(null=True)),
-                ("availability_zone", models.CharField(blank=True, max_length=64)),
-                ("health_check_port", models.CharField(blank=True, max_length=16)),
-                ("state", models.CharField(max_length=32)),
-                ("reason", models.CharField(blank=True, max_length=128)),
-                ("description", models.TextField(blank=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('target_group_arn', models.CharField(db_index=True, max_length=2048)),
+                ('target_id', models.CharField(max_length=255)),
+                ('port', models.IntegerField(null=True)),
+                ('availability_zone', models.CharField(blank=True, max_length=64)),
+                ('health_check_port', models.CharField(blank=True, max_length=16)),
+                ('state', models.CharField(max_length=32)),
+                ('reason', models.CharField(blank=True, max_length=128)),
+                ('description', models.TextField(blank=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("account", "target_group_arn", "target_id", "port"), name="uniq_target"
-                    )
-                ],
+                'constraints': [models.UniqueConstraint(fields=('account', 'target_group_arn', 'target_id', 'port'), name='uniq_target')],
             },
         ),
         migrations.AddConstraint(
-            model_name="securitygroup",
-            constraint=models.UniqueConstraint(fields=("account", "group_id"), name="uniq_sg"),
+            model_name='securitygroup',
+            constraint=models.UniqueConstraint(fields=('account', 'group_id'), name='uniq_sg'),
         ),
         migrations.AddConstraint(
-            model_name="subnet",
-            constraint=models.UniqueConstraint(fields=("account", "subnet_id"), name="uniq_subnet"),
+            model_name='subnet',
+            constraint=models.UniqueConstraint(fields=('account', 'subnet_id'), name='uniq_subnet'),
         ),
         migrations.AddConstraint(
-            model_name="targetgroup",
-            constraint=models.UniqueConstraint(fields=("account", "arn"), name="uniq_tg_arn"),
+            model_name='targetgroup',
+            constraint=models.UniqueConstraint(fields=('account', 'arn'), name='uniq_tg_arn'),
         ),
         migrations.AddIndex(
-            model_name="targetgroupbinding",
-            index=models.Index(
-                fields=["cluster", "namespace", "name"], name="bindings_ta_cluster_2565cd_idx"
-            ),
+            model_name='targetgroupbinding',
+            index=models.Index(fields=['cluster', 'namespace', 'name'], name='bindings_ta_cluster_2565cd_idx'),
         ),
         migrations.AddConstraint(
-            model_name="targetgroupbinding",
-            constraint=models.UniqueConstraint(fields=("cluster", "uid"), name="uniq_tgb_uid"),
+            model_name='targetgroupbinding',
+            constraint=models.UniqueConstraint(fields=('cluster', 'uid'), name='uniq_tgb_uid'),
         ),
         migrations.AddConstraint(
-            model_name="protocolverdict",
-            constraint=models.UniqueConstraint(fields=("binding", "protocol"), name="uniq_binding_protocol"),
+            model_name='protocolverdict',
+            constraint=models.UniqueConstraint(fields=('binding', 'protocol'), name='uniq_binding_protocol'),
         ),
         migrations.AddConstraint(
-            model_name="vpc",
-            constraint=models.UniqueConstraint(fields=("account", "vpc_id"), name="uniq_vpc"),
+            model_name='vpc',
+            constraint=models.UniqueConstraint(fields=('account', 'vpc_id'), name='uniq_vpc'),
         ),
     ]

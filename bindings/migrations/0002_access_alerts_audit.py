@@ -7,216 +7,91 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bindings", "0001_initial"),
+        ('bindings', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="targetgroupbinding",
-            options={
-                "ordering": ["namespace", "name"],
-                "permissions": [("apply_fix", "Can apply generated fixes to a cluster")],
-                "verbose_name": "TargetGroupBinding",
-            },
+            name='targetgroupbinding',
+            options={'ordering': ['namespace', 'name'], 'permissions': [('apply_fix', 'Can apply generated fixes to a cluster')], 'verbose_name': 'TargetGroupBinding'},
         ),
         migrations.AddField(
-            model_name="cluster",
-            name="allow_apply_fix",
-            field=models.BooleanField(
-                default=False,
-                help_text="Let users with the 'apply fix' permission patch TGBs in this cluster (needs the optional patch RBAC role). Off: fixes are shown, never applied.",
-            ),
+            model_name='cluster',
+            name='allow_apply_fix',
+            field=models.BooleanField(default=False, help_text="Let users with the 'apply fix' permission patch TGBs in this cluster (needs the optional patch RBAC role). Off: fixes are shown, never applied."),
         ),
         migrations.CreateModel(
-            name="AlertHook",
+            name='AlertHook',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=100, unique=True)),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("webhook", "generic JSON webhook"),
-                            ("slack", "Slack-compatible incoming webhook"),
-                        ],
-                        default="webhook",
-                        max_length=16,
-                    ),
-                ),
-                (
-                    "url_file",
-                    models.CharField(
-                        blank=True, help_text="Path of a file holding the URL.", max_length=1024
-                    ),
-                ),
-                (
-                    "url_env",
-                    models.CharField(
-                        blank=True,
-                        help_text="Name of an environment variable holding the URL.",
-                        max_length=128,
-                    ),
-                ),
-                ("enabled", models.BooleanField(default=True)),
-                (
-                    "on_transitions",
-                    models.BooleanField(default=True, help_text="Alert when a verdict changes."),
-                ),
-                ("on_stale", models.BooleanField(default=True, help_text="Alert when a source goes stale.")),
-                (
-                    "clusters",
-                    models.ManyToManyField(
-                        blank=True, help_text="Empty: every cluster.", to="bindings.cluster"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100, unique=True)),
+                ('kind', models.CharField(choices=[('webhook', 'generic JSON webhook'), ('slack', 'Slack-compatible incoming webhook')], default='webhook', max_length=16)),
+                ('url_file', models.CharField(blank=True, help_text='Path of a file holding the URL.', max_length=1024)),
+                ('url_env', models.CharField(blank=True, help_text='Name of an environment variable holding the URL.', max_length=128)),
+                ('enabled', models.BooleanField(default=True)),
+                ('on_transitions', models.BooleanField(default=True, help_text='Alert when a verdict changes.')),
+                ('on_stale', models.BooleanField(default=True, help_text='Alert when a source goes stale.')),
+                ('clusters', models.ManyToManyField(blank=True, help_text='Empty: every cluster.', to='bindings.cluster')),
             ],
         ),
         migrations.CreateModel(
-            name="ApiToken",
+            name='ApiToken',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=100)),
-                ("prefix", models.CharField(db_index=True, editable=False, max_length=12)),
-                ("digest", models.CharField(editable=False, max_length=64, unique=True)),
-                (
-                    "scope",
-                    models.CharField(
-                        choices=[("read", "read-only"), ("write", "read-write")], default="read", max_length=8
-                    ),
-                ),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ("expires_at", models.DateTimeField(blank=True, null=True)),
-                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
-                ("revoked", models.BooleanField(default=False)),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="api_tokens",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100)),
+                ('prefix', models.CharField(db_index=True, editable=False, max_length=12)),
+                ('digest', models.CharField(editable=False, max_length=64, unique=True)),
+                ('scope', models.CharField(choices=[('read', 'read-only'), ('write', 'read-write')], default='read', max_length=8)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('expires_at', models.DateTimeField(blank=True, null=True)),
+                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('revoked', models.BooleanField(default=False)),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "API token",
+                'verbose_name': 'API token',
             },
         ),
         migrations.CreateModel(
-            name="FixApplication",
+            name='FixApplication',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("namespace", models.CharField(max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                ("at", models.DateTimeField(default=django.utils.timezone.now)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("dry_run", "dry-run"),
-                            ("applied", "Applied"),
-                            ("conflict", "Conflict"),
-                            ("failed", "Failed"),
-                            ("denied", "Denied"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("manifest", models.JSONField(default=dict)),
-                ("diff", models.TextField(blank=True)),
-                ("message", models.TextField(blank=True)),
-                (
-                    "binding",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="bindings.cluster",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('namespace', models.CharField(max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('status', models.CharField(choices=[('dry_run', 'dry-run'), ('applied', 'Applied'), ('conflict', 'Conflict'), ('failed', 'Failed'), ('denied', 'Denied')], max_length=16)),
+                ('manifest', models.JSONField(default=dict)),
+                ('diff', models.TextField(blank=True)),
+                ('message', models.TextField(blank=True)),
+                ('binding', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='bindings.targetgroupbinding')),
+                ('cluster', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='bindings.cluster')),
+                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-at"],
+                'ordering': ['-at'],
             },
         ),
         migrations.CreateModel(
-            name="AlertDelivery",
+            name='AlertDelivery',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("event_key", models.CharField(max_length=255)),
-                ("payload", models.JSONField(default=dict)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")],
-                        default="pending",
-                        max_length=16,
-                    ),
-                ),
-                ("attempts", models.PositiveIntegerField(default=0)),
-                ("last_error", models.TextField(blank=True)),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
-                ("sent_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "transition",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        to="bindings.verdicttransition",
-                    ),
-                ),
-                (
-                    "hook",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="deliveries",
-                        to="bindings.alerthook",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('event_key', models.CharField(max_length=255)),
+                ('payload', models.JSONField(default=dict)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed')], default='pending', max_length=16)),
+                ('attempts', models.PositiveIntegerField(default=0)),
+                ('last_error', models.TextField(blank=True)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('sent_at', models.DateTimeField(blank=True, null=True)),
+                ('transition', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='bindings.verdicttransition')),
+                ('hook', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='bindings.alerthook')),
             ],
             options={
-                "verbose_name_plural": "alert deliveries",
-                "ordering": ["-created_at"],
-                "constraints": [
-                    models.UniqueConstraint(fields=("hook", "event_key"), name="uniq_alert_event")
-                ],
+                'verbose_name_plural': 'alert deliveries',
+                'ordering': ['-created_at'],
+                'constraints': [models.UniqueConstraint(fields=('hook', 'event_key'), name='uniq_alert_event')],
             },
         ),
     ]

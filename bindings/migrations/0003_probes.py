@@ -6,138 +6,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bindings", "0002_access_alerts_audit"),
+        ('bindings', '0002_access_alerts_audit'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="cluster",
-            name="probe_kind",
-            field=models.CharField(
-                blank=True,
-                choices=[("", "off"), ("tcp", "TCP connect"), ("dns", "DNS query"), ("udp", "UDP payload")],
-                help_text="Probe every binding of this cluster from the worker (off by default). Per-binding settings and the binding-health/probe annotation take precedence.",
-                max_length=8,
-            ),
+            model_name='cluster',
+            name='probe_kind',
+            field=models.CharField(blank=True, choices=[('', 'off'), ('tcp', 'TCP connect'), ('dns', 'DNS query'), ('udp', 'UDP payload')], help_text='Probe every binding of this cluster from the worker (off by default). Per-binding settings and the binding-health/probe annotation take precedence.', max_length=8),
         ),
         migrations.CreateModel(
-            name="ProbeResult",
+            name='ProbeResult',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("protocol", models.CharField(max_length=8)),
-                ("kind", models.CharField(max_length=8)),
-                ("address", models.CharField(max_length=255)),
-                ("port", models.PositiveIntegerField(null=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("ok", "Ok"),
-                            ("failed", "Failed"),
-                            ("inconclusive", "Inconclusive"),
-                            ("error", "Error"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("latency_ms", models.FloatField(blank=True, null=True)),
-                ("detail", models.TextField(blank=True)),
-                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                (
-                    "binding",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="probes",
-                        to="bindings.targetgroupbinding",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('protocol', models.CharField(max_length=8)),
+                ('kind', models.CharField(max_length=8)),
+                ('address', models.CharField(max_length=255)),
+                ('port', models.PositiveIntegerField(null=True)),
+                ('status', models.CharField(choices=[('ok', 'Ok'), ('failed', 'Failed'), ('inconclusive', 'Inconclusive'), ('error', 'Error')], max_length=16)),
+                ('latency_ms', models.FloatField(blank=True, null=True)),
+                ('detail', models.TextField(blank=True)),
+                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ('binding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='probes', to='bindings.targetgroupbinding')),
             ],
             options={
-                "ordering": ["-at"],
-                "indexes": [
-                    models.Index(fields=["binding", "protocol", "-at"], name="bindings_pr_binding_0f76bc_idx")
-                ],
+                'ordering': ['-at'],
+                'indexes': [models.Index(fields=['binding', 'protocol', '-at'], name='bindings_pr_binding_0f76bc_idx')],
             },
         ),
         migrations.CreateModel(
-            name="ProbeSetting",
+            name='ProbeSetting',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("namespace", models.CharField(max_length=253)),
-                ("name", models.CharField(max_length=253)),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("off", "off"),
-                            ("tcp", "TCP connect"),
-                            ("dns", "DNS query"),
-                            ("udp", "UDP payload"),
-                        ],
-                        default="dns",
-                        max_length=8,
-                    ),
-                ),
-                (
-                    "address",
-                    models.CharField(
-                        blank=True,
-                        help_text="Host or IP to probe. Empty: the load balancer's DNS name.",
-                        max_length=255,
-                    ),
-                ),
-                (
-                    "port",
-                    models.PositiveIntegerField(blank=True, help_text="Empty: the listener port.", null=True),
-                ),
-                (
-                    "dns_name",
-                    models.CharField(default=".", help_text="Name to query (DNS probes).", max_length=255),
-                ),
-                ("dns_type", models.CharField(default="NS", max_length=16)),
-                (
-                    "udp_payload",
-                    models.TextField(
-                        blank=True, help_text="Bytes to send (UDP probes); \\xNN escapes allowed."
-                    ),
-                ),
-                (
-                    "udp_expect",
-                    models.CharField(
-                        blank=True,
-                        help_text="Regular expression the reply must match (UDP probes).",
-                        max_length=255,
-                    ),
-                ),
-                ("interval_seconds", models.PositiveIntegerField(default=60)),
-                ("timeout_seconds", models.FloatField(default=2.0)),
-                ("retries", models.PositiveSmallIntegerField(default=1)),
-                (
-                    "cluster",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="probe_settings",
-                        to="bindings.cluster",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('namespace', models.CharField(max_length=253)),
+                ('name', models.CharField(max_length=253)),
+                ('kind', models.CharField(choices=[('off', 'off'), ('tcp', 'TCP connect'), ('dns', 'DNS query'), ('udp', 'UDP payload')], default='dns', max_length=8)),
+                ('address', models.CharField(blank=True, help_text="Host or IP to probe. Empty: the load balancer's DNS name.", max_length=255)),
+                ('port', models.PositiveIntegerField(blank=True, help_text='Empty: the listener port.', null=True)),
+                ('dns_name', models.CharField(default='.', help_text='Name to query (DNS probes).', max_length=255)),
+                ('dns_type', models.CharField(default='NS', max_length=16)),
+                ('udp_payload', models.TextField(blank=True, help_text='Bytes to send (UDP probes); \\xNN escapes allowed.')),
+                ('udp_expect', models.CharField(blank=True, help_text='Regular expression the reply must match (UDP probes).', max_length=255)),
+                ('interval_seconds', models.PositiveIntegerField(default=60)),
+                ('timeout_seconds', models.FloatField(default=2.0)),
+                ('retries', models.PositiveSmallIntegerField(default=1)),
+                ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='probe_settings', to='bindings.cluster')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("cluster", "namespace", "name"), name="uniq_probe_setting"
-                    )
-                ],
+                'constraints': [models.UniqueConstraint(fields=('cluster', 'namespace', 'name'), name='uniq_probe_setting')],
             },
         ),
     ]

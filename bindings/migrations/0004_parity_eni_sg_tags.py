@@ -4,19 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bindings", "0003_probes"),
+        ('bindings', '0003_probes'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="cluster",
-            name="service_target_eni_sg_tags",
-            field=models.JSONField(
-                blank=True,
-                default=dict,
-                help_text='The controller\'s --service-target-eni-security-group-tags, as a JSON object {"key": "value"}: on an ENI with several cluster-tagged security groups, the controller writes networking rules to the one that also carries all of these tags. Empty when the flag is not set.',
-                verbose_name="service target ENI security group tags",
-            ),
+            model_name='cluster',
+            name='service_target_eni_sg_tags',
+            field=models.JSONField(blank=True, default=dict, help_text='The controller\'s --service-target-eni-security-group-tags, as a JSON object {"key": "value"}: on an ENI with several cluster-tagged security groups, the controller writes networking rules to the one that also carries all of these tags. Empty when the flag is not set.', verbose_name='service target ENI security group tags'),
         ),
     ]

@@ -5,84 +5,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bindings", "0004_parity_eni_sg_tags"),
+        ('bindings', '0004_parity_eni_sg_tags'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="fixapplication",
-            name="patch",
-            field=models.TextField(
-                blank=True, help_text="The exact merge-patch body (JSON text) reviewed or sent."
-            ),
+            model_name='fixapplication',
+            name='patch',
+            field=models.TextField(blank=True, help_text='The exact merge-patch body (JSON text) reviewed or sent.'),
         ),
         migrations.AddField(
-            model_name="fixapplication",
-            name="patch_sha256",
-            field=models.CharField(blank=True, help_text="SHA-256 of the patch text.", max_length=64),
+            model_name='fixapplication',
+            name='patch_sha256',
+            field=models.CharField(blank=True, help_text='SHA-256 of the patch text.', max_length=64),
         ),
         migrations.AddField(
-            model_name="fixapplication",
-            name="resource_version",
-            field=models.CharField(
-                blank=True, help_text="The TGB's resourceVersion when it was reviewed.", max_length=64
-            ),
+            model_name='fixapplication',
+            name='resource_version',
+            field=models.CharField(blank=True, help_text="The TGB's resourceVersion when it was reviewed.", max_length=64),
         ),
         migrations.AddField(
-            model_name="fixapplication",
-            name="reviewed",
-            field=models.ForeignKey(
-                blank=True,
-                help_text="The dry-run this apply used.",
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="applications",
-                to="bindings.fixapplication",
-            ),
+            model_name='fixapplication',
+            name='reviewed',
+            field=models.ForeignKey(blank=True, help_text='The dry-run this apply used.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='applications', to='bindings.fixapplication'),
         ),
         migrations.AddField(
-            model_name="fixapplication",
-            name="server_dry_run",
-            field=models.BooleanField(
-                default=False,
-                help_text="The API server validated the dry-run (else the diff was computed locally).",
-            ),
+            model_name='fixapplication',
+            name='server_dry_run',
+            field=models.BooleanField(default=False, help_text='The API server validated the dry-run (else the diff was computed locally).'),
         ),
         migrations.AddField(
-            model_name="fixapplication",
-            name="uid",
-            field=models.CharField(
-                blank=True, help_text="The TGB's uid when it was reviewed.", max_length=255
-            ),
+            model_name='fixapplication',
+            name='uid',
+            field=models.CharField(blank=True, help_text="The TGB's uid when it was reviewed.", max_length=255),
         ),
         migrations.AddField(
-            model_name="fixapplication",
-            name="used_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="When an apply sent this dry-run's patch (each is used once).",
-                null=True,
-            ),
+            model_name='fixapplication',
+            name='used_at',
+            field=models.DateTimeField(blank=True, help_text="When an apply sent this dry-run's patch (each is used once).", null=True),
         ),
         migrations.AlterField(
-            model_name="fixapplication",
-            name="manifest",
-            field=models.JSONField(default=dict, help_text="The patch body, parsed (for reading)."),
+            model_name='fixapplication',
+            name='manifest',
+            field=models.JSONField(default=dict, help_text='The patch body, parsed (for reading).'),
         ),
         migrations.AlterField(
-            model_name="fixapplication",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("dry_run", "dry-run"),
-                    ("applied", "Applied"),
-                    ("conflict", "Conflict"),
-                    ("failed", "Failed"),
-                    ("denied", "Denied"),
-                    ("refused", "Refused"),
-                ],
-                max_length=16,
-            ),
+            model_name='fixapplication',
+            name='status',
+            field=models.CharField(choices=[('dry_run', 'dry-run'), ('applied', 'Applied'), ('conflict', 'Conflict'), ('failed', 'Failed'), ('denied', 'Denied'), ('refused', 'Refused')], max_length=16),
         ),
     ]

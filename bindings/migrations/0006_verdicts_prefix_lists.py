@@ -5,47 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bindings", "0005_sec_apply_reviewed_dry_run"),
+        ('bindings', '0005_sec_apply_reviewed_dry_run'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="networkacl",
-            name="problems",
+            model_name='networkacl',
+            name='problems',
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name="securitygroup",
-            name="problems",
+            model_name='securitygroup',
+            name='problems',
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.CreateModel(
-            name="ManagedPrefixList",
+            name='ManagedPrefixList',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("prefix_list_id", models.CharField(max_length=64)),
-                ("cidrs", models.JSONField(blank=True, default=list)),
-                ("problems", models.JSONField(blank=True, default=list)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="bindings.awsaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('prefix_list_id', models.CharField(max_length=64)),
+                ('cidrs', models.JSONField(blank=True, default=list)),
+                ('problems', models.JSONField(blank=True, default=list)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='bindings.awsaccount')),
             ],
             options={
-                "verbose_name": "managed prefix list",
-                "constraints": [
-                    models.UniqueConstraint(fields=("account", "prefix_list_id"), name="uniq_prefix_list")
-                ],
+                'verbose_name': 'managed prefix list',
+                'constraints': [models.UniqueConstraint(fields=('account', 'prefix_list_id'), name='uniq_prefix_list')],
             },
         ),
     ]

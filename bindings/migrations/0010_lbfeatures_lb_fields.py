@@ -4,24 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("bindings", "0009_fit_sinks_events"),
+        ('bindings', '0009_fit_sinks_events'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="loadbalancer",
-            name="endpoint_services",
+            model_name='loadbalancer',
+            name='endpoint_services',
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="loadbalancer",
-            name="privatelink_enforce_inbound",
+            model_name='loadbalancer',
+            name='privatelink_enforce_inbound',
             field=models.CharField(blank=True, max_length=8),
         ),
         migrations.AddField(
-            model_name="registeredtarget",
-            name="quic_server_id",
+            model_name='registeredtarget',
+            name='quic_server_id',
             field=models.CharField(blank=True, max_length=64),
         ),
     ]

@@ -158,9 +158,7 @@ def install(apps, schema_editor):
             f"REFERENCING {TRANSITIONS[event]} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
             None,
         )
-    schema_editor.execute(
-        "SELECT bh_listing_refresh(ARRAY(SELECT id FROM bindings_targetgroupbinding))", None
-    )
+    schema_editor.execute("SELECT bh_listing_refresh(ARRAY(SELECT id FROM bindings_targetgroupbinding))", None)
 
 
 def uninstall(apps, schema_editor):
