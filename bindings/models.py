@@ -945,6 +945,25 @@ class ProbeSetting(models.Model):
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}: {self.kind}"
 
+    def clean(self) -> None:
+        """An IP address the worker may never probe is refused here; a name is checked each time
+        it is probed (it may resolve elsewhere later)."""
+        super().clean()
+        from bindings.collect.probes import target_refusal
+        from bindings.security import probe_fence
+
+        address = self.address.strip()
+        if address and _is_ip(address) and (why := target_refusal(address, probe_fence())):
+            raise ValidationError({"address": why})
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
 
 class ProbeResult(models.Model):
     """One probe of one binding and protocol from the worker's network position."""

@@ -40,6 +40,12 @@ def networks_of(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddre
     return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
 
 
+def probe_fence() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Where a probe setting's hand-configured address may point (`collect.probes.target_refusal`):
+    BH_PROBE_ALLOWED_NETWORKS; empty for anywhere but the addresses never probed."""
+    return networks_of(tuple(getattr(settings, "BH_PROBE_ALLOWED_NETWORKS", ()) or ()))
+
+
 def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """An address as a client presents it; IPv4-mapped IPv6 reads as IPv4. None if not one."""
     try:

@@ -372,6 +372,10 @@ BH_PROBE_TIMEOUT_SECONDS = float(os.environ.get("BH_PROBE_TIMEOUT_SECONDS", "2")
 BH_PROBE_RETRIES = envint("BH_PROBE_RETRIES", 1)
 # Soft time limit of one probe round (seconds); the hard limit is 30 s more.
 BH_PROBE_SOFT_TIME_LIMIT = envint("BH_PROBE_SOFT_TIME_LIMIT", 120)
+# Where a probe setting's own address may point (comma-separated CIDRs). Empty: anywhere but the
+# worker's own host, link-local and AWS-internal addresses (instance metadata), multicast and
+# reserved ranges (bindings/collect/probes.py); set: only inside these networks.
+BH_PROBE_ALLOWED_NETWORKS = envcidrs("BH_PROBE_ALLOWED_NETWORKS")
 
 # --- HTTPS and browser security (production: see deploy/production.env.example) ---------------
 # Off by default so the demo and a first run work over plain http://127.0.0.1; `check --deploy`

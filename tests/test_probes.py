@@ -6,6 +6,7 @@ Every server here is a loopback socket started by the test; timeouts stay at or 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
 import time
@@ -373,3 +374,72 @@ def test_it_runs_nothing_for_no_specs():
 def test_it_applies_setting_then_annotation_then_cluster(setting, annotation, cluster, expected):
     assert probes.kind_and_source(setting, annotation, cluster) == expected
     assert probes.effective_kind(setting, annotation, cluster) == expected[0]
+
+
+# --- hand-configured targets are fenced ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.9.9.9",
+        "::1",
+        "::ffff:127.0.0.1",
+        "169.254.169.254",
+        "169.254.169.253",
+        "fd00:ec2::254",
+        "fe80::1%eth0",
+        "0.0.0.0",
+        "::",
+        "224.0.0.251",
+        "255.255.255.255",
+        "ff02::1",
+        "240.0.0.1",
+        "not-an-ip",
+    ],
+)
+def test_a_hand_configured_target_is_never_the_worker_itself_or_metadata(address):
+    assert probes.target_refusal(address) != ""
+
+
+@pytest.mark.parametrize("address", ["10.0.1.53", "172.20.0.10", "192.168.1.1", "8.8.8.8", "2600:1f18::53"])
+def test_other_unicast_addresses_may_be_probed_by_default(address):
+    assert probes.target_refusal(address) == ""
+
+
+def test_the_allowed_networks_decide_when_set():
+    allowed = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.0/8"))
+
+    assert probes.target_refusal("10.1.2.3", allowed) == ""
+    assert probes.target_refusal("127.0.0.1", allowed) == ""  # named, so allowed
+    assert "outside the networks" in probes.target_refusal("192.168.1.1", allowed)
+    assert "outside the networks" in probes.target_refusal("169.254.169.254", allowed)
+    assert "outside the networks" in probes.target_refusal("::ffff:192.168.1.1", allowed)
+
+
+def test_a_fenced_probe_checks_every_address_and_sends_nothing_when_refused():
+    with DnsServer() as server:
+        spec = ProbeSpec(
+            kind="dns", host="localhost", port=server.port, transport="udp", timeout=0.5, fence=()
+        )
+        refused = probes.run_once(spec)
+        allowed = probes.run_once(
+            ProbeSpec(**{**_fields(spec), "fence": (ipaddress.ip_network("127.0.0.0/8"),)})
+        )
+
+        assert server.queries == 1  # the allowed probe only
+    assert refused.status == "error" and "the worker's own host" in refused.detail
+    assert "(localhost resolves to it)" in refused.detail
+    assert allowed.status == "ok" and allowed.address == "127.0.0.1"
+
+
+def test_a_target_read_from_aws_is_not_fenced():
+    with DnsServer() as server:
+        outcome = probes.run_once(ProbeSpec(kind="tcp", host="127.0.0.1", port=server.port, timeout=0.5))
+
+    assert outcome.status == "ok"
+
+
+def _fields(spec: ProbeSpec) -> dict:
+    return {name: getattr(spec, name) for name in ProbeSpec.__slots__}

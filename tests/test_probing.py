@@ -125,7 +125,9 @@ def world(cluster):
 
 
 @pytest.fixture
-def dns_server():
+def dns_server(settings):
+    """A real DNS server on loopback, which probe settings may then target (never by default)."""
+    settings.BH_PROBE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     with DnsServer() as server:
         yield server
 
@@ -280,6 +282,60 @@ def test_it_stores_probes_and_reports_disagreement_end_to_end(world, dns_server)
     finding = m.Finding.objects.get(code="PROBE_SUCCEEDS_WHILE_BLOCKED")
     assert (finding.binding.name, finding.protocol, finding.severity) == ("coredns-udp", "UDP", "warning")
     assert not m.Finding.objects.filter(binding__name="coredns-tcp", code__startswith="PROBE_").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("address", "allowed", "why"),
+    [
+        ("127.0.0.1", [], "the worker's own host"),
+        ("localhost", [], "the worker's own host"),
+        ("169.254.169.254", [], "instance metadata"),
+        ("127.0.0.1", ["10.0.0.0/8"], "outside the networks probes may target"),
+    ],
+)
+def test_it_refuses_a_hand_configured_target_the_worker_may_not_probe(world, settings, address, allowed, why):
+    """A probe setting's editor must not turn the worker into a scanner of its own host, the
+    metadata service or networks the deployer did not allow: refused, recorded, nothing sent."""
+    settings.BH_PROBE_ALLOWED_NETWORKS = allowed
+    with DnsServer() as server:
+        setting(world, "coredns-udp", kind="dns", address=address, port=server.port)
+
+        round_ = probing.probe_cluster(cluster=world)
+
+        assert server.queries == 0
+    assert round_.ran == 1
+    result = m.ProbeResult.objects.get(binding__name="coredns-udp")
+    assert (result.status, result.address) == ("error", address)
+    assert result.detail.startswith("not probed: ") and why in result.detail
+    assert not m.Finding.objects.filter(code__startswith="PROBE_").exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_an_address_the_worker_may_never_probe(client, admin_user, world):
+    client.force_login(admin_user)
+    form = {
+        "cluster": world.pk,
+        "namespace": "kube-system",
+        "name": "coredns-udp",
+        "kind": "dns",
+        "address": "169.254.169.254",
+        "port": "53",
+        "dns_name": ".",
+        "dns_type": "NS",
+        "udp_payload": "",
+        "udp_expect": "",
+        "interval_seconds": "60",
+        "timeout_seconds": "2",
+        "retries": "1",
+    }
+
+    refused = client.post("/admin/bindings/probesetting/add/", form)
+    accepted = client.post("/admin/bindings/probesetting/add/", form | {"address": "10.0.1.53"})
+
+    assert refused.status_code == 200 and "instance metadata" in refused.content.decode()
+    assert accepted.status_code == 302
+    assert list(m.ProbeSetting.objects.values_list("address", flat=True)) == ["10.0.1.53"]
 
 
 @pytest.mark.django_db

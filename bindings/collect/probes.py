@@ -13,7 +13,16 @@ Statuses (the values of `ProbeResult.Status`):
   port unreachable, a timeout where an answer was required, a malformed or non-matching reply.
 * ``inconclusive`` — UDP without an expected reply and no reply within the timeout: UDP services
   may stay silent by design, so silence proves nothing either way (never ``ok``).
-* ``error`` — the probe could not run: the name did not resolve, the configuration is invalid.
+* ``error`` — the probe could not run: the name did not resolve, the configuration is invalid,
+  or a configured target points where probes may not go (`target_refusal`).
+
+A target configured by hand (a probe setting's address) may point anywhere its editor likes, so
+it is fenced: never the worker's own host (loopback), link-local addresses (the instance
+metadata service and the VPC resolver's link-local address), AWS's IPv6 metadata addresses or
+what is not a unicast host; with BH_PROBE_ALLOWED_NETWORKS set, only inside those networks.
+Every address the name resolves to is checked, and the probe connects to the checked address,
+so a name cannot resolve to an allowed address for the check and another for the probe.
+Targets read from AWS (a load balancer's DNS name) are not fenced.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import dns.rcode
 import dns.rdatatype
 
 Status = Literal["ok", "failed", "inconclusive", "error"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Kind = Literal["tcp", "dns", "udp"]
 KINDS: tuple[Kind, ...] = ("tcp", "dns", "udp")
 # Annotation/setting values that switch probing off explicitly (beating a cluster-wide default).
@@ -72,6 +82,9 @@ class ProbeSpec:
     payload: bytes = b""
     expect: str | None = None
     key: object = None
+    # A target configured by hand: the networks it may resolve into (empty: anywhere but the
+    # never-probed ones, `target_refusal`). None: a target read from AWS, not fenced.
+    fence: tuple[Network, ...] | None = None
 
 
 # --- name resolution -----------------------------------------------------------------------------
@@ -94,6 +107,59 @@ def resolve(host: str) -> list[str]:
         if address not in seen:
             seen[address] = 0 if family == socket.AF_INET else 1
     return sorted(seen, key=lambda a: seen[a])  # stable: IPv4 keeps resolver order, then IPv6
+
+
+# Never a probe target unless BH_PROBE_ALLOWED_NETWORKS names them: (networks, what they are).
+_NEVER: tuple[tuple[tuple[Network, ...], str], ...] = tuple(
+    (tuple(ipaddress.ip_network(n) for n in networks), why)
+    for networks, why in (
+        (("127.0.0.0/8", "::1/128"), "the worker's own host (loopback)"),
+        (
+            ("169.254.0.0/16", "fe80::/10", "fd00:ec2::/32"),
+            "link-local or AWS-internal (instance metadata, the VPC resolver's link-local address)",
+        ),
+        (("0.0.0.0/8", "::/128"), "not a host address"),
+        (("224.0.0.0/4", "255.255.255.255/32", "ff00::/8"), "multicast or broadcast"),
+        (("240.0.0.0/4",), "reserved"),
+    )
+)
+
+
+def target_refusal(address: str, allowed: Sequence[Network] = ()) -> str:
+    """Why a target configured by hand may not be probed at `address` ('' when it may)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # a scoped IPv6 address keeps its zone
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if allowed:
+        if any(ip.version == n.version and ip in n for n in allowed):
+            return ""
+        names = ", ".join(str(n) for n in allowed)
+        return f"{address} is outside the networks probes may target (BH_PROBE_ALLOWED_NETWORKS: {names})"
+    for networks, why in _NEVER:
+        if any(ip.version == n.version and ip in n for n in networks):
+            return f"{address} is {why}: never a probe target unless BH_PROBE_ALLOWED_NETWORKS allows it"
+    return ""
+
+
+def _fenced(spec: ProbeSpec) -> ProbeSpec | ProbeOutcome:
+    """`spec` aimed at the checked address of its hand-configured target, or why it is refused."""
+    if spec.fence is None:
+        return spec
+    try:
+        addresses = resolve(spec.host)
+    except OSError as exc:
+        return ProbeOutcome("error", None, _short(f"cannot resolve {spec.host}: {exc}"), "")
+    if not addresses:
+        return ProbeOutcome("error", None, _short(f"cannot resolve {spec.host}: no address"), "")
+    for address in addresses:
+        why = target_refusal(address, spec.fence)
+        if why:
+            via = "" if address == spec.host else f" ({spec.host} resolves to it)"
+            return ProbeOutcome("error", None, _short(f"not probed: {why}{via}"), address)
+    return replace(spec, host=addresses[0])
 
 
 def _family(address: str) -> socket.AddressFamily:
@@ -303,6 +369,10 @@ def effective_kind(setting: object, annotation: object, cluster: object) -> Kind
 
 def run_once(spec: ProbeSpec) -> ProbeOutcome:
     """One attempt of `spec`."""
+    fenced = _fenced(spec)
+    if isinstance(fenced, ProbeOutcome):
+        return fenced
+    spec = fenced
     if spec.kind == "tcp":
         return probe_tcp(spec.host, spec.port, spec.timeout)
     if spec.kind == "dns":

@@ -44,6 +44,7 @@ from bindings.collect.probes import (
     run_once,
     run_probes,
 )
+from bindings.security import probe_fence
 from bindings.services.polling import cluster_analyze
 from bindings.store.inventory import latest_probes
 from bindings.vocabulary import CARRIED_PROTOCOLS
@@ -120,7 +121,8 @@ def _exercises(kind: str, protocol: str) -> bool:
 def _spec_for(
     kind: str, protocol: str, host: str, port: int, setting: m.ProbeSetting | None, key: object
 ) -> ProbeSpec | None:
-    """The probe `kind` sends over `protocol`, or None when that kind cannot exercise it."""
+    """The probe `kind` sends over `protocol`, or None when that kind cannot exercise it. A
+    setting's own address is fenced (`probe_fence`); a load balancer's DNS name comes from AWS."""
     timeout = float(settings.BH_PROBE_TIMEOUT_SECONDS)
     retries = int(settings.BH_PROBE_RETRIES)
     dns_name, dns_type, payload, expect = ".", "NS", b"", None
@@ -131,7 +133,8 @@ def _spec_for(
         payload, expect = parse_payload(setting.udp_payload), setting.udp_expect or None
     timeout = min(max(timeout, MIN_TIMEOUT_SECONDS), MAX_TIMEOUT_SECONDS)
     retries = min(max(retries, 0), MAX_RETRIES)
-    common = {"host": host, "port": port, "timeout": timeout, "retries": retries, "key": key}
+    fence = probe_fence() if setting is not None and setting.address else None
+    common = {"host": host, "port": port, "timeout": timeout, "retries": retries, "key": key, "fence": fence}
     if kind == "tcp" and protocol == "TCP":
         return ProbeSpec(kind="tcp", transport="tcp", **common)
     if kind == "dns":

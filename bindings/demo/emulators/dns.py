@@ -34,6 +34,7 @@ class DnsServer:
         self._tcp: socket.socket | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.queries = 0  # messages received over either transport, well-formed or not
 
     def start(self) -> DnsServer:
         """Bind UDP and TCP on the same port number (retrying when TCP's is taken) and serve."""
@@ -82,6 +83,7 @@ class DnsServer:
 
     def answer(self, wire: bytes) -> bytes | None:
         """The response to one query in wire format, or None for bytes that are not a query."""
+        self.queries += 1
         try:
             query = dns.message.from_wire(wire)
         except (dns.exception.DNSException, ValueError):

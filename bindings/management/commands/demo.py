@@ -59,6 +59,9 @@ class Command(BaseCommand):
             # The demo often runs as root in a container; Celery's "superuser privileges" warning
             # is about production workers and only buries the demo's own lines.
             "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges",
+            # The demo's probes aim at the emulators' DNS server on loopback, which probe settings
+            # may not target otherwise (bindings/collect/probes.py).
+            "BH_PROBE_ALLOWED_NETWORKS": os.environ.get("BH_PROBE_ALLOWED_NETWORKS") or "127.0.0.0/8,::1/128",
         }
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_user()
