@@ -124,13 +124,7 @@ def list_generic(
     """
     qs = filter_bindings(
         m.TargetGroupBinding.objects.order_by(*BINDING_ORDER).values(*_LIST_COLUMNS),
-        cluster_name=filters.cluster,
-        namespace=filters.namespace,
-        protocol=filters.protocol,
-        verdict=filters.verdict,
-        code=filters.code,
-        severity=filters.severity,
-        stale=filters.stale,
+        **filters.queryset_filters(),
     )
     if keys is not None:
         qs = qs.filter(after(BINDING_ORDER, keys))

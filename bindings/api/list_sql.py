@@ -125,28 +125,13 @@ _MAX_COMPILED = 256
 def _compiled(filters: Any, paged: bool) -> tuple[str, tuple[Any, ...]] | None:
     """The page SQL and the filters' parameters; None when the filters match nothing for sure
     (`stale=true` with no stale cluster: Django compiles no query for that)."""
-    values = (
-        filters.cluster,
-        filters.namespace,
-        filters.protocol,
-        filters.verdict,
-        filters.code,
-        filters.severity,
-    )
-    key = (*values, paged, filters.limit)
+    values = filters.queryset_filters()
+    key = (*values.values(), paged, filters.limit)
+    # With `stale=`, its clusters are read now (`filter_bindings`): never kept.
     found = _COMPILED.get(key) if filters.stale is None else None
     if found is not None:
         return found
-    qs = filter_bindings(
-        m.TargetGroupBinding.objects.order_by(),
-        cluster_name=filters.cluster,
-        namespace=filters.namespace,
-        protocol=filters.protocol,
-        verdict=filters.verdict,
-        code=filters.code,
-        severity=filters.severity,
-        stale=filters.stale,  # its clusters are read now: never kept
-    ).values(*BINDING_ORDER)
+    qs = filter_bindings(m.TargetGroupBinding.objects.order_by(), **values).values(*BINDING_ORDER)
     try:
         sql, params = qs.query.sql_with_params()
     except EmptyResultSet:

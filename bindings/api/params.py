@@ -4,7 +4,7 @@ name does, and PostgreSQL refuses NUL in a query (that would be a 500, not a 400
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -51,6 +51,19 @@ class BindingFilters(PageParams):
         None, description="Has a finding with this severity; with `code`, one finding with both."
     )
     stale: bool | None = Field(None, description="Only bindings whose data is (not) stale.")
+
+    def queryset_filters(self) -> dict[str, Any]:
+        """These filters as `bindings.store.querysets.filter_bindings` takes them: the one
+        translation, for the SQL list and the Python list alike."""
+        return {
+            "cluster_name": self.cluster,
+            "namespace": self.namespace,
+            "protocol": self.protocol,
+            "verdict": self.verdict,
+            "code": self.code,
+            "severity": self.severity,
+            "stale": self.stale,
+        }
 
 
 class FindingFilters(PageParams):
