@@ -434,6 +434,31 @@ def test_a_fenced_probe_checks_every_address_and_sends_nothing_when_refused():
     assert allowed.status == "ok" and allowed.address == "127.0.0.1"
 
 
+def test_a_name_is_refused_when_any_of_its_addresses_is(monkeypatch):
+    """A name with a harmless first address and a loopback second one must not pass on the first.
+    The resolver is replaced here: no local DNS can be made to answer one name with both addresses
+    without editing the machine's own configuration."""
+    sent: list[str] = []
+    monkeypatch.setattr(
+        probes, "resolve", lambda host: ["10.0.1.53", "::1"] if host == "dual.example" else [host]
+    )
+    monkeypatch.setattr(probes, "probe_tcp", lambda host, port, timeout: sent.append(host))
+    spec = ProbeSpec(kind="tcp", host="dual.example", port=53)
+    only_v4 = (ipaddress.ip_network("10.0.0.0/8"),)
+    everything = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+    by_default = probes.run_once(ProbeSpec(**{**_fields(spec), "fence": ()}))
+    outside = probes.run_once(ProbeSpec(**{**_fields(spec), "fence": only_v4}))
+    assert sent == []
+    probes.run_once(ProbeSpec(**{**_fields(spec), "fence": everything}))
+
+    assert by_default.status == "error" and "::1 is the worker's own host" in by_default.detail
+    assert "(dual.example resolves to it)" in by_default.detail
+    assert outside.status == "error" and "::1 is outside the networks" in outside.detail
+    # Allowed: the probe goes to the checked address, not to the name (no second lookup).
+    assert sent == ["10.0.1.53"]
+
+
 def test_a_target_read_from_aws_is_not_fenced():
     with DnsServer() as server:
         outcome = probes.run_once(ProbeSpec(kind="tcp", host="127.0.0.1", port=server.port, timeout=0.5))
